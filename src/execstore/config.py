@@ -1,0 +1,118 @@
+"""Settings: one ``BaseSettings`` read from ``EXECSTORE_*`` environment variables.
+
+Invalid values fail at start-up with a :class:`~execstore.errors.ConfigurationError`
+whose message names the setting (``EXECSTORE_CACHE_BYTES``, not a pydantic path).
+"""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from execstore.errors import ConfigurationError
+
+__all__ = ["Codec", "RagMode", "Settings", "load_settings"]
+
+DEFAULT_HOME = Path(".execstore")
+
+
+class RagMode(enum.StrEnum):
+    """The RAG tables' switch-over, one step at a time (see DESIGN.md, Migrations)."""
+
+    LEGACY = "legacy"  # write and read the legacy JSON table only
+    DUAL_READ_LEGACY = "dual_read_legacy"  # write both, read legacy
+    DUAL_READ_NORMALIZED = "dual_read_normalized"  # write both, read normalized, compare
+    NORMALIZED = "normalized"  # normalized tables only
+
+
+class Codec(enum.StrEnum):
+    """Compression for archive blobs."""
+
+    GZIP = "gzip"
+    ZSTD = "zstd"
+
+
+class Settings(BaseSettings):
+    """Everything execstore can be told, with the embedded defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="EXECSTORE_", extra="ignore", frozen=True, validate_default=True
+    )
+
+    database_url: str = Field(
+        default=f"sqlite+aiosqlite:///{DEFAULT_HOME / 'execstore.db'}",
+        description="SQLAlchemy async URL: postgresql+asyncpg://... or sqlite+aiosqlite:///path",
+    )
+    blob_url: str = Field(
+        default=f"file:{DEFAULT_HOME / 'blobs'}",
+        description="file:/path for a local directory, or azure://<container> with credentials",
+    )
+    azure_connection_string: SecretStr | None = None
+    azure_account_url: str | None = None
+    azure_credential: SecretStr | None = None
+    azure_timeout_seconds: float = Field(default=30.0, gt=0)
+    azure_max_retries: int = Field(default=3, ge=0, le=10)
+
+    pool_size: int = Field(default=5, ge=1, le=200)
+    max_overflow: int = Field(default=10, ge=0, le=500)
+    pool_timeout_seconds: float = Field(default=30.0, gt=0)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    echo_sql: bool = False
+
+    rag_mode: RagMode = RagMode.NORMALIZED
+    archive_codec: Codec = Codec.GZIP
+    log_hot_days: int = Field(default=30, ge=1, le=3650)
+    log_retention_days: int = Field(default=365, ge=1, le=36500)
+    audit_hot_days: int = Field(default=90, ge=1, le=3650)
+    result_hot_days: int = Field(default=0, ge=0, le=3650)
+    cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
+            raise ValueError("must start with postgresql+asyncpg:// or sqlite+aiosqlite://")
+        return value
+
+    @field_validator("blob_url")
+    @classmethod
+    def _known_blob_store(cls, value: str) -> str:
+        if not value.startswith(("file:", "azure://")):
+            raise ValueError("must be file:/path or azure://<container>")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.log_retention_days < self.log_hot_days:
+            raise ValueError("log_retention_days must not be shorter than log_hot_days")
+        if self.blob_url.startswith("azure://") and not (
+            self.azure_connection_string or self.azure_account_url
+        ):
+            raise ValueError(
+                "blob_url is azure:// but neither EXECSTORE_AZURE_CONNECTION_STRING "
+                "nor EXECSTORE_AZURE_ACCOUNT_URL is set"
+            )
+        return self
+
+    @property
+    def dialect(self) -> str:
+        """``postgresql`` or ``sqlite``."""
+        return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (plus ``overrides``), or raise ConfigurationError."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = err.get("loc") or ()
+            name = f"EXECSTORE_{str(loc[0]).upper()}" if loc else "settings"
+            problems.append(f"{name}: {err['msg']}")
+        raise ConfigurationError("invalid settings: " + "; ".join(problems)) from exc

@@ -1,0 +1,137 @@
+"""Every error execstore raises, under one root.
+
+    ExecstoreError
+    ├── ConfigurationError        settings that cannot work (names the setting)
+    ├── NotFound                  no such row for this organization (never "forbidden")
+    ├── Conflict                  a write that would contradict stored data
+    │   └── ArchiveConflict       different bytes at an existing write-once key
+    ├── ArchiveError              something is wrong with an archive blob
+    │   ├── ArchiveMissing        the archive row points at a blob that is not there
+    │   └── ArchiveCorrupt        the blob's bytes do not match the recorded sha256
+    ├── BlobStoreError            the blob service failed (network, auth, timeout)
+    ├── DatabaseError             a driver error, translated in one place
+    │   └── IntegrityViolation    a constraint refused the write
+    └── MigrationError            the schema is not where the code needs it
+        ├── MigrationRequired     the database is behind the package's head revision
+        └── DowngradeRefused      going down would lose data
+
+Driver errors become these in :func:`translate_database_errors`, always with
+``raise ... from exc`` so the original stays on ``__cause__``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+__all__ = [
+    "ArchiveConflict",
+    "ArchiveCorrupt",
+    "ArchiveError",
+    "ArchiveMissing",
+    "BlobStoreError",
+    "ConfigurationError",
+    "Conflict",
+    "DatabaseError",
+    "DowngradeRefused",
+    "ExecstoreError",
+    "IntegrityViolation",
+    "MigrationError",
+    "MigrationRequired",
+    "NotFound",
+    "translate_database_errors",
+]
+
+
+class ExecstoreError(Exception):
+    """Root of every error execstore raises on purpose."""
+
+
+class ConfigurationError(ExecstoreError):
+    """The settings cannot work; the message names the setting."""
+
+
+class NotFound(ExecstoreError):
+    """No such row within the caller's organization."""
+
+
+class Conflict(ExecstoreError):
+    """The write contradicts data that is already stored."""
+
+
+class ArchiveConflict(Conflict):
+    """A write-once key already holds different bytes."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"blob {key!r} already exists with different content")
+        self.key = key
+
+
+class ArchiveError(ExecstoreError):
+    """An archive blob cannot be used."""
+
+    def __init__(self, message: str, *, key: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class ArchiveMissing(ArchiveError):
+    """The blob an archive row points at does not exist."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"archive blob {key!r} is missing", key=key)
+
+
+class ArchiveCorrupt(ArchiveError):
+    """The blob's bytes do not hash to the recorded sha256 (or do not decode)."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        super().__init__(f"archive blob {key!r} is corrupt: {detail}", key=key)
+        self.detail = detail
+
+
+class BlobStoreError(ExecstoreError):
+    """The blob service failed: network, authentication or timeout."""
+
+
+class DatabaseError(ExecstoreError):
+    """A database driver error, translated."""
+
+
+class IntegrityViolation(DatabaseError):
+    """A constraint (unique, foreign key, not null, check) refused the write."""
+
+
+class MigrationError(ExecstoreError):
+    """The database schema is not where the code needs it."""
+
+
+class MigrationRequired(MigrationError):
+    """The database is behind the package's head revision; run ``execstore db upgrade``."""
+
+
+class DowngradeRefused(MigrationError):
+    """Going down this revision would lose rows that only the newer schema holds."""
+
+
+@contextmanager
+def translate_database_errors() -> Iterator[None]:
+    """Re-raise SQLAlchemy/driver errors as execstore errors (the one place this happens)."""
+    from sqlalchemy import exc as sa_exc
+
+    try:
+        yield
+    except ExecstoreError:
+        raise
+    except sa_exc.IntegrityError as exc:
+        raise IntegrityViolation(_first_line(exc)) from exc
+    except sa_exc.DBAPIError as exc:
+        raise DatabaseError(_first_line(exc)) from exc
+    except sa_exc.SQLAlchemyError as exc:
+        raise DatabaseError(_first_line(exc)) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None)
+    text = str(orig if orig is not None else exc)
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

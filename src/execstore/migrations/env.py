@@ -1,0 +1,32 @@
+"""Alembic environment: runs on the connection execstore.migrate hands over."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from alembic import context
+
+from execstore.migrations.runner import include_name
+from execstore.schema.models import Base
+
+config = context.config
+connection = config.attributes.get("connection")
+if connection is None:  # pragma: no cover - only reachable with a hand-written alembic.ini
+    raise RuntimeError("run migrations through execstore.migrate() or `execstore db`")
+
+
+def _configure(**extra: Any) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        include_name=include_name,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+        transaction_per_migration=True,
+        **extra,
+    )
+
+
+_configure()
+with context.begin_transaction():
+    context.run_migrations()

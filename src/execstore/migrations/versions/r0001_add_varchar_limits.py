@@ -1,0 +1,154 @@
+"""add_varchar_limits: bounded text on the plan's five columns, native types on kept tables.
+
+1. Fits existing over-long values (and strips NULs) so the new limits cannot fail on
+   data already stored; the number of rows changed is logged per column.
+2. Changes the plan's five columns to VARCHAR(n).
+3. PostgreSQL only: text ids become native ``uuid`` and ``timestamp(3)`` becomes
+   ``timestamptz`` (read as UTC) on the tables the plan keeps. A text id that is not a
+   uuid maps to ``md5(id)::uuid`` — deterministic, so references stay consistent.
+   This rewrites those tables under an exclusive lock: they are the small reference
+   tables and ``jobs``, not the log, RAG, metadata or audit tables.
+4. The log, RAG, metadata and screenshot tables lose their foreign key to ``jobs``
+   (their job ids stay text until their backfills move the rows to the new tables).
+
+Revision ID: add_varchar_limits
+Revises: legacy_baseline
+Create Date: 2026-11-28
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+from execstore.migrations.helpers import truncate_overlong
+
+revision = "add_varchar_limits"
+down_revision = "legacy_baseline"
+branch_labels = None
+depends_on = None
+
+LIMITS = [
+    ("jobs", "error_message", 2000),
+    ("schedule_executions", "error_stack", 10000),
+    ("healing_attempts", "reasoning", 2000),
+    ("healing_suggestions", "error_pattern", 1000),
+    ("healing_suggestions", "dismiss_reason", 500),
+]
+
+# table -> (uuid columns, timestamp columns)
+NATIVE = {
+    "organizations": (["id"], ["created_at"]),
+    "workflows": (["id", "organization_id"], ["created_at"]),
+    "clients": (["id", "organization_id"], ["created_at"]),
+    "claim_submissions": (["id", "organization_id", "client_id"], ["created_at"]),
+    "credentials": (["id", "organization_id"], ["created_at"]),
+    "jobs": (
+        ["id", "organization_id", "workflow_id", "client_id", "claim_submission_id"],
+        ["created_at", "started_at", "completed_at"],
+    ),
+    "schedule_executions": (["id", "organization_id", "workflow_id"], ["created_at"]),
+    "healing_attempts": (["id", "job_id"], ["created_at"]),
+    "healing_suggestions": (["id", "organization_id", "workflow_id"], ["created_at"]),
+}
+
+# (table, column, referred table, on delete) among the tables converted above
+FOREIGN_KEYS = [
+    ("workflows", "organization_id", "organizations", None),
+    ("clients", "organization_id", "organizations", None),
+    ("claim_submissions", "organization_id", "organizations", None),
+    ("claim_submissions", "client_id", "clients", None),
+    ("credentials", "organization_id", "organizations", None),
+    ("jobs", "organization_id", "organizations", None),
+    ("jobs", "workflow_id", "workflows", None),
+    ("jobs", "client_id", "clients", None),
+    ("jobs", "claim_submission_id", "claim_submissions", None),
+    ("schedule_executions", "organization_id", "organizations", None),
+    ("schedule_executions", "workflow_id", "workflows", None),
+    ("healing_attempts", "job_id", "jobs", "CASCADE"),
+    ("healing_suggestions", "organization_id", "organizations", None),
+    ("healing_suggestions", "workflow_id", "workflows", None),
+]
+
+# Legacy tables whose rows move to new tables later; their job FK goes now.
+DETACHED_CHILDREN = ["execution_metadata", "execution_rag_rules", "execution_log", "execution_screenshots"]
+
+_UUID_FN = """
+CREATE FUNCTION pg_temp.execstore_uuid(t text) RETURNS uuid
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE
+    WHEN t IS NULL THEN NULL
+    WHEN t ~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$' THEN t::uuid
+    ELSE md5(t)::uuid
+  END
+$$
+---
+CREATE FUNCTION pg_temp.execstore_uuids(a text[]) RETURNS uuid[]
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT coalesce(array_agg(pg_temp.execstore_uuid(x) ORDER BY o), '{}'::uuid[])
+  FROM unnest(a) WITH ORDINALITY AS u(x, o)
+$$
+"""
+
+
+def _fk_name(table: str, column: str, referred: str) -> str:
+    return f"fk_{table}_{column}_{referred}"
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    for table, column, limit in LIMITS:
+        truncate_overlong(table, column, limit)
+    for child in DETACHED_CHILDREN:
+        with op.batch_alter_table(child) as batch:
+            batch.drop_constraint(_fk_name(child, "job_id", "jobs"), type_="foreignkey")
+    if bind.dialect.name == "sqlite":
+        for table, column, limit in LIMITS:
+            with op.batch_alter_table(table) as batch:
+                batch.alter_column(column, type_=sa.String(limit), existing_type=sa.Text())
+        return
+
+    for statement in _UUID_FN.split("---"):
+        op.execute(statement)
+    for table, column, referred, _ in FOREIGN_KEYS:
+        op.drop_constraint(_fk_name(table, column, referred), table, type_="foreignkey")
+    limits = {(t, c): n for t, c, n in LIMITS}
+    for table, (uuid_cols, ts_cols) in NATIVE.items():
+        clauses = [f"ALTER COLUMN {c} TYPE uuid USING pg_temp.execstore_uuid({c})" for c in uuid_cols]
+        clauses += [f"ALTER COLUMN {c} TYPE timestamptz USING {c} AT TIME ZONE 'UTC'" for c in ts_cols]
+        clauses += [f"ALTER COLUMN {c} TYPE varchar({n})" for (t, c), n in limits.items() if t == table]
+        if table == "jobs":
+            clauses.append("ALTER COLUMN credential_ids TYPE uuid[] USING pg_temp.execstore_uuids(credential_ids)")
+        op.execute(f"ALTER TABLE {table} " + ", ".join(clauses))
+    for table, column, referred, ondelete in FOREIGN_KEYS:
+        op.create_foreign_key(
+            _fk_name(table, column, referred), table, referred, [column], ["id"], ondelete=ondelete
+        )
+    op.execute("DROP FUNCTION pg_temp.execstore_uuids(text[])")
+    op.execute("DROP FUNCTION pg_temp.execstore_uuid(text)")
+
+
+def downgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite":
+        for table, column, limit in LIMITS:
+            with op.batch_alter_table(table) as batch:
+                batch.alter_column(column, type_=sa.Text(), existing_type=sa.String(limit))
+    else:
+        for table, column, referred, _ in FOREIGN_KEYS:
+            op.drop_constraint(_fk_name(table, column, referred), table, type_="foreignkey")
+        limits = {(t, c) for t, c, _ in LIMITS}
+        for table, (uuid_cols, ts_cols) in NATIVE.items():
+            clauses = [f"ALTER COLUMN {c} TYPE text USING {c}::text" for c in uuid_cols]
+            clauses += [f"ALTER COLUMN {c} TYPE timestamp(3) USING {c} AT TIME ZONE 'UTC'" for c in ts_cols]
+            clauses += [f"ALTER COLUMN {c} TYPE text" for (t, c) in limits if t == table]
+            if table == "jobs":
+                clauses.append("ALTER COLUMN credential_ids TYPE text[] USING credential_ids::text[]")
+            op.execute(f"ALTER TABLE {table} " + ", ".join(clauses))
+        for table, column, referred, ondelete in FOREIGN_KEYS:
+            op.create_foreign_key(
+                _fk_name(table, column, referred), table, referred, [column], ["id"], ondelete=ondelete
+            )
+    for child in DETACHED_CHILDREN:
+        with op.batch_alter_table(child) as batch:
+            batch.create_foreign_key(_fk_name(child, "job_id", "jobs"), "jobs", ["job_id"], ["id"], ondelete="CASCADE")

@@ -1,0 +1,97 @@
+"""Column types shared by the legacy and optimized schemas, portable across both backends.
+
+- :class:`GUID`: native ``uuid`` (16 B) on PostgreSQL; the same hyphenated text a legacy
+  database already holds on SQLite, so adopting a SQLite database needs no id rewrite.
+- :class:`BoundedString`: ``VARCHAR(n)`` that truncates (with a marker) and strips NULs on
+  every bind; see :mod:`execstore.textlimits`.
+- :data:`JSONDoc`: ``jsonb`` on PostgreSQL, JSON text on SQLite; NULs removed on bind.
+- :func:`text_array` / :func:`uuid_array`: PostgreSQL arrays, JSON arrays on SQLite.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from execstore.textlimits import fit_text, strip_nul, strip_nul_json
+
+__all__ = ["GUID", "BoundedString", "JSONDoc", "SafeText", "text_array", "uuid_array"]
+
+
+class GUID(TypeDecorator[uuid.UUID]):
+    """A UUID: native on PostgreSQL, hyphenated text on SQLite."""
+
+    impl = sa.Uuid
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.UUID(as_uuid=True))
+        return dialect.type_descriptor(sa.Text())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        as_uuid = value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+        return as_uuid if dialect.name == "postgresql" else str(as_uuid)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> uuid.UUID | None:
+        if value is None:
+            return None
+        return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+class BoundedString(TypeDecorator[str]):
+    """``VARCHAR(length)`` that fits every bound value to the length (marker, no NULs)."""
+
+    impl = sa.String
+    cache_ok = True
+
+    def __init__(self, length: int) -> None:
+        super().__init__(length)
+        self.length = length
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return fit_text(value, self.length)
+
+
+class SafeText(TypeDecorator[str]):
+    """Unbounded ``TEXT`` that strips NUL characters on bind."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else strip_nul(value)
+
+
+class _SafeJSON(TypeDecorator[Any]):
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return strip_nul_json(value)
+
+
+JSONDoc = _SafeJSON
+"""A JSON document column: ``jsonb`` on PostgreSQL, JSON on SQLite."""
+
+
+def text_array() -> TypeEngine[Any]:
+    """``text[]`` on PostgreSQL, a JSON array on SQLite."""
+    return postgresql.ARRAY(sa.Text()).with_variant(sa.JSON(), "sqlite")
+
+
+def uuid_array() -> TypeEngine[Any]:
+    """``uuid[]`` on PostgreSQL, a JSON array of strings on SQLite."""
+    return postgresql.ARRAY(postgresql.UUID(as_uuid=True)).with_variant(sa.JSON(), "sqlite")
