@@ -1,0 +1,158 @@
+"""Archives: write-once, verified, compressed JSON payloads on any BlobStore.
+
+This is the blob API the rest of execstore uses. A write streams records through the
+codec into a create-only put and returns the :class:`ArchiveRef` to record in the
+database; writing the same records to the same key again finds the identical blob and
+returns the same ref (that is how a crashed archival run is retried safely). Every read
+checks the recorded sha256; whole-payload reads go through the byte-bounded cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from contextlib import aclosing, asynccontextmanager
+from typing import Any, Final
+
+from execstore.blob.base import ArchiveRef, BlobStore
+from execstore.blob.cache import ArchiveCache
+from execstore.blob.codec import (
+    ArchiveEncoder,
+    PayloadFormat,
+    decode_payload,
+    encode_document,
+    encode_records,
+    iter_payload_records,
+    verify_stream,
+)
+from execstore.config import Codec
+from execstore.errors import ArchiveCorrupt, BlobStoreError
+
+__all__ = ["Archives"]
+
+# Decoding more than this in the event loop would stall other tasks noticeably;
+# larger payloads are decompressed in a worker thread (zlib releases the GIL).
+_INLINE_DECODE_LIMIT: Final = 8 * 1024 * 1024
+
+
+class Archives:
+    """Compressed, verified archives on ``store``, read through an optional ``cache``."""
+
+    def __init__(
+        self,
+        store: BlobStore,
+        *,
+        cache: ArchiveCache | None = None,
+        codec: Codec = Codec.GZIP,
+        compression_level: int | None = None,
+    ) -> None:
+        self.store = store
+        self.cache = cache
+        self.codec = Codec(codec)
+        # None means the codec's default (gzip 6, zstd 3); exposed for bulk jobs and tests.
+        self.compression_level = compression_level
+
+    def __repr__(self) -> str:
+        return f"Archives(store={self.store!r}, codec={self.codec.value!r})"
+
+    async def write_records(
+        self, key: str, records: Iterable[Any] | AsyncIterable[Any]
+    ) -> ArchiveRef:
+        """The ref of an NDJSON archive of ``records`` at ``key``, encoded while uploading."""
+        encoder = self._encoder(PayloadFormat.NDJSON)
+        async with aclosing(encode_records(records, encoder)) as chunks:
+            result = await self.store.put(key, chunks, metadata=encoder.metadata)
+        return self._checked_ref(key, encoder, result.sha256)
+
+    async def write_document(self, key: str, document: Any) -> ArchiveRef:
+        """The ref of a one-document JSON archive of ``document`` at ``key``."""
+        encoder = self._encoder(PayloadFormat.JSON)
+        stored = b"".join(encode_document(document, encoder))
+        # One document is in memory anyway; a single put is one request instead of a stream.
+        result = await self.store.put(key, stored, metadata=encoder.metadata())
+        return self._checked_ref(key, encoder, result.sha256)
+
+    async def read_bytes(self, ref: ArchiveRef) -> bytes:
+        """The decoded payload bytes of ``ref``, verified, from the cache when possible."""
+        if self.cache is None:
+            return await self._fetch_payload(ref)
+        return await self.cache.get_or_fetch(ref.key, ref.sha256, lambda: self._fetch_payload(ref))
+
+    async def read_document(self, ref: ArchiveRef) -> Any:
+        """The JSON document stored by ``write_document`` (verified, cached)."""
+        payload = await self.read_bytes(ref)
+        try:
+            return json.loads(payload)
+        except ValueError as exc:
+            raise ArchiveCorrupt(ref.key, f"payload is not one JSON document: {exc}") from exc
+
+    async def iter_records(self, ref: ArchiveRef) -> AsyncIterator[Any]:
+        """The records of an NDJSON archive, streamed in bounded memory (bypasses the cache).
+
+        A sha256 mismatch can only be detected after the last chunk, so ArchiveCorrupt
+        may come after some records were yielded; use :meth:`read_records` when the
+        caller must not act on records of a corrupt archive.
+        """
+        async with (
+            _closing(self.store.stream(ref.key)) as chunks,
+            aclosing(iter_payload_records(ref, chunks)) as records,
+        ):
+            async for record in records:
+                yield record
+
+    async def read_records(self, ref: ArchiveRef) -> list[Any]:
+        """All records of an NDJSON archive, verified before any is returned (cached)."""
+        payload = await self.read_bytes(ref)
+        records: list[Any] = []
+        for line in payload.split(b"\n"):
+            if line:
+                try:
+                    records.append(json.loads(line))
+                except ValueError as exc:
+                    raise ArchiveCorrupt(ref.key, f"invalid NDJSON line: {exc}") from exc
+        if len(records) != ref.record_count:
+            raise ArchiveCorrupt(ref.key, f"{len(records)} records != {ref.record_count}")
+        return records
+
+    async def verify(self, ref: ArchiveRef) -> None:
+        """Return if the stored blob matches ``ref``; ArchiveMissing or ArchiveCorrupt if not."""
+        async with _closing(self.store.stream(ref.key)) as chunks:
+            await verify_stream(ref, chunks)
+
+    async def delete(self, key: str) -> bool:
+        """True if the archive at ``key`` existed and is now deleted (and uncached)."""
+        existed = await self.store.delete(key)
+        if self.cache is not None:
+            self.cache.discard(key)
+        return existed
+
+    def _encoder(self, payload: PayloadFormat) -> ArchiveEncoder:
+        return ArchiveEncoder(self.codec, payload=payload, level=self.compression_level)
+
+    def _checked_ref(self, key: str, encoder: ArchiveEncoder, stored_sha256: bytes) -> ArchiveRef:
+        ref = encoder.ref(key)
+        if stored_sha256 != ref.sha256:
+            # The store hashed different bytes than the encoder produced: never record that.
+            raise BlobStoreError(
+                f"store reported sha256 {stored_sha256.hex()} for {key!r}, "
+                f"encoder produced {ref.sha256.hex()}"
+            )
+        return ref
+
+    async def _fetch_payload(self, ref: ArchiveRef) -> bytes:
+        stored = await self.store.get(ref.key)
+        if ref.raw_size > _INLINE_DECODE_LIMIT:
+            return await asyncio.to_thread(decode_payload, ref, stored)
+        return decode_payload(ref, stored)
+
+
+@asynccontextmanager
+async def _closing(stream: AsyncIterator[bytes]) -> AsyncIterator[AsyncIterator[bytes]]:
+    """Close a store's stream on exit, so an abandoned download frees its connection."""
+    try:
+        yield stream
+    finally:
+        aclose = getattr(stream, "aclose", None)
+        if aclose is not None:
+            await aclose()

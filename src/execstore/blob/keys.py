@@ -1,0 +1,125 @@
+"""Blob keys: validation shared by every backend, and the deterministic archive key.
+
+A key is a '/'-separated relative path. The same rules apply to every backend so that a
+key valid on the local directory is valid on Azure and the other way round (the
+conformance suite relies on that). Segments starting with '.' are refused because the
+local store keeps its temporary files and metadata sidecars under such names.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import UTC, datetime
+from typing import Final, Literal
+from uuid import UUID
+
+from execstore.config import Codec
+from execstore.errors import ExecstoreError
+
+__all__ = [
+    "ARCHIVE_KINDS",
+    "ArchiveKind",
+    "InvalidBlobKey",
+    "archive_key",
+    "file_suffix",
+    "validate_key",
+]
+
+ArchiveKind = Literal["results", "logs", "audit"]
+ARCHIVE_KINDS: Final[frozenset[str]] = frozenset({"results", "logs", "audit"})
+
+# Azure allows 1024 characters per blob name; 200 bytes per segment leaves room for the
+# local store's sidecar and temp-file decorations under the usual 255-byte file name limit.
+MAX_KEY_CHARS: Final = 1024
+MAX_SEGMENT_BYTES: Final = 200
+
+_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+_SUFFIXES: Final = {Codec.GZIP: "gz", Codec.ZSTD: "zst"}
+
+
+class InvalidBlobKey(ExecstoreError, ValueError):
+    """A blob key (or a part of one) breaks the key rules; the message says which."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"invalid blob key {key!r}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` unchanged if every backend can store it, else raise InvalidBlobKey."""
+    if not isinstance(key, str) or not key:
+        raise InvalidBlobKey(str(key), "must be a non-empty string")
+    if len(key) > MAX_KEY_CHARS:
+        raise InvalidBlobKey(key, f"longer than {MAX_KEY_CHARS} characters")
+    if key.startswith("/"):
+        raise InvalidBlobKey(key, "must be relative (no leading '/')")
+    if "\\" in key:
+        # Azure rewrites '\' to '/', Windows treats it as a separator: one key, two meanings.
+        raise InvalidBlobKey(key, "must not contain '\\'")
+    for char in key:
+        if unicodedata.category(char) in ("Cc", "Cs"):
+            raise InvalidBlobKey(key, "must not contain control characters or NUL")
+    for segment in key.split("/"):
+        if not segment:
+            raise InvalidBlobKey(key, "must not contain empty segments ('//' or a trailing '/')")
+        if segment in (".", ".."):
+            raise InvalidBlobKey(key, "must not contain '.' or '..' segments")
+        if segment.startswith("."):
+            raise InvalidBlobKey(key, "segments must not start with '.' (reserved)")
+        if segment.endswith((" ", ".")):
+            # Both are stripped by some file systems and by Azure at the end of a name.
+            raise InvalidBlobKey(key, "segments must not end with a space or '.'")
+        if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
+            raise InvalidBlobKey(key, f"a segment is longer than {MAX_SEGMENT_BYTES} bytes")
+    return key
+
+
+def file_suffix(codec: Codec, *, document: bool = False) -> str:
+    """The file extension for a payload: ``.ndjson.gz``, ``.json.gz``, ``.ndjson.zst``..."""
+    return f".{'json' if document else 'ndjson'}.{_SUFFIXES[Codec(codec)]}"
+
+
+def archive_key(
+    kind: ArchiveKind,
+    organization_id: UUID | str | int,
+    when: datetime,
+    job_id: UUID | str | int,
+    name: str,
+    codec: Codec = Codec.GZIP,
+    *,
+    document: bool = False,
+) -> str:
+    """The deterministic key ``{kind}/{org}/{yyyy}/{mm}/{job_id}/{name}{suffix}``.
+
+    The same arguments always give the same key, which is what lets a retried archival
+    find the blob its crashed predecessor wrote. ``when`` must be timezone-aware; it is
+    bucketed by its UTC month so the key does not depend on the caller's zone.
+    """
+    if kind not in ARCHIVE_KINDS:
+        raise InvalidBlobKey(str(kind), f"kind must be one of {sorted(ARCHIVE_KINDS)}")
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise InvalidBlobKey(str(when), "'when' must be timezone-aware")
+    org = _id_part("organization_id", organization_id)
+    job = _id_part("job_id", job_id)
+    if not _NAME_PATTERN.fullmatch(name) or ".." in name or name.endswith("."):
+        raise InvalidBlobKey(name, "name must be 1-128 of [A-Za-z0-9._-], starting alphanumeric")
+    utc = when.astimezone(UTC)
+    key = f"{kind}/{org}/{utc:%Y}/{utc:%m}/{job}/{name}{file_suffix(codec, document=document)}"
+    return validate_key(key)
+
+
+def _id_part(label: str, value: UUID | str | int) -> str:
+    if isinstance(value, bool):
+        raise InvalidBlobKey(str(value), f"{label} must be a UUID, an int or an id string")
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, int):
+        if value < 0:
+            raise InvalidBlobKey(str(value), f"{label} must not be negative")
+        return str(value)
+    if isinstance(value, str) and _ID_PATTERN.fullmatch(value):
+        return value
+    raise InvalidBlobKey(str(value), f"{label} must be 1-128 of [A-Za-z0-9_-]")
