@@ -1,0 +1,1 @@
+"""Test support: real services (PostgreSQL, Azurite) started for the test session."""
