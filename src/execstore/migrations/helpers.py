@@ -38,11 +38,17 @@ def truncate_overlong(table: str, column: str, limit: int) -> int:
     keep = limit - len(TRUNCATION_MARKER)
     changed = 0
     if bind.dialect.name == "sqlite":
-        # SQLite's length() stops at the first NUL, so NULs go first.
-        changed += bind.exec_driver_sql(
-            f"UPDATE {table} SET {column} = replace({column}, char(0), '') "
-            f"WHERE instr({column}, char(0)) > 0"
-        ).rowcount
+        # SQLite's text functions (length, replace) stop at the first NUL, so NULs are
+        # found as bytes and removed in Python before lengths are measured.
+        dirty = bind.exec_driver_sql(
+            f"SELECT rowid, {column} FROM {table} WHERE instr(CAST({column} AS BLOB), x'00') > 0"
+        ).all()
+        for rowid, value in dirty:
+            bind.execute(
+                sa.text(f"UPDATE {table} SET {column} = :value WHERE rowid = :rowid"),
+                {"value": value.replace("\x00", ""), "rowid": rowid},
+            )
+        changed += len(dirty)
         changed += bind.execute(
             sa.text(
                 f"UPDATE {table} SET {column} = substr({column}, 1, :keep) || :marker "

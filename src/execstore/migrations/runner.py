@@ -30,6 +30,7 @@ __all__ = [
     "migrate",
     "require_head",
     "schema_diff",
+    "stamp",
 ]
 
 _PARTITION = re.compile(r"^execution_log_partitioned_p\d{6}$")
@@ -89,6 +90,11 @@ async def migrate(url: str, revision: str = "head", *, settings: Settings | None
 async def downgrade(url: str, revision: str, *, settings: Settings | None = None) -> None:
     """Downgrade the database at ``url`` to ``revision`` (``base`` empties it)."""
     await _run(url, settings, _with_config, "downgrade", revision)
+
+
+async def stamp(url: str, revision: str, *, settings: Settings | None = None) -> None:
+    """Record ``revision`` as the database's without running it (adopting a database)."""
+    await _run(url, settings, _with_config, "stamp", revision)
 
 
 def _current(conn: sa.Connection) -> str | None:

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from typing import Any
 
@@ -20,7 +21,15 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from execstore.textlimits import fit_text, strip_nul, strip_nul_json
 
-__all__ = ["GUID", "BoundedString", "JSONDoc", "SafeText", "text_array", "uuid_array"]
+__all__ = [
+    "GUID",
+    "BoundedString",
+    "JSONDoc",
+    "SafeText",
+    "legacy_uuid",
+    "text_array",
+    "uuid_array",
+]
 
 
 class GUID(TypeDecorator[uuid.UUID]):
@@ -92,6 +101,37 @@ def text_array() -> TypeEngine[Any]:
     return postgresql.ARRAY(sa.Text()).with_variant(sa.JSON(), "sqlite")
 
 
+class _UUIDArray(TypeDecorator[list[uuid.UUID]]):
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.ARRAY(postgresql.UUID(as_uuid=True)))
+        return dialect.type_descriptor(sa.JSON())
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        ids = [v if isinstance(v, uuid.UUID) else uuid.UUID(str(v)) for v in value]
+        return ids if dialect.name == "postgresql" else [str(i) for i in ids]
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> list[uuid.UUID] | None:
+        return None if value is None else [uuid.UUID(str(v)) for v in value]
+
+
 def uuid_array() -> TypeEngine[Any]:
-    """``uuid[]`` on PostgreSQL, a JSON array of strings on SQLite."""
-    return postgresql.ARRAY(postgresql.UUID(as_uuid=True)).with_variant(sa.JSON(), "sqlite")
+    """``uuid[]`` on PostgreSQL, a JSON array of strings on SQLite; read as UUIDs."""
+    return _UUIDArray()
+
+
+def legacy_uuid(text: str) -> uuid.UUID:
+    """The uuid a legacy text id becomes: itself if it is one, else ``md5(text)`` as a uuid.
+
+    The same mapping as the ``add_varchar_limits`` revision's SQL, so backfills that read
+    transitional tables (whose job ids are still text) find the converted jobs.
+    """
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return uuid.UUID(hashlib.md5(text.encode("utf-8")).hexdigest())

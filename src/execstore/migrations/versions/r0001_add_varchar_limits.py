@@ -4,7 +4,8 @@
    data already stored; the number of rows changed is logged per column.
 2. Changes the plan's five columns to VARCHAR(n).
 3. PostgreSQL only: text ids become native ``uuid`` and ``timestamp(3)`` becomes
-   ``timestamptz`` (read as UTC) on the tables the plan keeps. A text id that is not a
+   ``timestamptz`` (read as UTC) on the tables the plan keeps (SQLite: ids rewritten to
+   canonical uuid text, the same mapping). A text id that is not a
    uuid maps to ``md5(id)::uuid`` — deterministic, so references stay consistent.
    This rewrites those tables under an exclusive lock: they are the small reference
    tables and ``jobs``, not the log, RAG, metadata or audit tables.
@@ -18,10 +19,13 @@ Create Date: 2026-11-28
 
 from __future__ import annotations
 
+import json
+
 import sqlalchemy as sa
 from alembic import op
 
 from execstore.migrations.helpers import truncate_overlong
+from execstore.schema.types import legacy_uuid
 
 revision = "add_varchar_limits"
 down_revision = "legacy_baseline"
@@ -95,6 +99,31 @@ def _fk_name(table: str, column: str, referred: str) -> str:
     return f"fk_{table}_{column}_{referred}"
 
 
+def _canonical_ids_sqlite(table: str, columns: list[str]) -> None:
+    # SQLite keeps uuids as text: rewrite each id to the form GUID binds (lowercase,
+    # hyphenated), mapping non-uuids exactly as PostgreSQL's execstore_uuid() does.
+    bind = op.get_bind()
+    for column in columns:
+        values = bind.exec_driver_sql(f"SELECT DISTINCT {column} FROM {table}").scalars()
+        for old in [v for v in values if v is not None]:
+            new = str(legacy_uuid(old))
+            if new != old:
+                bind.execute(
+                    sa.text(f"UPDATE {table} SET {column} = :new WHERE {column} = :old"),
+                    {"new": new, "old": old},
+                )
+    if table == "jobs":
+        rows = bind.exec_driver_sql("SELECT id, credential_ids FROM jobs").all()
+        for job_id, raw in rows:
+            ids = json.loads(raw) if isinstance(raw, str) else raw or []
+            canonical = [str(legacy_uuid(str(v))) for v in ids]
+            if canonical != ids:
+                bind.execute(
+                    sa.text("UPDATE jobs SET credential_ids = :ids WHERE id = :id"),
+                    {"ids": json.dumps(canonical), "id": job_id},
+                )
+
+
 def upgrade() -> None:
     bind = op.get_bind()
     for table, column, limit in LIMITS:
@@ -103,6 +132,8 @@ def upgrade() -> None:
         with op.batch_alter_table(child) as batch:
             batch.drop_constraint(_fk_name(child, "job_id", "jobs"), type_="foreignkey")
     if bind.dialect.name == "sqlite":
+        for table, (uuid_cols, _) in NATIVE.items():
+            _canonical_ids_sqlite(table, uuid_cols)
         for table, column, limit in LIMITS:
             with op.batch_alter_table(table) as batch:
                 batch.alter_column(column, type_=sa.String(limit), existing_type=sa.Text())

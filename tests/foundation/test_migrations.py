@@ -1,0 +1,290 @@
+"""Migrations: the same contract on PostgreSQL and SQLite."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import uuid
+
+import pytest
+import sqlalchemy as sa
+
+from execstore.config import load_settings
+from execstore.db import create_engine
+from execstore.errors import DowngradeRefused, MigrationRequired
+from execstore.migrations.runner import (
+    current_revision,
+    downgrade,
+    head_revision,
+    migrate,
+    schema_diff,
+)
+from execstore.schema import legacy
+from execstore.textlimits import TRUNCATION_MARKER
+
+REVISIONS = [
+    "legacy_baseline",
+    "add_varchar_limits",
+    "normalize_rag_rules",
+    "partition_execution_logs",
+    "add_archival_tables",
+    "slim_execution_metadata",
+]
+
+
+async def _tables(url: str) -> set[str]:
+    engine = create_engine(load_settings(database_url=url))
+    try:
+        async with engine.connect() as conn:
+            names = await conn.run_sync(lambda c: sa.inspect(c).get_table_names())
+    finally:
+        await engine.dispose()
+    return set(names) - {"alembic_version"}
+
+
+async def _rows(url: str, sql: str) -> list[sa.Row]:
+    engine = create_engine(load_settings(database_url=url))
+    try:
+        async with engine.connect() as conn:
+            return list((await conn.execute(sa.text(sql))).all())
+    finally:
+        await engine.dispose()
+
+
+def test_revisions_are_the_plan_in_order() -> None:
+    from alembic.script import ScriptDirectory
+
+    from execstore.migrations.runner import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config())
+    chain = [r.revision for r in reversed(list(script.walk_revisions()))]
+    assert chain == REVISIONS
+    assert head_revision() == "slim_execution_metadata"
+
+
+async def test_upgrade_to_head_matches_the_models(fresh_db_url: str) -> None:
+    await migrate(fresh_db_url)
+    assert await current_revision(fresh_db_url) == head_revision()
+    assert await schema_diff(fresh_db_url) == []
+
+
+async def test_every_revision_goes_down_and_up_again(fresh_db_url: str) -> None:
+    await migrate(fresh_db_url)
+    for target in reversed(REVISIONS[:-1]):
+        await downgrade(fresh_db_url, target)
+        assert await current_revision(fresh_db_url) == target
+    await downgrade(fresh_db_url, "base")
+    assert await _tables(fresh_db_url) == set()
+    await migrate(fresh_db_url)
+    assert await schema_diff(fresh_db_url) == []
+
+
+async def test_downgrade_refuses_to_drop_rows_only_head_can_hold(
+    fresh_db_url: str, tmp_path
+) -> None:
+    from execstore.store import ExecStore
+
+    await migrate(fresh_db_url)
+    settings = load_settings(database_url=fresh_db_url, blob_url=f"file:{tmp_path}")
+    org = uuid.uuid4()
+    async with ExecStore.open(settings) as store, store.unit(org) as uow:
+        from execstore.schema.models import ExecutionMetadata, Organization
+
+        uow.session.add(Organization(id=org, name="o"))
+        wf = await uow.reference.add_workflow("wf")
+        job = await uow.jobs.create(workflow_id=wf.id)
+        uow.session.add(
+            ExecutionMetadata(
+                job_id=job.id,
+                organization_id=org,
+                workflow_id=wf.id,
+                status=2,
+                created_at=job.created_at,
+            )
+        )
+    with pytest.raises(DowngradeRefused, match="execution_metadata"):
+        await downgrade(fresh_db_url, "add_archival_tables")
+    assert await current_revision(fresh_db_url) == head_revision()
+
+
+async def test_store_refuses_a_database_behind_head(fresh_db_url: str, tmp_path) -> None:
+    from execstore.store import ExecStore
+
+    await migrate(fresh_db_url, "add_varchar_limits")
+    settings = load_settings(database_url=fresh_db_url, blob_url=f"file:{tmp_path}")
+    with pytest.raises(MigrationRequired, match="execstore db upgrade"):
+        async with ExecStore.open(settings):
+            pass
+
+
+def _legacy_id(text: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return uuid.UUID(hashlib.md5(text.encode()).hexdigest())
+
+
+async def test_legacy_database_with_rows_upgrades_keeping_every_row(
+    fresh_db_url: str, backend: str
+) -> None:
+    await migrate(fresh_db_url, "legacy_baseline")
+    org = "org-from-before-uuids"  # not a uuid: maps to md5(id)::uuid on PostgreSQL
+    wf, job, job2 = (str(uuid.uuid4()) for _ in range(3))
+    nul = "\x00" if backend == "sqlite" else ""  # PostgreSQL text cannot hold NUL at all
+    long_error = "boom" + nul + "é" * 4000
+    engine = create_engine(load_settings(database_url=fresh_db_url), foreign_keys=False)
+    async with engine.begin() as conn:
+        await conn.execute(sa.insert(legacy.organizations), [{"id": org, "name": "Acme"}])
+        await conn.execute(
+            sa.insert(legacy.workflows), [{"id": wf, "organization_id": org, "name": "Claims"}]
+        )
+        await conn.execute(
+            sa.insert(legacy.jobs),
+            [
+                {
+                    "id": job,
+                    "organization_id": org,
+                    "workflow_id": wf,
+                    "credential_ids": [str(uuid.uuid4())],
+                    "status": "failed",
+                    "error_message": long_error,
+                    "result": {"success": False, "screenshots": [{"url": "u"}]},
+                },
+                {
+                    "id": job2,
+                    "organization_id": org,
+                    "workflow_id": wf,
+                    "credential_ids": [],
+                    "status": "completed",
+                    "error_message": "fine" + nul,
+                    "result": None,
+                },
+            ],
+        )
+        await conn.execute(
+            sa.insert(legacy.schedule_executions),
+            [{"id": str(uuid.uuid4()), "organization_id": org, "status": "x", "error_stack": "s" * 25000}],
+        )
+        await conn.execute(
+            sa.insert(legacy.healing_attempts),
+            [{"id": str(uuid.uuid4()), "job_id": job, "step_index": 1, "reasoning": "r" * 2001}],
+        )
+        await conn.execute(
+            sa.insert(legacy.healing_suggestions),
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "organization_id": org,
+                    "error_pattern": "p" * 1000,
+                    "dismiss_reason": "d" * 501,
+                }
+            ],
+        )
+        await conn.execute(
+            sa.insert(legacy.execution_log),
+            [
+                {"id": str(uuid.uuid4()), "job_id": job, "step_index": i, "level": "info", "message": "m"}
+                for i in range(5)
+            ],
+        )
+        await conn.execute(
+            sa.insert(legacy.execution_screenshots),
+            [{"id": str(uuid.uuid4()), "job_id": job, "step_index": 0, "url": "https://x/y.png"}],
+        )
+        await conn.execute(
+            sa.insert(legacy.execution_rag_rules),
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "job_id": job,
+                    "organization_id": org,
+                    "payers": [{"name": "Aetna"}],
+                    "modifiers": [],
+                    "rules": [],
+                    "rag_retrieval_time_ms": 12,
+                    "total_rules_retrieved": 0,
+                }
+            ],
+        )
+        await conn.execute(
+            sa.insert(legacy.execution_metadata),
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "job_id": job,
+                    "organization_id": org,
+                    "workflow_id": wf,
+                    "workflow_name": "Claims",
+                    "status": "failed",
+                    "created_at": dt.datetime(2026, 1, 2, 3, 4, 5),
+                    "all_account_ids": [],
+                    "all_account_names": [],
+                }
+            ],
+        )
+        await conn.execute(
+            sa.insert(legacy.phi_audit_log),
+            [{"id": str(uuid.uuid4()), "organization_id": org, "action": "read", "resource_type": "claim"}],
+        )
+    await engine.dispose()
+
+    await migrate(fresh_db_url)
+    assert await schema_diff(fresh_db_url) == []
+
+    counts = {
+        table: (await _rows(fresh_db_url, f"SELECT count(*) FROM {table}"))[0][0]
+        for table in (
+            "organizations",
+            "workflows",
+            "jobs",
+            "schedule_executions",
+            "healing_attempts",
+            "healing_suggestions",
+            "execution_log",
+            "execution_screenshots_legacy",
+            "execution_rag_rules_legacy",
+            "execution_metadata_legacy",
+            "phi_audit_log",
+        )
+    }
+    assert counts == {
+        "organizations": 1,
+        "workflows": 1,
+        "jobs": 2,
+        "schedule_executions": 1,
+        "healing_attempts": 1,
+        "healing_suggestions": 1,
+        "execution_log": 5,
+        "execution_screenshots_legacy": 1,
+        "execution_rag_rules_legacy": 1,
+        "execution_metadata_legacy": 1,
+        "phi_audit_log": 1,
+    }
+    jobs = dict(
+        await _rows(fresh_db_url, "SELECT status, error_message FROM jobs ORDER BY status")
+    )
+    assert len(jobs["failed"]) == 2000
+    assert jobs["failed"].startswith("boomé") and jobs["failed"].endswith(TRUNCATION_MARKER)
+    assert jobs["completed"] == "fine"
+    lengths = await _rows(
+        fresh_db_url,
+        "SELECT length(error_stack) FROM schedule_executions UNION ALL "
+        "SELECT length(reasoning) FROM healing_attempts UNION ALL "
+        "SELECT length(error_pattern) FROM healing_suggestions UNION ALL "
+        "SELECT length(dismiss_reason) FROM healing_suggestions",
+    )
+    assert [r[0] for r in lengths] == [10000, 2000, 1000, 500]
+
+    from execstore.store import ExecStore
+
+    settings = load_settings(database_url=fresh_db_url, blob_url="file:/tmp/execstore-unused")
+    async with ExecStore.open(settings) as store, store.unit(_legacy_id(org)) as uow:
+        got = await uow.jobs.get(uuid.UUID(job))
+        assert got.organization_id == _legacy_id(org)
+        assert got.workflow_id == uuid.UUID(wf)
+        assert got.result == {"success": False, "screenshots": [{"url": "u"}]}
+
+    # And back: the legacy rows survive a downgrade to the baseline.
+    await downgrade(fresh_db_url, "legacy_baseline")
+    for table in ("execution_log", "execution_screenshots", "execution_rag_rules", "execution_metadata"):
+        assert (await _rows(fresh_db_url, f"SELECT count(*) FROM {table}"))[0][0] >= 1
