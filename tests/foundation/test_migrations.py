@@ -163,7 +163,14 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         )
         await conn.execute(
             sa.insert(legacy.schedule_executions),
-            [{"id": str(uuid.uuid4()), "organization_id": org, "status": "x", "error_stack": "s" * 25000}],
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "organization_id": org,
+                    "status": "x",
+                    "error_stack": "s" * 25000,
+                }
+            ],
         )
         await conn.execute(
             sa.insert(legacy.healing_attempts),
@@ -183,7 +190,13 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         await conn.execute(
             sa.insert(legacy.execution_log),
             [
-                {"id": str(uuid.uuid4()), "job_id": job, "step_index": i, "level": "info", "message": "m"}
+                {
+                    "id": str(uuid.uuid4()),
+                    "job_id": job,
+                    "step_index": i,
+                    "level": "info",
+                    "message": "m",
+                }
                 for i in range(5)
             ],
         )
@@ -224,7 +237,14 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         )
         await conn.execute(
             sa.insert(legacy.phi_audit_log),
-            [{"id": str(uuid.uuid4()), "organization_id": org, "action": "read", "resource_type": "claim"}],
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "organization_id": org,
+                    "action": "read",
+                    "resource_type": "claim",
+                }
+            ],
         )
     await engine.dispose()
 
@@ -260,11 +280,10 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         "execution_metadata_legacy": 1,
         "phi_audit_log": 1,
     }
-    jobs = dict(
-        await _rows(fresh_db_url, "SELECT status, error_message FROM jobs ORDER BY status")
-    )
+    jobs = dict(await _rows(fresh_db_url, "SELECT status, error_message FROM jobs ORDER BY status"))
     assert len(jobs["failed"]) == 2000
-    assert jobs["failed"].startswith("boomé") and jobs["failed"].endswith(TRUNCATION_MARKER)
+    assert jobs["failed"].startswith("boomé")
+    assert jobs["failed"].endswith(TRUNCATION_MARKER)
     assert jobs["completed"] == "fine"
     lengths = await _rows(
         fresh_db_url,
@@ -286,5 +305,10 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
 
     # And back: the legacy rows survive a downgrade to the baseline.
     await downgrade(fresh_db_url, "legacy_baseline")
-    for table in ("execution_log", "execution_screenshots", "execution_rag_rules", "execution_metadata"):
+    for table in (
+        "execution_log",
+        "execution_screenshots",
+        "execution_rag_rules",
+        "execution_metadata",
+    ):
         assert (await _rows(fresh_db_url, f"SELECT count(*) FROM {table}"))[0][0] >= 1

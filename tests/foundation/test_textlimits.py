@@ -36,7 +36,8 @@ def test_short_input_unchanged_but_for_nul(value: str) -> None:
 
 @given(
     st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=50),
-    st.integers(min_value=len(TRUNCATION_MARKER) + 1, max_value=40))
+    st.integers(min_value=len(TRUNCATION_MARKER) + 1, max_value=40),
+)
 def test_cut_values_keep_a_prefix_and_the_marker(value: str, limit: int) -> None:
     long_value = value * 20
     fitted = fit_text(long_value, limit)
@@ -96,6 +97,7 @@ class TestColumnEnforcement:
             ).all()
         assert got.error_message is not None
         assert len(got.error_message) == 2000
-        assert got.error_message.startswith("Ex") and got.error_message.endswith(TRUNCATION_MARKER)
+        assert got.error_message.startswith("Ex")
+        assert got.error_message.endswith(TRUNCATION_MARKER)
         assert sorted(len(p) for p in patterns) == [5, 1000]
         assert "short" in patterns

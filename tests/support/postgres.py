@@ -53,7 +53,7 @@ def _answers(host: str, port: int) -> bool:
             conn = await asyncpg.connect(
                 host=host, port=port, user="postgres", database="postgres", timeout=3
             )
-        except (OSError, asyncpg.PostgresError, asyncio.TimeoutError):
+        except (TimeoutError, OSError, asyncpg.PostgresError):
             return False
         await conn.close()
         return True
@@ -97,7 +97,17 @@ def throwaway_cluster() -> Iterator[PgServer]:
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
         opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run(str(bindir / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(root / "log"), "-w", "start")
+        run(
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            opts,
+            "-l",
+            str(root / "log"),
+            "-w",
+            "start",
+        )
         yield PgServer("127.0.0.1", port)
     finally:
         with contextlib.suppress(Exception):

@@ -23,7 +23,11 @@ console = Console()
 def settings_for(database_url: str | None = None, blob_url: str | None = None) -> Settings:
     """Settings from the environment, with the command line's overrides."""
     overrides = {"database_url": database_url, "blob_url": blob_url}
-    return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ExecstoreError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from exc
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -16,6 +16,7 @@ if connection is None:  # pragma: no cover - only reachable with a hand-written 
 
 
 def _configure(**extra: Any) -> None:
+    assert connection is not None
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,

@@ -20,6 +20,7 @@ from execstore.schema.models import Base
 __all__ = ["PublicModel", "ScopedRepository"]
 
 ModelT = TypeVar("ModelT", bound=Base)
+RowT = TypeVar("RowT", bound=Base)
 
 
 class PublicModel(BaseModel):
@@ -52,7 +53,7 @@ class ScopedRepository(Generic[ModelT]):
             raise NotFound(f"{self.model_type.__tablename__} {row_id} not found")
         return row  # type: ignore[no-any-return]
 
-    async def _add(self, row: ModelT) -> ModelT:
+    async def _add(self, row: RowT) -> RowT:
         with translate_database_errors():
             self.session.add(row)
             await self.session.flush()

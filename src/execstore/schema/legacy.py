@@ -42,7 +42,11 @@ def _created() -> sa.Column[object]:
 
 
 organizations = sa.Table(
-    "organizations", legacy_metadata, _id(), sa.Column("name", sa.Text(), nullable=False), _created()
+    "organizations",
+    legacy_metadata,
+    _id(),
+    sa.Column("name", sa.Text(), nullable=False),
+    _created(),
 )
 workflows = sa.Table(
     "workflows",
@@ -131,7 +135,9 @@ execution_metadata = sa.Table(
     "execution_metadata",
     legacy_metadata,
     _id(),
-    sa.Column("job_id", _ID(), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, unique=True),
+    sa.Column(
+        "job_id", _ID(), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, unique=True
+    ),
     sa.Column("organization_id", _ID(), nullable=False),
     sa.Column("workflow_id", _ID(), nullable=False),
     sa.Column("workflow_name", sa.Text(), nullable=False),
@@ -164,7 +170,9 @@ execution_rag_rules = sa.Table(
     "execution_rag_rules",
     legacy_metadata,
     _id(),
-    sa.Column("job_id", _ID(), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, unique=True),
+    sa.Column(
+        "job_id", _ID(), sa.ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, unique=True
+    ),
     sa.Column("organization_id", _ID(), nullable=False),
     sa.Column("payers", _JSON, nullable=False, server_default="[]"),
     sa.Column("modifiers", _JSON, nullable=False, server_default="[]"),

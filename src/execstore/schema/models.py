@@ -72,7 +72,11 @@ class Base(DeclarativeBase):
     """Declarative base for the optimized schema."""
 
     metadata = new_metadata()
-    type_annotation_map = {uuid.UUID: GUID(), dt.datetime: TZ, dict[str, Any]: JSONDoc()}
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads it once, never mutated
+        uuid.UUID: GUID(),
+        dt.datetime: TZ,
+        dict[str, Any]: JSONDoc(),
+    }
 
 
 def _job_fk() -> Any:

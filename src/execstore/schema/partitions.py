@@ -22,8 +22,10 @@ def month_start(when: dt.datetime) -> dt.datetime:
 
 
 def _next_month(start: dt.datetime) -> dt.datetime:
-    return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(
-        month=start.month + 1
+    return (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
     )
 
 

@@ -75,7 +75,12 @@ FOREIGN_KEYS = [
 ]
 
 # Legacy tables whose rows move to new tables later; their job FK goes now.
-DETACHED_CHILDREN = ["execution_metadata", "execution_rag_rules", "execution_log", "execution_screenshots"]
+DETACHED_CHILDREN = [
+    "execution_metadata",
+    "execution_rag_rules",
+    "execution_log",
+    "execution_screenshots",
+]
 
 _UUID_FN = """
 CREATE FUNCTION pg_temp.execstore_uuid(t text) RETURNS uuid
@@ -145,11 +150,19 @@ def upgrade() -> None:
         op.drop_constraint(_fk_name(table, column, referred), table, type_="foreignkey")
     limits = {(t, c): n for t, c, n in LIMITS}
     for table, (uuid_cols, ts_cols) in NATIVE.items():
-        clauses = [f"ALTER COLUMN {c} TYPE uuid USING pg_temp.execstore_uuid({c})" for c in uuid_cols]
-        clauses += [f"ALTER COLUMN {c} TYPE timestamptz USING {c} AT TIME ZONE 'UTC'" for c in ts_cols]
-        clauses += [f"ALTER COLUMN {c} TYPE varchar({n})" for (t, c), n in limits.items() if t == table]
+        clauses = [
+            f"ALTER COLUMN {c} TYPE uuid USING pg_temp.execstore_uuid({c})" for c in uuid_cols
+        ]
+        clauses += [
+            f"ALTER COLUMN {c} TYPE timestamptz USING {c} AT TIME ZONE 'UTC'" for c in ts_cols
+        ]
+        clauses += [
+            f"ALTER COLUMN {c} TYPE varchar({n})" for (t, c), n in limits.items() if t == table
+        ]
         if table == "jobs":
-            clauses.append("ALTER COLUMN credential_ids TYPE uuid[] USING pg_temp.execstore_uuids(credential_ids)")
+            clauses.append(
+                "ALTER COLUMN credential_ids TYPE uuid[] USING pg_temp.execstore_uuids(credential_ids)"
+            )
         op.execute(f"ALTER TABLE {table} " + ", ".join(clauses))
     for table, column, referred, ondelete in FOREIGN_KEYS:
         op.create_foreign_key(
@@ -171,15 +184,26 @@ def downgrade() -> None:
         limits = {(t, c) for t, c, _ in LIMITS}
         for table, (uuid_cols, ts_cols) in NATIVE.items():
             clauses = [f"ALTER COLUMN {c} TYPE text USING {c}::text" for c in uuid_cols]
-            clauses += [f"ALTER COLUMN {c} TYPE timestamp(3) USING {c} AT TIME ZONE 'UTC'" for c in ts_cols]
+            clauses += [
+                f"ALTER COLUMN {c} TYPE timestamp(3) USING {c} AT TIME ZONE 'UTC'" for c in ts_cols
+            ]
             clauses += [f"ALTER COLUMN {c} TYPE text" for (t, c) in limits if t == table]
             if table == "jobs":
-                clauses.append("ALTER COLUMN credential_ids TYPE text[] USING credential_ids::text[]")
+                clauses.append(
+                    "ALTER COLUMN credential_ids TYPE text[] USING credential_ids::text[]"
+                )
             op.execute(f"ALTER TABLE {table} " + ", ".join(clauses))
         for table, column, referred, ondelete in FOREIGN_KEYS:
             op.create_foreign_key(
-                _fk_name(table, column, referred), table, referred, [column], ["id"], ondelete=ondelete
+                _fk_name(table, column, referred),
+                table,
+                referred,
+                [column],
+                ["id"],
+                ondelete=ondelete,
             )
     for child in DETACHED_CHILDREN:
         with op.batch_alter_table(child) as batch:
-            batch.create_foreign_key(_fk_name(child, "job_id", "jobs"), "jobs", ["job_id"], ["id"], ondelete="CASCADE")
+            batch.create_foreign_key(
+                _fk_name(child, "job_id", "jobs"), "jobs", ["job_id"], ["id"], ondelete="CASCADE"
+            )

@@ -1,0 +1,64 @@
+"""The facade: one transaction per unit, scoped to one organization, on both backends."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from execstore.errors import IntegrityViolation, NotFound
+from execstore.schema.models import Organization
+
+
+class TestUnitOfWork:
+    async def test_commits_on_success(self, store, org) -> None:
+        async with store.unit(org) as uow:
+            wf = await uow.reference.add_workflow("Eligibility check")
+            job = await uow.jobs.create(workflow_id=wf.id, credential_ids=[uuid.uuid4()])
+        async with store.unit(org) as uow:
+            got = await uow.jobs.get(job.id)
+        assert got.workflow_id == wf.id
+        assert got.status == "pending"
+        assert len(got.credential_ids) == 1
+        assert isinstance(got.credential_ids[0], uuid.UUID)
+
+    async def test_rolls_back_and_runs_undo_hooks_on_error(self, store, org) -> None:
+        undone: list[str] = []
+        committed: list[str] = []
+        job_id = uuid.uuid4()
+        with pytest.raises(RuntimeError, match="processor crashed"):  # noqa: PT012
+            async with store.unit(org) as uow:
+                wf = await uow.reference.add_workflow("wf")
+                await uow.jobs.create(workflow_id=wf.id, id=job_id)
+
+                async def undo() -> None:
+                    undone.append("blob")
+
+                async def then() -> None:
+                    committed.append("blob")
+
+                uow.on_rollback(undo)
+                uow.on_commit(then)
+                raise RuntimeError("processor crashed")
+        assert undone == ["blob"]
+        assert committed == []
+        async with store.unit(org) as uow:
+            assert not await uow.jobs.exists(job_id)
+
+    async def test_another_organizations_job_is_not_found(self, store, org) -> None:
+        async with store.unit(org) as uow:
+            wf = await uow.reference.add_workflow("wf")
+            job = await uow.jobs.create(workflow_id=wf.id)
+        other = uuid.uuid4()
+        async with store.sessions() as session, session.begin():
+            session.add(Organization(id=other, name="other"))
+        async with store.unit(other) as uow:
+            with pytest.raises(NotFound):
+                await uow.jobs.get(job.id)
+            assert not await uow.jobs.exists(job.id)
+
+    async def test_driver_errors_are_translated(self, store, org) -> None:
+        with pytest.raises(IntegrityViolation) as caught:
+            async with store.unit(org) as uow:
+                await uow.jobs.create(workflow_id=uuid.uuid4())  # no such workflow
+        assert caught.value.__cause__ is not None
