@@ -1,0 +1,325 @@
+"""Job results: a slim summary in ``jobs.result``, screenshot rows, the full output in a blob.
+
+    async with store.unit(org_id) as uow:
+        await uow.results.save(job.id, output)       # the processor's whole output
+        summary = await uow.results.summary(job.id)  # no blob I/O
+        detail = await uow.results.detail(job.id)    # summary + full output (cached)
+        shots = await uow.results.screenshots(job.id)
+
+Results are write-once facts of a finished run. Saving the same output again is a no-op;
+saving a different output for a job that already has one raises Conflict (a re-run is a
+new job). The order of a save is: upload the full output to its deterministic key, then
+insert the archive row and screenshot rows and rewrite ``jobs.result`` in the caller's
+transaction. If the upload fails nothing is written; if the transaction fails afterwards
+the blob is deleted again, but only when this save created it (``unit.on_rollback``);
+anything a crash leaves behind is found by :func:`execstore.archival.reconcile.reconcile`.
+
+The stored formats (summary keys, screenshot URL convention) are described in
+:mod:`execstore.archival.result_format`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from execstore.archival.result_format import (
+    ARCHIVE_LOST,
+    ARCHIVED,
+    ScreenshotUrls,
+    SummaryFields,
+    archive_values,
+    as_utc,
+    encode_result_document,
+    is_summary,
+    jsonable,
+    parse_time,
+    put_result_document,
+    read_summary,
+    ref_from_row,
+    result_archive_key,
+    screenshot_rows,
+    summarize,
+)
+from execstore.errors import ArchiveMissing, Conflict, NotFound, translate_database_errors
+from execstore.repositories.base import PublicModel, ScopedRepository
+from execstore.schema import models as m
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from execstore.blob import Archives
+    from execstore.store import UnitOfWork
+
+__all__ = ["ResultDetail", "ResultRepository", "ResultSummary", "ScreenshotRecord"]
+
+
+class ResultSummary(PublicModel):
+    """What ``jobs.result`` says about a finished run (read without blob I/O)."""
+
+    job_id: uuid.UUID
+    success: bool | None
+    total_steps: int
+    successful_steps: int
+    failed_steps: int
+    duration_ms: int | None
+    screenshot_count: int
+    archived: bool
+    """The full output is in a blob (``detail()`` reads it)."""
+    archive_missing: bool
+    """The reconciler found the blob gone; ``detail()`` raises ArchiveMissing."""
+    legacy: bool
+    """``jobs.result`` still holds a legacy full output (not archived yet)."""
+
+
+class ResultDetail(PublicModel):
+    """The summary plus the full output exactly as the processor handed it over."""
+
+    summary: ResultSummary
+    output: dict[str, Any]
+
+
+class ScreenshotRecord(PublicModel):
+    """One screenshot of a job, with its URL rebuilt from the stored key suffix."""
+
+    job_id: uuid.UUID
+    ordinal: int
+    step_index: int | None
+    url: str | None
+    width: int | None
+    height: int | None
+    captured_at: dt.datetime
+
+
+class ResultRepository(ScopedRepository[m.Job]):
+    """Save and read the results of this organization's jobs."""
+
+    model_type = m.Job
+
+    def __init__(
+        self,
+        *,
+        session: AsyncSession,
+        organization_id: uuid.UUID,
+        archives: Archives,
+        unit: UnitOfWork | None = None,
+        screenshot_urls: ScreenshotUrls | None = None,
+    ) -> None:
+        super().__init__(session=session, organization_id=organization_id)
+        self.archives = archives
+        self.unit = unit
+        if screenshot_urls is None:
+            # Read from the settings when they carry it (EXECSTORE_SCREENSHOT_BASE_URL).
+            settings = getattr(getattr(unit, "store", None), "settings", None)
+            screenshot_urls = ScreenshotUrls(getattr(settings, "screenshot_base_url", None))
+        self.screenshot_urls = screenshot_urls
+
+    async def save(self, job_id: uuid.UUID, output: Mapping[str, Any]) -> ResultSummary:
+        """The stored summary of ``output``, saved as this job's result (write-once).
+
+        ``output`` is the processor's whole output (camelCase or snake_case keys; unknown
+        keys are kept in the archive). Raises NotFound for a job of another organization,
+        Conflict if the job already has a different result, BlobStoreError or an
+        Archive* error if the upload fails (then nothing is written).
+        """
+        if not isinstance(output, Mapping):
+            raise TypeError(f"output must be a mapping, not {type(output).__name__}")
+        job = await self._locked_job(job_id)
+        document: dict[str, Any] = jsonable(output)
+        existing = await self._archive_row(job_id)
+        if existing is not None:
+            await self._require_same(existing, document)
+            return _summary_model(job_id, job.result or {})
+        if job.result is not None and not is_summary(job.result):
+            if jsonable(job.result) != document:
+                raise Conflict(f"job {job_id} already has a different (legacy) result")
+            return _summary_model(job_id, job.result)
+
+        key = result_archive_key(self.organization_id, job_id, job.created_at, self.archives.codec)
+        ref, created = await put_result_document(self.archives, key, document)
+        if created and self.unit is not None:
+            self.unit.on_rollback(lambda: self._forget_upload(key))
+        summary = summarize(document, state=ARCHIVED)
+        fallback = parse_time(document.get("completedAt") or document.get("completed_at"))
+        shots = document.get("screenshots")
+        rows = screenshot_rows(
+            shots if isinstance(shots, list) else [],
+            urls=self.screenshot_urls,
+            organization_id=self.organization_id,
+            job_id=job_id,
+            fallback_time=fallback or as_utc(job.created_at),
+        )
+        with translate_database_errors():
+            await self.session.execute(
+                sa.insert(m.JobResultArchive).values(**archive_values(job_id, ref))
+            )
+            if rows:
+                await self.session.execute(
+                    sa.insert(m.ExecutionScreenshot), [row.values(job_id) for row in rows]
+                )
+            job.result = summary
+            await self.session.flush()
+        return _summary_model(job_id, summary)
+
+    async def summary(self, job_id: uuid.UUID) -> ResultSummary | None:
+        """The job's result summary, None if it has no result yet (never touches blobs)."""
+        return (
+            None
+            if (result := await self._result(job_id)) is None
+            else _summary_model(job_id, result)
+        )
+
+    async def detail(self, job_id: uuid.UUID) -> ResultDetail | None:
+        """The summary and full output (from the archive, through the cache); None if no result.
+
+        Raises ArchiveMissing when the blob is gone (known to the reconciler or not) and
+        ArchiveCorrupt when its bytes do not match the recorded sha256.
+        """
+        with translate_database_errors():
+            found = (
+                await self.session.execute(
+                    self._scoped(
+                        sa.select(m.Job.result, m.JobResultArchive)
+                        .outerjoin(m.JobResultArchive, m.JobResultArchive.job_id == m.Job.id)
+                        .where(m.Job.id == job_id)
+                    )
+                )
+            ).one_or_none()
+        if found is None:
+            raise NotFound(f"jobs {job_id} not found")
+        result, archive = found
+        if result is None:
+            return None
+        summary = _summary_model(job_id, result)
+        if summary.legacy:
+            return ResultDetail(summary=summary, output=dict(result))
+        if archive is None:
+            raise ArchiveMissing(f"job_result_archives/{job_id}")
+        if summary.archive_missing:
+            raise ArchiveMissing(archive.blob_key)  # marked by the reconciler: no I/O
+        output = await self.archives.read_document(ref_from_row(archive))
+        return ResultDetail(summary=summary, output=output)
+
+    async def screenshots(self, job_id: uuid.UUID) -> list[ScreenshotRecord]:
+        """The job's screenshots in order, each with its URL rebuilt (no blob I/O)."""
+        result = await self._result(job_id)
+        with translate_database_errors():
+            rows = (
+                await self.session.scalars(
+                    sa.select(m.ExecutionScreenshot)
+                    .where(m.ExecutionScreenshot.job_id == job_id)
+                    .order_by(m.ExecutionScreenshot.ordinal)
+                )
+            ).all()
+        if not rows and result is not None and not is_summary(result):
+            return self._legacy_screenshots(job_id, result)
+        return [
+            ScreenshotRecord(
+                job_id=job_id,
+                ordinal=row.ordinal,
+                step_index=None if row.step_index < 0 else row.step_index,
+                url=self.screenshot_urls.url(row.key_suffix, self.organization_id, job_id),
+                width=row.width,
+                height=row.height,
+                captured_at=as_utc(row.captured_at),
+            )
+            for row in rows
+        ]
+
+    # -- internals ---------------------------------------------------------------------
+
+    async def _locked_job(self, job_id: uuid.UUID) -> m.Job:
+        # FOR UPDATE serializes concurrent saves of one job on PostgreSQL, so the second
+        # sees the first's archive row; SQLite ignores it and has a single writer anyway.
+        with translate_database_errors():
+            job: m.Job | None = await self.session.scalar(
+                self._scoped(sa.select(m.Job).where(m.Job.id == job_id)).with_for_update()
+            )
+        if job is None:
+            raise NotFound(f"jobs {job_id} not found")
+        return job
+
+    async def _result(self, job_id: uuid.UUID) -> dict[str, Any] | None:
+        with translate_database_errors():
+            found = (
+                await self.session.execute(
+                    self._scoped(sa.select(m.Job.result).where(m.Job.id == job_id))
+                )
+            ).one_or_none()
+        if found is None:
+            raise NotFound(f"jobs {job_id} not found")
+        result: dict[str, Any] | None = found[0]
+        return result
+
+    async def _archive_row(self, job_id: uuid.UUID) -> m.JobResultArchive | None:
+        with translate_database_errors():
+            return await self.session.get(m.JobResultArchive, job_id)
+
+    async def _require_same(self, existing: m.JobResultArchive, document: dict[str, Any]) -> None:
+        _, encoder = encode_result_document(self.archives, document)
+        if encoder.sha256 == bytes(existing.sha256):
+            return
+        # Another codec or level gives other bytes for the same output: compare the JSON.
+        if await self.archives.read_document(ref_from_row(existing)) != document:
+            raise Conflict(
+                f"job {existing.job_id} already has a different result (results are write-once)"
+            )
+
+    async def _forget_upload(self, key: str) -> None:
+        """Delete a blob this save created, unless a committed row already points at it."""
+        assert self.unit is not None
+        # A concurrent identical save may have committed a row for the very same key.
+        async with self.unit.store.sessions() as session:
+            with translate_database_errors():
+                taken = await session.scalar(
+                    sa.select(sa.literal(1)).where(m.JobResultArchive.blob_key == key)
+                )
+        if taken is None:
+            await self.archives.delete(key)
+
+    def _legacy_screenshots(
+        self, job_id: uuid.UUID, result: Mapping[str, Any]
+    ) -> list[ScreenshotRecord]:
+        shots = result.get("screenshots")
+        records = []
+        for ordinal, shot in enumerate(shots if isinstance(shots, list) else []):
+            if not isinstance(shot, Mapping) or not isinstance(shot.get("url"), str):
+                continue
+            step = shot.get("stepIndex", shot.get("step_index"))
+            captured = parse_time(shot.get("capturedAt", shot.get("captured_at")))
+            records.append(
+                ScreenshotRecord(
+                    job_id=job_id,
+                    ordinal=ordinal,
+                    step_index=step if isinstance(step, int) and step >= 0 else None,
+                    url=shot["url"],
+                    width=_int_or_none(shot.get("width")),
+                    height=_int_or_none(shot.get("height")),
+                    captured_at=captured or dt.datetime.fromtimestamp(0, dt.UTC),
+                )
+            )
+        return records
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _summary_model(job_id: uuid.UUID, result: Mapping[str, Any]) -> ResultSummary:
+    fields: SummaryFields = read_summary(result)
+    return ResultSummary(
+        job_id=job_id,
+        success=fields.success,
+        total_steps=fields.total_steps,
+        successful_steps=fields.successful_steps,
+        failed_steps=fields.failed_steps,
+        duration_ms=fields.duration_ms,
+        screenshot_count=fields.screenshot_count,
+        archived=fields.state == ARCHIVED,
+        archive_missing=fields.state == ARCHIVE_LOST,
+        legacy=not is_summary(result),
+    )

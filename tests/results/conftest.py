@@ -1,0 +1,81 @@
+"""Helpers for the results tests: jobs in a fresh organization and realistic outputs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import pytest
+
+from execstore.archival.result_format import ScreenshotUrls
+from execstore.repositories.results import ResultRepository
+
+BASE = "https://claimautoprod.blob.core.windows.net/screenshots/"
+
+
+def results_of(uow: Any, base: str | None = BASE) -> ResultRepository:
+    """The unit's ResultRepository with the test screenshot base configured."""
+    return ResultRepository(
+        session=uow.session,
+        organization_id=uow.organization_id,
+        archives=uow.store.archives,
+        unit=uow,
+        screenshot_urls=ScreenshotUrls(base),
+    )
+
+
+def make_output(
+    org: uuid.UUID, job: uuid.UUID, *, steps: int = 6, shots: int = 4, failed: int = 1
+) -> dict[str, Any]:
+    """A processor output in the TypeScript shape, with a few keys execstore never heard of."""
+    start = dt.datetime(2024, 5, 3, 14, 0, tzinfo=dt.UTC)
+    step_results = [
+        {
+            "stepIndex": i,
+            "name": f"step {i}",
+            "success": i >= failed,
+            "durationMs": 1000 + i,
+            "output": {"text": f"claim {i} status page", "fields": [i, i * 2]},
+        }
+        for i in range(steps)
+    ]
+    screenshots = [
+        {
+            "stepIndex": i % steps,
+            "url": f"{BASE}{org}/{job}/step-{i:02d}-1714744800.png",
+            "width": 1920,
+            "height": 1080,
+            "capturedAt": (start + dt.timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
+        }
+        for i in range(shots)
+    ]
+    return {
+        "success": failed == 0,
+        "stepResults": step_results,
+        "screenshots": screenshots,
+        "extractedData": {"claimStatus": "PAID", "amount": 123.45, "notes": None},
+        "startedAt": "2024-05-03T14:00:00Z",
+        "completedAt": "2024-05-03T14:01:30.500Z",
+        "durationMs": 90500,
+        "processorVersion": "7.3.1",
+        "someFutureField": {"nested": [1, {"deep": True}]},
+    }
+
+
+async def new_jobs(store: Any, org: uuid.UUID, count: int = 1) -> list[uuid.UUID]:
+    """``count`` committed jobs of ``org`` (one workflow)."""
+    async with store.unit(org) as uow:
+        workflow = await uow.reference.add_workflow("check claim status")
+        return [(await uow.jobs.create(workflow_id=workflow.id)).id for _ in range(count)]
+
+
+@pytest.fixture
+async def job(store: Any, org: uuid.UUID) -> uuid.UUID:
+    """One committed job of ``org``."""
+    return (await new_jobs(store, org))[0]
+
+
+async def result_blobs(store: Any) -> list[str]:
+    """Every blob key under results/."""
+    return [info.key async for info in store.blobs.list("results/")]
