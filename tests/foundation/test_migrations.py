@@ -125,7 +125,7 @@ def _legacy_id(text: str) -> uuid.UUID:
 
 
 async def test_legacy_database_with_rows_upgrades_keeping_every_row(
-    fresh_db_url: str, backend: str
+    fresh_db_url: str, backend: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     await migrate(fresh_db_url, "legacy_baseline")
     org = "org-from-before-uuids"  # not a uuid: maps to md5(id)::uuid on PostgreSQL
@@ -248,8 +248,14 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         )
     await engine.dispose()
 
-    await migrate(fresh_db_url)
+    with caplog.at_level("WARNING", logger="execstore.migrations"):
+        await migrate(fresh_db_url)
     assert await schema_diff(fresh_db_url) == []
+    reported = {r.getMessage() for r in caplog.records if r.name == "execstore.migrations"}
+    fitted_jobs = 2 if backend == "sqlite" else 1  # SQLite also had "fine\x00" to clean
+    assert f"jobs.error_message: {fitted_jobs} row(s) fitted to 2000 characters" in reported
+    assert "healing_suggestions.error_pattern: 0 row(s)" not in " ".join(reported)
+    assert len(reported) == 4  # error_message, error_stack, reasoning, dismiss_reason
 
     counts = {
         table: (await _rows(fresh_db_url, f"SELECT count(*) FROM {table}"))[0][0]

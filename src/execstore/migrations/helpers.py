@@ -36,7 +36,7 @@ def truncate_overlong(table: str, column: str, limit: int) -> int:
     """Strip NULs and cut values longer than ``limit`` with the marker; the rows changed."""
     bind = op.get_bind()
     keep = limit - len(TRUNCATION_MARKER)
-    changed = 0
+    params = {"keep": keep, "marker": TRUNCATION_MARKER, "limit": limit}
     if bind.dialect.name == "sqlite":
         # SQLite's text functions (length, replace) stop at the first NUL, so NULs are
         # found as bytes and removed in Python before lengths are measured.
@@ -48,21 +48,21 @@ def truncate_overlong(table: str, column: str, limit: int) -> int:
                 sa.text(f"UPDATE {table} SET {column} = :value WHERE rowid = :rowid"),
                 {"value": value.replace("\x00", ""), "rowid": rowid},
             )
-        changed += len(dirty)
-        changed += bind.execute(
+        long_rows = bind.execute(
             sa.text(
                 f"UPDATE {table} SET {column} = substr({column}, 1, :keep) || :marker "
-                f"WHERE length({column}) > :limit"
+                f"WHERE length({column}) > :limit RETURNING rowid"
             ),
-            {"keep": keep, "marker": TRUNCATION_MARKER, "limit": limit},
-        ).rowcount
+            params,
+        ).scalars()
+        changed = len({r for r, _ in dirty} | set(long_rows))
     else:
-        changed += bind.execute(
+        changed = bind.execute(
             sa.text(
                 f"UPDATE {table} SET {column} = left({column}, :keep) || :marker "
                 f"WHERE char_length({column}) > :limit"
             ),
-            {"keep": keep, "marker": TRUNCATION_MARKER, "limit": limit},
+            params,
         ).rowcount
     if changed:
         log.warning("%s.%s: %d row(s) fitted to %d characters", table, column, changed, limit)
