@@ -209,6 +209,43 @@ class TestBlobStoreContract:
         assert put_peak < 24 * MiB, put_peak
         assert read_peak < 24 * MiB, read_peak
 
+    async def test_archive_over_64_mib_round_trips_in_bounded_memory(
+        self, blob_store: BlobStore
+    ) -> None:
+        rng = random.Random(65)
+        # Word soup: compressible like real log text, yet no two records are alike.
+        soup = " ".join(rng.randbytes(rng.randrange(2, 8)).hex() for _ in range(200_000))
+        count = 17_000  # ~4 KiB each: > 64 MiB of NDJSON, generated on the fly
+
+        async def produce() -> AsyncIterator[dict[str, Any]]:
+            for i in range(count):
+                start = (i * 7919) % (len(soup) - 4000)
+                yield {
+                    "seq": i,
+                    "level": "INFO" if i % 7 else "WARN",
+                    "message": soup[start : start + 3900],
+                    "context": {"step": i % 40, "payer": soup[start : start + 12]},
+                }
+
+        # Level 1 keeps this test quick; the level is part of the public API for bulk jobs.
+        archives = Archives(blob_store, compression_level=1)
+        tracemalloc.start()
+        try:
+            ref = await archives.write_records("logs/huge.ndjson.gz", produce())
+            _, write_peak = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            seen = 0
+            async for record in archives.iter_records(ref):
+                assert record["seq"] == seen
+                seen += 1
+            _, read_peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert ref.raw_size > 64 * MiB
+        assert ref.record_count == seen == count
+        assert write_peak < 24 * MiB, write_peak
+        assert read_peak < 24 * MiB, read_peak
+
     async def test_unicode_keys(self, blob_store: BlobStore) -> None:
         keys = ["logs/ünïcødé/日本語/файл 1.ndjson.gz", "results/emoji 🚀/naïve.json.gz"]
         for i, key in enumerate(keys):

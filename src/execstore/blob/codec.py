@@ -120,24 +120,37 @@ class _GzipDecompressor:
 
 
 class _ZstdDecompressor:
-    """zstandard has no ``max_length``; feeding small input slices bounds each step."""
+    """zstandard has no ``max_length``, so the input is fed in adaptive slices.
+
+    A zstd block inflates to at most 128 KiB and is emitted only once its input is
+    complete, so the output of one step is bounded by the blocks a slice can finish.
+    Slices start tiny, grow while steps undershoot ``max_length`` (ordinary JSON at
+    5-10x soon reaches the cap) and shrink when they overshoot (an RLE block is
+    4 bytes for 128 KiB). The bound is practical rather than absolute: a slice at the
+    cap that turns into pure RLE can still inflate to more than ``max_length``.
+    """
+
+    _MIN_SLICE: Final = 64
 
     def __init__(self) -> None:
         self._zstd = _zstandard()
         self._obj = self._zstd.ZstdDecompressor().decompressobj()
         self._input = memoryview(b"")
+        self._slice = self._MIN_SLICE
 
     def decompress(self, data: bytes, max_length: int) -> bytes:
         if data:
-            self._input = memoryview(bytes(self._input) + data if self._input else data)
-        # Output per step is bounded by the slice times the compression ratio (about 5x
-        # to 10x for JSON), so a 1/16 slice keeps each step near max_length in practice.
-        step = max(1, max_length // 16)
-        piece, self._input = self._input[:step], self._input[step:]
+            # Callers only pass new data once pending() is False, so nothing is dropped.
+            self._input = memoryview(data)
+        piece, self._input = self._input[: self._slice], self._input[self._slice :]
         try:
             result: bytes = self._obj.decompress(piece)
         except self._zstd.ZstdError as exc:
             raise _DecompressError(str(exc)) from exc
+        if len(result) > max_length:
+            self._slice = max(self._MIN_SLICE, self._slice // 4)
+        elif len(result) < max_length // 4:
+            self._slice = min(max_length // 16, self._slice * 2)
         return result
 
     def pending(self) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from execstore.blob.archives import Archives
@@ -30,7 +31,7 @@ def open_blob_store(settings: Settings) -> BlobStore:
             container,
             connection_string=connection.get_secret_value() if connection else None,
             account_url=settings.azure_account_url,
-            credential=credential.get_secret_value() if credential else None,
+            credential=_azure_credential(credential.get_secret_value()) if credential else None,
             timeout_seconds=settings.azure_timeout_seconds,
             max_retries=settings.azure_max_retries,
         )
@@ -41,6 +42,16 @@ def open_archives(settings: Settings) -> Archives:
     """Archives on the configured store, codec and a cache of ``settings.cache_bytes``."""
     cache = ArchiveCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
     return Archives(open_blob_store(settings), cache=cache, codec=settings.archive_codec)
+
+
+def _azure_credential(value: str) -> Any:
+    """A SAS token (it has a ``sig=``) as AzureSasCredential; anything else is an account key."""
+    if "sig=" in value:
+        from azure.core.credentials import AzureSasCredential
+
+        return AzureSasCredential(value.lstrip("?"))
+    # The SDK turns a plain string into a shared-key credential for the URL's account.
+    return value
 
 
 def local_path(url: str) -> Path:
