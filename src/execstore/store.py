@@ -43,6 +43,8 @@ class UnitOfWork:
         self.store = store
         self.session = session
         self.organization_id = organization_id
+        # Lets repositories without a unit argument (JobRepository.delete) reach on_commit.
+        session.info["execstore.unit"] = self
         self._on_rollback: list[Callable[[], Awaitable[Any]]] = []
         self._on_commit: list[Callable[[], Awaitable[Any]]] = []
 

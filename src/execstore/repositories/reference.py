@@ -168,6 +168,36 @@ class JobRepository(ScopedRepository[m.Job]):
         with translate_database_errors():
             await self.session.flush()
 
+    async def delete(self, job_id: uuid.UUID) -> list[str]:
+        """The result archive keys of the job, which is deleted with its rows (NotFound if none).
+
+        Child rows go with it (ON DELETE CASCADE). Inside a unit of work the archive
+        blobs are deleted after the commit (``unit.on_commit``), never before: a rolled
+        back delete must still find its blobs. Outside a unit the caller deletes the
+        returned keys after committing, or the reconciler removes them as orphans.
+        """
+        await self._get_row(job_id)
+        with translate_database_errors():
+            keys = list(
+                (
+                    await self.session.scalars(
+                        sa.select(m.JobResultArchive.blob_key).where(
+                            m.JobResultArchive.job_id == job_id
+                        )
+                    )
+                ).all()
+            )
+            await self.session.execute(
+                self._scoped(sa.delete(m.Job).where(m.Job.id == job_id)),
+                execution_options={"synchronize_session": False},
+            )
+        unit = self.session.info.get("execstore.unit")
+        if unit is not None:
+            archives = unit.store.archives
+            for key in keys:
+                unit.on_commit(lambda key=key: archives.delete(key))
+        return keys
+
     async def exists(self, job_id: uuid.UUID) -> bool:
         """Whether this organization has the job."""
         with translate_database_errors():
