@@ -376,7 +376,7 @@ def encode_result_document(archives: Archives, document: Any) -> tuple[bytes, Ar
     encoder = ArchiveEncoder(
         archives.codec, payload=PayloadFormat.JSON, level=archives.compression_level
     )
-    return b"".join(encode_document(document, encoder)), encoder
+    return encode_document(document, encoder), encoder
 
 
 async def put_result_document(

@@ -1,0 +1,68 @@
+"""Results on Azure Blob Storage (Azurite): save, detail, delete and reconcile."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from execstore.archival.reconcile import reconcile
+from execstore.archival.result_format import put_result_document, result_archive_key
+from execstore.blob import AzureBlobStore
+from execstore.config import load_settings
+from execstore.schema import models as m
+from execstore.store import ExecStore
+
+from .conftest import make_output, new_jobs, results_of
+
+
+@pytest.fixture
+async def azure_store(db_url: str, azurite: Any) -> AsyncIterator[ExecStore]:
+    settings = load_settings(
+        database_url=db_url,
+        blob_url=f"azure://{azurite.new_container_name('results')}",
+        azure_connection_string=azurite.connection_string,
+    )
+    async with ExecStore.open(settings) as opened:
+        yield opened
+
+
+async def test_save_detail_delete_and_reconcile_on_azurite(azure_store: ExecStore) -> None:
+    store = azure_store
+    assert isinstance(store.blobs, AzureBlobStore)
+    org = uuid.uuid4()
+    async with store.sessions() as session, session.begin():
+        session.add(m.Organization(id=org, name="azure org"))
+    kept, deleted, orphaned = await new_jobs(store, org, 3)
+    outputs = {job: make_output(org, job) for job in (kept, deleted)}
+    async with store.unit(org) as uow:
+        for job, output in outputs.items():
+            await results_of(uow).save(job, output)
+    async with store.unit(org) as uow:
+        detail = await results_of(uow).detail(kept)
+        shots = await results_of(uow).screenshots(kept)
+    assert detail is not None
+    assert detail.output == outputs[kept]
+    assert [s.url for s in shots] == [s["url"] for s in outputs[kept]["screenshots"]]
+
+    async with store.unit(org) as uow:
+        (gone_key,) = await uow.jobs.delete(deleted)
+    assert not await store.blobs.exists(gone_key)
+
+    async with store.sessions() as session:
+        created = (await session.get(m.Job, orphaned)).created_at
+    orphan = result_archive_key(org, orphaned, created, store.archives.codec)
+    await put_result_document(store.archives, orphan, {"left": "behind"})
+    report = await reconcile(
+        store.sessions, store.archives, organization_id=org, repair=True, grace=dt.timedelta(0)
+    )
+    assert report.orphans == [orphan]
+    assert report.deleted == 1
+    assert report.lost == []
+    assert report.rows_checked == 1
+    keys = [info.key async for info in store.blobs.list("results/")]
+    assert len(keys) == 1
+    assert str(kept) in keys[0]
