@@ -32,6 +32,7 @@ class BlobBackend(Protocol):
 
     async def corrupt(self, key: str) -> None: ...
     async def dropping_store(self, after_bytes: int) -> BlobStore: ...
+    def interruptions(self) -> int: ...
     async def close(self) -> None: ...
 
 
@@ -41,18 +42,23 @@ class BlobBackend(Protocol):
 class _FailingRead:
     """A file handle whose reads fail with EIO once ``budget`` bytes have been read."""
 
-    def __init__(self, handle: IO[bytes], budget: int) -> None:
+    def __init__(self, handle: IO[bytes], budget: int, store: _FailingDiskStore) -> None:
         self._handle = handle
         self._budget = budget
+        self._store = store
 
     def read(self, size: int = -1) -> bytes:
         if self._budget <= 0 and self._handle.read(1):
-            raise OSError(errno.EIO, "Input/output error")
+            self._fail()
         data = self._handle.read(self._budget if size < 0 else min(size, self._budget))
         self._budget -= len(data)
         if size < 0 and self._handle.read(1):
-            raise OSError(errno.EIO, "Input/output error")
+            self._fail()
         return data
+
+    def _fail(self) -> None:
+        self._store.failures += 1
+        raise OSError(errno.EIO, "Input/output error")
 
     def close(self) -> None:
         self._handle.close()
@@ -70,9 +76,10 @@ class _FailingDiskStore(LocalBlobStore):
     def __init__(self, root: Path, after_bytes: int) -> None:
         super().__init__(root)
         self.after_bytes = after_bytes
+        self.failures = 0
 
     def _open_read(self, key: str, path: Path) -> Any:
-        return _FailingRead(super()._open_read(key, path), self.after_bytes)
+        return _FailingRead(super()._open_read(key, path), self.after_bytes, self)
 
 
 class LocalBackend:
@@ -81,6 +88,7 @@ class LocalBackend:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.store = LocalBlobStore(root)
+        self._failing: list[_FailingDiskStore] = []
 
     async def corrupt(self, key: str) -> None:
         path = self.root.joinpath(*key.split("/"))
@@ -89,7 +97,11 @@ class LocalBackend:
         path.write_bytes(bytes(data))
 
     async def dropping_store(self, after_bytes: int) -> BlobStore:
-        return _FailingDiskStore(self.root, after_bytes)
+        self._failing.append(_FailingDiskStore(self.root, after_bytes))
+        return self._failing[-1]
+
+    def interruptions(self) -> int:
+        return sum(store.failures for store in self._failing)
 
     async def close(self) -> None:
         await self.store.close()
@@ -173,6 +185,7 @@ class AzureBackend:
         self.container = azurite.new_container_name()
         self.store = make_azure_store(azurite.blob_endpoint, self.container)
         self._extra: list[Any] = []
+        self._proxies: list[CuttingProxy] = []
 
     async def corrupt(self, key: str) -> None:
         from azure.storage.blob.aio import BlobServiceClient
@@ -190,7 +203,11 @@ class AzureBackend:
         port = await proxy.start()
         store = make_azure_store(f"http://127.0.0.1:{port}/devstoreaccount1", self.container)
         self._extra += [store, proxy]
+        self._proxies.append(proxy)
         return store
+
+    def interruptions(self) -> int:
+        return sum(proxy.cuts for proxy in self._proxies)
 
     async def close(self) -> None:
         for item in reversed(self._extra):

@@ -112,6 +112,9 @@ class TestBlobStoreContract:
         assert not (await blob_store.put("big", chunks_of(first, MiB))).created
         with pytest.raises(ArchiveConflict):
             await blob_store.put("big", chunks_of(second, MiB))
+        assert not (await blob_store.put("big", first)).created  # large bytes, same contract
+        with pytest.raises(ArchiveConflict):
+            await blob_store.put("big", second)
         assert hashlib.sha256(await collect(blob_store, "big")).digest() == (
             hashlib.sha256(first).digest()
         )
@@ -302,8 +305,11 @@ class TestBlobStoreContract:
         reader = Archives(flaky, cache=cache)
         with pytest.raises(BlobStoreError):
             await asyncio.wait_for(reader.read_bytes(ref), timeout=20)
+        after_read = blob_backend.interruptions()
+        assert after_read >= 1  # the failure really happened mid-transfer
         with pytest.raises(BlobStoreError):
             await asyncio.wait_for(collect(flaky, ref.key), timeout=20)
+        assert blob_backend.interruptions() > after_read
         stats = cache.stats()
         assert (stats.entries, stats.current_bytes) == (0, 0)
         # The failure is not remembered: a healthy store reads and caches it afterwards.

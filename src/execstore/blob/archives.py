@@ -68,7 +68,7 @@ class Archives:
     async def write_document(self, key: str, document: Any) -> ArchiveRef:
         """The ref of a one-document JSON archive of ``document`` at ``key``."""
         encoder = self._encoder(PayloadFormat.JSON)
-        stored = b"".join(encode_document(document, encoder))
+        stored = encode_document(document, encoder)
         # One document is in memory anyway; a single put is one request instead of a stream.
         result = await self.store.put(key, stored, metadata=encoder.metadata())
         return self._checked_ref(key, encoder, result.sha256)

@@ -143,9 +143,12 @@ class AzureBlobStore:
             with _translate(key):
                 if isinstance(data, bytes | bytearray | memoryview):
                     payload = bytes(data)
-                    sha = hashlib.sha256(payload).digest()
-                    await self._upload_small(blob, payload, sha, resolve_metadata(metadata))
-                    return PutResult(key=key, size=len(payload), sha256=sha, created=True)
+                    if len(payload) <= self.block_size:
+                        sha = hashlib.sha256(payload).digest()
+                        await self._upload_small(blob, payload, sha, resolve_metadata(metadata))
+                        return PutResult(key=key, size=len(payload), sha256=sha, created=True)
+                    # Large bytes take the same staged, create-only path as a stream.
+                    data = _single(payload)
                 sha, size = await self._upload_stream(blob, data, metadata)
                 return PutResult(key=key, size=size, sha256=sha, created=True)
         except _KeyTaken as taken:
@@ -300,6 +303,10 @@ class AzureBlobStore:
         async for chunk in downloader.chunks():
             sha.update(chunk)
         return sha.digest()
+
+
+async def _single(payload: bytes) -> AsyncIterator[bytes]:
+    yield payload
 
 
 class _KeyTaken(Exception):

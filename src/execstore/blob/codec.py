@@ -16,14 +16,20 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
-import struct
 import zlib
 from collections.abc import AsyncGenerator, AsyncIterable, Iterable
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from execstore.blob.base import ArchiveRef
+from execstore.blob.compression import (
+    CompressionError,
+    Decompressor,
+    compressor,
+    decompressor,
+    zstandard_module,
+)
 from execstore.config import Codec
-from execstore.errors import ArchiveCorrupt, ConfigurationError
+from execstore.errors import ArchiveCorrupt
 
 __all__ = [
     "DEFAULT_LEVELS",
@@ -50,10 +56,6 @@ _OUT_CHUNK: Final = 1 << 20
 # pathological compression ratio cannot blow up memory.
 _DECODE_STEP: Final = 256 * 1024
 
-# gzip member header: magic, deflate, no flags, mtime 0, no extra flags, OS "unknown".
-# Writing it ourselves (instead of zlib's wbits=31) makes the bytes platform-independent.
-_GZIP_HEADER: Final = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
-
 _JSON: Final = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
@@ -62,125 +64,6 @@ class PayloadFormat(enum.StrEnum):
 
     NDJSON = "ndjson"
     JSON = "json"
-
-
-class _Compressor(Protocol):
-    def compress(self, data: bytes) -> bytes: ...
-    def flush(self) -> bytes: ...
-
-
-class _Decompressor(Protocol):
-    def decompress(self, data: bytes, max_length: int) -> bytes: ...
-    def pending(self) -> bool: ...
-    def finished(self) -> bool: ...
-
-
-class _GzipCompressor:
-    def __init__(self, level: int) -> None:
-        self._deflate = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
-        self._crc = 0
-        self._size = 0
-        self._header_sent = False
-
-    def compress(self, data: bytes) -> bytes:
-        self._crc = zlib.crc32(data, self._crc)
-        self._size += len(data)
-        out = self._deflate.compress(data)
-        if not self._header_sent:
-            self._header_sent = True
-            return _GZIP_HEADER + out
-        return out
-
-    def flush(self) -> bytes:
-        head = b"" if self._header_sent else _GZIP_HEADER
-        self._header_sent = True
-        trailer = struct.pack("<II", self._crc & 0xFFFFFFFF, self._size & 0xFFFFFFFF)
-        return head + self._deflate.flush() + trailer
-
-
-class _DecompressError(Exception):
-    """Any codec's decompression failure, so callers need not know each library's type."""
-
-
-class _GzipDecompressor:
-    def __init__(self) -> None:
-        self._inflate = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        try:
-            return self._inflate.decompress(self._inflate.unconsumed_tail + data, max_length)
-        except zlib.error as exc:
-            raise _DecompressError(str(exc)) from exc
-
-    def pending(self) -> bool:
-        return bool(self._inflate.unconsumed_tail)
-
-    def finished(self) -> bool:
-        return self._inflate.eof and not self._inflate.unused_data
-
-
-class _ZstdDecompressor:
-    """zstandard has no ``max_length``, so the input is fed in adaptive slices.
-
-    A zstd block inflates to at most 128 KiB and is emitted only once its input is
-    complete, so the output of one step is bounded by the blocks a slice can finish.
-    Slices start tiny, grow while steps undershoot ``max_length`` (ordinary JSON at
-    5-10x soon reaches the cap) and shrink when they overshoot (an RLE block is
-    4 bytes for 128 KiB). The bound is practical rather than absolute: a slice at the
-    cap that turns into pure RLE can still inflate to more than ``max_length``.
-    """
-
-    _MIN_SLICE: Final = 64
-
-    def __init__(self) -> None:
-        self._zstd = _zstandard()
-        self._obj = self._zstd.ZstdDecompressor().decompressobj()
-        self._input = memoryview(b"")
-        self._slice = self._MIN_SLICE
-
-    def decompress(self, data: bytes, max_length: int) -> bytes:
-        if data:
-            # Callers only pass new data once pending() is False, so nothing is dropped.
-            self._input = memoryview(data)
-        piece, self._input = self._input[: self._slice], self._input[self._slice :]
-        try:
-            result: bytes = self._obj.decompress(piece)
-        except self._zstd.ZstdError as exc:
-            raise _DecompressError(str(exc)) from exc
-        if len(result) > max_length:
-            self._slice = max(self._MIN_SLICE, self._slice // 4)
-        elif len(result) < max_length // 4:
-            self._slice = min(max_length // 16, self._slice * 2)
-        return result
-
-    def pending(self) -> bool:
-        return len(self._input) > 0
-
-    def finished(self) -> bool:
-        return bool(self._obj.eof) and not self._obj.unused_data
-
-
-def _zstandard() -> Any:
-    try:
-        import zstandard
-    except ImportError as exc:  # pragma: no cover - the dev environment has it
-        raise ConfigurationError(
-            "EXECSTORE_ARCHIVE_CODEC=zstd needs the optional 'zstandard' package "
-            "(pip install 'execstore[zstd]')"
-        ) from exc
-    return zstandard
-
-
-def _compressor(codec: Codec, level: int) -> _Compressor:
-    if codec is Codec.GZIP:
-        return _GzipCompressor(level)
-    zstd = _zstandard()
-    compressor: _Compressor = zstd.ZstdCompressor(level=level, write_checksum=True).compressobj()
-    return compressor
-
-
-def _decompressor(codec: Codec) -> _Decompressor:
-    return _GzipDecompressor() if codec is Codec.GZIP else _ZstdDecompressor()
 
 
 class ArchiveEncoder:
@@ -200,7 +83,7 @@ class ArchiveEncoder:
         self.codec = Codec(codec)
         self.payload = payload
         self.level = DEFAULT_LEVELS[self.codec] if level is None else level
-        self._compressor = _compressor(self.codec, self.level)
+        self._compressor = compressor(self.codec, self.level)
         self._sha = hashlib.sha256()
         self.raw_size = 0
         self.stored_size = 0
@@ -267,70 +150,68 @@ async def encode_records(
     records: Iterable[Any] | AsyncIterable[Any], encoder: ArchiveEncoder
 ) -> AsyncGenerator[bytes, None]:
     """Compressed NDJSON chunks for ``records``, produced one batch at a time."""
-    out = _ChunkBuffer()
-    batch: list[str] = []
-    batch_chars = 0
-
-    def flush_batch() -> bytes:
-        nonlocal batch, batch_chars
-        raw = ("\n".join(batch) + "\n").encode("utf-8")
-        count = len(batch)
-        batch, batch_chars = [], 0
-        return encoder.feed(raw, records=count)
-
+    batcher = _RecordBatcher(encoder)
     if isinstance(records, AsyncIterable):
         async for record in records:
-            text = serialize(record)
-            batch.append(text)
-            batch_chars += len(text) + 1
-            if batch_chars >= _RAW_BATCH and (chunk := out.add(flush_batch())):
+            if chunk := batcher.add(record):
                 yield chunk
     else:
         for record in records:
-            text = serialize(record)
-            batch.append(text)
-            batch_chars += len(text) + 1
-            if batch_chars >= _RAW_BATCH and (chunk := out.add(flush_batch())):
+            if chunk := batcher.add(record):
                 yield chunk
-    if batch:
-        out.add(flush_batch())
-    out.add(encoder.finish())
-    if tail := out.drain():
+    if tail := batcher.finish():
         yield tail
 
 
-def encode_document(document: Any, encoder: ArchiveEncoder) -> Iterable[bytes]:
-    """Compressed chunks of one JSON document (no trailing newline)."""
-    # One C-accelerated dumps is far faster than the pure-Python iterencode; the
-    # document already lives in memory, so one text copy is the honest minimum.
-    raw = serialize(document).encode("utf-8")
-    out = _ChunkBuffer()
-    view = memoryview(raw)
-    for start in range(0, len(raw), _RAW_BATCH * 4):
-        if chunk := out.add(encoder.feed(bytes(view[start : start + _RAW_BATCH * 4]))):
-            yield chunk
-    encoder.record_count = 1
-    out.add(encoder.finish())
-    if tail := out.drain():
-        yield tail
+def encode_document(document: Any, encoder: ArchiveEncoder) -> bytes:
+    """The compressed bytes of one JSON document (no trailing newline)."""
+    # One C-accelerated dumps is far faster than the pure-Python iterencode, and the
+    # document already lives in memory: its text and its compressed form are all we add.
+    return encoder.feed(serialize(document).encode("utf-8"), records=1) + encoder.finish()
 
 
-class _ChunkBuffer:
-    """Collects small compressed pieces and releases them in ~1 MiB chunks."""
+class _RecordBatcher:
+    """Serializes records into ~256 KiB batches and releases compressed ~1 MiB chunks."""
 
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-        self._size = 0
+    def __init__(self, encoder: ArchiveEncoder) -> None:
+        self._encoder = encoder
+        self._batch: list[str] = []
+        self._batch_chars = 0
+        self._out: list[bytes] = []
+        self._out_size = 0
 
-    def add(self, data: bytes) -> bytes:
+    def add(self, record: Any) -> bytes:
+        """A chunk of compressed output when one is ready, else b""."""
+        text = serialize(record)
+        self._batch.append(text)
+        self._batch_chars += len(text) + 1
+        if self._batch_chars >= _RAW_BATCH:
+            self._collect(self._compress_batch())
+            if self._out_size >= _OUT_CHUNK:
+                return self._drain()
+        return b""
+
+    def finish(self) -> bytes:
+        """The remaining compressed output, the codec's trailer included."""
+        if self._batch:
+            self._collect(self._compress_batch())
+        self._collect(self._encoder.finish())
+        return self._drain()
+
+    def _compress_batch(self) -> bytes:
+        raw = ("\n".join(self._batch) + "\n").encode("utf-8")
+        count = len(self._batch)
+        self._batch, self._batch_chars = [], 0
+        return self._encoder.feed(raw, records=count)
+
+    def _collect(self, data: bytes) -> None:
         if data:
-            self._parts.append(data)
-            self._size += len(data)
-        return self.drain() if self._size >= _OUT_CHUNK else b""
+            self._out.append(data)
+            self._out_size += len(data)
 
-    def drain(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts, self._size = [], 0
+    def _drain(self) -> bytes:
+        data = b"".join(self._out)
+        self._out, self._out_size = [], 0
         return data
 
 
@@ -349,12 +230,12 @@ def decode_payload(ref: ArchiveRef, stored: bytes) -> bytes:
             # bufsize = the recorded raw size: one allocation instead of repeated growth.
             raw = zlib.decompress(stored, 16 + zlib.MAX_WBITS, max(ref.raw_size, 1))
         else:
-            zstd = _zstandard()
+            zstd = zstandard_module()
             try:
                 raw = zstd.ZstdDecompressor().decompressobj().decompress(stored)
             except zstd.ZstdError as exc:
-                raise _DecompressError(str(exc)) from exc
-    except (zlib.error, _DecompressError) as exc:
+                raise CompressionError(str(exc)) from exc
+    except (zlib.error, CompressionError) as exc:
         raise ArchiveCorrupt(ref.key, f"cannot decompress: {exc}") from exc
     if len(raw) != ref.raw_size:
         raise ArchiveCorrupt(ref.key, f"raw size {len(raw)} != recorded {ref.raw_size}")
@@ -385,7 +266,7 @@ async def iter_payload_records(
     raw_size = 0
     count = 0
     pending = bytearray()
-    decoder = _decompressor(ref.codec)
+    decoder = decompressor(ref.codec)
     async for chunk in chunks:
         sha.update(chunk)
         stored += len(chunk)
@@ -414,10 +295,10 @@ async def iter_payload_records(
         raise ArchiveCorrupt(ref.key, f"{count} records != recorded {ref.record_count}")
 
 
-def _step(ref: ArchiveRef, decoder: _Decompressor, data: bytes) -> bytes:
+def _step(ref: ArchiveRef, decoder: Decompressor, data: bytes) -> bytes:
     try:
         return decoder.decompress(data, _DECODE_STEP)
-    except _DecompressError as exc:
+    except CompressionError as exc:
         raise ArchiveCorrupt(ref.key, f"cannot decompress: {exc}") from exc
 
 
