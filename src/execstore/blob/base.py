@@ -93,7 +93,8 @@ class BlobStore(Protocol):
 
         Different bytes at an existing key raise ArchiveConflict. A callable ``metadata``
         is called after ``data`` is consumed, so it may report values computed while
-        streaming. The store adds ``SHA256_METADATA`` itself.
+        streaming. The store adds ``SHA256_METADATA`` itself. Metadata names must be
+        identifiers and values ASCII (Azure's rules, applied everywhere).
         """
         ...
 

@@ -27,7 +27,12 @@ _Entry = tuple[str, bytes]
 
 @dataclass(frozen=True, slots=True)
 class CacheStats:
-    """A snapshot of the cache's counters."""
+    """A snapshot of the cache's counters.
+
+    ``misses`` counts every lookup not served from memory, including callers that joined
+    a fetch already in flight; ``fetches`` counts the fetches actually started, so
+    ``misses - fetches`` is what single-flight saved.
+    """
 
     hits: int
     misses: int

@@ -9,6 +9,10 @@ A put writes a temporary file in the target directory, fsyncs it and then ``os.l
 to the final name. ``link`` fails if the name exists, which makes the put create-only
 even against a concurrent writer: exactly one link wins, the loser compares bytes.
 Blocking file work runs in worker threads so the event loop stays responsive.
+
+One difference from Azure, inherent to directories: a key cannot be both a blob and a
+prefix of another blob ("a" and "a/b"); such a put raises BlobStoreError. Archive keys
+(``archive_key``) always end in a file suffix, so they never collide this way.
 """
 
 from __future__ import annotations
