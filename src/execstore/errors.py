@@ -3,6 +3,7 @@
     ExecstoreError
     ├── ConfigurationError        settings that cannot work (names the setting)
     ├── NotFound                  no such row for this organization (never "forbidden")
+    ├── InvalidBlobKey            a blob key breaks the key rules (also a ValueError)
     ├── Conflict                  a write that would contradict stored data
     │   └── ArchiveConflict       different bytes at an existing write-once key
     ├── ArchiveError              something is wrong with an archive blob
@@ -36,6 +37,7 @@ __all__ = [
     "DowngradeRefused",
     "ExecstoreError",
     "IntegrityViolation",
+    "InvalidBlobKey",
     "MigrationError",
     "MigrationRequired",
     "NotFound",
@@ -65,6 +67,15 @@ class ArchiveConflict(Conflict):
     def __init__(self, key: str) -> None:
         super().__init__(f"blob {key!r} already exists with different content")
         self.key = key
+
+
+class InvalidBlobKey(ExecstoreError, ValueError):
+    """A blob key (or a part of one) breaks the key rules; the message says which."""
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"invalid blob key {key!r}: {reason}")
+        self.key = key
+        self.reason = reason
 
 
 class ArchiveError(ExecstoreError):

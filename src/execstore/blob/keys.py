@@ -15,7 +15,7 @@ from typing import Final, Literal
 from uuid import UUID
 
 from execstore.config import Codec
-from execstore.errors import ExecstoreError
+from execstore.errors import InvalidBlobKey
 
 __all__ = [
     "ARCHIVE_KINDS",
@@ -37,15 +37,6 @@ MAX_SEGMENT_BYTES: Final = 200
 _ID_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 _NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 _SUFFIXES: Final = {Codec.GZIP: "gz", Codec.ZSTD: "zst"}
-
-
-class InvalidBlobKey(ExecstoreError, ValueError):
-    """A blob key (or a part of one) breaks the key rules; the message says which."""
-
-    def __init__(self, key: str, reason: str) -> None:
-        super().__init__(f"invalid blob key {key!r}: {reason}")
-        self.key = key
-        self.reason = reason
 
 
 def validate_key(key: str) -> str:
