@@ -1,4 +1,4 @@
-"""Run every benchmark in this folder, one after another; each prints its own table and JSON line."""
+"""Run every benchmark here in turn; each prints its own table and, last, one JSON line."""
 
 from __future__ import annotations
 

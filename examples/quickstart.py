@@ -33,12 +33,12 @@ async def main() -> None:
                     "success": True,
                     "stepResults": [
                         {"stepIndex": 0, "name": "login", "success": True, "durationMs": 812},
-                        {"stepIndex": 1, "name": "search claim", "success": True, "durationMs": 1520},
+                        {"stepIndex": 1, "name": "find claim", "success": True, "durationMs": 1520},
                     ],
                     "screenshots": [
                         {
                             "stepIndex": 1,
-                            "url": f"https://example.blob.core.windows.net/screenshots/{job.id}/1.png",
+                            "url": f"https://acme.blob.core.windows.net/shots/{job.id}/1.png",
                             "width": 1280,
                             "height": 800,
                             "capturedAt": now,
