@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from execstore.cli import app
@@ -29,3 +30,14 @@ def test_bad_settings_exit_with_a_message(monkeypatch) -> None:
     assert result.exit_code == 1
     assert "EXECSTORE_DATABASE_URL" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.sqlite
+def test_demo_runs_the_main_job_on_the_embedded_default(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("EXECSTORE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}")
+    monkeypatch.setenv("EXECSTORE_BLOB_URL", f"file:{tmp_path / 'blobs'}")
+    result = CliRunner().invoke(app, ["demo"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "saved the results of 12 jobs" in result.output
+    assert "screenshot_count=6" in result.output
+    assert len(list((tmp_path / "blobs").rglob("*.json.gz"))) == 12
