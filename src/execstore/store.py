@@ -30,6 +30,7 @@ from execstore.repositories.reference import JobRepository, ReferenceRepository
 
 if TYPE_CHECKING:
     from execstore.blob import Archives, BlobStore
+    from execstore.repositories.results import ResultRepository
 
 __all__ = ["ExecStore", "UnitOfWork"]
 
@@ -70,11 +71,17 @@ class UnitOfWork:
         return ReferenceRepository(**self._scope())
 
     @cached_property
-    def results(self) -> Any:
+    def results(self) -> ResultRepository:
         """Job results: slim summaries, screenshots and archived detail."""
+        from execstore.archival.result_format import ScreenshotUrls
         from execstore.repositories.results import ResultRepository
 
-        return ResultRepository(**self._scope(), archives=self.store.archives, unit=self)
+        return ResultRepository(
+            **self._scope(),
+            archives=self.store.archives,
+            unit=self,
+            screenshot_urls=ScreenshotUrls(self.store.settings.screenshot_base_url),
+        )
 
 
 class ExecStore:

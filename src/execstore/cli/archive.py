@@ -84,7 +84,7 @@ def results_command(
                     limit=limit,
                     dry_run=dry_run,
                     organization_id=org,
-                    screenshot_urls=ScreenshotUrls(screenshot_base),
+                    screenshot_urls=ScreenshotUrls(screenshot_base or settings.screenshot_base_url),
                     on_batch=lambda report: progress.update(task, completed=report.jobs_archived),
                 )
 

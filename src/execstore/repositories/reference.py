@@ -94,7 +94,9 @@ class ReferenceRepository(ScopedRepository[m.Workflow]):
         self, name: str, *, npi: str | None = None, id: uuid.UUID | None = None
     ) -> ClientRecord:
         """A new client in this organization."""
-        row = m.Client(id=id or uuid.uuid4(), organization_id=self.organization_id, name=name, npi=npi)
+        row = m.Client(
+            id=id or uuid.uuid4(), organization_id=self.organization_id, name=name, npi=npi
+        )
         return ClientRecord.model_validate(await self._add(row))
 
     async def add_claim_submission(

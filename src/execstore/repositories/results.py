@@ -112,11 +112,7 @@ class ResultRepository(ScopedRepository[m.Job]):
         super().__init__(session=session, organization_id=organization_id)
         self.archives = archives
         self.unit = unit
-        if screenshot_urls is None:
-            # Read from the settings when they carry it (EXECSTORE_SCREENSHOT_BASE_URL).
-            settings = getattr(getattr(unit, "store", None), "settings", None)
-            screenshot_urls = ScreenshotUrls(getattr(settings, "screenshot_base_url", None))
-        self.screenshot_urls = screenshot_urls
+        self.screenshot_urls = screenshot_urls or ScreenshotUrls(None)
 
     async def save(self, job_id: uuid.UUID, output: Mapping[str, Any]) -> ResultSummary:
         """The stored summary of ``output``, saved as this job's result (write-once).
