@@ -5,7 +5,7 @@
 - :class:`BoundedString`: ``VARCHAR(n)`` that truncates (with a marker) and strips NULs on
   every bind; see :mod:`execstore.textlimits`.
 - :data:`JSONDoc`: ``jsonb`` on PostgreSQL, JSON text on SQLite; NULs removed on bind.
-- :func:`text_array` / :func:`uuid_array`: PostgreSQL arrays, JSON arrays on SQLite.
+- :func:`uuid_array`: a PostgreSQL ``uuid[]``, a JSON array on SQLite.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ __all__ = [
     "JSONDoc",
     "SafeText",
     "legacy_uuid",
-    "text_array",
     "uuid_array",
 ]
 
@@ -94,11 +93,6 @@ class _SafeJSON(TypeDecorator[Any]):
 
 JSONDoc = _SafeJSON
 """A JSON document column: ``jsonb`` on PostgreSQL, JSON on SQLite."""
-
-
-def text_array() -> TypeEngine[Any]:
-    """``text[]`` on PostgreSQL, a JSON array on SQLite."""
-    return postgresql.ARRAY(sa.Text()).with_variant(sa.JSON(), "sqlite")
 
 
 class _UUIDArray(TypeDecorator[list[uuid.UUID]]):
