@@ -37,10 +37,9 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from execstore.archival.result_format import ScreenshotUrls
 from execstore.config import load_settings
 from execstore.migrations.runner import migrate
-from execstore.repositories.results import ResultRepository
+from execstore.results import ResultRepository, ScreenshotUrls
 from execstore.schema import legacy
 from execstore.schema import models as m
 from execstore.store import ExecStore
@@ -165,7 +164,8 @@ async def load_optimized(
                 session=uow.session,
                 organization_id=org,
                 archives=store.archives,
-                unit=uow,
+                hooks=uow,
+                sessions=uow.store.sessions,
                 screenshot_urls=urls,
             )
             await repo.save(job, output)

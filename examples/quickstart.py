@@ -12,7 +12,6 @@ import uuid
 
 from execstore import load_settings
 from execstore.migrations.runner import migrate
-from execstore.schema.models import Organization
 from execstore.store import ExecStore
 
 
@@ -23,7 +22,7 @@ async def main() -> None:
     org = uuid.uuid4()
     async with ExecStore.open(settings) as store:
         async with store.unit(org) as uow:
-            uow.session.add(Organization(id=org, name="Quickstart Clinic"))
+            await uow.reference.add_organization("Quickstart Clinic")
             workflow = await uow.reference.add_workflow("Claim status check")
             job = await uow.jobs.create(workflow_id=workflow.id)
             now = dt.datetime.now(dt.UTC).isoformat()

@@ -1,9 +1,44 @@
-"""execstore: async storage for workflow execution data."""
+"""execstore: async storage for workflow execution data.
+
+    from execstore import ExecStore, load_settings
+
+    async with ExecStore.open(load_settings()) as store:
+        async with store.unit(organization_id) as uow:
+            ...
+
+The public types each capability returns are importable from here too.
+"""
 
 from execstore.config import Settings, load_settings
 from execstore.errors import *  # noqa: F403
 from execstore.errors import __all__ as _error_names
+from execstore.jobs import (
+    ClaimSubmissionRecord,
+    ClientRecord,
+    CredentialRecord,
+    JobRecord,
+    OrganizationRecord,
+    WorkflowRecord,
+)
+from execstore.results import ResultDetail, ResultSummary, ScreenshotRecord
+from execstore.store import ExecStore, UnitOfWork
 
 __version__ = "0.1.0.dev0"
 
-__all__ = ["Settings", "__version__", "load_settings", *_error_names]
+__all__ = [
+    "ClaimSubmissionRecord",
+    "ClientRecord",
+    "CredentialRecord",
+    "ExecStore",
+    "JobRecord",
+    "OrganizationRecord",
+    "ResultDetail",
+    "ResultSummary",
+    "ScreenshotRecord",
+    "Settings",
+    "UnitOfWork",
+    "WorkflowRecord",
+    "__version__",
+    "load_settings",
+    *_error_names,
+]

@@ -5,6 +5,10 @@ name, so operators can see execstore in ``pg_stat_activity``.
 
 SQLite (aiosqlite): WAL journal, ``foreign_keys=ON``, a busy timeout, and
 ``synchronous=NORMAL`` (safe under WAL). Its parent directory is created on first use.
+The driver's own transaction handling is switched off and SQLAlchemy emits ``BEGIN``
+itself (the recipe in SQLAlchemy's SQLite documentation), so savepoints work and DDL is
+transactional: a batch job can set one bad row aside inside a savepoint, and a failed
+migration step leaves nothing half-done.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from execstore.config import Settings
+from execstore.ids import SQLITE_FUNCTION, legacy_uuid_text
 
 __all__ = ["create_engine", "create_session_factory", "sqlite_path"]
 
@@ -78,6 +83,13 @@ def _configure_sqlite(engine: AsyncEngine, settings: Settings, *, foreign_keys: 
         cursor.execute(f"PRAGMA busy_timeout={int(settings.sqlite_busy_timeout_ms)}")
         cursor.execute(f"PRAGMA foreign_keys={'ON' if foreign_keys else 'OFF'}")
         cursor.close()
+        # The legacy-id mapping as SQL (execstore.ids.legacy_uuid_sql) on SQLite.
+        dbapi_connection.create_function(SQLITE_FUNCTION, 1, legacy_uuid_text, deterministic=True)
+        dbapi_connection.isolation_level = None
+
+    @sa.event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

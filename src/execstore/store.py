@@ -7,79 +7,75 @@
         # committed here; rolled back if the block raised
 
 A unit is one transaction scoped to one organization; its repositories share the
-session and never commit on their own. Archive blobs written inside a unit whose
-transaction then fails are deleted on the way out (the reconciler catches the rest).
+session and never commit on their own. Blob work follows the transaction: archives
+written inside a unit whose transaction then fails are deleted on the way out, blobs of
+deleted rows only after the commit (the reconciler catches what a crash leaves).
+
+This module wires the capability packages together; they never import it.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from execstore.archival import ArchiveKind
+from execstore.blob import ArchiveCache, Archives, BlobStore, open_blob_store
 from execstore.config import Settings, load_settings
 from execstore.db import create_engine, create_session_factory
 from execstore.errors import translate_database_errors
-from execstore.migrations.runner import require_head
-from execstore.repositories.reference import JobRepository, ReferenceRepository
-
-if TYPE_CHECKING:
-    from execstore.blob import Archives, BlobStore
-    from execstore.repositories.results import ResultRepository
+from execstore.jobs import JobRepository, ReferenceRepository
+from execstore.migrations.runner import require_compatible
+from execstore.repository import TransactionHooks
+from execstore.results import (
+    ResultArchives,
+    ResultRepository,
+    ScreenshotUrls,
+    forget_result_archive,
+)
 
 __all__ = ["ExecStore", "UnitOfWork"]
 
-log = logging.getLogger("execstore")
 
-
-class UnitOfWork:
+class UnitOfWork(TransactionHooks):
     """One transaction for one organization, with the repositories bound to it."""
 
     def __init__(self, store: ExecStore, session: AsyncSession, organization_id: uuid.UUID):
+        super().__init__()
         self.store = store
         self.session = session
         self.organization_id = organization_id
-        # Lets repositories without a unit argument (JobRepository.delete) reach on_commit.
-        session.info["execstore.unit"] = self
-        self._on_rollback: list[Callable[[], Awaitable[Any]]] = []
-        self._on_commit: list[Callable[[], Awaitable[Any]]] = []
-
-    def on_rollback(self, undo: Callable[[], Awaitable[Any]]) -> None:
-        """Run ``undo`` if this unit's transaction does not commit (best effort)."""
-        self._on_rollback.append(undo)
-
-    def on_commit(self, then: Callable[[], Awaitable[Any]]) -> None:
-        """Run ``then`` after this unit's transaction commits (best effort, e.g. blob deletes)."""
-        self._on_commit.append(then)
-
-    def _scope(self) -> dict[str, Any]:
-        return {"session": self.session, "organization_id": self.organization_id}
 
     @cached_property
     def jobs(self) -> JobRepository:
-        """Jobs of this organization."""
-        return JobRepository(**self._scope())
+        """Jobs of this organization (``delete`` also removes their archives)."""
+        return JobRepository(
+            session=self.session,
+            organization_id=self.organization_id,
+            hooks=self,
+            on_delete=[forget_result_archive(self.store.archives)],
+        )
 
     @cached_property
     def reference(self) -> ReferenceRepository:
-        """Workflows, clients, claim submissions and credentials of this organization."""
-        return ReferenceRepository(**self._scope())
+        """The organization itself, its workflows, clients, claim submissions and credentials."""
+        return ReferenceRepository(
+            session=self.session, organization_id=self.organization_id, hooks=self
+        )
 
     @cached_property
     def results(self) -> ResultRepository:
         """Job results: slim summaries, screenshots and archived detail."""
-        from execstore.archival.result_format import ScreenshotUrls
-        from execstore.repositories.results import ResultRepository
-
         return ResultRepository(
-            **self._scope(),
+            session=self.session,
+            organization_id=self.organization_id,
+            hooks=self,
             archives=self.store.archives,
-            unit=self,
+            sessions=self.store.sessions,
             screenshot_urls=ScreenshotUrls(self.store.settings.screenshot_base_url),
         )
 
@@ -93,12 +89,16 @@ class ExecStore:
         engine: AsyncEngine,
         blobs: BlobStore,
         archives: Archives,
+        *,
+        revision: str | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = create_session_factory(engine)
         self.blobs = blobs
         self.archives = archives
+        self.revision = revision
+        """The database's schema revision when the store was opened."""
 
     @classmethod
     @asynccontextmanager
@@ -108,25 +108,30 @@ class ExecStore:
         """An ExecStore for ``settings`` (default: from the environment), closed on exit.
 
         With ``check_schema`` (the default) it raises MigrationRequired unless the
-        database is at the package's head revision.
+        database is at a revision this package can use (head, or head without the
+        optional contract steps: see ``execstore db upgrade``).
         """
-        from execstore.blob import ArchiveCache, Archives, open_blob_store
-
         settings = settings or load_settings()
         engine = create_engine(settings)
         blobs = None
         try:
+            revision = None
             if check_schema:
                 async with engine.connect() as conn:
-                    await require_head(conn)
+                    revision = await require_compatible(conn)
             blobs = open_blob_store(settings)
             cache = ArchiveCache(max_bytes=settings.cache_bytes)
             archives = Archives(blobs, cache=cache, codec=settings.archive_codec)
-            yield cls(settings, engine, blobs, archives)
+            yield cls(settings, engine, blobs, archives, revision=revision)
         finally:
             if blobs is not None:
                 await blobs.close()
             await engine.dispose()
+
+    @property
+    def archive_kinds(self) -> list[ArchiveKind]:
+        """Every kind of archive the reconciler checks."""
+        return [ResultArchives()]
 
     @asynccontextmanager
     async def unit(self, organization_id: uuid.UUID) -> AsyncIterator[UnitOfWork]:
@@ -138,14 +143,6 @@ class ExecStore:
                     async with session.begin():
                         yield uow
             except BaseException:
-                for undo in reversed(uow._on_rollback):
-                    try:
-                        await undo()
-                    except Exception:  # the reconciler repairs what this misses
-                        log.warning("rollback clean-up failed", exc_info=True)
+                await uow.rolled_back()
                 raise
-            for then in uow._on_commit:
-                try:
-                    await then()
-                except Exception:  # the reconciler repairs what this misses
-                    log.warning("post-commit clean-up failed", exc_info=True)
+            await uow.committed()

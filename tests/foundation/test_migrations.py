@@ -29,6 +29,11 @@ REVISIONS = [
     "partition_execution_logs",
     "add_archival_tables",
     "slim_execution_metadata",
+    "compact_phi_audit",
+    "contract_execution_metadata",
+    "contract_rag_rules",
+    "contract_execution_log",
+    "contract_phi_audit",
 ]
 
 
@@ -59,7 +64,7 @@ def test_revisions_are_the_plan_in_order() -> None:
     script = ScriptDirectory.from_config(alembic_config())
     chain = [r.revision for r in reversed(list(script.walk_revisions()))]
     assert chain == REVISIONS
-    assert head_revision() == "slim_execution_metadata"
+    assert head_revision() == REVISIONS[-1]
 
 
 async def test_upgrade_to_head_matches_the_models(fresh_db_url: str) -> None:
@@ -318,3 +323,42 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         "execution_metadata",
     ):
         assert (await _rows(fresh_db_url, f"SELECT count(*) FROM {table}"))[0][0] >= 1
+
+
+async def test_a_refused_downgrade_changes_nothing(fresh_db_url: str, tmp_path) -> None:
+    """Refused several revisions down: the database stays at head and stays usable."""
+    from execstore.store import ExecStore
+
+    await migrate(fresh_db_url)
+    settings = load_settings(database_url=fresh_db_url, blob_url=f"file:{tmp_path}")
+    org = uuid.uuid4()
+    async with ExecStore.open(settings) as store, store.unit(org) as uow:
+        await uow.reference.add_organization("o")
+        wf = await uow.reference.add_workflow("wf")
+        job = await uow.jobs.create(workflow_id=wf.id)
+        await uow.results.save(job.id, {"success": True})
+    for target in ("base", "legacy_baseline", "normalize_rag_rules"):
+        with pytest.raises(DowngradeRefused, match="job_result_archives"):
+            await downgrade(fresh_db_url, target)
+        assert await current_revision(fresh_db_url) == head_revision()
+    assert await schema_diff(fresh_db_url) == []
+    async with ExecStore.open(settings) as store, store.unit(org) as uow:
+        assert (await uow.results.summary(job.id)) is not None
+
+
+async def test_store_runs_on_any_compatible_revision(fresh_db_url: str, tmp_path) -> None:
+    from execstore.migrations.runner import compatible_revisions
+    from execstore.store import ExecStore
+
+    allowed = compatible_revisions()
+    assert allowed[0] == head_revision()
+    assert "slim_execution_metadata" not in allowed or allowed[-1] == "slim_execution_metadata"
+    await migrate(fresh_db_url, allowed[-1])
+    settings = load_settings(database_url=fresh_db_url, blob_url=f"file:{tmp_path}")
+    async with ExecStore.open(settings) as store:
+        assert store.revision == allowed[-1]
+    below = REVISIONS[REVISIONS.index(allowed[-1]) - 1]
+    await downgrade(fresh_db_url, below)
+    with pytest.raises(MigrationRequired, match=allowed[-1]):
+        async with ExecStore.open(settings):
+            pass

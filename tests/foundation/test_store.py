@@ -14,7 +14,8 @@ class TestUnitOfWork:
     async def test_commits_on_success(self, store, org) -> None:
         async with store.unit(org) as uow:
             wf = await uow.reference.add_workflow("Eligibility check")
-            job = await uow.jobs.create(workflow_id=wf.id, credential_ids=[uuid.uuid4()])
+            cred = await uow.reference.add_credential("payer portal")
+            job = await uow.jobs.create(workflow_id=wf.id, credential_ids=[cred.id])
         async with store.unit(org) as uow:
             got = await uow.jobs.get(job.id)
         assert got.workflow_id == wf.id
@@ -58,7 +59,9 @@ class TestUnitOfWork:
             assert not await uow.jobs.exists(job.id)
 
     async def test_driver_errors_are_translated(self, store, org) -> None:
-        with pytest.raises(IntegrityViolation) as caught:
+        with pytest.raises(IntegrityViolation) as caught:  # noqa: PT012
             async with store.unit(org) as uow:
-                await uow.jobs.create(workflow_id=uuid.uuid4())  # no such workflow
+                same = uuid.uuid4()
+                await uow.reference.add_workflow("once", id=same)
+                await uow.reference.add_workflow("twice", id=same)  # duplicate primary key
         assert caught.value.__cause__ is not None

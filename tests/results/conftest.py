@@ -8,8 +8,10 @@ from typing import Any
 
 import pytest
 
-from execstore.archival.result_format import ScreenshotUrls
-from execstore.repositories.results import ResultRepository
+from execstore.archival import ReconcileReport
+from execstore.archival import reconcile as reconcile_kinds
+from execstore.blob import ArchiveRef, Archives
+from execstore.results import ResultArchives, ResultRepository, ScreenshotUrls
 
 BASE = "https://claimautoprod.blob.core.windows.net/screenshots/"
 
@@ -20,7 +22,8 @@ def results_of(uow: Any, base: str | None = BASE) -> ResultRepository:
         session=uow.session,
         organization_id=uow.organization_id,
         archives=uow.store.archives,
-        unit=uow,
+        hooks=uow,
+        sessions=uow.store.sessions,
         screenshot_urls=ScreenshotUrls(base),
     )
 
@@ -79,3 +82,17 @@ async def job(store: Any, org: uuid.UUID) -> uuid.UUID:
 async def result_blobs(store: Any) -> list[str]:
     """Every blob key under results/."""
     return [info.key async for info in store.blobs.list("results/")]
+
+
+async def reconcile(sessions: Any, archives: Archives, **options: Any) -> ReconcileReport:
+    """The reconciler's report on result archives alone."""
+    [report] = await reconcile_kinds(sessions, archives, [ResultArchives()], **options)
+    return report
+
+
+async def put_result_document(
+    archives: Archives, key: str, document: Any
+) -> tuple[ArchiveRef, bool]:
+    """Archive ``document`` at ``key`` as a save would: the ref and whether it was created."""
+    stored = await archives.store_document(key, document)
+    return stored.ref, stored.created

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from execstore.archival.result_format import put_result_document, result_archive_key
 from execstore.errors import Conflict, NotFound
+from execstore.results.format import result_archive_key
 from execstore.schema import models as m
 
-from .conftest import BASE, make_output, new_jobs, result_blobs, results_of
+from .conftest import BASE, make_output, new_jobs, put_result_document, result_blobs, results_of
 
 
 async def test_save_stores_summary_rows_and_archive(

@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from execstore.archival.result_format import ScreenshotUrls
-from execstore.archival.results import archive_job_results, count_legacy_results
+from execstore.results import ScreenshotUrls, archive_job_results, count_legacy_results
 from execstore.schema import models as m
 
 from .conftest import BASE, make_output, new_jobs, result_blobs, results_of

@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 
-from execstore.archival.reconcile import reconcile
-from execstore.archival.result_format import put_result_document, result_archive_key
 from execstore.blob import AzureBlobStore
 from execstore.config import load_settings
+from execstore.results.format import result_archive_key
 from execstore.schema import models as m
 from execstore.store import ExecStore
 
-from .conftest import make_output, new_jobs, results_of
+from .conftest import make_output, new_jobs, put_result_document, reconcile, results_of
 
 
 @pytest.fixture

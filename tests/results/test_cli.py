@@ -8,11 +8,11 @@ from typing import Any
 
 from typer.testing import CliRunner
 
-from execstore.archival.result_format import put_result_document, result_archive_key
 from execstore.cli import app
+from execstore.results.format import result_archive_key
 from execstore.schema import models as m
 
-from .conftest import BASE, new_jobs, result_blobs
+from .conftest import BASE, new_jobs, put_result_document, result_blobs
 from .test_archival import legacy_left, make_legacy_jobs
 
 

@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from execstore.archival.reconcile import reconcile
-from execstore.archival.results import archive_job_results
 from execstore.blob import Archives
 from execstore.errors import BlobStoreError
+from execstore.results import archive_job_results
 from execstore.schema import models as m
 
-from .conftest import make_output, new_jobs, result_blobs, results_of
+from .conftest import make_output, new_jobs, reconcile, result_blobs, results_of
 from .test_archival import URLS, make_legacy_jobs
 
 NO_GRACE = dt.timedelta(0)

@@ -9,12 +9,18 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from execstore.archival.reconcile import reconcile
-from execstore.archival.result_format import put_result_document, result_archive_key
 from execstore.errors import ArchiveMissing
+from execstore.results.format import result_archive_key
 from execstore.schema import models as m
 
-from .conftest import make_output, new_jobs, result_blobs, results_of
+from .conftest import (
+    make_output,
+    new_jobs,
+    put_result_document,
+    reconcile,
+    result_blobs,
+    results_of,
+)
 
 NO_GRACE = dt.timedelta(0)
 

@@ -1,18 +1,23 @@
-"""Keep result archive rows and result blobs in step, in both directions.
+"""Keep archive pointer rows and blobs in step, in both directions, for every archive kind.
 
-Rows without blobs ("lost"): the row is evidence (key, sha256, sizes) and is never
-deleted. Repair marks the job's summary (``"a": 2``) so ``detail()`` raises
-ArchiveMissing at once, without a blob request, and so the loss shows up in reports;
-``summary()`` and ``screenshots()`` keep working. If the blob comes back (restored from a
-backup), a repair run finds it and clears the mark ("restored").
+The loop is shared; what is kind-specific is a small :class:`ArchiveKind` object each
+capability supplies (its key prefix, how its pointer rows are listed and marked, which
+blobs are legitimately waiting for a job still in flight).
 
-Blobs without rows ("orphans") under ``results/``: left by a save or an archival batch
-whose transaction never committed and whose rollback hook could not run (a crash, a
-kill). Repair deletes them, but only when older than ``grace`` (default one hour; read
-from the ``execstore_written_at`` blob metadata every results blob carries; a blob
-without it is treated as old) so that an in-flight save between its upload and its
-commit is never raced. Blobs of jobs that still hold a legacy result are "pending" (a
-crashed archival batch left them; its re-run reuses them) and are not deleted.
+Rows without blobs ("lost"): a pointer row is evidence (key, sha256, sizes) and is never
+deleted. With ``repair`` the kind marks it, so reads fail fast with ArchiveMissing and
+the loss shows in reports; if the blob comes back (restored from a backup), a repair
+run finds it and clears the mark ("restored").
+
+Blobs without rows ("orphans"): left by a write whose transaction never committed and
+whose rollback hook could not run (a crash, a kill). Repair deletes them, but only when
+older than ``grace`` (read from the ``execstore_written_at`` metadata every archive
+carries; a blob without it is treated as old), so an in-flight write between its upload
+and its commit is never raced. Blobs a kind reports as "pending" (a crashed batch left
+them and its re-run will reuse them) are never deleted.
+
+Crash leftovers of the blob store itself (a local write killed half-way leaves a hidden
+temporary file) older than ``grace`` are removed too, and reported.
 """
 
 from __future__ import annotations
@@ -20,41 +25,79 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival.result_format import (
-    ARCHIVE_LOST,
-    ARCHIVED,
-    RESULTS_PREFIX,
-    WRITTEN_AT_METADATA,
-    is_summary,
-    parse_time,
-    ref_from_row,
-)
-from execstore.archival.results import legacy_result_filter
-from execstore.blob import Archives, BlobInfo
-from execstore.errors import ArchiveCorrupt, ArchiveMissing, translate_database_errors
-from execstore.schema import models as m
+from execstore.blob import WRITTEN_AT_METADATA, ArchiveRef, Archives, BlobInfo
+from execstore.errors import ArchiveCorrupt, ArchiveMissing
 
-__all__ = ["DEFAULT_GRACE", "ReconcileReport", "reconcile"]
+__all__ = ["DEFAULT_GRACE", "ArchiveKind", "Pointer", "ReconcileReport", "reconcile"]
 
 DEFAULT_GRACE: Final = dt.timedelta(hours=1)
 _CHECK_CONCURRENCY: Final = 16
 
 
+@dataclass(frozen=True, slots=True)
+class Pointer:
+    """One archive pointer row, as the reconciler sees it."""
+
+    ref: ArchiveRef
+    marked_lost: bool
+    """The row already carries the kind's "blob missing" mark."""
+    row: Any = None
+    """The kind's own handle for the row (what :meth:`ArchiveKind.mark` needs)."""
+
+
+class ArchiveKind(Protocol):
+    """What the reconciler needs to know about one capability's archives."""
+
+    name: str
+    """Shown in reports: ``results``, ``logs``, ``audit``."""
+    prefix: str
+    """Every blob of this kind has a key under it (``results/``)."""
+
+    def organization_prefix(self, organization_id: uuid.UUID) -> str:
+        """The key prefix of one organization's blobs of this kind."""
+        ...
+
+    async def pointers(
+        self,
+        session: AsyncSession,
+        *,
+        after: Any,
+        limit: int,
+        organization_id: uuid.UUID | None,
+    ) -> tuple[list[Pointer], Any]:
+        """Up to ``limit`` pointer rows after the cursor ``after`` (None: from the start),
+        and the cursor to continue from."""
+        ...
+
+    async def referenced(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` that a pointer row points at."""
+        ...
+
+    async def pending(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
+        """Those of ``keys`` (none referenced) that an unfinished batch will still claim."""
+        ...
+
+    async def mark(self, session: AsyncSession, pointer: Pointer, *, lost: bool) -> None:
+        """Set (``lost``) or clear the row's "blob missing" mark."""
+        ...
+
+
 @dataclass(slots=True)
 class ReconcileReport:
-    """What the reconciler found and (with ``repair``) did."""
+    """What the reconciler found and (with ``repair``) did, for one archive kind."""
 
+    kind: str
     repair: bool
     rows_checked: int = 0
     blobs_checked: int = 0
     lost: list[str] = field(default_factory=list)
-    """Archive rows whose blob is missing (newly found this run)."""
+    """Pointer rows whose blob is missing (newly found this run)."""
     still_lost: list[str] = field(default_factory=list)
     """Rows already marked lost whose blob is still missing."""
     restored: list[str] = field(default_factory=list)
@@ -62,11 +105,13 @@ class ReconcileReport:
     corrupt: list[str] = field(default_factory=list)
     """Blobs that do not match their row's sha256 (only with ``verify``; never deleted)."""
     orphans: list[str] = field(default_factory=list)
-    """Blobs under results/ without a row, older than the grace period."""
+    """Blobs without a row, older than the grace period."""
     young: list[str] = field(default_factory=list)
     """Blobs without a row but younger than the grace period (left alone)."""
     pending: list[str] = field(default_factory=list)
-    """Blobs of jobs whose legacy result is still waiting for the archival job."""
+    """Blobs an unfinished batch will claim on its re-run (left alone)."""
+    leftovers: list[str] = field(default_factory=list)
+    """Crash leftovers of the blob store (partial writes) older than the grace period."""
     marked: int = 0
     deleted: int = 0
 
@@ -75,10 +120,22 @@ class ReconcileReport:
         """True when nothing is lost, corrupt or orphaned."""
         return not (self.lost or self.still_lost or self.corrupt or self.orphans)
 
+    @property
+    def problems(self) -> bool:
+        """True when something needs an operator (what a repair cannot fix counts too)."""
+        return bool(
+            self.lost
+            or self.still_lost
+            or self.corrupt
+            or (self.orphans and not self.repair)
+            or (self.leftovers and not self.repair)
+        )
+
 
 async def reconcile(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
+    kinds: Sequence[ArchiveKind],
     *,
     repair: bool = False,
     grace: dt.timedelta = DEFAULT_GRACE,
@@ -86,108 +143,84 @@ async def reconcile(
     organization_id: uuid.UUID | None = None,
     batch_size: int = 500,
     now: dt.datetime | None = None,
-) -> ReconcileReport:
-    """The report of checking every result archive row and every blob under ``results/``.
+) -> list[ReconcileReport]:
+    """One report per kind, after checking every pointer row and every blob of the kind.
 
-    With ``repair`` lost rows are marked (and restored ones unmarked) and orphan blobs
-    older than ``grace`` are deleted. ``verify`` also downloads each blob and checks its
-    sha256 (slow; corrupt blobs are reported, never deleted). ``organization_id``
-    limits both directions to one organization (rows of its jobs, blobs under its prefix).
+    With ``repair`` lost rows are marked (and restored ones unmarked), orphan blobs and
+    crash leftovers older than ``grace`` are deleted. ``verify`` also downloads each blob
+    and checks its sha256 (slow; corrupt blobs are reported, never deleted).
+    ``organization_id`` limits both directions to one organization.
     """
-    report = ReconcileReport(repair=repair)
-    await _check_rows(
-        sessions, archives, report, verify=verify, org=organization_id, batch_size=batch_size
-    )
     cutoff = (now or dt.datetime.now(dt.UTC)) - grace
-    prefix = RESULTS_PREFIX if organization_id is None else f"{RESULTS_PREFIX}{organization_id}/"
-    await _check_blobs(
-        sessions, archives, report, prefix=prefix, cutoff=cutoff, batch_size=batch_size
-    )
-    return report
+    reports = []
+    for kind in kinds:
+        report = ReconcileReport(kind=kind.name, repair=repair)
+        await _check_rows(sessions, archives, kind, report, verify, organization_id, batch_size)
+        prefix = (
+            kind.prefix if organization_id is None else kind.organization_prefix(organization_id)
+        )
+        await _check_blobs(sessions, archives, kind, report, prefix, cutoff, batch_size)
+        report.leftovers = await archives.store.sweep_partial(
+            prefix, older_than=cutoff, dry_run=not repair
+        )
+        reports.append(report)
+    return reports
 
 
 async def _check_rows(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
+    kind: ArchiveKind,
     report: ReconcileReport,
-    *,
     verify: bool,
-    org: uuid.UUID | None,
+    organization_id: uuid.UUID | None,
     batch_size: int,
 ) -> None:
     gate = asyncio.Semaphore(_CHECK_CONCURRENCY)
-    after: uuid.UUID | None = None
+
+    async def state_of(pointer: Pointer) -> str:
+        async with gate:
+            try:
+                if verify:
+                    await archives.verify(pointer.ref)
+                elif not await archives.store.exists(pointer.ref.key):
+                    return "missing"
+            except ArchiveMissing:
+                return "missing"
+            except ArchiveCorrupt:
+                return "corrupt"
+            return "ok"
+
+    after: Any = None
     while True:
         async with sessions() as session, session.begin():
-            stmt = (
-                sa.select(m.JobResultArchive, m.Job.result)
-                .join(m.Job, m.Job.id == m.JobResultArchive.job_id)
-                .order_by(m.JobResultArchive.job_id)
-                .limit(batch_size)
+            pointers, after = await kind.pointers(
+                session, after=after, limit=batch_size, organization_id=organization_id
             )
-            if after is not None:
-                stmt = stmt.where(m.JobResultArchive.job_id > after)
-            if org is not None:
-                stmt = stmt.where(m.Job.organization_id == org)
-            with translate_database_errors():
-                rows = (await session.execute(stmt)).all()
-            if not rows:
+            if not pointers:
                 return
-            after = rows[-1][0].job_id
-
-            async def state_of(archive: m.JobResultArchive) -> str:
-                async with gate:
-                    try:
-                        if verify:
-                            await archives.verify(ref_from_row(archive))
-                        elif not await archives.store.exists(archive.blob_key):
-                            return "missing"
-                    except ArchiveMissing:
-                        return "missing"
-                    except ArchiveCorrupt:
-                        return "corrupt"
-                    return "ok"
-
-            states = await asyncio.gather(*(state_of(row[0]) for row in rows))
-            for (archive, result), state in zip(rows, states, strict=True):
+            states = await asyncio.gather(*(state_of(p) for p in pointers))
+            for pointer, state in zip(pointers, states, strict=True):
                 report.rows_checked += 1
-                marked_lost = is_summary(result) and result.get("a") == ARCHIVE_LOST
+                key = pointer.ref.key
                 if state == "missing":
-                    (report.still_lost if marked_lost else report.lost).append(archive.blob_key)
-                    if report.repair and not marked_lost and is_summary(result):
-                        await _set_state(session, archive.job_id, result, ARCHIVE_LOST)
+                    (report.still_lost if pointer.marked_lost else report.lost).append(key)
+                    if report.repair and not pointer.marked_lost:
+                        await kind.mark(session, pointer, lost=True)
                         report.marked += 1
                 elif state == "corrupt":
-                    report.corrupt.append(archive.blob_key)
-                elif marked_lost:
-                    report.restored.append(archive.blob_key)
+                    report.corrupt.append(key)
+                elif pointer.marked_lost:
+                    report.restored.append(key)
                     if report.repair:
-                        await _set_state(session, archive.job_id, result, ARCHIVED)
-
-
-async def _set_state(
-    session: AsyncSession, job_id: uuid.UUID, result: dict[str, Any], state: int
-) -> None:
-    with translate_database_errors():
-        await session.execute(
-            sa.update(m.Job).where(m.Job.id == job_id).values(result={**result, "a": state})
-        )
-
-
-def _job_of(key: str) -> uuid.UUID | None:
-    # results/<org>/<yyyy>/<mm>/<job>/result.json.gz
-    parts = key.split("/")
-    try:
-        return uuid.UUID(parts[4]) if len(parts) >= 6 else None
-    except ValueError:
-        return None
+                        await kind.mark(session, pointer, lost=False)
 
 
 async def _check_blobs(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
+    kind: ArchiveKind,
     report: ReconcileReport,
-    *,
     prefix: str,
     cutoff: dt.datetime,
     batch_size: int,
@@ -196,59 +229,48 @@ async def _check_blobs(
     async for info in archives.store.list(prefix):
         batch.append(info)
         if len(batch) >= batch_size:
-            await _check_blob_batch(sessions, archives, report, batch, cutoff)
+            await _check_blob_batch(sessions, archives, kind, report, batch, cutoff)
             batch = []
     if batch:
-        await _check_blob_batch(sessions, archives, report, batch, cutoff)
+        await _check_blob_batch(sessions, archives, kind, report, batch, cutoff)
 
 
 async def _check_blob_batch(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
+    kind: ArchiveKind,
     report: ReconcileReport,
     batch: list[BlobInfo],
     cutoff: dt.datetime,
 ) -> None:
     report.blobs_checked += len(batch)
-    keys = [info.key for info in batch]
     async with sessions() as session:
-        referenced = await _referenced(session, keys)
+        referenced = await kind.referenced(session, [info.key for info in batch])
         unreferenced = [info for info in batch if info.key not in referenced]
-        jobs = {job for info in unreferenced if (job := _job_of(info.key)) is not None}
-        waiting: set[uuid.UUID] = set()
-        if jobs:
-            dialect = session.get_bind().dialect.name
-            with translate_database_errors():
-                waiting = set(
-                    (
-                        await session.scalars(
-                            sa.select(m.Job.id).where(
-                                m.Job.id.in_(jobs), legacy_result_filter(dialect)
-                            )
-                        )
-                    ).all()
-                )
+        waiting = await kind.pending(session, [info.key for info in unreferenced])
     for info in unreferenced:
-        if _job_of(info.key) in waiting:
+        if info.key in waiting:
             report.pending.append(info.key)
             continue
-        written = parse_time(info.metadata.get(WRITTEN_AT_METADATA))
+        written = _parse_time(info.metadata.get(WRITTEN_AT_METADATA))
         if written is not None and written > cutoff:
             report.young.append(info.key)
             continue
         report.orphans.append(info.key)
         if report.repair:
-            # Look once more right before deleting: a save may have committed meanwhile.
+            # Look once more right before deleting: a write may have committed meanwhile.
             async with sessions() as session:
-                if await _referenced(session, [info.key]):
+                if await kind.referenced(session, [info.key]):
                     continue
             if await archives.delete(info.key):
                 report.deleted += 1
 
 
-async def _referenced(session: AsyncSession, keys: list[str]) -> set[str]:
-    with translate_database_errors():
-        found = await session.scalars(
-            sa.select(m.JobResultArchive.blob_key).where(m.JobResultArchive.blob_key.in_(keys))
-        )
-    return set(found.all())
+def _parse_time(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)

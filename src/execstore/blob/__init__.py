@@ -7,7 +7,7 @@ without the ``azure`` extra; building one without it raises ConfigurationError.
 
 from __future__ import annotations
 
-from execstore.blob.archives import Archives
+from execstore.blob.archives import WRITTEN_AT_METADATA, Archives, StoredArchive
 from execstore.blob.azure import AzureBlobStore
 from execstore.blob.base import (
     SHA256_METADATA,
@@ -35,6 +35,7 @@ __all__ = [
     "DEFAULT_CACHE_BYTES",
     "FORMAT_VERSION",
     "SHA256_METADATA",
+    "WRITTEN_AT_METADATA",
     "ArchiveCache",
     "ArchiveEncoder",
     "ArchiveKind",
@@ -49,6 +50,7 @@ __all__ = [
     "Metadata",
     "PayloadFormat",
     "PutResult",
+    "StoredArchive",
     "archive_key",
     "open_archives",
     "open_blob_store",

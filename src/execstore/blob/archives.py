@@ -10,9 +10,11 @@ checks the recorded sha256; whole-payload reads go through the byte-bounded cach
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from contextlib import aclosing, asynccontextmanager
+from dataclasses import dataclass
 from typing import Any, Final
 
 from execstore.blob.base import ArchiveRef, BlobStore
@@ -29,11 +31,27 @@ from execstore.blob.codec import (
 from execstore.config import Codec
 from execstore.errors import ArchiveCorrupt, BlobStoreError
 
-__all__ = ["Archives"]
+__all__ = ["WRITTEN_AT_METADATA", "Archives", "StoredArchive"]
+
+# Every archive carries the time it was first written, so the reconciler can leave young
+# blobs (an in-flight write between its upload and its commit) alone.
+WRITTEN_AT_METADATA: Final = "execstore_written_at"
 
 # Decoding more than this in the event loop would stall other tasks noticeably;
 # larger payloads are decompressed in a worker thread (zlib releases the GIL).
 _INLINE_DECODE_LIMIT: Final = 8 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class StoredArchive:
+    """The ref of a written archive, and whether this write created the blob.
+
+    ``created`` is False when the key already held the very same bytes (a retried
+    write): only a writer that created a blob may delete it again on rollback.
+    """
+
+    ref: ArchiveRef
+    created: bool
 
 
 class Archives:
@@ -60,18 +78,39 @@ class Archives:
         self, key: str, records: Iterable[Any] | AsyncIterable[Any]
     ) -> ArchiveRef:
         """The ref of an NDJSON archive of ``records`` at ``key``, encoded while uploading."""
-        encoder = self._encoder(PayloadFormat.NDJSON)
-        async with aclosing(encode_records(records, encoder)) as chunks:
-            result = await self.store.put(key, chunks, metadata=encoder.metadata)
-        return self._checked_ref(key, encoder, result.sha256)
+        return (await self.store_records(key, records)).ref
 
     async def write_document(self, key: str, document: Any) -> ArchiveRef:
         """The ref of a one-document JSON archive of ``document`` at ``key``."""
-        encoder = self._encoder(PayloadFormat.JSON)
-        stored = encode_document(document, encoder)
+        return (await self.store_document(key, document)).ref
+
+    async def store_records(
+        self, key: str, records: Iterable[Any] | AsyncIterable[Any]
+    ) -> StoredArchive:
+        """Like :meth:`write_records`, also saying whether this call created the blob."""
+        encoder = self._encoder(PayloadFormat.NDJSON)
+        written_at = _now()
+        async with aclosing(encode_records(records, encoder)) as chunks:
+            result = await self.store.put(
+                key, chunks, metadata=lambda: {**encoder.metadata(), **written_at}
+            )
+        return StoredArchive(self._checked_ref(key, encoder, result.sha256), result.created)
+
+    async def store_document(self, key: str, document: Any) -> StoredArchive:
+        """Like :meth:`write_document`, also saying whether this call created the blob."""
+        stored, encoder = self.encode_document(document)
         # One document is in memory anyway; a single put is one request instead of a stream.
-        result = await self.store.put(key, stored, metadata=encoder.metadata())
-        return self._checked_ref(key, encoder, result.sha256)
+        result = await self.store.put(key, stored, metadata={**encoder.metadata(), **_now()})
+        return StoredArchive(self._checked_ref(key, encoder, result.sha256), result.created)
+
+    def encode_document(self, document: Any) -> tuple[bytes, ArchiveEncoder]:
+        """The bytes :meth:`write_document` would store for ``document``, and the encoder.
+
+        Deterministic: the same document with the same codec and level always gives the
+        same bytes and sha256 (what makes a retried write a no-op).
+        """
+        encoder = self._encoder(PayloadFormat.JSON)
+        return encode_document(document, encoder), encoder
 
     async def read_bytes(self, ref: ArchiveRef) -> bytes:
         """The decoded payload bytes of ``ref``, verified, from the cache when possible."""
@@ -145,6 +184,10 @@ class Archives:
         if ref.raw_size > _INLINE_DECODE_LIMIT:
             return await asyncio.to_thread(decode_payload, ref, stored)
         return decode_payload(ref, stored)
+
+
+def _now() -> dict[str, str]:
+    return {WRITTEN_AT_METADATA: dt.datetime.now(dt.UTC).isoformat()}
 
 
 @asynccontextmanager

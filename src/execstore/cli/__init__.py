@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from execstore.cli import archive, db, demo
+from execstore.cli._common import options
 
 __all__ = ["app", "main"]
 
@@ -14,6 +15,19 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+@app.callback()
+def _global(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+) -> None:
+    """Storage for workflow execution data: migrations, archival, maintenance, demo.
+
+    Exit codes: 0 done, 1 failed, 2 usage, 3 found problems.
+    """
+    options.debug = debug
+
+
 app.add_typer(db.app, name="db")
 app.add_typer(archive.app, name="archive")
 app.command("demo")(demo.run_demo)

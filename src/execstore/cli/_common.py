@@ -1,23 +1,103 @@
-"""What the CLI commands share: settings, logging and running a coroutine."""
+"""What every command shares: settings, one-line errors, exit codes, --json, progress.
+
+Exit codes (documented in the README):
+
+    0  done
+    1  failed (an error; one line on stderr saying what to do, --debug for the traceback)
+    2  usage (a wrong option or argument)
+    3  found problems (a check, reconcile or batch job that set rows aside)
+
+Tables and results go to stdout; progress bars, logs and errors go to stderr, so with
+``--json`` the last line of stdout is one JSON object a machine can parse.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import enum
+import json
 import logging
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+import traceback
+import uuid
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from execstore.config import Settings, load_settings
 from execstore.errors import ExecstoreError
 
-__all__ = ["console", "run", "settings_for"]
+__all__ = [
+    "BlobOption",
+    "DryRunOption",
+    "ExitCode",
+    "JsonOption",
+    "OrgOption",
+    "UrlOption",
+    "console",
+    "emit",
+    "err",
+    "options",
+    "progress",
+    "run",
+    "settings_for",
+    "size_text",
+]
 
 T = TypeVar("T")
 console = Console()
+err = Console(stderr=True)
+
+
+class ExitCode(enum.IntEnum):
+    """What ``execstore`` exits with."""
+
+    OK = 0
+    FAILED = 1
+    USAGE = 2
+    PROBLEMS = 3
+
+
+class _Options:
+    debug: bool = False
+
+
+options = _Options()
+
+UrlOption = Annotated[
+    str | None, typer.Option("--url", help="Database URL (default: EXECSTORE_DATABASE_URL).")
+]
+BlobOption = Annotated[
+    str | None, typer.Option("--blob-url", help="Blob store (default: EXECSTORE_BLOB_URL).")
+]
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object as the last line of stdout.")
+]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Report what would change; change nothing.")
+]
+
+
+OrgOption = Annotated[
+    uuid.UUID | None, typer.Option("--org", help="Only this organization (default: all).")
+]
+
+
+def _fail(message: str, exc: BaseException) -> typer.Exit:
+    if options.debug:
+        err.print("".join(traceback.format_exception(exc)), markup=False, highlight=False)
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(ExitCode.FAILED)
 
 
 def settings_for(database_url: str | None = None, blob_url: str | None = None) -> Settings:
@@ -26,19 +106,58 @@ def settings_for(database_url: str | None = None, blob_url: str | None = None) -
     try:
         return load_settings(**{k: v for k, v in overrides.items() if v is not None})
     except ExecstoreError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise _fail(str(exc), exc) from exc
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro``; an ExecstoreError becomes a one-line message and exit status 1."""
+    """Run ``coro``; any error becomes one line on stderr and exit status 1."""
     logging.basicConfig(
         level=logging.WARNING,
         format="%(message)s",
-        handlers=[RichHandler(console=console, show_path=False, show_time=False)],
+        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
     )
     try:
         return asyncio.run(coro)
     except ExecstoreError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from exc
+        raise _fail(str(exc), exc) from exc
+    except (KeyboardInterrupt, typer.Exit):
+        raise
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise _fail(
+            f"unexpected {type(exc).__name__}: {first} (rerun with --debug for the traceback)",
+            exc,
+        ) from exc
+
+
+def emit(data: dict[str, Any], *, as_json: bool, render: Callable[[], None]) -> None:
+    """Print ``data`` as one JSON line (``--json``) or as tables (``render``)."""
+    if as_json:
+        console.print_json(json.dumps(data, default=str), indent=None)
+    else:
+        render()
+
+
+@contextmanager
+def progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr; yields ``advance_to(completed)``."""
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(description, total=total)
+        yield lambda completed: bar.update(task, completed=completed)
+
+
+def size_text(count: int | float) -> str:
+    """``count`` bytes as B, KB, MB or GB (1024-based)."""
+    value = float(count)
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(value) < 1024 or unit == "GB":
+            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
+        value /= 1024
+    return f"{value:,.1f} GB"

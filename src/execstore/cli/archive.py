@@ -1,54 +1,46 @@
-"""``execstore archive ...``: archive legacy job results and reconcile rows with blobs."""
+"""``execstore archive ...``: move bulk to blob storage; keep pointer rows and blobs in step."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import uuid
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from execstore.archival.reconcile import ReconcileReport, reconcile
-from execstore.archival.result_format import ScreenshotUrls
-from execstore.archival.results import (
+from execstore.archival import ReconcileReport, reconcile
+from execstore.cli._common import (
+    BlobOption,
+    DryRunOption,
+    ExitCode,
+    JsonOption,
+    OrgOption,
+    UrlOption,
+    console,
+    emit,
+    progress,
+    run,
+    settings_for,
+    size_text,
+)
+from execstore.results import (
     ResultArchivalReport,
+    ScreenshotUrls,
     archive_job_results,
     count_legacy_results,
 )
-from execstore.cli._common import console, run, settings_for
 from execstore.store import ExecStore
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Move bulk to blob storage and keep pointers and blobs in step.")
-
-UrlOption = Annotated[
-    str | None, typer.Option("--url", help="Database URL (default: EXECSTORE_DATABASE_URL).")
-]
-BlobOption = Annotated[
-    str | None, typer.Option("--blob-url", help="Blob store (default: EXECSTORE_BLOB_URL).")
-]
-OrgOption = Annotated[
-    uuid.UUID | None, typer.Option("--org", help="Only this organization (default: all).")
-]
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(value) < 1024 or unit == "GB":
-            return f"{value:,.0f} {unit}" if unit == "B" else f"{value:,.1f} {unit}"
-        value /= 1024
-    return f"{value:,.1f} GB"
+app = typer.Typer(help="Move bulk to blob storage and keep pointer rows and blobs in step.")
 
 
 @app.command("results")
 def results_command(
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Report what would move; write nothing.")
-    ] = False,
+    dry_run: DryRunOption = False,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Jobs per commit.")] = 200,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Stop after this many jobs.")
@@ -58,6 +50,7 @@ def results_command(
         typer.Option("--screenshot-base", help="URL base screenshot key suffixes are cut from."),
     ] = None,
     org: OrgOption = None,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     blob_url: BlobOption = None,
 ) -> None:
@@ -69,14 +62,7 @@ def results_command(
             total = await count_legacy_results(store.sessions, organization_id=org)
             if limit is not None:
                 total = min(total, limit)
-            with Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                console=console,
-            ) as progress:
-                task = progress.add_task("measuring" if dry_run else "archiving", total=total)
+            with progress("measuring" if dry_run else "archiving", total) as advance:
                 return await archive_job_results(
                     store.sessions,
                     store.archives,
@@ -85,31 +71,35 @@ def results_command(
                     dry_run=dry_run,
                     organization_id=org,
                     screenshot_urls=ScreenshotUrls(screenshot_base or settings.screenshot_base_url),
-                    on_batch=lambda report: progress.update(task, completed=report.jobs_archived),
+                    on_batch=lambda report: advance(report.jobs_archived),
                 )
 
     report = run(main())
-    table = Table(title="result archival (dry run)" if report.dry_run else "result archival")
-    table.add_column("")
-    table.add_column("value", justify="right")
-    table.add_row(
-        "jobs" + (" to archive" if report.dry_run else " archived"), f"{report.jobs_archived:,}"
-    )
-    table.add_row("screenshot rows", f"{report.screenshots_moved:,}")
-    table.add_row("legacy screenshot rows moved", f"{report.legacy_rows_moved:,}")
-    table.add_row("jobs.result before", _size(report.bytes_before))
-    table.add_row("jobs.result after", _size(report.bytes_after))
-    table.add_row("freed" if not report.dry_run else "would free", _size(report.bytes_freed))
-    if not report.dry_run:
-        table.add_row("archived (compressed)", _size(report.archive_bytes))
-    console.print(table)
+
+    def render() -> None:
+        table = Table(title="result archival (dry run)" if report.dry_run else "result archival")
+        table.add_column("")
+        table.add_column("value", justify="right")
+        verb = " to archive" if report.dry_run else " archived"
+        table.add_row("jobs" + verb, f"{report.jobs_archived:,}")
+        table.add_row("screenshot rows", f"{report.screenshots_moved:,}")
+        table.add_row("legacy screenshot rows moved", f"{report.legacy_rows_moved:,}")
+        table.add_row("jobs.result before", size_text(report.bytes_before))
+        table.add_row("jobs.result after", size_text(report.bytes_after))
+        table.add_row("would free" if report.dry_run else "freed", size_text(report.bytes_freed))
+        if not report.dry_run:
+            table.add_row("archived (compressed)", size_text(report.archive_bytes))
+        console.print(table)
+
+    data = dataclasses.asdict(report) | {"bytes_freed": report.bytes_freed}
+    emit(data, as_json=as_json, render=render)
 
 
 @app.command("reconcile")
 def reconcile_command(
     repair: Annotated[
         bool,
-        typer.Option("--repair", help="Mark lost archives and delete orphan blobs past grace."),
+        typer.Option("--repair", help="Mark lost archives; delete orphan blobs past the grace."),
     ] = False,
     grace_minutes: Annotated[
         float, typer.Option("--grace-minutes", min=0, help="Leave younger orphan blobs alone.")
@@ -118,41 +108,58 @@ def reconcile_command(
         bool, typer.Option("--verify", help="Download every blob and check its sha256 (slow).")
     ] = False,
     org: OrgOption = None,
+    as_json: JsonOption = False,
     url: UrlOption = None,
     blob_url: BlobOption = None,
 ) -> None:
-    """Check result archive rows against blobs; exit 1 if anything is lost, corrupt or orphaned."""
+    """Check every archive kind's pointer rows against its blobs (exit 3 on problems)."""
     settings = settings_for(url, blob_url)
 
-    async def main() -> ReconcileReport:
+    async def main() -> list[ReconcileReport]:
         async with ExecStore.open(settings) as store:
             return await reconcile(
                 store.sessions,
                 store.archives,
+                store.archive_kinds,
                 repair=repair,
                 grace=dt.timedelta(minutes=grace_minutes),
                 verify=verify,
                 organization_id=org,
             )
 
-    report = run(main())
-    table = Table(title="result archives" + (" (repaired)" if repair else ""))
-    table.add_column("")
-    table.add_column("count", justify="right")
-    table.add_row("archive rows checked", str(report.rows_checked))
-    table.add_row("blobs checked", str(report.blobs_checked))
-    table.add_row("lost (blob missing)", str(len(report.lost)))
-    table.add_row("lost, already marked", str(len(report.still_lost)))
-    table.add_row("restored", str(len(report.restored)))
-    table.add_row("corrupt", str(len(report.corrupt)))
-    table.add_row("orphan blobs", str(len(report.orphans)))
-    table.add_row("orphans deleted", str(report.deleted))
-    table.add_row("young (within grace)", str(len(report.young)))
-    table.add_row("pending archival", str(len(report.pending)))
-    console.print(table)
-    for key in report.lost + report.corrupt:
-        console.print(f"[yellow]{key}[/yellow]")
-    # Lost stays a failure after marking (an operator must restore or accept it);
-    # orphans are only a failure when nobody removed them.
-    if report.lost or report.still_lost or report.corrupt or (report.orphans and not repair):
-        raise typer.Exit(1)
+    reports = run(main())
+
+    def render() -> None:
+        table = Table(title="archives" + (" (repaired)" if repair else ""))
+        table.add_column("")
+        for report in reports:
+            table.add_column(report.kind, justify="right")
+        rows: list[tuple[str, Callable[[ReconcileReport], int]]] = [
+            ("pointer rows checked", lambda r: r.rows_checked),
+            ("blobs checked", lambda r: r.blobs_checked),
+            ("lost (blob missing)", lambda r: len(r.lost)),
+            ("lost, already marked", lambda r: len(r.still_lost)),
+            ("restored", lambda r: len(r.restored)),
+            ("corrupt", lambda r: len(r.corrupt)),
+            ("orphan blobs", lambda r: len(r.orphans)),
+            ("orphans deleted", lambda r: r.deleted),
+            ("young (within grace)", lambda r: len(r.young)),
+            ("pending archival", lambda r: len(r.pending)),
+            ("crash leftovers", lambda r: len(r.leftovers)),
+        ]
+        for label, value in rows:
+            table.add_row(label, *(str(value(r)) for r in reports))
+        console.print(table)
+        for report in reports:
+            for key in report.lost + report.corrupt:
+                console.print(f"[yellow]{report.kind}: {key}[/yellow]")
+
+    emit(
+        {"reports": [dataclasses.asdict(r) for r in reports]},
+        as_json=as_json,
+        render=render,
+    )
+    # Lost stays a problem after marking (an operator must restore or accept it);
+    # orphans and leftovers are only a problem when nobody removed them.
+    if any(report.problems for report in reports):
+        raise typer.Exit(ExitCode.PROBLEMS)

@@ -78,7 +78,7 @@ async def _demo(settings: Settings, jobs: int) -> None:
     org = uuid.uuid4()
     async with ExecStore.open(settings) as store:
         async with store.unit(org) as uow:
-            uow.session.add(m.Organization(id=org, name="Demo Clinic"))
+            await uow.reference.add_organization("Demo Clinic")
             workflow = await uow.reference.add_workflow("Claim status check")
             job_ids = []
             for _ in range(jobs):

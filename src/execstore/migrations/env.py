@@ -23,7 +23,7 @@ def _configure(**extra: Any) -> None:
         include_name=include_name,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
-        transaction_per_migration=True,
+        transaction_per_migration=config.attributes.get("transaction_per_migration", True),
         **extra,
     )
 

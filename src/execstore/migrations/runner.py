@@ -19,16 +19,17 @@ from alembic.script import ScriptDirectory
 
 from execstore.config import Settings, load_settings
 from execstore.db import create_engine
-from execstore.errors import MigrationRequired
+from execstore.errors import DowngradeRefused, MigrationRequired
 
 __all__ = [
     "alembic_config",
+    "compatible_revisions",
     "current_revision",
     "downgrade",
     "head_revision",
     "include_name",
     "migrate",
-    "require_head",
+    "require_compatible",
     "schema_diff",
     "stamp",
 ]
@@ -82,14 +83,55 @@ def _with_config(conn: sa.Connection, action: str, revision: str) -> None:
     getattr(command, action)(cfg, revision)
 
 
+def _downgrade(conn: sa.Connection, revision: str) -> None:
+    # A refused downgrade must leave the database where it was: every guard on the way
+    # down is checked before the first step runs. PostgreSQL also runs the whole
+    # downgrade in one transaction (DDL is transactional there), so a step that fails
+    # half-way rolls every step back.
+    _check_downgrade_guards(conn, revision)
+    cfg = alembic_config()
+    cfg.attributes["connection"] = conn
+    cfg.attributes["transaction_per_migration"] = conn.dialect.name != "postgresql"
+    command.downgrade(cfg, revision)
+
+
+def _path_down(conn: sa.Connection, target: str) -> list[Any]:
+    """The revision scripts a downgrade from the current revision to ``target`` would undo."""
+    current = _current(conn)
+    if current is None:
+        return []
+    script = ScriptDirectory.from_config(alembic_config())
+    lower = None if target == "base" else target
+    if lower is not None and "-" in lower:  # relative targets ("-1") are resolved by Alembic
+        return []
+    return [rev for rev in script.iterate_revisions(current, lower) if rev.revision != lower]
+
+
+def _check_downgrade_guards(conn: sa.Connection, target: str) -> None:
+    for rev in _path_down(conn, target):
+        for table in getattr(rev.module, "DOWNGRADE_REFUSED_WITH_ROWS", ()):
+            if not sa.inspect(conn).has_table(table):
+                continue
+            if conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is not None:
+                raise DowngradeRefused(
+                    f"going below {rev.revision} would drop {table}, which holds rows the "
+                    "older schema has no place for; archive or delete them first "
+                    "(nothing was changed)"
+                )
+
+
 async def migrate(url: str, revision: str = "head", *, settings: Settings | None = None) -> None:
     """Upgrade the database at ``url`` to ``revision`` (default: the package's head)."""
     await _run(url, settings, _with_config, "upgrade", revision)
 
 
 async def downgrade(url: str, revision: str, *, settings: Settings | None = None) -> None:
-    """Downgrade the database at ``url`` to ``revision`` (``base`` empties it)."""
-    await _run(url, settings, _with_config, "downgrade", revision)
+    """Downgrade the database at ``url`` to ``revision`` (``base`` empties it).
+
+    Raises DowngradeRefused, with the database unchanged, when a revision on the way
+    down would drop rows that only the newer schema can hold.
+    """
+    await _run(url, settings, _downgrade, revision)
 
 
 async def stamp(url: str, revision: str, *, settings: Settings | None = None) -> None:
@@ -107,15 +149,32 @@ async def current_revision(url: str, *, settings: Settings | None = None) -> str
     return result
 
 
-async def require_head(conn: Any) -> None:
-    """Raise MigrationRequired unless the connected database is at the package's head."""
+def compatible_revisions() -> list[str]:
+    """The revisions this package can run against, newest first.
+
+    Head, and below it every contract revision (a module with ``contract = True``: it
+    only drops what a finished backfill emptied) down to the first expand revision. A
+    database may stop before the contract steps while its backfills run.
+    """
+    script = ScriptDirectory.from_config(alembic_config())
+    found = []
+    for rev in script.walk_revisions():
+        found.append(rev.revision)
+        if not getattr(rev.module, "contract", False):
+            break
+    return found
+
+
+async def require_compatible(conn: Any) -> str:
+    """The connected database's revision; MigrationRequired unless this package can use it."""
     current = await conn.run_sync(_current)
-    head = head_revision()
-    if current != head:
+    allowed = compatible_revisions()
+    if current not in allowed:
         raise MigrationRequired(
-            f"database is at revision {current or 'none'}, execstore needs {head}: "
-            "run `execstore db upgrade`"
+            f"database is at revision {current or 'none'}, execstore needs {allowed[-1]} "
+            f"or later: run `execstore db upgrade {allowed[-1]}` (or `execstore db upgrade`)"
         )
+    return str(current)
 
 
 def _diff(conn: sa.Connection) -> list[Any]:

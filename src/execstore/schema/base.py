@@ -1,10 +1,34 @@
-"""The naming convention every constraint and index follows, for both schema states."""
+"""What every schema module shares: the naming convention, the declarative base, helpers.
+
+The optimized schema is split by capability (``reference``, ``results``, ``metadata``,
+``rag``, ``logs``, ``audit``) so each capability's tables sit in one module;
+:mod:`execstore.schema.models` re-exports them all and is what migrations compare against.
+"""
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import datetime as dt
+import uuid
+from typing import Any
 
-__all__ = ["NAMING_CONVENTION", "new_metadata"]
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from execstore.schema.enums import ArchiveCodec, IntEnumColumn
+from execstore.schema.types import GUID, JSONDoc
+
+__all__ = [
+    "BIGID",
+    "NAMING_CONVENTION",
+    "TZ",
+    "ArchivePointer",
+    "Base",
+    "job_fk",
+    "new_metadata",
+    "owned_by",
+    "transitional_copy",
+    "utcnow",
+]
 
 NAMING_CONVENTION: dict[str, str] = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -14,10 +38,62 @@ NAMING_CONVENTION: dict[str, str] = {
     "pk": "pk_%(table_name)s",
 }
 
+TZ = sa.DateTime(timezone=True)
+BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def new_metadata() -> sa.MetaData:
     """A MetaData carrying execstore's naming convention."""
     return sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def utcnow() -> dt.datetime:
+    """Now, timezone-aware, in UTC (the ORM-side default of every timestamp)."""
+    return dt.datetime.now(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base for the optimized schema."""
+
+    metadata = new_metadata()
+    type_annotation_map = {  # noqa: RUF012 - SQLAlchemy reads it once, never mutated
+        uuid.UUID: GUID(),
+        dt.datetime: TZ,
+        dict[str, Any]: JSONDoc(),
+    }
+
+
+def job_fk() -> Any:
+    """A ``jobs.id`` foreign key whose rows go with the job."""
+    return sa.ForeignKey("jobs.id", ondelete="CASCADE")
+
+
+def owned_by(table: str, column: str, *, ondelete: str | None = None) -> sa.ForeignKeyConstraint:
+    """A foreign key ``(organization_id, column) -> table(organization_id, id)``.
+
+    This is how the database itself refuses a reference to another organization's row:
+    the referenced tables carry a unique ``(organization_id, id)`` (small reference
+    tables, so the extra index costs nothing on hot rows). A NULL ``column`` is not
+    checked (MATCH SIMPLE), as for a plain foreign key.
+    """
+    return sa.ForeignKeyConstraint(
+        ["organization_id", column],
+        [f"{table}.organization_id", f"{table}.id"],
+        ondelete=ondelete,
+    )
+
+
+class ArchivePointer:
+    """Where a verified archive blob is and how to check it (key, never a URL or secret)."""
+
+    archived_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    raw_size: Mapped[int] = mapped_column(sa.BigInteger())
+    stored_size: Mapped[int] = mapped_column(sa.BigInteger())
+    record_count: Mapped[int] = mapped_column(sa.Integer())
+    codec: Mapped[ArchiveCodec] = mapped_column(IntEnumColumn(ArchiveCodec))
+    format_version: Mapped[int] = mapped_column(sa.SmallInteger(), default=1, server_default="1")
+    sha256: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+    blob_key: Mapped[str] = mapped_column(sa.String(400), unique=True)
 
 
 def transitional_copy(source: sa.Table, name: str, metadata: sa.MetaData) -> sa.Table:

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from typing import Any
 
@@ -26,7 +25,6 @@ __all__ = [
     "BoundedString",
     "JSONDoc",
     "SafeText",
-    "legacy_uuid",
     "uuid_array",
 ]
 
@@ -79,13 +77,14 @@ class SafeText(TypeDecorator[str]):
 
 
 class _SafeJSON(TypeDecorator[Any]):
-    impl = sa.JSON
+    # Python None is SQL NULL (``WHERE col IS NULL`` finds it), never the JSON text 'null'.
+    impl = sa.JSON(none_as_null=True)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.JSONB())
-        return dialect.type_descriptor(sa.JSON())
+            return dialect.type_descriptor(postgresql.JSONB(none_as_null=True))
+        return dialect.type_descriptor(sa.JSON(none_as_null=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
         return strip_nul_json(value)
@@ -117,15 +116,3 @@ class _UUIDArray(TypeDecorator[list[uuid.UUID]]):
 def uuid_array() -> TypeEngine[Any]:
     """``uuid[]`` on PostgreSQL, a JSON array of strings on SQLite; read as UUIDs."""
     return _UUIDArray()
-
-
-def legacy_uuid(text: str) -> uuid.UUID:
-    """The uuid a legacy text id becomes: itself if it is one, else ``md5(text)`` as a uuid.
-
-    The same mapping as the ``add_varchar_limits`` revision's SQL, so backfills that read
-    transitional tables (whose job ids are still text) find the converted jobs.
-    """
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        return uuid.UUID(hashlib.md5(text.encode("utf-8")).hexdigest())

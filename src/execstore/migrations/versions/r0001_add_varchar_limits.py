@@ -11,6 +11,11 @@
    tables and ``jobs``, not the log, RAG, metadata or audit tables.
 4. The log, RAG, metadata and screenshot tables lose their foreign key to ``jobs``
    (their job ids stay text until their backfills move the rows to the new tables).
+5. Tenant keys: workflows, clients, claim submissions and credentials get a unique
+   ``(organization_id, id)``, and the rows naming them a composite foreign key through
+   it, so the database refuses a job on another organization's workflow. A legacy
+   database that already holds such cross-organization references is refused with a
+   count per reference (fix the rows, then upgrade again).
 
 Revision ID: add_varchar_limits
 Revises: legacy_baseline
@@ -24,8 +29,9 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
+from execstore.errors import MigrationError
+from execstore.ids import legacy_uuid, legacy_uuid_sql
 from execstore.migrations.helpers import truncate_overlong
-from execstore.schema.types import legacy_uuid
 
 revision = "add_varchar_limits"
 down_revision = "legacy_baseline"
@@ -82,26 +88,89 @@ DETACHED_CHILDREN = [
     "execution_screenshots",
 ]
 
-_UUID_FN = """
-CREATE FUNCTION pg_temp.execstore_uuid(t text) RETURNS uuid
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT CASE
-    WHEN t IS NULL THEN NULL
-    WHEN t ~* '^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$' THEN t::uuid
-    ELSE md5(t)::uuid
-  END
-$$
----
-CREATE FUNCTION pg_temp.execstore_uuids(a text[]) RETURNS uuid[]
-LANGUAGE sql IMMUTABLE AS $$
-  SELECT coalesce(array_agg(pg_temp.execstore_uuid(x) ORDER BY o), '{}'::uuid[])
-  FROM unnest(a) WITH ORDINALITY AS u(x, o)
-$$
-"""
+
+def _uuid_functions() -> list[str]:
+    # The body is execstore.ids.legacy_uuid_sql rendered as SQL: one mapping, one definition.
+    from sqlalchemy.dialects import postgresql
+
+    dialect: sa.Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    body = legacy_uuid_sql(sa.literal_column("t"), "postgresql").compile(
+        dialect=dialect, compile_kwargs={"literal_binds": True}
+    )
+    return [
+        "CREATE FUNCTION pg_temp.execstore_uuid(t text) RETURNS uuid "
+        f"LANGUAGE sql IMMUTABLE AS $$ SELECT {body} $$",
+        "CREATE FUNCTION pg_temp.execstore_uuids(a text[]) RETURNS uuid[] "
+        "LANGUAGE sql IMMUTABLE AS $$ "
+        "SELECT coalesce(array_agg(pg_temp.execstore_uuid(x) ORDER BY o), '{}'::uuid[]) "
+        "FROM unnest(a) WITH ORDINALITY AS u(x, o) $$",
+    ]
+
+
+# Tables whose (organization_id, id) other rows may name, and the rows that do.
+TENANT_KEYED = ["workflows", "clients", "claim_submissions", "credentials"]
+OWNED = [
+    ("claim_submissions", "client_id", "clients"),
+    ("jobs", "workflow_id", "workflows"),
+    ("jobs", "client_id", "clients"),
+    ("jobs", "claim_submission_id", "claim_submissions"),
+    ("schedule_executions", "workflow_id", "workflows"),
+    ("healing_suggestions", "workflow_id", "workflows"),
+]
+_OWNED_PAIRS = {(t, c) for t, c, _ in OWNED}
 
 
 def _fk_name(table: str, column: str, referred: str) -> str:
     return f"fk_{table}_{column}_{referred}"
+
+
+def _refuse_cross_tenant_references() -> None:
+    bind = op.get_bind()
+    problems = []
+    for table, column, referred in OWNED:
+        found = bind.exec_driver_sql(
+            f"SELECT count(*) FROM {table} t JOIN {referred} r ON r.id = t.{column} "
+            "WHERE r.organization_id <> t.organization_id"
+        ).scalar_one()
+        if found:
+            problems.append(f"{table}.{column}: {found} row(s) name another organization's row")
+    if problems:
+        raise MigrationError(
+            "cannot add tenant keys: " + "; ".join(problems) + " (fix them, then upgrade again)"
+        )
+
+
+def _add_tenant_keys() -> None:
+    _refuse_cross_tenant_references()
+    for table in TENANT_KEYED:
+        with op.batch_alter_table(table) as batch:
+            batch.create_unique_constraint(
+                f"uq_{table}_organization_id_id", ["organization_id", "id"]
+            )
+    for table, column, referred in OWNED:
+        with op.batch_alter_table(table) as batch:
+            if op.get_bind().dialect.name == "sqlite":
+                batch.drop_constraint(_fk_name(table, column, referred), type_="foreignkey")
+            batch.create_foreign_key(
+                _fk_name(table, "organization_id", referred),
+                referred,
+                ["organization_id", column],
+                ["organization_id", "id"],
+            )
+
+
+def _drop_tenant_keys() -> None:
+    sqlite = op.get_bind().dialect.name == "sqlite"
+    for table, column, referred in OWNED:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_constraint(_fk_name(table, "organization_id", referred), type_="foreignkey")
+            if sqlite:
+                batch.create_foreign_key(
+                    _fk_name(table, column, referred), referred, [column], ["id"]
+                )
+    for table in TENANT_KEYED:
+        with op.batch_alter_table(table) as batch:
+            batch.drop_constraint(f"uq_{table}_organization_id_id", type_="unique")
 
 
 def _canonical_ids_sqlite(table: str, columns: list[str]) -> None:
@@ -142,9 +211,10 @@ def upgrade() -> None:
         for table, column, limit in LIMITS:
             with op.batch_alter_table(table) as batch:
                 batch.alter_column(column, type_=sa.String(limit), existing_type=sa.Text())
+        _add_tenant_keys()
         return
 
-    for statement in _UUID_FN.split("---"):
+    for statement in _uuid_functions():
         op.execute(statement)
     for table, column, referred, _ in FOREIGN_KEYS:
         op.drop_constraint(_fk_name(table, column, referred), table, type_="foreignkey")
@@ -165,22 +235,27 @@ def upgrade() -> None:
             )
         op.execute(f"ALTER TABLE {table} " + ", ".join(clauses))
     for table, column, referred, ondelete in FOREIGN_KEYS:
+        if (table, column) in _OWNED_PAIRS:
+            continue  # replaced by the composite tenant key below
         op.create_foreign_key(
             _fk_name(table, column, referred), table, referred, [column], ["id"], ondelete=ondelete
         )
     op.execute("DROP FUNCTION pg_temp.execstore_uuids(text[])")
     op.execute("DROP FUNCTION pg_temp.execstore_uuid(text)")
+    _add_tenant_keys()
 
 
 def downgrade() -> None:
     bind = op.get_bind()
+    _drop_tenant_keys()
     if bind.dialect.name == "sqlite":
         for table, column, limit in LIMITS:
             with op.batch_alter_table(table) as batch:
                 batch.alter_column(column, type_=sa.Text(), existing_type=sa.String(limit))
     else:
         for table, column, referred, _ in FOREIGN_KEYS:
-            op.drop_constraint(_fk_name(table, column, referred), table, type_="foreignkey")
+            if (table, column) not in _OWNED_PAIRS:
+                op.drop_constraint(_fk_name(table, column, referred), table, type_="foreignkey")
         limits = {(t, c) for t, c, _ in LIMITS}
         for table, (uuid_cols, ts_cols) in NATIVE.items():
             clauses = [f"ALTER COLUMN {c} TYPE text USING {c}::text" for c in uuid_cols]

@@ -37,12 +37,16 @@ NEW_TABLES = (
 )
 
 
+# Checked before any downgrade step runs (execstore.migrations.runner).
+DOWNGRADE_REFUSED_WITH_ROWS = ("execution_rag_context",)
+
+
 def upgrade() -> None:
     rename_to_transitional(legacy.execution_rag_rules, "execution_rag_rules_legacy")
     create_tables(*NEW_TABLES)
 
 
 def downgrade() -> None:
-    refuse_if_rows("execution_rag_context")
+    refuse_if_rows(*DOWNGRADE_REFUSED_WITH_ROWS)
     drop_tables(*reversed(NEW_TABLES))
     restore_from_transitional(legacy.execution_rag_rules, "execution_rag_rules_legacy")

@@ -29,6 +29,10 @@ branch_labels = None
 depends_on = None
 
 
+# Checked before any downgrade step runs (execstore.migrations.runner).
+DOWNGRADE_REFUSED_WITH_ROWS = ("execution_log_partitioned",)
+
+
 def upgrade() -> None:
     create_tables("execution_log_partitioned")
     bind = op.get_bind()
@@ -37,5 +41,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    refuse_if_rows("execution_log_partitioned")
+    refuse_if_rows(*DOWNGRADE_REFUSED_WITH_ROWS)
     drop_tables("execution_log_partitioned")

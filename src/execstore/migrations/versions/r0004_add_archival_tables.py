@@ -33,12 +33,16 @@ NEW_TABLES = (
 )
 
 
+# Checked before any downgrade step runs (execstore.migrations.runner).
+DOWNGRADE_REFUSED_WITH_ROWS = NEW_TABLES
+
+
 def upgrade() -> None:
     rename_to_transitional(legacy.execution_screenshots, "execution_screenshots_legacy")
     create_tables(*NEW_TABLES)
 
 
 def downgrade() -> None:
-    refuse_if_rows(*NEW_TABLES)
+    refuse_if_rows(*DOWNGRADE_REFUSED_WITH_ROWS)
     drop_tables(*reversed(NEW_TABLES))
     restore_from_transitional(legacy.execution_screenshots, "execution_screenshots_legacy")

@@ -25,12 +25,16 @@ branch_labels = None
 depends_on = None
 
 
+# Checked before any downgrade step runs (execstore.migrations.runner).
+DOWNGRADE_REFUSED_WITH_ROWS = ("execution_metadata",)
+
+
 def upgrade() -> None:
     rename_to_transitional(legacy.execution_metadata, "execution_metadata_legacy")
     create_tables("execution_metadata")
 
 
 def downgrade() -> None:
-    refuse_if_rows("execution_metadata")
+    refuse_if_rows(*DOWNGRADE_REFUSED_WITH_ROWS)
     drop_tables("execution_metadata")
     restore_from_transitional(legacy.execution_metadata, "execution_metadata_legacy")

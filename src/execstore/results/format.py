@@ -1,6 +1,6 @@
 """How a job's result is stored: the slim summary, screenshot rows and the archived document.
 
-Shared by the Results API (``uow.results``) and the archival job for legacy rows, so that
+Shared by the repository (``uow.results``) and the archival job for legacy rows, so that
 a result saved today and a legacy result archived tomorrow look exactly the same.
 
 ``jobs.result`` summary (short keys keep it far under 300 B of jsonb)::
@@ -28,10 +28,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
-from execstore.blob import ArchiveRef, Archives, archive_key
-from execstore.blob.codec import ArchiveEncoder, PayloadFormat, encode_document, serialize
+from execstore.blob import ArchiveRef, archive_key
+from execstore.blob.codec import serialize
 from execstore.config import Codec
-from execstore.errors import BlobStoreError
+from execstore.repository import as_utc
 from execstore.schema.enums import ArchiveCodec
 
 __all__ = [
@@ -40,17 +40,14 @@ __all__ = [
     "KEY_SUFFIX_LIMIT",
     "RESULTS_PREFIX",
     "SUMMARY_MARK",
-    "WRITTEN_AT_METADATA",
     "ScreenshotRow",
     "ScreenshotUrls",
     "SummaryFields",
     "archive_values",
     "as_utc",
-    "encode_result_document",
     "is_summary",
     "jsonable",
     "parse_time",
-    "put_result_document",
     "read_summary",
     "ref_from_row",
     "result_archive_key",
@@ -62,9 +59,6 @@ SUMMARY_MARK: Final = "_v"
 ARCHIVED: Final = 1
 ARCHIVE_LOST: Final = 2
 RESULTS_PREFIX: Final = "results/"
-# Every results blob carries the time it was first written, so the reconciler can leave
-# young blobs (an in-flight save between upload and commit) alone.
-WRITTEN_AT_METADATA: Final = "execstore_written_at"
 KEY_SUFFIX_LIMIT: Final = 200
 _SMALLINT_MAX: Final = 32767
 _UNKNOWN_STEP: Final = -1
@@ -125,11 +119,6 @@ def _as_int(value: Any) -> int | None:
 def _smallint(value: Any, *, low: int = 0) -> int | None:
     number = _as_int(value)
     return number if number is not None and low <= number <= _SMALLINT_MAX else None
-
-
-def as_utc(value: dt.datetime) -> dt.datetime:
-    """``value`` in UTC; a naive value (SQLite gives those back) is taken as UTC."""
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def parse_time(value: Any) -> dt.datetime | None:
@@ -365,35 +354,6 @@ def result_archive_key(
     return archive_key(
         "results", organization_id, as_utc(created_at), job_id, "result", codec, document=True
     )
-
-
-def encode_result_document(archives: Archives, document: Any) -> tuple[bytes, ArchiveEncoder]:
-    """The stored bytes of ``document`` with the archives' codec, and the finished encoder.
-
-    The gzip and zstd outputs are deterministic, so the same document always gives the
-    same bytes and the same sha256 (what makes re-saves and re-runs no-ops).
-    """
-    encoder = ArchiveEncoder(
-        archives.codec, payload=PayloadFormat.JSON, level=archives.compression_level
-    )
-    return encode_document(document, encoder), encoder
-
-
-async def put_result_document(
-    archives: Archives, key: str, document: Any
-) -> tuple[ArchiveRef, bool]:
-    """The ref of ``document`` archived at ``key`` and whether this call created the blob.
-
-    Like ``Archives.write_document`` but it reports ``created`` (a rollback may delete
-    only a blob it created) and stamps the write time the reconciler's grace period reads.
-    """
-    stored, encoder = encode_result_document(archives, document)
-    metadata = {**encoder.metadata(), WRITTEN_AT_METADATA: dt.datetime.now(dt.UTC).isoformat()}
-    result = await archives.store.put(key, stored, metadata=metadata)
-    ref = encoder.ref(key)
-    if result.sha256 != ref.sha256:
-        raise BlobStoreError(f"store reported a different sha256 for {key!r}")
-    return ref, result.created
 
 
 def archive_values(job_id: uuid.UUID, ref: ArchiveRef) -> dict[str, Any]:

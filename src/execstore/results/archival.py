@@ -27,6 +27,7 @@ JSON text on SQLite.
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -35,27 +36,28 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival.result_format import (
+from execstore.blob import Archives
+from execstore.blob.codec import serialize
+from execstore.errors import translate_database_errors
+from execstore.repository import TransactionHooks
+from execstore.results.format import (
     ARCHIVED,
     ScreenshotRow,
     ScreenshotUrls,
     archive_values,
     as_utc,
     jsonable,
-    put_result_document,
     result_archive_key,
     screenshot_rows,
     summarize,
 )
-from execstore.blob import Archives
-from execstore.blob.codec import serialize
-from execstore.errors import translate_database_errors
 from execstore.schema import models as m
 
 __all__ = [
     "ResultArchivalReport",
     "archive_job_results",
     "count_legacy_results",
+    "forget_result_archive",
     "legacy_result_filter",
 ]
 
@@ -295,8 +297,7 @@ async def _archive_batch(
     async def upload(job: _Candidate, document: dict[str, Any]) -> Any:
         key = result_archive_key(job.organization_id, job.job_id, job.created_at, archives.codec)
         async with gate:
-            ref, _created = await put_result_document(archives, key, document)
-        return ref
+            return (await archives.store_document(key, document)).ref
 
     refs = await asyncio.gather(
         *(upload(job, plan[0]) for job, plan in zip(batch, plans, strict=True))
@@ -376,3 +377,27 @@ def _add(total: ResultArchivalReport, step: ResultArchivalReport) -> ResultArchi
         bytes_after=total.bytes_after + step.bytes_after,
         archive_bytes=total.archive_bytes + step.archive_bytes,
     )
+
+
+def forget_result_archive(archives: Archives) -> Any:
+    """The job-deletion step of results: the job's result blob goes after the commit."""
+
+    async def forget(
+        session: AsyncSession, job_id: uuid.UUID, hooks: TransactionHooks | None
+    ) -> list[str]:
+        with translate_database_errors():
+            keys = list(
+                (
+                    await session.scalars(
+                        sa.select(m.JobResultArchive.blob_key).where(
+                            m.JobResultArchive.job_id == job_id
+                        )
+                    )
+                ).all()
+            )
+        if hooks is not None:
+            for key in keys:
+                hooks.on_commit(functools.partial(archives.delete, key))
+        return keys
+
+    return forget

@@ -12,10 +12,10 @@ new job). The order of a save is: upload the full output to its deterministic ke
 insert the archive row and screenshot rows and rewrite ``jobs.result`` in the caller's
 transaction. If the upload fails nothing is written; if the transaction fails afterwards
 the blob is deleted again, but only when this save created it (``unit.on_rollback``);
-anything a crash leaves behind is found by :func:`execstore.archival.reconcile.reconcile`.
+anything a crash leaves behind is found by the reconciler (``execstore archive reconcile``).
 
 The stored formats (summary keys, screenshot URL convention) are described in
-:mod:`execstore.archival.result_format`.
+:mod:`execstore.results.format`.
 """
 
 from __future__ import annotations
@@ -27,72 +27,33 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from execstore.archival.result_format import (
+from execstore.errors import ArchiveMissing, Conflict, NotFound, translate_database_errors
+from execstore.repository import ScopedRepository, TransactionHooks
+from execstore.results.format import (
     ARCHIVE_LOST,
     ARCHIVED,
     ScreenshotUrls,
     SummaryFields,
     archive_values,
     as_utc,
-    encode_result_document,
     is_summary,
     jsonable,
     parse_time,
-    put_result_document,
     read_summary,
     ref_from_row,
     result_archive_key,
     screenshot_rows,
     summarize,
 )
-from execstore.errors import ArchiveMissing, Conflict, NotFound, translate_database_errors
-from execstore.repositories.base import PublicModel, ScopedRepository
+from execstore.results.types import ResultDetail, ResultSummary, ScreenshotRecord
 from execstore.schema import models as m
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from execstore.blob import Archives
-    from execstore.store import UnitOfWork
 
-__all__ = ["ResultDetail", "ResultRepository", "ResultSummary", "ScreenshotRecord"]
-
-
-class ResultSummary(PublicModel):
-    """What ``jobs.result`` says about a finished run (read without blob I/O)."""
-
-    job_id: uuid.UUID
-    success: bool | None
-    total_steps: int
-    successful_steps: int
-    failed_steps: int
-    duration_ms: int | None
-    screenshot_count: int
-    archived: bool
-    """The full output is in a blob (``detail()`` reads it)."""
-    archive_missing: bool
-    """The reconciler found the blob gone; ``detail()`` raises ArchiveMissing."""
-    legacy: bool
-    """``jobs.result`` still holds a legacy full output (not archived yet)."""
-
-
-class ResultDetail(PublicModel):
-    """The summary plus the full output exactly as the processor handed it over."""
-
-    summary: ResultSummary
-    output: dict[str, Any]
-
-
-class ScreenshotRecord(PublicModel):
-    """One screenshot of a job, with its URL rebuilt from the stored key suffix."""
-
-    job_id: uuid.UUID
-    ordinal: int
-    step_index: int | None
-    url: str | None
-    width: int | None
-    height: int | None
-    captured_at: dt.datetime
+__all__ = ["ResultRepository"]
 
 
 class ResultRepository(ScopedRepository[m.Job]):
@@ -106,12 +67,14 @@ class ResultRepository(ScopedRepository[m.Job]):
         session: AsyncSession,
         organization_id: uuid.UUID,
         archives: Archives,
-        unit: UnitOfWork | None = None,
+        hooks: TransactionHooks | None = None,
+        sessions: async_sessionmaker[AsyncSession] | None = None,
         screenshot_urls: ScreenshotUrls | None = None,
     ) -> None:
-        super().__init__(session=session, organization_id=organization_id)
+        super().__init__(session=session, organization_id=organization_id, hooks=hooks)
         self.archives = archives
-        self.unit = unit
+        # A session of its own (outside the unit's transaction) for the rollback check.
+        self.sessions = sessions
         self.screenshot_urls = screenshot_urls or ScreenshotUrls(None)
 
     async def save(self, job_id: uuid.UUID, output: Mapping[str, Any]) -> ResultSummary:
@@ -136,9 +99,10 @@ class ResultRepository(ScopedRepository[m.Job]):
             return _summary_model(job_id, job.result)
 
         key = result_archive_key(self.organization_id, job_id, job.created_at, self.archives.codec)
-        ref, created = await put_result_document(self.archives, key, document)
-        if created and self.unit is not None:
-            self.unit.on_rollback(lambda: self._forget_upload(key))
+        stored = await self.archives.store_document(key, document)
+        ref = stored.ref
+        if stored.created and self.hooks is not None:
+            self.hooks.on_rollback(lambda: self._forget_upload(key))
         summary = summarize(document, state=ARCHIVED)
         fallback = parse_time(document.get("completedAt") or document.get("completed_at"))
         shots = document.get("screenshots")
@@ -256,7 +220,7 @@ class ResultRepository(ScopedRepository[m.Job]):
             return await self.session.get(m.JobResultArchive, job_id)
 
     async def _require_same(self, existing: m.JobResultArchive, document: dict[str, Any]) -> None:
-        _, encoder = encode_result_document(self.archives, document)
+        _, encoder = self.archives.encode_document(document)
         if encoder.sha256 == bytes(existing.sha256):
             return
         # Another codec or level gives other bytes for the same output: compare the JSON.
@@ -267,9 +231,11 @@ class ResultRepository(ScopedRepository[m.Job]):
 
     async def _forget_upload(self, key: str) -> None:
         """Delete a blob this save created, unless a committed row already points at it."""
-        assert self.unit is not None
+        if self.sessions is None:
+            await self.archives.delete(key)
+            return
         # A concurrent identical save may have committed a row for the very same key.
-        async with self.unit.store.sessions() as session:
+        async with self.sessions() as session:
             with translate_database_errors():
                 taken = await session.scalar(
                     sa.select(sa.literal(1)).where(m.JobResultArchive.blob_key == key)

@@ -1,0 +1,159 @@
+"""Jobs and the reference data the orchestration service owns.
+
+Organizations, workflows, clients, claim submissions and credentials carry a unique
+``(organization_id, id)`` so that rows naming them can use a composite foreign key
+(:func:`~execstore.schema.base.owned_by`): the database refuses a job on another
+organization's workflow. ``jobs`` itself has no such index (it would cost about 48 B per
+job); rows that name a job are checked by their repository in the same statement.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from execstore.schema.base import Base, job_fk, owned_by, utcnow
+from execstore.schema.types import BoundedString, uuid_array
+
+__all__ = [
+    "ClaimSubmission",
+    "Client",
+    "Credential",
+    "HealingAttempt",
+    "HealingSuggestion",
+    "Job",
+    "Organization",
+    "ScheduleExecution",
+    "Workflow",
+]
+
+
+def _org_fk() -> Any:
+    return sa.ForeignKey("organizations.id")
+
+
+def _tenant_key() -> sa.UniqueConstraint:
+    return sa.UniqueConstraint("organization_id", "id")
+
+
+class Organization(Base):
+    """A tenant; every read and write is scoped to one."""
+
+    __tablename__ = "organizations"
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(sa.Text())
+
+
+class Workflow(Base):
+    """A workflow definition; execution rows refer to it by id and join its name."""
+
+    __tablename__ = "workflows"
+    __table_args__ = (_tenant_key(),)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
+    name: Mapped[str] = mapped_column(sa.Text())
+
+
+class Client(Base):
+    """A provider the claims are filed for."""
+
+    __tablename__ = "clients"
+    __table_args__ = (_tenant_key(),)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
+    name: Mapped[str] = mapped_column(sa.Text())
+    npi: Mapped[str | None] = mapped_column(sa.Text())
+
+
+class ClaimSubmission(Base):
+    """A claim; holds the patient (insuree) name and id that metadata used to copy."""
+
+    __tablename__ = "claim_submissions"
+    __table_args__ = (_tenant_key(), owned_by("clients", "client_id"))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
+    client_id: Mapped[uuid.UUID | None]
+    patient_name: Mapped[str | None] = mapped_column(sa.Text())
+    patient_id: Mapped[str | None] = mapped_column(sa.Text())
+
+
+class Credential(Base):
+    """A payer-portal account a job logs in with."""
+
+    __tablename__ = "credentials"
+    __table_args__ = (_tenant_key(),)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
+    name: Mapped[str] = mapped_column(sa.Text())
+    portal: Mapped[str | None] = mapped_column(sa.Text())
+
+
+class Job(Base):
+    """One run of a workflow; ``result`` holds a slim summary, the detail lives in a blob."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.Index(None, "organization_id", "status"),
+        owned_by("workflows", "workflow_id"),
+        owned_by("clients", "client_id"),
+        owned_by("claim_submissions", "claim_submission_id"),
+    )
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    completed_at: Mapped[dt.datetime | None]
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
+    workflow_id: Mapped[uuid.UUID]
+    client_id: Mapped[uuid.UUID | None]
+    claim_submission_id: Mapped[uuid.UUID | None]
+    credential_ids: Mapped[list[uuid.UUID]] = mapped_column(uuid_array(), default=list)
+    status: Mapped[str] = mapped_column(sa.Text(), server_default="pending", default="pending")
+    error_message: Mapped[str | None] = mapped_column(BoundedString(2000))
+    result: Mapped[dict[str, Any] | None]
+
+
+class ScheduleExecution(Base):
+    """One firing of a schedule."""
+
+    __tablename__ = "schedule_executions"
+    __table_args__ = (owned_by("workflows", "workflow_id"),)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
+    workflow_id: Mapped[uuid.UUID | None]
+    status: Mapped[str] = mapped_column(sa.Text())
+    error_stack: Mapped[str | None] = mapped_column(BoundedString(10000))
+
+
+class HealingAttempt(Base):
+    """A self-healing attempt on a failed step."""
+
+    __tablename__ = "healing_attempts"
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(job_fk())
+    step_index: Mapped[int] = mapped_column(sa.Integer())
+    succeeded: Mapped[bool] = mapped_column(server_default=sa.false(), default=False)
+    reasoning: Mapped[str] = mapped_column(BoundedString(2000))
+
+
+class HealingSuggestion(Base):
+    """A suggested fix for a recurring error pattern."""
+
+    __tablename__ = "healing_suggestions"
+    __table_args__ = (owned_by("workflows", "workflow_id"),)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
+    workflow_id: Mapped[uuid.UUID | None]
+    error_pattern: Mapped[str] = mapped_column(BoundedString(1000))
+    dismiss_reason: Mapped[str | None] = mapped_column(BoundedString(500))

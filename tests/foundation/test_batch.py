@@ -1,0 +1,60 @@
+"""Batch jobs set bad rows aside: write_each on both backends (real savepoints)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from execstore.archival import SetAside, describe_failure, write_each
+from execstore.errors import NotFound
+from execstore.schema import models as m
+
+
+async def test_one_refused_row_is_set_aside_and_the_rest_is_written(store: Any, org: Any) -> None:
+    dup = uuid.uuid4()
+    rows = [
+        {"id": uuid.uuid4(), "name": "one"},
+        {"id": dup, "name": "two"},
+        {"id": dup, "name": "three (same id: refused)"},
+        {"id": uuid.uuid4(), "name": "four"},
+    ]
+
+    async def write(batch: Sequence[dict[str, Any]]) -> None:
+        await uow.session.execute(
+            sa.insert(m.Workflow), [{**row, "organization_id": org} for row in batch]
+        )
+
+    async with store.unit(org) as uow:
+        done, aside = await write_each(uow.session, rows, write, lambda row: row["name"])
+    assert [row["name"] for row in done] == ["one", "two", "four"]
+    assert [a.id for a in aside] == ["three (same id: refused)"]
+    assert aside[0].reason.startswith("IntegrityError")
+    async with store.sessions() as session:
+        names = set(
+            (
+                await session.scalars(
+                    sa.select(m.Workflow.name).where(m.Workflow.organization_id == org)
+                )
+            ).all()
+        )
+    assert names == {"one", "two", "four"}
+
+
+async def test_a_batch_that_fits_is_written_at_once(store: Any, org: Any) -> None:
+    calls: list[int] = []
+
+    async def write(batch: Sequence[int]) -> None:
+        calls.append(len(batch))
+
+    async with store.unit(org) as uow:
+        done, aside = await write_each(uow.session, [1, 2, 3], write, str)
+    assert (done, aside, calls) == ([1, 2, 3], [], [3])
+
+
+def test_reasons_are_one_line() -> None:
+    assert describe_failure(NotFound("jobs x not found\nmore")) == "NotFound: jobs x not found"
+    assert describe_failure(ValueError()) == "ValueError"
+    assert SetAside("a", "b") == SetAside("a", "b")
