@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from execstore.blob import InvalidBlobKey, LocalBlobStore
-from execstore.errors import ArchiveConflict
+from execstore.errors import ArchiveConflict, BlobStoreError
 
 
 async def test_blob_is_a_plain_file_and_metadata_a_hidden_sidecar(tmp_path: Path) -> None:
@@ -64,3 +65,122 @@ async def test_listing_prefix_cannot_escape_the_root(tmp_path: Path) -> None:
 
 async def test_repr_names_the_root(tmp_path: Path) -> None:
     assert repr(LocalBlobStore(tmp_path)) == f"LocalBlobStore(root={str(tmp_path)!r})"
+
+
+# -- symbolic links: nothing outside the root is read, written or removed ---------------
+
+
+def snapshot(directory: Path) -> dict[str, bytes | str]:
+    """Every entry below ``directory``: a file's bytes, or what else it is."""
+    return {
+        p.relative_to(directory).as_posix(): (
+            "link" if p.is_symlink() else p.read_bytes() if p.is_file() else "directory"
+        )
+        for p in sorted(directory.rglob("*"))
+    }
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    """A directory beside the store's root holding files the store must never touch."""
+    directory = tmp_path / "outside"
+    directory.mkdir()
+    (directory / "secret").write_bytes(b"not yours")
+    (directory / "victim").write_bytes(b"keep me")
+    return directory
+
+
+@pytest.fixture
+def planted(tmp_path: Path, outside: Path) -> LocalBlobStore:
+    """A store whose root has links to ``outside``: at the top, one level down, a file."""
+    root = tmp_path / "root"
+    (root / "a").mkdir(parents=True)
+    (root / "dir").mkdir()
+    (root / "evil").symlink_to(outside, target_is_directory=True)
+    (root / "a" / "evil").symlink_to(outside, target_is_directory=True)
+    (root / "dir" / "secret").symlink_to(outside / "secret")
+    (root / "dir" / "victim").symlink_to(outside / "victim")
+    return LocalBlobStore(root)
+
+
+# Keys that reach outside the root through a symlinked directory (at the top, deeper)
+# or through the file itself being a link.
+LINKED_KEYS = ["evil/secret", "a/evil/secret", "dir/secret", "dir/victim"]
+
+
+async def _refused(call: object, key: str) -> None:
+    with pytest.raises(BlobStoreError) as caught:
+        await call  # type: ignore[misc]
+    assert key in str(caught.value)
+    assert "symbolic link" in str(caught.value)
+
+
+@pytest.mark.parametrize("key", [*LINKED_KEYS, "evil/new", "a/evil/deeper/new"])
+async def test_put_refuses_a_link_on_the_way(
+    planted: LocalBlobStore, outside: Path, key: str
+) -> None:
+    before = snapshot(outside)
+    await _refused(planted.put(key, b"not yours"), key)  # the very bytes of "secret"
+    await _refused(planted.put(key, b"x" * 10), key)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"streamed"
+
+    await _refused(planted.put(key, chunks()), key)
+    assert snapshot(outside) == before == {"secret": b"not yours", "victim": b"keep me"}
+
+
+@pytest.mark.parametrize("key", LINKED_KEYS)
+async def test_reads_refuse_a_link_on_the_way(planted: LocalBlobStore, key: str) -> None:
+    await _refused(planted.get(key), key)
+    await _refused(_drain(planted.stream(key)), key)
+    await _refused(planted.exists(key), key)
+
+
+@pytest.mark.parametrize("key", LINKED_KEYS)
+async def test_delete_refuses_a_link_on_the_way(
+    planted: LocalBlobStore, outside: Path, key: str
+) -> None:
+    before = snapshot(outside)
+    await _refused(planted.delete(key), key)
+    assert snapshot(outside) == before
+    assert (planted.root / key).is_symlink() or (planted.root / key).parent.is_symlink()
+
+
+async def test_listing_refuses_a_linked_prefix_and_skips_links_below(
+    planted: LocalBlobStore,
+) -> None:
+    await planted.put("dir/real", b"mine")
+    await planted.put("a/real", b"mine too")
+    for prefix in ("evil/", "evil/sec", "a/evil/", "a/evil/x/"):
+        await _refused(_drain(planted.list(prefix)), prefix)
+    # Below a prefix, links are neither followed nor reported as blobs.
+    assert [info.key async for info in planted.list()] == ["a/real", "dir/real"]
+    assert [info.key async for info in planted.list("dir/")] == ["dir/real"]
+    assert [info.key async for info in planted.list("e")] == []
+
+
+async def test_a_linked_sidecar_is_replaced_not_written_through(
+    planted: LocalBlobStore, outside: Path
+) -> None:
+    before = snapshot(outside)
+    (planted.root / "dir" / ".mine.meta.json").symlink_to(outside / "victim")
+    await planted.put("dir/mine", b"payload", metadata={"k": "v"})
+    assert snapshot(outside) == before
+    [info] = [info async for info in planted.list("dir/mine")]
+    assert info.metadata["k"] == "v"
+
+
+async def test_the_root_itself_may_be_a_link(tmp_path: Path) -> None:
+    real = tmp_path / "real-root"
+    real.mkdir()
+    (tmp_path / "configured").symlink_to(real, target_is_directory=True)
+    store = LocalBlobStore(tmp_path / "configured")
+    await store.put("a/b", b"payload")
+    assert (real / "a" / "b").read_bytes() == b"payload"
+    assert await store.get("a/b") == b"payload"
+    assert [info.key async for info in store.list()] == ["a/b"]
+
+
+async def _drain(iterator: AsyncIterator[object]) -> list[object]:
+    return [item async for item in iterator]
