@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import hashlib
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -184,3 +186,53 @@ async def test_the_root_itself_may_be_a_link(tmp_path: Path) -> None:
 
 async def _drain(iterator: AsyncIterator[object]) -> list[object]:
     return [item async for item in iterator]
+
+
+# -- a put that cannot write its sidecar takes its blob back ----------------------------
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), 1000):
+        yield data[start : start + 1000]
+
+
+@pytest.mark.parametrize("streamed", [False, True], ids=["bytes", "stream"])
+async def test_a_failed_sidecar_write_leaves_no_blob_and_a_reput_succeeds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, streamed: bool
+) -> None:
+    store = LocalBlobStore(tmp_path)
+    data = b"whole blob " * 500
+
+    def no_room(*_args: object) -> None:
+        raise OSError(errno.ENAMETOOLONG, "File name too long")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(LocalBlobStore, "_write_sidecar", no_room)
+        with pytest.raises(BlobStoreError, match="dir/k"):
+            await store.put("dir/k", _chunks(data) if streamed else data, metadata={"m": "1"})
+    assert not await store.exists("dir/k")
+    assert os.listdir(tmp_path / "dir") == []  # no blob, no sidecar, no temporary file
+
+    result = await store.put("dir/k", _chunks(data) if streamed else data, metadata={"m": "1"})
+    assert result.created
+    assert await store.get("dir/k") == data
+    [info] = [info async for info in store.list()]
+    assert info.metadata == {"m": "1", "sha256": hashlib.sha256(data).hexdigest()}
+
+
+async def test_the_rollback_removes_only_the_blob_this_put_linked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalBlobStore(tmp_path)
+
+    def replaced_then_fail(self: LocalBlobStore, directory: int, name: str, *_: object) -> None:
+        # Between our link and our sidecar, the key was deleted and written by another
+        # writer: the name now holds a different file, which the rollback must keep.
+        os.unlink(name, dir_fd=directory)
+        (tmp_path / name).write_bytes(b"someone else's")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(LocalBlobStore, "_write_sidecar", replaced_then_fail)
+    with pytest.raises(BlobStoreError):
+        await store.put("k", b"mine")
+    assert (tmp_path / "k").read_bytes() == b"someone else's"

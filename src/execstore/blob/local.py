@@ -209,7 +209,14 @@ class LocalBlobStore:
         except BaseException:
             os.close(held)
             raise
-        return _Staged(segments=tuple(segments), directory=held, temp=temp, handle=handle)
+        written = os.fstat(handle.fileno())
+        return _Staged(
+            segments=tuple(segments),
+            directory=held,
+            temp=temp,
+            handle=handle,
+            identity=(written.st_dev, written.st_ino),
+        )
 
     def _sync_close(self, handle: IO[bytes]) -> None:
         handle.flush()
@@ -232,7 +239,13 @@ class LocalBlobStore:
                     # The first writer died between link and sidecar: finish its job.
                     self._write_sidecar(directory, name, sha, size, metadata)
                 return PutResult(key=key, size=size, sha256=sha, created=False)
-            self._write_sidecar(directory, name, sha, size, metadata)
+            try:
+                self._write_sidecar(directory, name, sha, size, metadata)
+            except BaseException:
+                # A blob without its sidecar looks committed, and an identical re-put
+                # would fail the same way: take back the name this put just linked.
+                _unlink_if_same(directory, name, staged.identity)
+                raise
             self._sync_dir(directory)
         return PutResult(key=key, size=size, sha256=sha, created=True)
 
@@ -328,6 +341,7 @@ class _Staged:
     directory: int
     temp: str
     handle: IO[bytes]
+    identity: tuple[int, int]  # (device, inode) of the temporary file, later the blob
 
     def discard(self) -> None:
         """Close everything; remove the temporary file (the blob, if linked, stays)."""
@@ -364,6 +378,14 @@ def _refuse_link(key: str, parent: int, segments: Sequence[str], exc: OSError) -
         raise BlobStoreError(
             f"local blob store refuses {key!r}: {where!r} is a symbolic link"
         ) from exc
+
+
+def _unlink_if_same(directory: int, name: str, identity: tuple[int, int]) -> None:
+    """Remove ``name`` if it is still the file ``identity`` names; never raise."""
+    with contextlib.suppress(OSError):
+        found = os.stat(name, dir_fd=directory, follow_symlinks=False)
+        if (found.st_dev, found.st_ino) == identity:
+            os.unlink(name, dir_fd=directory)
 
 
 def _lstat(key: str, directory: int, segments: Sequence[str]) -> os.stat_result | None:
