@@ -9,6 +9,7 @@ import tracemalloc
 import unicodedata
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -320,6 +321,32 @@ class TestBlobStoreContract:
         # Deleting frees the key for new content (the reconciler's repair path).
         assert (await blob_store.put("d/x", b"second")).created
         assert await blob_store.get("d/x") == b"second"
+
+    async def test_sweep_partial_finds_nothing_after_ordinary_work(
+        self, blob_store: BlobStore
+    ) -> None:
+        async def broken() -> AsyncIterator[bytes]:
+            yield b"partial"
+            raise RuntimeError("the source went away")
+
+        await blob_store.put("w/a", b"a", metadata={"m": "1"})
+        await blob_store.put("w/b", chunks_of(b"b" * 10_000, 1000))
+        await blob_store.put("w/gone", b"x")
+        await blob_store.delete("w/gone")
+        with pytest.raises(RuntimeError):
+            await blob_store.put("w/broken", broken())
+        with pytest.raises(ArchiveConflict):
+            await blob_store.put("w/a", b"different")
+        # Even a cut-off in the future finds nothing: ordinary work leaves no leftovers,
+        # and what a sweep may remove never includes a blob or its metadata.
+        future = datetime.now(UTC) + timedelta(days=1)
+        assert await blob_store.sweep_partial("", older_than=future, dry_run=True) == []
+        assert await blob_store.sweep_partial("w/", older_than=future) == []
+        assert [(info.key, info.metadata.get("m")) async for info in blob_store.list()] == [
+            ("w/a", "1"),
+            ("w/b", None),
+        ]
+        assert await blob_store.get("w/a") == b"a"
 
     @pytest.mark.parametrize(
         "key",

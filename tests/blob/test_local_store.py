@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,83 @@ async def test_the_rollback_removes_only_the_blob_this_put_linked(
     with pytest.raises(BlobStoreError):
         await store.put("k", b"mine")
     assert (tmp_path / "k").read_bytes() == b"someone else's"
+
+
+# -- sweep_partial: crash leftovers, and only those --------------------------------------
+
+TEMP = "0123456789abcdef0123456789abcdef"  # the uuid4 hex a put names its temp files with
+
+
+def plant(path: Path, data: bytes, *, age: timedelta) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    when = (datetime.now(UTC) - age).timestamp()
+    os.utime(path, (when, when))
+    return path
+
+
+async def test_sweep_partial_removes_old_leftovers_only(tmp_path: Path, outside: Path) -> None:
+    store = LocalBlobStore(tmp_path / "root")
+    root = store.root
+    await store.put("logs/a/live.ndjson.gz", b"live blob")
+    old, young = timedelta(days=2), timedelta(minutes=5)
+    old_ones = [
+        plant(root / "logs/a" / f".killed.ndjson.gz.tmp-{TEMP}", b"half", age=old),
+        plant(root / "logs/a" / f".live.ndjson.gz.meta.json.tmp-{TEMP}", b"{", age=old),
+        plant(root / "logs/b" / ".deleted.ndjson.gz.meta.json", b"{}", age=old),
+        plant(root / f".top.tmp-{TEMP}", b"half", age=old),
+    ]
+    kept = [
+        plant(root / "logs/a" / f".running.ndjson.gz.tmp-{TEMP}", b"in progress", age=young),
+        plant(root / "logs/b" / ".just-deleted.meta.json", b"{}", age=young),
+        plant(root / "results" / f".other-prefix.tmp-{TEMP}", b"half", age=old),
+        plant(root / "logs/a" / ".not-ours", b"someone else's", age=old),
+        plant(root / "logs/a" / f".tmp-{TEMP}", b"no owner name", age=old),
+    ]
+    live_sidecar = root / "logs/a" / ".live.ndjson.gz.meta.json"
+    os.utime(live_sidecar, (0, 0))  # as old as can be, but its blob is there
+    (root / "logs/a" / f".link.tmp-{TEMP}").symlink_to(outside / "victim")
+    os.utime(root / "logs/a" / f".link.tmp-{TEMP}", (0, 0), follow_symlinks=False)
+    cutoff = datetime.now(UTC) - timedelta(hours=1)
+    expected = sorted(p.relative_to(root).as_posix() for p in old_ones[:3])
+
+    assert await store.sweep_partial("logs/", older_than=cutoff, dry_run=True) == expected
+    assert all(p.exists() for p in old_ones)
+
+    assert await store.sweep_partial("logs/", older_than=cutoff) == expected
+    assert [p.exists() for p in old_ones] == [False, False, False, True]  # .top is not logs/
+    assert all(p.exists() for p in [*kept, live_sidecar])
+    assert (root / "logs/a" / f".link.tmp-{TEMP}").is_symlink()
+    assert (outside / "victim").read_bytes() == b"keep me"
+    assert await store.get("logs/a/live.ndjson.gz") == b"live blob"
+    [info] = [info async for info in store.list()]
+    assert info.metadata["sha256"] == hashlib.sha256(b"live blob").hexdigest()
+
+    everywhere = [f".top.tmp-{TEMP}", f"results/.other-prefix.tmp-{TEMP}"]
+    assert await store.sweep_partial("", older_than=cutoff) == everywhere
+    assert await store.sweep_partial("", older_than=cutoff) == []
+    assert all(p.exists() for p in kept[:2] + kept[3:])
+
+
+async def test_sweep_partial_matches_the_key_a_leftover_belongs_to(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path)
+    temp = plant(tmp_path / "a" / f".blob-1.tmp-{TEMP}", b"half", age=timedelta(days=1))
+    cutoff = datetime.now(UTC)
+    assert await store.sweep_partial("a/c", older_than=cutoff) == []
+    assert await store.sweep_partial("b", older_than=cutoff) == []
+    assert await store.sweep_partial("a/blob-", older_than=cutoff.replace(tzinfo=None)) == [
+        f"a/.blob-1.tmp-{TEMP}"
+    ]
+    assert not temp.exists()
+
+
+async def test_sweep_partial_refuses_a_linked_prefix(
+    planted: LocalBlobStore, outside: Path
+) -> None:
+    plant(outside / f".secret.tmp-{TEMP}", b"outside", age=timedelta(days=9))
+    with pytest.raises(BlobStoreError, match="symbolic link"):
+        await planted.sweep_partial("evil/", older_than=datetime.now(UTC))
+    assert await planted.sweep_partial("", older_than=datetime.now(UTC)) == []
+    assert (outside / f".secret.tmp-{TEMP}").exists()
+    with pytest.raises(InvalidBlobKey):
+        await planted.sweep_partial("../", older_than=datetime.now(UTC))

@@ -32,10 +32,12 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Final
 
@@ -55,6 +57,10 @@ _OPEN_DIR: Final = _OPEN_ROOT | _NOFOLLOW
 # O_NONBLOCK: opening a FIFO planted under a key's name must not hang the read.
 _OPEN_READ: Final = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
 _CREATE: Final = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC
+
+# The names the store gives its own hidden files (see _stage and _write_sidecar).
+_TEMP_NAME: Final = re.compile(r"\.(?P<owner>.+?)(?:\.meta\.json)?\.tmp-[0-9a-f]{32}", re.DOTALL)
+_SIDECAR_NAME: Final = re.compile(r"\.(?P<owner>.+)\.meta\.json", re.DOTALL)
 
 
 def _confinement_supported() -> bool:
@@ -143,6 +149,27 @@ class LocalBlobStore:
         infos = await asyncio.to_thread(self._scan, directory, prefix)
         for info in infos:
             yield info
+
+    async def sweep_partial(
+        self, prefix: str, *, older_than: datetime, dry_run: bool = False
+    ) -> builtins.list[str]:
+        """The crash leftovers under ``prefix`` last modified before ``older_than``.
+
+        Leftovers are the hidden temporary files of puts killed before they finished
+        (``.<name>.tmp-*`` for blobs, ``.<name>.meta.json.tmp-*`` for sidecars) and
+        sidecars whose blob is gone (a delete killed between its two unlinks). Listings
+        skip them, so nothing else ever removes them. ``prefix`` selects by the key a
+        leftover belongs to, as :meth:`list` does. Returns their paths relative to the
+        root, in byte order, and removes them unless ``dry_run``; blobs, live sidecars,
+        links and files the store did not make are never touched. A temporary file
+        younger than ``older_than`` may belong to a put still running: pick a cut-off
+        well before now (a naive ``older_than`` is read as UTC).
+        """
+        directory = _listing_directory(prefix)
+        if older_than.tzinfo is None:
+            older_than = older_than.replace(tzinfo=UTC)
+        cutoff = older_than.timestamp()
+        return await asyncio.to_thread(self._sweep, directory, prefix, cutoff, dry_run)
 
     async def close(self) -> None:
         """Nothing to release: files are opened per call."""
@@ -332,6 +359,21 @@ class LocalBlobStore:
         found.sort(key=lambda info: info.key.encode("utf-8"))
         return found
 
+    def _sweep(
+        self, directory: str, prefix: str, cutoff: float, dry_run: bool
+    ) -> builtins.list[str]:
+        segments = directory.split("/") if directory else []
+        found: builtins.list[str] = []
+        with _translate(prefix):
+            try:
+                with self._directory(prefix, segments, create=False) as start:
+                    relative = f"{directory}/" if directory else ""
+                    found.extend(_sweep_leftovers(start, relative, prefix, cutoff, dry_run))
+            except (FileNotFoundError, NotADirectoryError):
+                return []
+        found.sort(key=lambda path: path.encode("utf-8"))
+        return found
+
 
 @dataclass(slots=True)
 class _Staged:
@@ -415,6 +457,64 @@ def _open_file(key: str, directory: int, segments: Sequence[str]) -> IO[bytes]:
         os.close(fd)
         raise
     return os.fdopen(fd, "rb")
+
+
+def _leftover_owner(name: str) -> tuple[str, bool] | None:
+    """For a file the store leaves behind: the blob name it belongs to, and whether it is
+    a sidecar (kept while its blob exists); None for anything else."""
+    temp = _TEMP_NAME.fullmatch(name)
+    if temp:
+        return temp["owner"], False
+    sidecar = _SIDECAR_NAME.fullmatch(name)
+    if sidecar:
+        return sidecar["owner"], True
+    return None
+
+
+def _sweep_leftovers(
+    directory: int, relative: str, prefix: str, cutoff: float, dry_run: bool
+) -> Iterator[str]:
+    with os.scandir(directory) as scan:
+        entries = builtins.list(scan)
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            below = f"{relative}{entry.name}/"
+            if entry.name.startswith(".") or not (
+                below.startswith(prefix) or prefix.startswith(below)
+            ):
+                continue
+            try:
+                child = os.open(entry.name, _OPEN_DIR, dir_fd=directory)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            try:
+                yield from _sweep_leftovers(child, below, prefix, cutoff, dry_run)
+            finally:
+                os.close(child)
+            continue
+        owned = _leftover_owner(entry.name)
+        if owned is None or not entry.is_file(follow_symlinks=False):
+            continue
+        owner, is_sidecar = owned
+        if not (relative + owner).startswith(prefix):
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_mtime >= cutoff:
+                continue
+            if is_sidecar and _is_file(directory, owner):
+                continue
+            if not dry_run:
+                os.unlink(entry.name, dir_fd=directory)
+        except FileNotFoundError:
+            continue  # gone already: a put finished or another sweep was faster
+        yield relative + entry.name
+
+
+def _is_file(directory: int, name: str) -> bool:
+    try:
+        return stat.S_ISREG(os.stat(name, dir_fd=directory, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def _walk_blobs(directory: int, relative: str, prefix: str) -> Iterator[BlobInfo]:
