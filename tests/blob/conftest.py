@@ -78,8 +78,8 @@ class _FailingDiskStore(LocalBlobStore):
         self.after_bytes = after_bytes
         self.failures = 0
 
-    def _open_read(self, key: str, path: Path) -> Any:
-        return _FailingRead(super()._open_read(key, path), self.after_bytes, self)
+    def _open_read(self, key: str) -> Any:
+        return _FailingRead(super()._open_read(key), self.after_bytes, self)
 
 
 class LocalBackend:

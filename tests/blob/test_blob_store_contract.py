@@ -6,18 +6,56 @@ import asyncio
 import hashlib
 import random
 import tracemalloc
+import unicodedata
+import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from execstore.blob import SHA256_METADATA, ArchiveCache, Archives, BlobStore, InvalidBlobKey
+from execstore.blob import (
+    SHA256_METADATA,
+    ArchiveCache,
+    Archives,
+    BlobStore,
+    InvalidBlobKey,
+    validate_key,
+)
 from execstore.errors import ArchiveConflict, ArchiveCorrupt, ArchiveMissing, BlobStoreError
 
 if TYPE_CHECKING:
     from conftest import BlobBackend  # tests/blob/conftest.py
 
 MiB = 1024 * 1024
+
+
+def _valid_key(key: str) -> bool:
+    try:
+        validate_key(key)
+    except InvalidBlobKey:
+        return False
+    return True
+
+
+# Keys for the round-trip property: mostly characters the rules allow, from anywhere in
+# Unicode, plus ones special in URLs, file names and normalization, plus a few the rules
+# refuse, so that a rule lost from validate_key lets them through to the stores.
+_allowed_chars = st.characters(
+    codec="utf-8", exclude_categories=("Cc", "Cs", "Cf", "Co", "Cn", "Zl", "Zp")
+)
+_special_chars = st.sampled_from("é\u0301ñ한글🚀\ufffd\u00a0 %?#&+=;:@~'\"<>|*.-_")
+_refused_chars = st.sampled_from(
+    "\ufffe\uffff\ufdd0\U0001fffe\u200b\u202e\ufeff\ue000\u0378\u2028\x00\x7f"
+)
+_segments = st.text(
+    st.one_of(_allowed_chars, _allowed_chars, _allowed_chars, _special_chars, _refused_chars),
+    min_size=1,
+    max_size=12,
+)
+blob_keys = st.lists(_segments, min_size=1, max_size=3).map("/".join).filter(_valid_key)
 
 
 async def chunks_of(data: bytes, size: int = 256 * 1024) -> AsyncIterator[bytes]:
@@ -284,14 +322,93 @@ class TestBlobStoreContract:
         assert (await blob_store.put("d/x", b"second")).created
         assert await blob_store.get("d/x") == b"second"
 
+    async def test_sweep_partial_finds_nothing_after_ordinary_work(
+        self, blob_store: BlobStore
+    ) -> None:
+        async def broken() -> AsyncIterator[bytes]:
+            yield b"partial"
+            raise RuntimeError("the source went away")
+
+        await blob_store.put("w/a", b"a", metadata={"m": "1"})
+        await blob_store.put("w/b", chunks_of(b"b" * 10_000, 1000))
+        await blob_store.put("w/gone", b"x")
+        await blob_store.delete("w/gone")
+        with pytest.raises(RuntimeError):
+            await blob_store.put("w/broken", broken())
+        with pytest.raises(ArchiveConflict):
+            await blob_store.put("w/a", b"different")
+        # Even a cut-off in the future finds nothing: ordinary work leaves no leftovers,
+        # and what a sweep may remove never includes a blob or its metadata.
+        future = datetime.now(UTC) + timedelta(days=1)
+        assert await blob_store.sweep_partial("", older_than=future, dry_run=True) == []
+        assert await blob_store.sweep_partial("w/", older_than=future) == []
+        assert [(info.key, info.metadata.get("m")) async for info in blob_store.list()] == [
+            ("w/a", "1"),
+            ("w/b", None),
+        ]
+        assert await blob_store.get("w/a") == b"a"
+
     @pytest.mark.parametrize(
-        "key", ["", "/abs", "../up", "a/../b", "a//b", "a/", "nul\x00", ".hidden", "a\\b"]
+        "key",
+        [
+            "",
+            "/abs",
+            "../up",
+            "a/../b",
+            "a//b",
+            "a/",
+            "nul\x00",
+            ".hidden",
+            "a\\b",
+            "non\ufffechar",
+            "cafe\u0301",
+            "zero\u200bwidth",
+            "private\ue000",
+        ],
     )
     async def test_invalid_keys_are_refused(self, blob_store: BlobStore, key: str) -> None:
         with pytest.raises(InvalidBlobKey):
             await blob_store.put(key, b"x")
         with pytest.raises(InvalidBlobKey):
+            await blob_store.put(key, chunks_of(b"x"))
+        with pytest.raises(InvalidBlobKey):
             await blob_store.get(key)
+        with pytest.raises(InvalidBlobKey):
+            await collect(blob_store, key)
+        with pytest.raises(InvalidBlobKey):
+            await blob_store.exists(key)
+        with pytest.raises(InvalidBlobKey):
+            await blob_store.delete(key)
+        assert [info async for info in blob_store.list()] == []
+
+    async def test_nfc_and_nfd_spellings_cannot_become_two_blobs(
+        self, blob_store: BlobStore
+    ) -> None:
+        nfc = unicodedata.normalize("NFC", "résumé/naïve café")
+        await blob_store.put(nfc, b"one")
+        with pytest.raises(InvalidBlobKey, match="NFC"):
+            await blob_store.put(unicodedata.normalize("NFD", nfc), b"two")
+        assert [info.key async for info in blob_store.list()] == [nfc]
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(key=blob_keys)
+    async def test_every_valid_key_round_trips_and_lists_back_identically(
+        self, blob_store: BlobStore, key: str
+    ) -> None:
+        # Each example gets its own directory: the fixture's store outlives the examples.
+        scope = f"rt-{uuid.uuid4().hex[:12]}/"
+        full = validate_key(scope + key)
+        payload = full.encode("utf-8")
+        assert (await blob_store.put(full, payload)).created
+        assert await blob_store.get(full) == payload
+        assert await blob_store.exists(full)
+        assert [info.key async for info in blob_store.list(scope)] == [full]
+        assert [info.key async for info in blob_store.list(full)] == [full]
+        assert await blob_store.delete(full)
 
     async def test_connection_drop_mid_download_fails_cleanly(
         self, blob_backend: BlobBackend

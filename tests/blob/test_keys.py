@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from execstore.blob import InvalidBlobKey, archive_key, validate_key
 from execstore.config import Codec
@@ -88,6 +91,23 @@ def test_invalid_parts_are_refused(
         "a./b",
         "x" * 1025,
         "a/" + "é" * 101,
+        "a\ufffeb",  # noncharacters: Azure stores them, then cannot list the container
+        "a\uffffb",
+        "a\ufdd0b",
+        "a\U0001fffeb",
+        "\U0010ffff",
+        "cafe\u0301",  # NFD: looks like the NFC "café" but would be a second blob
+        "a\u200bb",  # zero-width space (Cf)
+        "a\u202eb",  # right-to-left override (Cf)
+        "\ufeffa",  # byte order mark (Cf)
+        "a\u007fb",  # DEL (Cc)
+        "a\u0085b",  # NEL (Cc)
+        "a\ud800b",  # lone surrogate (Cs)
+        "a\ue000b",  # private use (Co)
+        "a\U000f0000b",  # supplementary private use (Co)
+        "a\u0378b",  # unassigned (Cn)
+        "a\u2028b",  # line separator (Zl)
+        "a\u2029b",  # paragraph separator (Zp)
     ],
 )
 def test_validate_key_refuses(key: str) -> None:
@@ -98,7 +118,47 @@ def test_validate_key_refuses(key: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "key", ["a", "a/b/c.ndjson.gz", "日本語/ファイル", "emoji 🚀/x", "a-b_c.d/e", "x" * 200]
+    "key",
+    [
+        "a",
+        "a/b/c.ndjson.gz",
+        "日本語/ファイル",
+        "emoji 🚀/x",
+        "a-b_c.d/e",
+        "x" * 200,
+        "caf\u00e9",  # NFC
+        "한국어/파일",  # precomposed Hangul syllables are NFC
+        "q\u0307",  # a mark with no precomposed form stays as it is in NFC
+        "a\ufffdb",  # the replacement character is an ordinary symbol
+        "a\u00a0b ~!@#$%^&()[]{}'=+,;",
+    ],
 )
 def test_validate_key_accepts(key: str) -> None:
     assert validate_key(key) == key
+
+
+def test_a_non_nfc_key_is_refused_not_rewritten() -> None:
+    nfd = unicodedata.normalize("NFD", "ünïcødé/café")
+    with pytest.raises(InvalidBlobKey, match="NFC"):
+        validate_key(nfd)
+    nfc = unicodedata.normalize("NFC", nfd)
+    assert validate_key(nfc) is nfc
+
+
+def _follows_the_documented_rules(key: str) -> bool:
+    for char in key:
+        code = ord(char)
+        if 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE:
+            return False
+        if unicodedata.category(char) in {"Cc", "Cs", "Cf", "Co", "Cn", "Zl", "Zp"}:
+            return False
+    return unicodedata.normalize("NFC", key) == key
+
+
+@given(st.text(max_size=40) | st.text(st.characters(codec="utf-8"), max_size=40))
+def test_every_accepted_key_follows_the_documented_character_rules(key: str) -> None:
+    try:
+        validate_key(key)
+    except InvalidBlobKey:
+        return
+    assert _follows_the_documented_rules(key)

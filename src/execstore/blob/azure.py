@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import builtins
 import contextlib
 import hashlib
 import re
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
@@ -213,6 +215,20 @@ class AzureBlobStore:
                     )
             except azure_exc.ResourceNotFoundError:
                 return  # no container yet: no blobs
+
+    async def sweep_partial(
+        self, prefix: str, *, older_than: datetime, dry_run: bool = False
+    ) -> builtins.list[str]:
+        """Always ``[]``: on Azure a crashed put leaves nothing that needs sweeping.
+
+        A put here is create-only and all-or-nothing: one Put Blob, or staged blocks made
+        visible by a single Put Block List. A writer killed before that commit leaves
+        only uncommitted blocks: they are not a blob (no get, exists or :meth:`list`
+        sees them, and a later put of the key commits its own block list), and the
+        service discards uncommitted blocks by itself after 7 days. So there is nothing
+        to find or remove, whatever ``prefix``, ``older_than`` and ``dry_run`` say.
+        """
+        return []
 
     async def close(self) -> None:
         """Close the HTTP session; the store cannot be used afterwards."""

@@ -7,8 +7,10 @@ very same bytes, succeeds without writing; different bytes at an existing key ra
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Final, Protocol, TypeAlias, runtime_checkable
 
 from execstore.config import Codec
@@ -116,6 +118,19 @@ class BlobStore(Protocol):
 
     def list(self, prefix: str = "") -> AsyncIterator[BlobInfo]:
         """Every blob whose key starts with ``prefix``."""
+        ...
+
+    async def sweep_partial(
+        self, prefix: str, *, older_than: datetime, dry_run: bool = False
+    ) -> builtins.list[str]:
+        """The crash leftovers under ``prefix`` older than ``older_than``, removed.
+
+        Leftovers are what a writer killed mid-put leaves behind that no key reaches:
+        partial temporary files, metadata without its blob. They are returned as paths
+        relative to the store (not keys: a leftover is not a blob) and removed unless
+        ``dry_run``. ``older_than`` must leave room for puts still running. Blobs are
+        never touched. Backends without such leftovers return ``[]``.
+        """
         ...
 
     async def close(self) -> None:

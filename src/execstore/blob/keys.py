@@ -4,6 +4,21 @@ A key is a '/'-separated relative path. The same rules apply to every backend so
 key valid on the local directory is valid on Azure and the other way round (the
 conformance suite relies on that). Segments starting with '.' are refused because the
 local store keeps its temporary files and metadata sidecars under such names.
+
+The character set is one rule for every store: a key is Unicode text in NFC form, and
+each character is assigned, visible or a space; refused are
+
+- text not in NFC: "é" as e + U+0301 next to precomposed "é" would be two blobs that
+  look identical (Azure and most file systems keep the bytes as given). A non-NFC key
+  is refused, never silently rewritten: the caller normalizes and keeps that key;
+- noncharacters: U+FDD0..U+FDEF and every U+xxFFFE and U+xxFFFF (Azure stores a key with
+  U+FFFE, then fails every listing of that container with HTTP 500);
+- controls (Cc: NUL, newline, ...), surrogates (Cs), invisible format characters (Cf:
+  U+200B zero-width space, U+202E right-to-left override, U+FEFF, U+200D, ...),
+  private-use (Co) and unassigned (Cn, per the running Python's ``unicodedata``)
+  code points, and line and paragraph separators (Zl, Zp).
+
+Letters, marks, digits, punctuation, symbols (emoji included) and spaces are allowed.
 """
 
 from __future__ import annotations
@@ -40,7 +55,13 @@ _SUFFIXES: Final = {Codec.GZIP: "gz", Codec.ZSTD: "zst"}
 
 
 def validate_key(key: str) -> str:
-    """Return ``key`` unchanged if every backend can store it, else raise InvalidBlobKey."""
+    """Return ``key`` unchanged if every backend can store it, else raise InvalidBlobKey.
+
+    Besides the path rules (relative, no empty, '.' or '..' segments, none starting with
+    '.', none ending in a space or '.', no '\\', length limits) the key must use the
+    character set in this module's docstring. A key that is not NFC-normalized is
+    refused, not rewritten: ``unicodedata.normalize("NFC", key)`` is the key to use.
+    """
     if not isinstance(key, str) or not key:
         raise InvalidBlobKey(str(key), "must be a non-empty string")
     if len(key) > MAX_KEY_CHARS:
@@ -51,8 +72,11 @@ def validate_key(key: str) -> str:
         # Azure rewrites '\' to '/', Windows treats it as a separator: one key, two meanings.
         raise InvalidBlobKey(key, "must not contain '\\'")
     for char in key:
-        if unicodedata.category(char) in ("Cc", "Cs"):
-            raise InvalidBlobKey(key, "must not contain control characters or NUL")
+        reason = _refused_character(char)
+        if reason:
+            raise InvalidBlobKey(key, f"must not contain {reason} (U+{ord(char):04X})")
+    if not unicodedata.is_normalized("NFC", key):
+        raise InvalidBlobKey(key, "must be NFC-normalized (unicodedata.normalize('NFC', key))")
     for segment in key.split("/"):
         if not segment:
             raise InvalidBlobKey(key, "must not contain empty segments ('//' or a trailing '/')")
@@ -66,6 +90,25 @@ def validate_key(key: str) -> str:
         if len(segment.encode("utf-8")) > MAX_SEGMENT_BYTES:
             raise InvalidBlobKey(key, f"a segment is longer than {MAX_SEGMENT_BYTES} bytes")
     return key
+
+
+_REFUSED_CATEGORIES: Final = {
+    "Cc": "control characters",
+    "Cs": "surrogates",
+    "Cf": "invisible format characters",
+    "Co": "private-use characters",
+    "Cn": "unassigned code points",
+    "Zl": "line separators",
+    "Zp": "paragraph separators",
+}
+
+
+def _refused_character(char: str) -> str | None:
+    """Why ``char`` cannot be in a key, or None if it can."""
+    code = ord(char)
+    if 0xFDD0 <= code <= 0xFDEF or (code & 0xFFFE) == 0xFFFE:
+        return "noncharacters"
+    return _REFUSED_CATEGORIES.get(unicodedata.category(char))
 
 
 def file_suffix(codec: Codec, *, document: bool = False) -> str:
