@@ -57,7 +57,7 @@ async def test_archive_results_dry_run_then_real_then_reconcile(
     orphan = result_archive_key(org, job, created, store.archives.codec)
     await put_result_document(store.archives, orphan, {"orphan": 1})
     found = await invoke(settings, "archive", "reconcile", "--grace-minutes", "0", *scope)
-    assert found.exit_code == 1, found.output
+    assert found.exit_code == 3, found.output  # found problems
     assert orphan in await result_blobs(store)
     fixed = await invoke(
         settings, "archive", "reconcile", "--repair", "--grace-minutes", "0", *scope
