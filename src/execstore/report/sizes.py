@@ -144,14 +144,19 @@ async def _sqlite(conn: AsyncConnection) -> list[TableSize]:
         .all()
     )
     found = await conn.exec_driver_sql("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")
-    pages: dict[str, int] = {str(row[0]): int(row[1] or 0) for row in found.all()}
-    indexes = (
-        await conn.exec_driver_sql("SELECT tbl_name, name FROM sqlite_schema WHERE type = 'index'")
-    ).all()
+    page_rows: list[Any] = list(found.all())
+    pages: dict[str, int] = {str(row[0]): int(row[1] or 0) for row in page_rows}
+    indexes: list[Any] = list(
+        (
+            await conn.exec_driver_sql(
+                "SELECT tbl_name, name FROM sqlite_schema WHERE type = 'index'"
+            )
+        ).all()
+    )
     index_bytes: dict[str, int] = {}
     for row in indexes:
-        table, index = str(row[0]), str(row[1])
-        index_bytes[table] = index_bytes.get(table, 0) + pages.get(index, 0)
+        table = str(row[0])
+        index_bytes[table] = index_bytes.get(table, 0) + pages.get(str(row[1]), 0)
     return [
         TableSize(
             name=name,
