@@ -317,3 +317,17 @@ async def test_sweep_partial_refuses_a_linked_prefix(
     assert (outside / f".secret.tmp-{TEMP}").exists()
     with pytest.raises(InvalidBlobKey):
         await planted.sweep_partial("../", older_than=datetime.now(UTC))
+
+
+@pytest.mark.parametrize("key", ["../x", "a/../../x", "../outside/victim", "a/../b"])
+async def test_delete_validates_the_key_and_removes_nothing(
+    tmp_path: Path, outside: Path, key: str
+) -> None:
+    store = LocalBlobStore(tmp_path / "root")
+    await store.put("a/b", b"inside")
+    (tmp_path / "x").write_bytes(b"beside the root")
+    before = snapshot(tmp_path)
+    with pytest.raises(InvalidBlobKey):
+        await store.delete(key)
+    assert snapshot(tmp_path) == before
+    assert await store.get("a/b") == b"inside"
