@@ -21,6 +21,7 @@ demo: $(VENV)/.base
 	$(BIN)/execstore demo
 
 test: $(VENV)/.dev
+	sh scripts/ensure-test-tools.sh
 	$(BIN)/pytest -q
 
 lint: $(VENV)/.dev

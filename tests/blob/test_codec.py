@@ -7,6 +7,8 @@ import gzip
 import hashlib
 import json
 import math
+import random
+import struct
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator, Iterable
@@ -196,10 +198,37 @@ async def test_streaming_decode_holds_bounded_memory(codec: Codec) -> None:
     assert peak < 8 * 1024 * 1024, peak  # vs ~40 MB if the payload were inflated whole
 
 
-def test_gzip_trailer_checks_are_enforced_by_zlib() -> None:
-    """Sanity: our header + raw deflate + trailer is what zlib's gzip mode validates."""
+_TRAILER_PAYLOADS = {
+    "empty": [],
+    "one line": [b"hello\n"],
+    # Several feeds, incompressible and compressible, past one deflate block.
+    "many pieces": [b"a" * 100_000, random.Random(5).randbytes(300_000), "ünïcødé\n".encode()],
+}
+
+
+@pytest.mark.parametrize("pieces", _TRAILER_PAYLOADS.values(), ids=_TRAILER_PAYLOADS.keys())
+def test_gzip_trailer_is_the_crc32_and_size_of_the_payload(pieces: list[bytes]) -> None:
+    """The last 8 bytes the encoder writes are CRC32 and ISIZE (RFC 1952) of the payload."""
     encoder = ArchiveEncoder()
-    stored = encoder.feed(b"hello\n", records=1) + encoder.finish()
-    broken = stored[:-8] + b"\x00" * 8
-    with pytest.raises(zlib.error):
-        zlib.decompress(broken, 16 + zlib.MAX_WBITS)
+    stored = b"".join(encoder.feed(piece, records=1) for piece in pieces) + encoder.finish()
+    payload = b"".join(pieces)
+    crc, isize = struct.unpack("<II", stored[-8:])
+    assert crc == zlib.crc32(payload)
+    assert isize == len(payload) % 2**32
+    assert gzip.decompress(stored) == payload
+    # And the reader refuses a blob whose trailer does not match its payload.
+    ref = encoder.ref("logs/trailer.ndjson")
+    for bad in (struct.pack("<II", crc ^ 1, isize), struct.pack("<II", crc, isize + 1)):
+        broken = stored[:-8] + bad
+        with pytest.raises(ArchiveCorrupt, match="decompress"):
+            decode_payload(_ref_for(broken, ref), broken)
+
+
+async def test_gzip_trailer_of_encoded_records() -> None:
+    records = [{"i": i, "text": "héllo wörld " * (i % 13)} for i in range(3000)]
+    stored, _ = await encode(records)
+    payload = "".join(
+        json.dumps(record, separators=(",", ":"), ensure_ascii=False) + "\n" for record in records
+    ).encode()
+    assert stored[-8:] == struct.pack("<II", zlib.crc32(payload), len(payload))
+    assert gzip.decompress(stored) == payload

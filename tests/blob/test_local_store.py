@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -317,3 +318,65 @@ async def test_sweep_partial_refuses_a_linked_prefix(
     assert (outside / f".secret.tmp-{TEMP}").exists()
     with pytest.raises(InvalidBlobKey):
         await planted.sweep_partial("../", older_than=datetime.now(UTC))
+
+
+@pytest.mark.parametrize("key", ["../x", "a/../../x", "../outside/victim", "a/../b"])
+async def test_delete_validates_the_key_and_removes_nothing(
+    tmp_path: Path, outside: Path, key: str
+) -> None:
+    store = LocalBlobStore(tmp_path / "root")
+    await store.put("a/b", b"inside")
+    (tmp_path / "x").write_bytes(b"beside the root")
+    before = snapshot(tmp_path)
+    with pytest.raises(InvalidBlobKey):
+        await store.delete(key)
+    assert snapshot(tmp_path) == before
+    assert await store.get("a/b") == b"inside"
+
+
+async def test_a_sidecar_name_too_long_for_the_file_system_fails_cleanly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A file system whose name limit fits the blob's temporary name but not the sidecar's
+    # (eCryptfs allows 143 bytes): every call naming the sidecar's temp file fails.
+    real_open, real_unlink = os.open, os.unlink
+
+    def too_long(path: object) -> None:
+        if ".meta.json" in str(path):
+            raise OSError(errno.ENAMETOOLONG, "File name too long", path)
+
+    def short_open(path: str, flags: int, mode: int = 0o777, **kw: Any) -> int:
+        too_long(path)
+        return real_open(path, flags, mode, **kw)
+
+    def short_unlink(path: str, **kw: Any) -> None:
+        too_long(path)
+        real_unlink(path, **kw)
+
+    store = LocalBlobStore(tmp_path)
+    with monkeypatch.context() as patched:
+        patched.setattr(os, "open", short_open)
+        patched.setattr(os, "unlink", short_unlink)
+        with pytest.raises(BlobStoreError, match="File name too long"):
+            await store.put("k", b"data")
+    assert os.listdir(tmp_path) == []
+    assert (await store.put("k", b"data")).created
+
+
+async def test_a_failing_temp_cleanup_does_not_hide_the_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalBlobStore(tmp_path)
+    await store.put("k", b"first")
+    real_unlink = os.unlink
+
+    def failing_unlink(path: str, **kw: Any) -> None:
+        if ".tmp-" in path:
+            raise OSError(errno.EIO, "Input/output error", path)
+        real_unlink(path, **kw)
+
+    monkeypatch.setattr(os, "unlink", failing_unlink)
+    with pytest.raises(ArchiveConflict):
+        await store.put("k", b"second")
+    with pytest.raises(ArchiveConflict):
+        await store.put("k", _chunks(b"second, streamed"))

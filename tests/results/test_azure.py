@@ -29,6 +29,7 @@ async def azure_store(db_url: str, azurite: Any) -> AsyncIterator[ExecStore]:
         yield opened
 
 
+@pytest.mark.azurite
 async def test_save_detail_delete_and_reconcile_on_azurite(azure_store: ExecStore) -> None:
     store = azure_store
     assert isinstance(store.blobs, AzureBlobStore)

@@ -166,11 +166,64 @@ def start_azurite(*, timeout: float = STARTUP_TIMEOUT_SECONDS) -> AzuriteServer:
     raise RuntimeError(f"azurite did not listen on port {port} within {timeout}s:\n{tail}")
 
 
+# -- the fixture, and the rule that the ``azurite`` marker means "talks to Azurite" ----
+#
+# ``-m azurite`` / ``-m "not azurite"`` must select exactly the tests that need the
+# emulator. So a test that gets the ``azurite`` fixture (directly, through another
+# fixture, or with request.getfixturevalue) must carry the marker, and a test carrying
+# the marker must get the fixture. Checked at collection where the fixture closure
+# shows it, and at run time for fixtures fetched dynamically (the blob_backend param).
+
+_USED_AZURITE = pytest.StashKey[bool]()
+
+
 @pytest.fixture(scope="session")
-def azurite() -> Iterator[AzuriteServer]:
-    """A session-wide Azurite; use ``azurite.new_container_name()`` per test."""
+def _azurite_session() -> Iterator[AzuriteServer]:
     server = start_azurite()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def azurite(_azurite_session: AzuriteServer, request: pytest.FixtureRequest) -> AzuriteServer:
+    """The session-wide Azurite; use ``azurite.new_container_name()`` per test.
+
+    Only for tests marked ``@pytest.mark.azurite`` (anything else fails here).
+    """
+    if request.node.get_closest_marker("azurite") is None:
+        pytest.fail(
+            f"{request.node.nodeid} uses Azurite but is not marked @pytest.mark.azurite",
+            pytrace=False,
+        )
+    request.node.stash[_USED_AZURITE] = True
+    return _azurite_session
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a run where a test's fixtures include ``azurite`` but it lacks the marker."""
+    unmarked = [
+        item.nodeid
+        for item in items
+        if "azurite" in getattr(item, "fixturenames", ())
+        and item.get_closest_marker("azurite") is None
+    ]
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests use the azurite fixture without @pytest.mark.azurite:\n  "
+            + "\n  ".join(unmarked)
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """Fail a passing test marked ``azurite`` that never got the azurite fixture."""
+    result = yield
+    if item.get_closest_marker("azurite") and not item.stash.get(_USED_AZURITE, False):
+        pytest.fail(
+            f"{item.nodeid} is marked @pytest.mark.azurite but never uses Azurite: "
+            "drop the marker (or use the azurite fixture)",
+            pytrace=False,
+        )
+    return result

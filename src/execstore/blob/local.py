@@ -290,7 +290,9 @@ class LocalBlobStore:
                     os.fsync(handle.fileno())
             os.replace(temp, target, src_dir_fd=directory, dst_dir_fd=directory)
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            # Cleaning up must not replace the error that got us here (an ENAMETOOLONG
+            # create fails the unlink the same way); a stray temp is sweep_partial's job.
+            with contextlib.suppress(OSError):
                 os.unlink(temp, dir_fd=directory)
 
     def _sync_dir(self, directory: int) -> None:
@@ -388,7 +390,7 @@ class _Staged:
     def discard(self) -> None:
         """Close everything; remove the temporary file (the blob, if linked, stays)."""
         self.handle.close()
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # see _write_sidecar
             os.unlink(self.temp, dir_fd=self.directory)
         os.close(self.directory)
 
