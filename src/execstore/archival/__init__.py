@@ -10,6 +10,7 @@ from execstore.archival.batch import SetAside, describe_failure, write_each
 from execstore.archival.reconcile import (
     DEFAULT_GRACE,
     ArchiveKind,
+    ArchiveTotals,
     Pointer,
     ReconcileReport,
     reconcile,
@@ -18,6 +19,7 @@ from execstore.archival.reconcile import (
 __all__ = [
     "DEFAULT_GRACE",
     "ArchiveKind",
+    "ArchiveTotals",
     "Pointer",
     "ReconcileReport",
     "SetAside",

@@ -34,7 +34,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from execstore.blob import WRITTEN_AT_METADATA, ArchiveRef, Archives, BlobInfo
 from execstore.errors import ArchiveCorrupt, ArchiveMissing
 
-__all__ = ["DEFAULT_GRACE", "ArchiveKind", "Pointer", "ReconcileReport", "reconcile"]
+__all__ = [
+    "DEFAULT_GRACE",
+    "ArchiveKind",
+    "ArchiveTotals",
+    "Pointer",
+    "ReconcileReport",
+    "reconcile",
+]
 
 DEFAULT_GRACE: Final = dt.timedelta(hours=1)
 _CHECK_CONCURRENCY: Final = 16
@@ -49,6 +56,20 @@ class Pointer:
     """The row already carries the kind's "blob missing" mark."""
     row: Any = None
     """The kind's own handle for the row (what :meth:`ArchiveKind.mark` needs)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveTotals:
+    """How much one archive kind holds, from its pointer rows (no blob I/O)."""
+
+    archives: int
+    """Pointer rows (one per blob)."""
+    records: int
+    """Records inside those blobs (log lines, audit records, result documents)."""
+    stored_bytes: int
+    """Compressed bytes in blob storage."""
+    raw_bytes: int
+    """Bytes before compression."""
 
 
 class ArchiveKind(Protocol):
@@ -85,6 +106,12 @@ class ArchiveKind(Protocol):
 
     async def mark(self, session: AsyncSession, pointer: Pointer, *, lost: bool) -> None:
         """Set (``lost``) or clear the row's "blob missing" mark."""
+        ...
+
+    async def totals(
+        self, session: AsyncSession, *, organization_id: uuid.UUID | None = None
+    ) -> ArchiveTotals:
+        """What this kind's pointer rows say it holds (for the storage report)."""
         ...
 
 

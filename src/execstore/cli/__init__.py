@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from execstore.cli import archive, db, demo
+from execstore.cli import archive, db, demo, report
 from execstore.cli._common import options
 
 __all__ = ["app", "main"]
@@ -30,6 +30,7 @@ def _global(
 
 app.add_typer(db.app, name="db")
 app.add_typer(archive.app, name="archive")
+app.command("storage-report")(report.storage_report)
 app.command("demo")(demo.run_demo)
 
 

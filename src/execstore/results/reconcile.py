@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execstore.archival import Pointer
+from execstore.archival import ArchiveTotals, Pointer
 from execstore.errors import translate_database_errors
 from execstore.results.archival import legacy_result_filter
 from execstore.results.format import (
@@ -105,6 +105,25 @@ class ResultArchives:
             await session.execute(
                 sa.update(m.Job).where(m.Job.id == job_id).values(result={**result, "a": state})
             )
+
+    async def totals(
+        self, session: AsyncSession, *, organization_id: uuid.UUID | None = None
+    ) -> ArchiveTotals:
+        """Result archives: one blob and one document per archived job."""
+        rows = m.JobResultArchive
+        stmt = sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(rows.record_count), 0),
+            sa.func.coalesce(sa.func.sum(rows.stored_size), 0),
+            sa.func.coalesce(sa.func.sum(rows.raw_size), 0),
+        ).select_from(rows)
+        if organization_id is not None:
+            stmt = stmt.join(m.Job, m.Job.id == rows.job_id).where(
+                m.Job.organization_id == organization_id
+            )
+        with translate_database_errors():
+            count, records, stored, raw = (await session.execute(stmt)).one()
+        return ArchiveTotals(int(count), int(records), int(stored), int(raw))
 
 
 def _job_of(key: str) -> uuid.UUID | None:
