@@ -70,24 +70,29 @@ class TableSize:
 
 
 _PG_TABLES = """
-SELECT c.oid, c.relname, c.relkind::text AS relkind
+SELECT c.oid::bigint AS oid, c.relname, c.relkind::text AS relkind
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') AND NOT c.relispartition
   AND c.relname <> 'alembic_version'
 ORDER BY c.relname
 """
 
-_PG_PARTS = """
-SELECT t.relid::regclass::text AS name,
+_PG_SIZES = """
+SELECT c.relname AS name,
        coalesce(pg_get_expr(c.relpartbound, c.oid), '') AS bounds,
-       pg_relation_size(t.relid) AS heap,
+       pg_relation_size(c.oid) AS heap,
        coalesce(pg_total_relation_size(nullif(c.reltoastrelid, 0)), 0) AS toast,
-       pg_indexes_size(t.relid) AS idx,
+       pg_indexes_size(c.oid) AS idx,
        greatest(c.reltuples, 0)::bigint AS est
-FROM pg_partition_tree(CAST(CAST(:oid AS bigint) AS oid)::regclass) t
-JOIN pg_class c ON c.oid = t.relid
-WHERE t.isleaf
-ORDER BY name
+FROM pg_class c
+WHERE c.oid = ANY(CAST(:oids AS bigint[])::oid[])
+ORDER BY c.relname
+"""
+
+# The leaves of a partitioned table (pg_partition_tree lists nothing for a plain table).
+_PG_LEAVES = """
+SELECT relid::oid::bigint FROM pg_partition_tree(CAST(CAST(:oid AS bigint) AS oid)::regclass)
+WHERE isleaf
 """
 
 
@@ -106,7 +111,11 @@ async def _count(conn: AsyncConnection, name: str) -> int:
 async def _postgres(conn: AsyncConnection, *, exact: bool) -> list[TableSize]:
     sizes = []
     for oid, name, kind in (await conn.execute(sa.text(_PG_TABLES))).all():
-        parts = (await conn.execute(sa.text(_PG_PARTS), {"oid": int(oid)})).all()
+        leaves = [int(oid)]
+        if kind == "p":
+            found = await conn.execute(sa.text(_PG_LEAVES), {"oid": int(oid)})
+            leaves = [int(leaf) for leaf in found.scalars()]
+        parts = (await conn.execute(sa.text(_PG_SIZES), {"oids": leaves})).all()
         rows_of = {}
         for part in parts:
             rows_of[part.name] = await _count(conn, part.name) if exact else int(part.est)
