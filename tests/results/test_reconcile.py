@@ -14,6 +14,7 @@ from execstore.results.format import result_archive_key
 from execstore.schema import models as m
 
 from .conftest import (
+    archive_key,
     make_output,
     new_jobs,
     put_result_document,
@@ -34,10 +35,7 @@ async def saved_jobs(store: Any, org: uuid.UUID, count: int) -> list[uuid.UUID]:
 
 
 async def key_of(store: Any, job: uuid.UUID) -> str:
-    async with store.sessions() as session:
-        row = await session.get(m.JobResultArchive, job)
-    assert row is not None
-    return str(row.blob_key)
+    return await archive_key(store, job)
 
 
 async def test_delete_job_removes_rows_and_blob_after_commit(store: Any, org: uuid.UUID) -> None:

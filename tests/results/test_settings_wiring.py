@@ -29,7 +29,11 @@ async def test_screenshot_base_url_setting_shortens_stored_suffixes(db_url: str,
                 {
                     "success": True,
                     "screenshots": [
-                        {"stepIndex": 3, "url": url, "capturedAt": dt.datetime.now(dt.UTC)}
+                        {
+                            "stepIndex": 3,
+                            "url": url,
+                            "capturedAt": dt.datetime.now(dt.UTC).isoformat(),
+                        }
                     ],
                 },
             )
