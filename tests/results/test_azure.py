@@ -17,6 +17,8 @@ from execstore.store import ExecStore
 
 from .conftest import make_output, new_jobs, put_result_document, reconcile, results_of
 
+pytestmark = pytest.mark.azurite
+
 
 @pytest.fixture
 async def azure_store(db_url: str, azurite: Any) -> AsyncIterator[ExecStore]:
