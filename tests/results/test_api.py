@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import gzip
 import json
@@ -11,7 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from execstore.errors import Conflict, NotFound
+from execstore.errors import Conflict, DatabaseError, NotFound
 from execstore.results.format import result_archive_key
 from execstore.schema import models as m
 
@@ -392,3 +393,37 @@ async def test_archive_key_layout(store: Any, org: uuid.UUID) -> None:
     assert await archive_key(store, job) == expected
     with gzip.open(store.blobs.root / expected) as raw:  # a plain .json.gz file
         assert json.load(raw) == {"success": True}
+
+
+async def test_concurrent_saves_of_one_job_write_its_rows_once(
+    store: Any, org: uuid.UUID, job: uuid.UUID
+) -> None:
+    """No screenshot row twice: a job's rows go in with its archive row, whose key is unique."""
+    output = make_output(org, job, shots=5)
+
+    async def save() -> None:
+        async with store.unit(org) as uow:
+            await uow.results.save(job, output)
+
+    outcomes = await asyncio.gather(save(), save(), save(), return_exceptions=True)
+    # PostgreSQL serializes them (the later ones find the result saved: no-ops); SQLite may
+    # refuse a writer whose snapshot is stale ("database is locked"), never write twice.
+    assert outcomes.count(None) >= 1
+    assert all(o is None or isinstance(o, DatabaseError) for o in outcomes), outcomes
+    async with store.sessions() as session:
+        rows = (
+            (
+                await session.execute(
+                    sa.select(m.ExecutionScreenshot.ordinal).where(
+                        m.ExecutionScreenshot.job_id == job
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        archives = await session.scalar(
+            sa.select(sa.func.count()).where(m.JobResultArchive.job_id == job)
+        )
+    assert sorted(rows) == list(range(5))
+    assert archives == 1
