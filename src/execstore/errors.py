@@ -4,6 +4,8 @@
     ├── ConfigurationError        settings that cannot work (names the setting)
     ├── NotFound                  no such row for this organization (never "forbidden")
     ├── InvalidBlobKey            a blob key breaks the key rules (also a ValueError)
+    ├── InvalidJsonValue          a value is not one of the JSON values execstore stores
+    │                             exactly (also a ValueError; names the JSON path)
     ├── Conflict                  a write that would contradict stored data
     │   └── ArchiveConflict       different bytes at an existing write-once key
     ├── ArchiveError              something is wrong with an archive blob
@@ -38,6 +40,7 @@ __all__ = [
     "ExecstoreError",
     "IntegrityViolation",
     "InvalidBlobKey",
+    "InvalidJsonValue",
     "MigrationError",
     "MigrationRequired",
     "NotFound",
@@ -75,6 +78,15 @@ class InvalidBlobKey(ExecstoreError, ValueError):
     def __init__(self, key: str, reason: str) -> None:
         super().__init__(f"invalid blob key {key!r}: {reason}")
         self.key = key
+        self.reason = reason
+
+
+class InvalidJsonValue(ExecstoreError, ValueError):
+    """A value is not a JSON value (see :mod:`execstore.jsonvalues`); ``path`` says where."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"not a JSON value at {path}: {reason}")
+        self.path = path
         self.reason = reason
 
 

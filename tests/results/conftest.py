@@ -79,6 +79,19 @@ async def job(store: Any, org: uuid.UUID) -> uuid.UUID:
     return (await new_jobs(store, org))[0]
 
 
+async def archive_key(store: Any, job: uuid.UUID) -> str:
+    """The blob key of ``job``'s result archive row (derived: rows do not store keys)."""
+    from execstore.results.format import ref_from_row
+    from execstore.schema import models as m
+
+    async with store.sessions() as session:
+        row = await session.get(m.JobResultArchive, job)
+        owner = await session.get(m.Job, job)
+    assert row is not None
+    assert owner is not None
+    return ref_from_row(row, organization_id=owner.organization_id, created_at=owner.created_at).key
+
+
 async def result_blobs(store: Any) -> list[str]:
     """Every blob key under results/."""
     return [info.key async for info in store.blobs.list("results/")]

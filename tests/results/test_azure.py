@@ -17,6 +17,8 @@ from execstore.store import ExecStore
 
 from .conftest import make_output, new_jobs, put_result_document, reconcile, results_of
 
+pytestmark = pytest.mark.azurite
+
 
 @pytest.fixture
 async def azure_store(db_url: str, azurite: Any) -> AsyncIterator[ExecStore]:
@@ -66,3 +68,48 @@ async def test_save_detail_delete_and_reconcile_on_azurite(azure_store: ExecStor
     keys = [info.key async for info in store.blobs.list("results/")]
     assert len(keys) == 1
     assert str(kept) in keys[0]
+
+
+async def test_archival_with_a_set_aside_job_and_derived_keys_on_azurite(
+    azure_store: ExecStore,
+) -> None:
+    import sqlalchemy as sa
+
+    from execstore.results import archive_job_results
+
+    from .conftest import archive_key
+    from .test_archival import URLS, make_legacy_jobs
+
+    store = azure_store
+    org = uuid.uuid4()
+    async with store.unit(org) as uow:
+        await uow.reference.add_organization("azure legacy")
+    outputs = await make_legacy_jobs(store, org, 4, legacy_rows=1)
+    bad = sorted(outputs)[2]
+    async with store.sessions() as session, session.begin():
+        await session.execute(
+            sa.update(m.Job).where(m.Job.id == bad).values(result={"deep": _nested(101)})
+        )
+    report = await archive_job_results(
+        store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
+    )
+    assert report.jobs_archived == 3
+    assert [item.id for item in report.set_aside] == [str(bad)]
+    keys = sorted([info.key async for info in store.blobs.list(f"results/{org}/")])
+    assert keys == sorted([await archive_key(store, job) for job in outputs if job != bad])
+    check = await reconcile(store.sessions, store.archives, organization_id=org)
+    assert check.clean
+    assert check.rows_checked == 3
+    async with store.unit(org) as uow:
+        for job in outputs:
+            if job != bad:
+                detail = await results_of(uow).detail(job)
+                assert detail is not None
+                assert detail.output["durationMs"] == outputs[job]["durationMs"]
+
+
+def _nested(depth: int) -> object:
+    value: object = 0
+    for _ in range(depth):
+        value = [value]
+    return value

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import time
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from execstore.cli import app
@@ -65,3 +69,67 @@ async def test_archive_results_dry_run_then_real_then_reconcile(
     assert fixed.exit_code == 0, fixed.output
     assert orphan not in await result_blobs(store)
     assert len(await result_blobs(store)) == 3
+
+
+async def test_archive_results_lists_set_aside_jobs_and_exits_3(
+    store: Any, settings: Any, org: uuid.UUID
+) -> None:
+    outputs = await make_legacy_jobs(store, org, 3)
+    bad = sorted(outputs)[1]
+    deep: Any = 0
+    for _ in range(120):
+        deep = [deep]
+    async with store.sessions() as session, session.begin():
+        await session.execute(
+            sa.update(m.Job).where(m.Job.id == bad).values(result={"success": True, "x": deep})
+        )
+    scope = ["--org", str(org)]
+    shown = await invoke(settings, "archive", "results", *scope)
+    assert shown.exit_code == 3, shown.output
+    assert "jobs set aside" in shown.output
+    assert str(bad) in shown.output
+    assert "deeper than 100" in shown.output
+    as_json = await invoke(settings, "archive", "results", "--json", *scope)
+    assert as_json.exit_code == 3, as_json.output
+    report = json.loads(as_json.stdout.strip().splitlines()[-1])
+    assert report["jobs_set_aside"] == 1
+    assert report["jobs_archived"] == 0  # the two good ones went in the first run
+    assert [item["id"] for item in report["set_aside"]] == [str(bad)]
+    assert "InvalidJsonValue" in report["set_aside"][0]["reason"]
+    assert await legacy_left(store, org) == 1
+
+
+async def test_reconcile_repair_removes_and_reports_crash_leftovers(
+    store: Any, settings: Any, org: uuid.UUID
+) -> None:
+    """Defect J: a killed local write's .tmp-* file stayed forever."""
+    (job,) = await new_jobs(store, org)
+    async with store.sessions() as session:
+        created = (await session.get(m.Job, job)).created_at
+    key = result_archive_key(org, job, created, store.archives.codec)
+    folder = store.blobs.root.joinpath(*key.split("/")[:-1])
+    folder.mkdir(parents=True)
+    leftover = folder / f".result.json.gz.tmp-{uuid.uuid4().hex}"
+    leftover.write_bytes(b"half a gzip stream")
+    an_hour_ago = time.time() - 3600
+    os.utime(leftover, (an_hour_ago, an_hour_ago))
+    relative = leftover.relative_to(store.blobs.root).as_posix()
+    scope = ["--org", str(org), "--grace-minutes", "30"]
+
+    found = await invoke(settings, "archive", "reconcile", "--json", *scope)
+    assert found.exit_code == 3, found.output  # a leftover nobody removed is a problem
+    (report,) = json.loads(found.stdout.strip().splitlines()[-1])["reports"]
+    assert report["leftovers"] == [relative]
+    assert leftover.exists()
+
+    fixed = await invoke(settings, "archive", "reconcile", "--repair", *scope)
+    assert fixed.exit_code == 0, fixed.output
+    assert "crash leftover removed" in fixed.output
+    assert relative in fixed.output.replace("\n", "")
+    assert not leftover.exists()
+    young = folder / f".result.json.gz.tmp-{uuid.uuid4().hex}"
+    young.write_bytes(b"a put still running")
+    again = await invoke(settings, "archive", "reconcile", "--repair", "--json", *scope)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout.strip().splitlines()[-1])["reports"][0]["leftovers"] == []
+    assert young.exists()  # within the grace period: left alone

@@ -20,7 +20,7 @@ from execstore.errors import BlobStoreError
 from execstore.results import archive_job_results
 from execstore.schema import models as m
 
-from .conftest import make_output, new_jobs, reconcile, result_blobs, results_of
+from .conftest import archive_key, make_output, new_jobs, reconcile, result_blobs, results_of
 from .test_archival import URLS, make_legacy_jobs
 
 NO_GRACE = dt.timedelta(0)
@@ -91,12 +91,8 @@ async def assert_consistent(store: Any, org: uuid.UUID, jobs: list[uuid.UUID], s
     assert report.pending == []
     after = await reconcile(store.sessions, store.archives, organization_id=org, grace=NO_GRACE)
     assert after.clean
+    keys = [await archive_key(store, job) for job in jobs]
     async with store.sessions() as session:
-        keys = (
-            await session.scalars(
-                sa.select(m.JobResultArchive.blob_key).where(m.JobResultArchive.job_id.in_(jobs))
-            )
-        ).all()
         rows = await session.scalar(
             sa.select(sa.func.count()).where(m.ExecutionScreenshot.job_id.in_(jobs))
         )
@@ -262,11 +258,13 @@ async def test_archival_batch_failing_midway_reruns_without_loss_or_duplicates(
 
 async def test_archival_killed_before_commit_reruns_cleanly(store: Any, org: uuid.UUID) -> None:
     outputs = await make_legacy_jobs(store, org, 4)
-    hook = fail_on("jobs", sa.Update)
+
+    def killed(session: Any) -> None:
+        raise Injected("killed after the batch's writes, before its commit")
 
     def sessions() -> Any:
         session = store.sessions()
-        sa.event.listen(session.sync_session, "do_orm_execute", hook)
+        sa.event.listen(session.sync_session, "before_commit", killed)
         return session
 
     with pytest.raises(Injected):

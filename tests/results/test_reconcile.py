@@ -9,11 +9,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from execstore.errors import ArchiveMissing
+from execstore.errors import ArchiveMissing, NotFound
 from execstore.results.format import result_archive_key
 from execstore.schema import models as m
 
 from .conftest import (
+    archive_key,
     make_output,
     new_jobs,
     put_result_document,
@@ -34,10 +35,7 @@ async def saved_jobs(store: Any, org: uuid.UUID, count: int) -> list[uuid.UUID]:
 
 
 async def key_of(store: Any, job: uuid.UUID) -> str:
-    async with store.sessions() as session:
-        row = await session.get(m.JobResultArchive, job)
-    assert row is not None
-    return str(row.blob_key)
+    return await archive_key(store, job)
 
 
 async def test_delete_job_removes_rows_and_blob_after_commit(store: Any, org: uuid.UUID) -> None:
@@ -159,3 +157,26 @@ async def test_verify_reports_corrupt_blobs_and_never_deletes_them(
     )
     assert report.corrupt == [key]
     assert path.exists()
+
+
+async def test_another_organizations_delete_leaves_the_result_and_its_blob(
+    store: Any, org: uuid.UUID
+) -> None:
+    (job,) = await saved_jobs(store, org, 1)
+    key = await key_of(store, job)
+    other = uuid.uuid4()
+    async with store.unit(other) as uow:
+        await uow.reference.add_organization("other")
+    with pytest.raises(NotFound):
+        async with store.unit(other) as uow:
+            await uow.jobs.delete(job)
+    async with store.unit(other) as uow:
+        with pytest.raises(NotFound):
+            await uow.jobs.set_status(job, "failed")
+    assert key in await result_blobs(store)
+    async with store.unit(org) as uow:
+        detail = await uow.results.detail(job)
+        status = (await uow.jobs.get(job)).status
+    assert detail is not None
+    assert detail.output["durationMs"] == 90500
+    assert status == "pending"

@@ -54,7 +54,11 @@ def results_command(
     url: UrlOption = None,
     blob_url: BlobOption = None,
 ) -> None:
-    """Move legacy full results out of jobs.result into blobs, screenshot rows and a summary."""
+    """Move legacy full results out of jobs.result into blobs, screenshot rows and a summary.
+
+    Jobs that cannot be archived are set aside, listed with their reason, and left
+    untouched for the next run; the command then exits 3.
+    """
     settings = settings_for(url, blob_url)
 
     async def main() -> ResultArchivalReport:
@@ -71,7 +75,7 @@ def results_command(
                     dry_run=dry_run,
                     organization_id=org,
                     screenshot_urls=ScreenshotUrls(screenshot_base or settings.screenshot_base_url),
-                    on_batch=lambda report: advance(report.jobs_archived),
+                    on_batch=lambda report: advance(report.jobs_seen),
                 )
 
     report = run(main())
@@ -89,10 +93,23 @@ def results_command(
         table.add_row("would free" if report.dry_run else "freed", size_text(report.bytes_freed))
         if not report.dry_run:
             table.add_row("archived (compressed)", size_text(report.archive_bytes))
+        table.add_row("jobs set aside", f"{report.jobs_set_aside:,}")
         console.print(table)
+        if report.set_aside:
+            aside = Table(title="set aside (left untouched; retried on the next run)")
+            aside.add_column("job")
+            aside.add_column("reason")
+            for item in report.set_aside:
+                aside.add_row(item.id, item.reason)
+            console.print(aside)
 
-    data = dataclasses.asdict(report) | {"bytes_freed": report.bytes_freed}
+    data = dataclasses.asdict(report) | {
+        "bytes_freed": report.bytes_freed,
+        "jobs_set_aside": report.jobs_set_aside,
+    }
     emit(data, as_json=as_json, render=render)
+    if report.set_aside:
+        raise typer.Exit(ExitCode.PROBLEMS)
 
 
 @app.command("reconcile")
@@ -153,6 +170,9 @@ def reconcile_command(
         for report in reports:
             for key in report.lost + report.corrupt:
                 console.print(f"[yellow]{report.kind}: {key}[/yellow]")
+            verb = "removed" if report.repair else "found"
+            for path in report.leftovers:
+                console.print(f"{report.kind}: crash leftover {verb}: {path}", markup=False)
 
     emit(
         {"reports": [dataclasses.asdict(r) for r in reports]},

@@ -1,44 +1,60 @@
 """Archive legacy job results: full JSON out of ``jobs.result``, into a blob and rows.
 
-For every job whose ``result`` still holds a legacy full output (no summary mark), one
-batch transaction:
+For every job whose ``result`` still holds a legacy full output (not an execstore
+summary), one batch transaction:
 
 1. claims the jobs (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of workers
    can run side by side; SQLite has a single writer, so run one worker there: a second
    one waits for the write lock or fails with "database is locked");
-2. uploads each job's full output to its deterministic key under its own organization
+2. prepares each job: its JSON must be a JSON value under the contract of
+   :mod:`execstore.jsonvalues` (nothing is coerced), and its legacy screenshot rows are
+   found through the one legacy-id mapping (:func:`execstore.ids.legacy_uuid`), so a
+   job whose legacy id was a cuid, an upper-case or a braced uuid finds them too;
+3. uploads each job's full output to its deterministic key under its own organization
    (``results/<org>/<yyyy>/<mm>/<job>/result.json.gz``);
-3. inserts the ``job_result_archives`` rows and one ``execution_screenshots`` row per
+4. inserts the ``job_result_archives`` rows and one ``execution_screenshots`` row per
    screenshot (from the JSON and from ``execution_screenshots_legacy``, whose rows are
    then deleted), and rewrites ``result`` as the summary;
-4. commits.
+5. commits.
+
+A job that cannot be archived — JSON that breaks the contract (NaN, too deep, ...), a
+different blob already at its key, rows the database refuses — is *set aside*: reported
+by id with the reason, counted, left exactly as it was (result and legacy screenshot
+rows), and tried again on the next run; the rest of the batch and of the run goes on.
+Failures of the services themselves (blob store, database) stop the run with their
+error; a re-run resumes.
 
 A kill at any point is safe: before the commit nothing in the database changed, and the
 re-run produces the same bytes for the same key, so the create-only put is a no-op and
-nothing is written twice. Blobs of a batch that never committed stay until the re-run
-claims them (the reconciler reports them as "pending", never as orphans).
+nothing is written twice. Blobs of a batch that never committed (or of a job set aside
+after its upload) stay until a run archives the job (the reconciler reports them as
+"pending", never as orphans).
 
 Legacy screenshot rows whose URL is not already in the JSON are added to the archived
-document under ``legacyScreenshotRows`` so the archive holds every fact the database
-held. Bytes are measured with ``pg_column_size`` on PostgreSQL and the length of the
-JSON text on SQLite.
+document under ``legacyScreenshotRows`` (a list of ``{id, stepIndex, url, width, height,
+capturedAt}``) so the archive holds every fact the database held. Bytes are measured
+with ``pg_column_size`` on PostgreSQL and the length of the JSON text on SQLite.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.blob import Archives
+from execstore.archival import SetAside, describe_failure, write_each
+from execstore.blob import ArchiveRef, Archives
 from execstore.blob.codec import serialize
-from execstore.errors import translate_database_errors
+from execstore.errors import ArchiveConflict, translate_database_errors
+from execstore.ids import legacy_uuid, legacy_uuid_sql
+from execstore.jsonvalues import check_json
 from execstore.repository import TransactionHooks
 from execstore.results.format import (
     ARCHIVED,
@@ -46,14 +62,16 @@ from execstore.results.format import (
     ScreenshotUrls,
     archive_values,
     as_utc,
-    jsonable,
+    ref_from_row,
     result_archive_key,
     screenshot_rows,
     summarize,
 )
 from execstore.schema import models as m
+from execstore.schema.results import LEGACY_JOB_UUID_SQL
 
 __all__ = [
+    "LEGACY_SCREENSHOTS_KEY",
     "ResultArchivalReport",
     "archive_job_results",
     "count_legacy_results",
@@ -81,23 +99,43 @@ class ResultArchivalReport:
     bytes_before: int = 0
     bytes_after: int = 0
     archive_bytes: int = 0
+    set_aside: tuple[SetAside, ...] = field(default=())
+    """Jobs left untouched, by id, with the reason (tried again on the next run)."""
 
     @property
     def bytes_freed(self) -> int:
         """How many bytes of ``jobs.result`` the run freed (or would free)."""
         return self.bytes_before - self.bytes_after
 
+    @property
+    def jobs_set_aside(self) -> int:
+        """How many jobs were set aside."""
+        return len(self.set_aside)
 
-def legacy_result_filter(dialect: str) -> sa.ColumnElement[bool]:
-    """SQL that is true for jobs whose ``result`` is a legacy full output (an object, unmarked)."""
+    @property
+    def jobs_seen(self) -> int:
+        """Jobs archived plus jobs set aside: how far the run got."""
+        return self.jobs_archived + len(self.set_aside)
+
+
+def legacy_result_filter(dialect: str) -> sa.TextClause:
+    """SQL that is true for jobs whose ``result`` is a legacy full output.
+
+    Legacy means: a JSON object that is not an execstore summary (whose ``_v`` is the
+    number 1), the same rule as :func:`~execstore.results.format.is_summary`. On SQLite
+    text that is not valid JSON counts too, so the archival job sets it aside and says
+    so instead of skipping it silently.
+    """
     if dialect == "postgresql":
-        return sa.and_(
-            sa.func.jsonb_typeof(m.Job.result) == "object",
-            sa.text("(jobs.result -> '_v') IS NULL"),
+        return sa.text(
+            "jsonb_typeof(jobs.result) = 'object' "
+            "AND (jobs.result -> '_v') IS DISTINCT FROM '1'::jsonb"
         )
-    return sa.and_(
-        sa.func.json_type(m.Job.result) == "object",
-        sa.func.json_extract(m.Job.result, "$._v").is_(None),
+    return sa.text(
+        "jobs.result IS NOT NULL AND CASE WHEN json_valid(jobs.result) THEN "
+        "json_type(jobs.result) = 'object' AND NOT ("
+        "coalesce(json_type(jobs.result, '$._v') IN ('integer', 'real'), 0) "
+        "AND json_extract(jobs.result, '$._v') = 1) ELSE 1 END"
     )
 
 
@@ -105,6 +143,17 @@ def _result_size(dialect: str) -> Any:
     if dialect == "postgresql":
         return sa.func.pg_column_size(m.Job.result)
     return sa.func.length(sa.cast(m.Job.result, sa.Text))
+
+
+def _legacy_job_uuid(dialect: str) -> sa.ColumnElement[Any]:
+    """``legacy_uuid(execution_screenshots_legacy.job_id)`` as SQL.
+
+    On PostgreSQL it is the indexed expression itself (constants inline, so the planner
+    matches it to the expression index whatever plan it caches).
+    """
+    if dialect == "postgresql":
+        return sa.literal_column(f"({LEGACY_JOB_UUID_SQL})", type_=sa.Uuid())
+    return legacy_uuid_sql(_legacy.c.job_id, dialect)
 
 
 async def count_legacy_results(
@@ -132,8 +181,19 @@ class _Candidate:
     job_id: uuid.UUID
     organization_id: uuid.UUID
     created_at: Any
-    result: dict[str, Any]
+    text: str
     size: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One job ready to archive: its document, summary and screenshot rows."""
+
+    job: _Candidate
+    document: dict[str, Any]
+    summary: dict[str, Any]
+    rows: list[ScreenshotRow]
+    legacy_rows: int
 
 
 async def archive_job_results(
@@ -149,18 +209,19 @@ async def archive_job_results(
 ) -> ResultArchivalReport:
     """The report of archiving up to ``limit`` legacy results, ``batch_size`` jobs per commit.
 
-    Works across organizations (or only ``organization_id``'s jobs). With ``dry_run``
-    nothing is written or uploaded and the report says how many jobs and bytes a real
-    run would move. ``on_batch`` is called
-    with the running totals after every batch.
+    Works across organizations (or only ``organization_id``'s jobs). Jobs that cannot
+    be archived are set aside (``report.set_aside``) and the run goes on; ``limit``
+    counts them too. With ``dry_run`` nothing is written or uploaded and the report
+    says how many jobs and bytes a real run would move and which jobs it would set
+    aside. ``on_batch`` is called with the running totals after every batch.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
     urls = screenshot_urls or ScreenshotUrls()
     report = ResultArchivalReport(dry_run=dry_run)
     after: uuid.UUID | None = None
-    while limit is None or report.jobs_archived < limit:
-        size = batch_size if limit is None else min(batch_size, limit - report.jobs_archived)
+    while limit is None or report.jobs_seen < limit:
+        size = batch_size if limit is None else min(batch_size, limit - report.jobs_seen)
         async with sessions() as session:
             with translate_database_errors():
                 async with session.begin():
@@ -169,6 +230,7 @@ async def archive_job_results(
                     )
                     if not batch:
                         break
+                    # Keyset paging: a job set aside is not claimed again in this run.
                     after = batch[-1].job_id
                     if dry_run:
                         step = await _measure_only(session, batch, urls)
@@ -194,7 +256,8 @@ async def _claim(
             m.Job.id,
             m.Job.organization_id,
             m.Job.created_at,
-            m.Job.result,
+            # Text, decoded per job: one undecodable result must not fail the batch.
+            sa.cast(m.Job.result, sa.Text),
             _result_size(dialect),
         )
         .where(legacy_result_filter(dialect))
@@ -202,7 +265,6 @@ async def _claim(
         .limit(size)
     )
     if after is not None:
-        # Keyset paging: a job this run could not finish is not claimed again and again.
         stmt = stmt.where(m.Job.id > after)
     if org is not None:
         stmt = stmt.where(m.Job.organization_id == org)
@@ -212,23 +274,40 @@ async def _claim(
     return [_Candidate(r[0], r[1], r[2], r[3], int(r[4] or 0)) for r in rows]
 
 
-async def _legacy_rows(session: AsyncSession, job_ids: Sequence[uuid.UUID]) -> dict[str, list[Any]]:
-    found: dict[str, list[Any]] = {}
+async def _legacy_rows(
+    session: AsyncSession, job_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[Any]]:
+    """The legacy screenshot rows of ``job_ids``, by job, matched through ``legacy_uuid``."""
+    if not job_ids:
+        return {}
+    dialect = session.get_bind().dialect.name
+    wanted = list(job_ids) if dialect == "postgresql" else [str(j) for j in job_ids]
+    found: dict[uuid.UUID, list[Any]] = {}
     rows = await session.execute(
         sa.select(_legacy)
-        .where(_legacy.c.job_id.in_([str(j) for j in job_ids]))
-        .order_by(_legacy.c.job_id, _legacy.c.captured_at, _legacy.c.id)
+        .where(_legacy_job_uuid(dialect).in_(wanted))
+        .order_by(_legacy.c.captured_at, _legacy.c.id)
     )
     for row in rows:
-        found.setdefault(str(row.job_id), []).append(row)
+        found.setdefault(legacy_uuid(row.job_id), []).append(row)
     return found
 
 
 def _plan(
     job: _Candidate, legacy_rows: list[Any], urls: ScreenshotUrls, first_ordinal: int
-) -> tuple[dict[str, Any], dict[str, Any], list[ScreenshotRow]]:
-    """The archived document, the summary and the screenshot rows of one legacy job."""
-    document: dict[str, Any] = jsonable(job.result)
+) -> _Plan:
+    """The archived document, summary and screenshot rows of one legacy job.
+
+    Raises (ValueError, RecursionError, InvalidJsonValue) when the job cannot be
+    archived as it is; the caller sets it aside.
+    """
+    try:
+        document = json.loads(job.text)
+    except RecursionError:
+        raise ValueError("result is nested too deep to decode") from None
+    if type(document) is not dict:
+        raise ValueError(f"result is not a JSON object but {type(document).__name__}")
+    check_json(document)
     shots = document.get("screenshots")
     listed = shots if isinstance(shots, list) else []
     fallback = as_utc(job.created_at)
@@ -240,7 +319,7 @@ def _plan(
         fallback_time=fallback,
         start=first_ordinal,
     )
-    known = {shot.get("url") for shot in listed if isinstance(shot, dict)}
+    known = {shot.get("url") for shot in listed if isinstance(shot, dict)} - {None}
     extra = [
         {
             "id": row.id,
@@ -251,9 +330,12 @@ def _plan(
             "capturedAt": as_utc(row.captured_at).isoformat(),
         }
         for row in legacy_rows
-        if row.url not in known
+        if not (isinstance(row.url, str) and row.url in known)
     ]
     if extra:
+        if LEGACY_SCREENSHOTS_KEY in document:
+            # Never overwrite a key of the output: the archive must hold both.
+            raise ValueError(f"the output already has a {LEGACY_SCREENSHOTS_KEY!r} key")
         document[LEGACY_SCREENSHOTS_KEY] = extra
         rows += screenshot_rows(
             extra,
@@ -265,7 +347,23 @@ def _plan(
         )
     summary = summarize(document, state=ARCHIVED)
     summary["sc"] = len(listed) + len(extra)
-    return document, summary, rows
+    return _Plan(job, document, summary, rows, len(legacy_rows))
+
+
+def _plan_all(
+    batch: list[_Candidate],
+    legacy: dict[uuid.UUID, list[Any]],
+    urls: ScreenshotUrls,
+    firsts: dict[uuid.UUID, int],
+) -> tuple[list[_Plan], list[SetAside]]:
+    plans: list[_Plan] = []
+    aside: list[SetAside] = []
+    for job in batch:
+        try:
+            plans.append(_plan(job, legacy.get(job.job_id, []), urls, firsts.get(job.job_id, 0)))
+        except (ValueError, RecursionError) as exc:  # InvalidJsonValue is a ValueError
+            aside.append(SetAside(str(job.job_id), describe_failure(exc)))
+    return plans, aside
 
 
 async def _first_ordinals(session: AsyncSession, job_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
@@ -279,63 +377,87 @@ async def _first_ordinals(session: AsyncSession, job_ids: list[uuid.UUID]) -> di
     return {job_id: int(top) + 1 for job_id, top in found}
 
 
+async def _upload_all(
+    archives: Archives, plans: list[_Plan]
+) -> tuple[list[tuple[_Plan, ArchiveRef]], list[SetAside]]:
+    """Upload every plan's document; a job whose key holds other bytes is set aside."""
+    gate = asyncio.Semaphore(_UPLOAD_CONCURRENCY)
+
+    async def upload(plan: _Plan) -> ArchiveRef:
+        job = plan.job
+        key = result_archive_key(job.organization_id, job.job_id, job.created_at, archives.codec)
+        async with gate:
+            return (await archives.store_document(key, plan.document)).ref
+
+    # Every upload finishes (or fails) before this returns: none is left running.
+    outcomes = await asyncio.gather(*(upload(plan) for plan in plans), return_exceptions=True)
+    done: list[tuple[_Plan, ArchiveRef]] = []
+    aside: list[SetAside] = []
+    for plan, outcome in zip(plans, outcomes, strict=True):
+        if isinstance(outcome, ArchiveConflict):
+            aside.append(SetAside(str(plan.job.job_id), describe_failure(outcome)))
+        elif isinstance(outcome, BaseException):
+            raise outcome  # the blob service failed: stop; a re-run resumes
+        else:
+            done.append((plan, outcome))
+    return done, aside
+
+
 async def _archive_batch(
     session: AsyncSession,
     archives: Archives,
     batch: list[_Candidate],
     urls: ScreenshotUrls,
 ) -> ResultArchivalReport:
+    dialect = session.get_bind().dialect.name
     ids = [job.job_id for job in batch]
     legacy = await _legacy_rows(session, ids)
     firsts = await _first_ordinals(session, ids)
-    plans = [
-        _plan(job, legacy.get(str(job.job_id), []), urls, firsts.get(job.job_id, 0))
-        for job in batch
-    ]
-    gate = asyncio.Semaphore(_UPLOAD_CONCURRENCY)
+    plans, aside = _plan_all(batch, legacy, urls, firsts)
+    uploaded, refused = await _upload_all(archives, plans)
+    aside += refused
 
-    async def upload(job: _Candidate, document: dict[str, Any]) -> Any:
-        key = result_archive_key(job.organization_id, job.job_id, job.created_at, archives.codec)
-        async with gate:
-            return (await archives.store_document(key, document)).ref
+    async def write(items: Sequence[tuple[_Plan, ArchiveRef]]) -> None:
+        await session.execute(
+            sa.insert(m.JobResultArchive),
+            [archive_values(plan.job.job_id, ref) for plan, ref in items],
+        )
+        shots = [row.values(plan.job.job_id) for plan, _ in items for row in plan.rows]
+        if shots:
+            await session.execute(sa.insert(m.ExecutionScreenshot), shots)
+        await session.execute(
+            # Core executemany: one round trip for the batch, types from the table's columns.
+            sa.update(_jobs)
+            .where(_jobs.c.id == sa.bindparam("job_key"))
+            .values(result=sa.bindparam("summary")),
+            [{"job_key": plan.job.job_id, "summary": plan.summary} for plan, _ in items],
+        )
+        moved = [plan.job.job_id for plan, _ in items if plan.legacy_rows]
+        if moved:
+            wanted = moved if dialect == "postgresql" else [str(j) for j in moved]
+            await session.execute(sa.delete(_legacy).where(_legacy_job_uuid(dialect).in_(wanted)))
 
-    refs = await asyncio.gather(
-        *(upload(job, plan[0]) for job, plan in zip(batch, plans, strict=True))
+    written, refused = await write_each(
+        session, uploaded, write, lambda item: str(item[0].job.job_id)
     )
-    await session.execute(
-        sa.insert(m.JobResultArchive),
-        [archive_values(job.job_id, ref) for job, ref in zip(batch, refs, strict=True)],
-    )
-    shot_values = [
-        row.values(job.job_id) for job, plan in zip(batch, plans, strict=True) for row in plan[2]
-    ]
-    if shot_values:
-        await session.execute(sa.insert(m.ExecutionScreenshot), shot_values)
-    await session.execute(
-        # Core executemany: one round trip for the batch, types from the table's columns.
-        sa.update(_jobs)
-        .where(_jobs.c.id == sa.bindparam("job_key"))
-        .values(result=sa.bindparam("summary")),
-        [
-            {"job_key": job.job_id, "summary": plan[1]}
-            for job, plan in zip(batch, plans, strict=True)
-        ],
-    )
-    moved = sum(len(rows) for rows in legacy.values())
-    if moved:
-        await session.execute(sa.delete(_legacy).where(_legacy.c.job_id.in_([str(j) for j in ids])))
-    dialect = session.get_bind().dialect.name
-    after = await session.scalar(
-        sa.select(sa.func.sum(_result_size(dialect))).where(m.Job.id.in_(ids))
-    )
+    aside += refused
+    done = [plan for plan, _ in written]
+    after: int | None = 0
+    if done:
+        after = await session.scalar(
+            sa.select(sa.func.sum(_result_size(dialect))).where(
+                m.Job.id.in_([plan.job.job_id for plan in done])
+            )
+        )
     return ResultArchivalReport(
         batches=1,
-        jobs_archived=len(batch),
-        screenshots_moved=len(shot_values),
-        legacy_rows_moved=moved,
-        bytes_before=sum(job.size for job in batch),
+        jobs_archived=len(done),
+        screenshots_moved=sum(len(plan.rows) for plan in done),
+        legacy_rows_moved=sum(plan.legacy_rows for plan in done),
+        bytes_before=sum(plan.job.size for plan in done),
         bytes_after=int(after or 0),
-        archive_bytes=sum(ref.stored_size for ref in refs),
+        archive_bytes=sum(ref.stored_size for _, ref in written),
+        set_aside=tuple(sorted(aside, key=lambda item: item.id)),
     )
 
 
@@ -343,8 +465,8 @@ async def _measure_only(
     session: AsyncSession, batch: list[_Candidate], urls: ScreenshotUrls
 ) -> ResultArchivalReport:
     legacy = await _legacy_rows(session, [job.job_id for job in batch])
-    plans = [_plan(job, legacy.get(str(job.job_id), []), urls, 0) for job in batch]
-    texts = [serialize(plan[1]) for plan in plans]
+    plans, aside = _plan_all(batch, legacy, urls, {})
+    texts = [serialize(plan.summary) for plan in plans]
     if session.get_bind().dialect.name == "postgresql":
         after = await session.scalar(
             sa.text(
@@ -358,11 +480,12 @@ async def _measure_only(
     return ResultArchivalReport(
         dry_run=True,
         batches=1,
-        jobs_archived=len(batch),
-        screenshots_moved=sum(len(plan[2]) for plan in plans),
-        legacy_rows_moved=sum(len(rows) for rows in legacy.values()),
-        bytes_before=sum(job.size for job in batch),
+        jobs_archived=len(plans),
+        screenshots_moved=sum(len(plan.rows) for plan in plans),
+        legacy_rows_moved=sum(plan.legacy_rows for plan in plans),
+        bytes_before=sum(plan.job.size for plan in plans),
         bytes_after=int(after or 0),
+        set_aside=tuple(sorted(aside, key=lambda item: item.id)),
     )
 
 
@@ -376,6 +499,7 @@ def _add(total: ResultArchivalReport, step: ResultArchivalReport) -> ResultArchi
         bytes_before=total.bytes_before + step.bytes_before,
         bytes_after=total.bytes_after + step.bytes_after,
         archive_bytes=total.archive_bytes + step.archive_bytes,
+        set_aside=total.set_aside + step.set_aside,
     )
 
 
@@ -386,15 +510,17 @@ def forget_result_archive(archives: Archives) -> Any:
         session: AsyncSession, job_id: uuid.UUID, hooks: TransactionHooks | None
     ) -> list[str]:
         with translate_database_errors():
-            keys = list(
-                (
-                    await session.scalars(
-                        sa.select(m.JobResultArchive.blob_key).where(
-                            m.JobResultArchive.job_id == job_id
-                        )
-                    )
-                ).all()
-            )
+            rows = (
+                await session.execute(
+                    sa.select(m.JobResultArchive, m.Job.organization_id, m.Job.created_at)
+                    .join(m.Job, m.Job.id == m.JobResultArchive.job_id)
+                    .where(m.JobResultArchive.job_id == job_id)
+                )
+            ).all()
+        keys = [
+            ref_from_row(archive, organization_id=org, created_at=created_at).key
+            for archive, org, created_at in rows
+        ]
         if hooks is not None:
             for key in keys:
                 hooks.on_commit(functools.partial(archives.delete, key))

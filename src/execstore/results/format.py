@@ -13,23 +13,25 @@ the number of screenshots the output listed, and ``a`` the archive state: 1 = th
 output is archived in ``job_result_archives``, 2 = the reconciler found its blob missing
 (``detail()`` then raises ArchiveMissing without touching the blob store).
 
-Screenshot URLs are not stored whole; see :class:`ScreenshotUrls` for the convention.
+Screenshot rows keep only what cannot be derived from a conforming URL; any other URL
+is stored whole (see :class:`ScreenshotUrls`). The archived document's key is derived
+from the job (:func:`result_archive_key`), so the pointer row does not store it.
+
+What a caller may hand over is the JSON contract of :mod:`execstore.jsonvalues`;
+:func:`summarize` reads any JSON value without raising.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import enum
 import math
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any, Final
 
 from execstore.blob import ArchiveRef, archive_key
-from execstore.blob.codec import serialize
+from execstore.blob.keys import file_suffix
 from execstore.config import Codec
 from execstore.repository import as_utc
 from execstore.schema.enums import ArchiveCodec
@@ -37,8 +39,8 @@ from execstore.schema.enums import ArchiveCodec
 __all__ = [
     "ARCHIVED",
     "ARCHIVE_LOST",
-    "KEY_SUFFIX_LIMIT",
     "RESULTS_PREFIX",
+    "RESULT_NAME",
     "SUMMARY_MARK",
     "ScreenshotRow",
     "ScreenshotUrls",
@@ -46,7 +48,7 @@ __all__ = [
     "archive_values",
     "as_utc",
     "is_summary",
-    "jsonable",
+    "parse_result_key",
     "parse_time",
     "read_summary",
     "ref_from_row",
@@ -59,39 +61,15 @@ SUMMARY_MARK: Final = "_v"
 ARCHIVED: Final = 1
 ARCHIVE_LOST: Final = 2
 RESULTS_PREFIX: Final = "results/"
-KEY_SUFFIX_LIMIT: Final = 200
+RESULT_NAME: Final = "result"
 _SMALLINT_MAX: Final = 32767
+_BIGINT: Final = 2**63
+_INT_MAX: Final = 2**31 - 1
 _UNKNOWN_STEP: Final = -1
+_MARKERS: Final = "~!"
 
 _OK_WORDS: Final = frozenset({"success", "succeeded", "successful", "completed", "passed", "ok"})
 _FAIL_WORDS: Final = frozenset({"failed", "failure", "error", "errored", "timeout", "timed_out"})
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON types, keeping every field (datetimes become ISO text).
-
-    Nothing is dropped: values JSON cannot express are written as text (NaN as "NaN",
-    bytes as base64, unknown objects by ``str``) so the archive is always encodable.
-    """
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return sorted((jsonable(v) for v in value), key=serialize)
-    if isinstance(value, dt.datetime | dt.date | dt.time):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, enum.Enum):
-        return jsonable(value.value)
-    return str(value)
 
 
 def _first(output: Mapping[str, Any], *names: str) -> Any:
@@ -102,18 +80,31 @@ def _first(output: Mapping[str, Any], *names: str) -> Any:
 
 
 def _as_int(value: Any) -> int | None:
+    """An integer read from a number or numeric text; None for anything else.
+
+    Infinite, NaN and out-of-range values ("Infinity", 1e400, 10**30) are None too: a
+    summary field holds a signed 64-bit integer or nothing.
+    """
     if isinstance(value, bool):
         return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and math.isfinite(value):
-        return round(value)
     if isinstance(value, str):
         try:
-            return round(float(value))
+            value = float(value)
         except ValueError:
             return None
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        value = round(value)
+    if isinstance(value, int) and -_BIGINT <= value < _BIGINT:
+        return value
     return None
+
+
+def _count(value: Any) -> int:
+    """A step count: a non-negative integer that fits ``integer``, else 0."""
+    number = _as_int(value)
+    return number if number is not None and 0 <= number <= _INT_MAX else 0
 
 
 def _smallint(value: Any, *, low: int = 0) -> int | None:
@@ -123,21 +114,33 @@ def _smallint(value: Any, *, low: int = 0) -> int | None:
 
 def parse_time(value: Any) -> dt.datetime | None:
     """An aware datetime from ISO text, epoch seconds or epoch milliseconds (else None)."""
-    if isinstance(value, dt.datetime):
-        return as_utc(value)
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int | float) and math.isfinite(value):
-        seconds = value / 1000 if abs(value) > 1e11 else value
-        try:
+    try:
+        if isinstance(value, dt.datetime):
+            return as_utc(value)
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, int | float) and math.isfinite(value):
+            seconds = value / 1000 if abs(value) > 1e11 else value
             return dt.datetime.fromtimestamp(seconds, dt.UTC)
-        except (OverflowError, OSError, ValueError):
-            return None
-    if isinstance(value, str) and value:
-        try:
+        if isinstance(value, str) and value:
             return as_utc(dt.datetime.fromisoformat(value.replace("Z", "+00:00")))
-        except ValueError:
-            return None
+    except (OverflowError, OSError, ValueError):
+        # Out of the representable range (year 1 or 9999 moved across UTC) or not a time.
+        return None
+    return None
+
+
+def _duration(output: Mapping[str, Any], stats: Mapping[str, Any]) -> int | None:
+    """The run's duration in ms: flat (``durationMs``...) or the plan's ``stats.duration``."""
+    for source in (output, stats):
+        for name in ("durationMs", "duration_ms", "duration"):
+            number = _as_int(source.get(name))
+            if number is not None:
+                return number
+    started = parse_time(_first(output, "startedAt", "started_at"))
+    completed = parse_time(_first(output, "completedAt", "completed_at"))
+    if started is not None and completed is not None:
+        return _as_int((completed - started).total_seconds() * 1000)
     return None
 
 
@@ -158,7 +161,12 @@ def _step_outcome(step: Any) -> bool | None:
 
 
 def summarize(output: Mapping[str, Any], *, state: int = ARCHIVED) -> dict[str, Any]:
-    """The slim ``jobs.result`` summary of a full output (see the module docstring)."""
+    """The slim ``jobs.result`` summary of a full output (see the module docstring).
+
+    Reads the flat shape (``success``, ``stepResults``, ``durationMs``...) and the plan's
+    (``stats: {totalSteps, successfulSteps, failedSteps, duration}``), in camelCase or
+    snake_case. What it cannot read becomes null or 0; it never raises for a JSON value.
+    """
     success = _first(output, "success", "ok")
     if not isinstance(success, bool):
         status = _first(output, "status")
@@ -171,17 +179,10 @@ def summarize(output: Mapping[str, Any], *, state: int = ARCHIVED) -> dict[str, 
         outcomes = [_step_outcome(step) for step in steps]
         total, good, bad = len(steps), outcomes.count(True), outcomes.count(False)
     else:
-        total = _as_int(_first(stats, "totalSteps", "total_steps")) or 0
-        good = _as_int(_first(stats, "successfulSteps", "successful_steps")) or 0
-        bad = _as_int(_first(stats, "failedSteps", "failed_steps")) or 0
-    duration = _as_int(
-        _first(output, "durationMs", "duration_ms", "duration") or _first(stats, "duration")
-    )
-    if duration is None:
-        started = parse_time(_first(output, "startedAt", "started_at"))
-        completed = parse_time(_first(output, "completedAt", "completed_at"))
-        if started is not None and completed is not None:
-            duration = round((completed - started).total_seconds() * 1000)
+        total = _count(_first(stats, "totalSteps", "total_steps"))
+        good = _count(_first(stats, "successfulSteps", "successful_steps"))
+        bad = _count(_first(stats, "failedSteps", "failed_steps"))
+    duration = _duration(output, stats)
     shots = _first(output, "screenshots")
     count = len(shots) if isinstance(shots, list) else 0
     return {
@@ -196,7 +197,11 @@ def summarize(output: Mapping[str, Any], *, state: int = ARCHIVED) -> dict[str, 
 
 def is_summary(result: Any) -> bool:
     """Whether a ``jobs.result`` value is an execstore summary (not a legacy full output)."""
-    return isinstance(result, Mapping) and result.get(SUMMARY_MARK) == 1
+    if not isinstance(result, Mapping):
+        return False
+    mark = result.get(SUMMARY_MARK)
+    # The number 1 (as the SQL filters read it): ``true`` or ``"1"`` is a legacy output's key.
+    return type(mark) in (int, float) and mark == 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,15 +240,12 @@ class ScreenshotUrls:
     ``layout`` (default ``"{organization_id}/{job_id}/"``) is filled with the job's ids,
     so a conforming URL such as
     ``https://acct.blob.core.windows.net/screenshots/<org>/<job>/step-03.png`` stores only
-    ``step-03.png``. URLs that do not follow it are stored in a marked form that still
-    reproduces them exactly:
+    ``step-03.png``. URLs that do not follow it are stored whole, in a marked form, so
+    every URL comes back exactly as it was saved, whatever its length:
 
     - ``"~" + rest``: the URL is ``base + rest`` (it starts with the base, not the layout);
-    - ``"!" + url``: the whole URL (no base configured, or a foreign host), if it fits
-      VARCHAR(200);
-    - ``"?" + tail``: the URL was too long to keep; the row's rebuilt URL is None and the
-      exact URL is in the archived full output (``detail()``). ``tail`` is the end of the
-      URL, kept as a hint for operators.
+    - ``"!" + url``: the whole URL (no base configured, or another host or container,
+      for example a signed SAS URL).
     """
 
     base: str | None = None
@@ -255,27 +257,21 @@ class ScreenshotUrls:
         return self.base + self.layout.format(organization_id=organization_id, job_id=job_id)
 
     def key_suffix(self, url: str, organization_id: uuid.UUID, job_id: uuid.UUID) -> str:
-        """What a screenshot row stores for ``url`` (at most 200 characters)."""
+        """What a screenshot row stores for ``url`` (the URL is always recoverable)."""
         prefix = self._job_prefix(organization_id, job_id)
         if prefix and url.startswith(prefix):
             rest = url[len(prefix) :]
-            if rest and rest[0] not in "~!?" and len(rest) <= KEY_SUFFIX_LIMIT:
+            if rest and rest[0] not in _MARKERS:
                 return rest
         if self.base and url.startswith(self.base):
-            rest = url[len(self.base) :]
-            if len(rest) < KEY_SUFFIX_LIMIT:
-                return "~" + rest
-        if len(url) < KEY_SUFFIX_LIMIT:
-            return "!" + url
-        return "?" + url[-(KEY_SUFFIX_LIMIT - 1) :]
+            return "~" + url[len(self.base) :]
+        return "!" + url
 
-    def url(self, key_suffix: str, organization_id: uuid.UUID, job_id: uuid.UUID) -> str | None:
-        """The URL a stored ``key_suffix`` stands for (None when it was too long to keep)."""
+    def url(self, key_suffix: str, organization_id: uuid.UUID, job_id: uuid.UUID) -> str:
+        """The URL a stored ``key_suffix`` stands for."""
         marker, rest = key_suffix[:1], key_suffix[1:]
         if marker == "!":
             return rest
-        if marker == "?":
-            return None
         if marker == "~":
             return (self.base or "") + rest
         return (self._job_prefix(organization_id, job_id) or "") + key_suffix
@@ -329,8 +325,8 @@ def screenshot_rows(
         if not isinstance(shot, Mapping):
             continue
         url = _first(shot, "url", "blobUrl", "blob_url")
-        if not isinstance(url, str) or not url:
-            continue
+        if not isinstance(url, str) or not url or "\x00" in url:
+            continue  # no URL (a NUL is no URL either; the archive keeps the entry)
         step = _smallint(_first(shot, "stepIndex", "step_index", "step"))
         captured = parse_time(_first(shot, "capturedAt", "captured_at", "timestamp"))
         rows.append(
@@ -350,34 +346,54 @@ def screenshot_rows(
 def result_archive_key(
     organization_id: uuid.UUID, job_id: uuid.UUID, created_at: dt.datetime, codec: Codec
 ) -> str:
-    """The deterministic blob key of a job's archived output (its own organization's)."""
+    """The blob key of a job's archived output: ``results/<org>/<yyyy>/<mm>/<job>/result.json.gz``.
+
+    Derived, never stored: the job's organization, the UTC month of its ``created_at``,
+    its id and the codec (``.json.zst`` for zstd) never change.
+    """
     return archive_key(
-        "results", organization_id, as_utc(created_at), job_id, "result", codec, document=True
+        "results", organization_id, as_utc(created_at), job_id, RESULT_NAME, codec, document=True
     )
 
 
+def parse_result_key(key: str) -> tuple[uuid.UUID, uuid.UUID] | None:
+    """The (organization id, job id) a result key names, or None if it is not one."""
+    parts = key.split("/")
+    if len(parts) != 6 or parts[0] != RESULTS_PREFIX.rstrip("/"):
+        return None
+    if parts[5] not in _RESULT_FILES:
+        return None
+    try:
+        return uuid.UUID(parts[1]), uuid.UUID(parts[4])
+    except ValueError:
+        return None
+
+
+_RESULT_FILES: Final = frozenset(RESULT_NAME + file_suffix(codec, document=True) for codec in Codec)
+
+
 def archive_values(job_id: uuid.UUID, ref: ArchiveRef) -> dict[str, Any]:
-    """Insert values of the ``job_result_archives`` row for ``ref``."""
+    """Insert values of the ``job_result_archives`` row for ``ref`` (the key is derived)."""
     return {
         "job_id": job_id,
-        "blob_key": ref.key,
         "codec": ArchiveCodec[Codec(ref.codec).name],
         "sha256": ref.sha256,
         "raw_size": ref.raw_size,
         "stored_size": ref.stored_size,
-        "record_count": ref.record_count,
         "format_version": ref.format_version,
     }
 
 
-def ref_from_row(row: Any) -> ArchiveRef:
-    """The ArchiveRef recorded by a ``job_result_archives`` row."""
+def ref_from_row(row: Any, *, organization_id: uuid.UUID, created_at: dt.datetime) -> ArchiveRef:
+    """The ArchiveRef a ``job_result_archives`` row of the job (``organization_id``,
+    ``created_at``) records; its key is derived, its record count is always one."""
+    codec = Codec[ArchiveCodec(row.codec).name]
     return ArchiveRef(
-        key=row.blob_key,
-        codec=Codec[ArchiveCodec(row.codec).name],
+        key=result_archive_key(organization_id, row.job_id, created_at, codec),
+        codec=codec,
         sha256=bytes(row.sha256),
         raw_size=int(row.raw_size),
         stored_size=int(row.stored_size),
-        record_count=int(row.record_count),
+        record_count=1,
         format_version=int(row.format_version),
     )

@@ -1,5 +1,10 @@
 """The results part of the reconciler: result archive rows and blobs under ``results/``.
 
+Pointer rows do not store their blob key: it is derived from the job (organization,
+``created_at`` month, id) and the row's codec, and a blob key maps back to its job
+(:func:`~execstore.results.format.parse_result_key`), so both directions stay one
+primary-key lookup.
+
 A row whose blob is missing is marked in the job's summary (``"a": 2``), so ``detail()``
 raises ArchiveMissing at once, without a blob request; ``summary()`` and
 ``screenshots()`` keep working. Blobs of jobs that still hold a legacy result are
@@ -23,6 +28,7 @@ from execstore.results.format import (
     ARCHIVED,
     RESULTS_PREFIX,
     is_summary,
+    parse_result_key,
     ref_from_row,
 )
 from execstore.schema import models as m
@@ -50,7 +56,7 @@ class ResultArchives:
     ) -> tuple[list[Pointer], Any]:
         """Result archive rows in job order, with the job's summary as the row handle."""
         stmt = (
-            sa.select(m.JobResultArchive, m.Job.result)
+            sa.select(m.JobResultArchive, m.Job.result, m.Job.organization_id, m.Job.created_at)
             .join(m.Job, m.Job.id == m.JobResultArchive.job_id)
             .order_by(m.JobResultArchive.job_id)
             .limit(limit)
@@ -63,29 +69,40 @@ class ResultArchives:
             rows = (await session.execute(stmt)).all()
         pointers = [
             Pointer(
-                ref=ref_from_row(archive),
+                ref=ref_from_row(archive, organization_id=org, created_at=created_at),
                 marked_lost=is_summary(result) and result.get("a") == ARCHIVE_LOST,
                 row=(archive.job_id, result),
             )
-            for archive, result in rows
+            for archive, result, org, created_at in rows
         ]
         return pointers, (rows[-1][0].job_id if rows else after)
 
     async def referenced(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
-        """The keys a ``job_result_archives`` row points at."""
-        if not keys:
+        """The keys a ``job_result_archives`` row points at (looked up by the key's job)."""
+        named = {key: parsed for key in keys if (parsed := parse_result_key(key)) is not None}
+        if not named:
             return set()
+        jobs = {job for _, job in named.values()}
         with translate_database_errors():
-            found = await session.scalars(
-                sa.select(m.JobResultArchive.blob_key).where(
-                    m.JobResultArchive.blob_key.in_(list(keys))
+            rows = (
+                await session.execute(
+                    sa.select(m.JobResultArchive, m.Job.organization_id, m.Job.created_at)
+                    .join(m.Job, m.Job.id == m.JobResultArchive.job_id)
+                    .where(m.JobResultArchive.job_id.in_(jobs))
                 )
-            )
-        return set(found.all())
+            ).all()
+        pointed = {
+            ref_from_row(archive, organization_id=org, created_at=created_at).key
+            for archive, org, created_at in rows
+        }
+        return pointed & set(named)
 
     async def pending(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
         """Blobs of jobs whose legacy result is still waiting for the archival job."""
-        by_job = {job: key for key in keys if (job := _job_of(key)) is not None}
+        by_job: dict[uuid.UUID, list[str]] = {}
+        for key in keys:
+            if (named := parse_result_key(key)) is not None:
+                by_job.setdefault(named[1], []).append(key)
         if not by_job:
             return set()
         dialect = session.get_bind().dialect.name
@@ -93,7 +110,7 @@ class ResultArchives:
             waiting = await session.scalars(
                 sa.select(m.Job.id).where(m.Job.id.in_(list(by_job)), legacy_result_filter(dialect))
             )
-        return {by_job[job] for job in waiting.all()}
+        return {key for job in waiting.all() for key in by_job[job]}
 
     async def mark(self, session: AsyncSession, pointer: Pointer, *, lost: bool) -> None:
         """Set the summary's archive state to lost (2) or archived (1)."""
@@ -113,7 +130,6 @@ class ResultArchives:
         rows = m.JobResultArchive
         stmt = sa.select(
             sa.func.count(),
-            sa.func.coalesce(sa.func.sum(rows.record_count), 0),
             sa.func.coalesce(sa.func.sum(rows.stored_size), 0),
             sa.func.coalesce(sa.func.sum(rows.raw_size), 0),
         ).select_from(rows)
@@ -122,14 +138,5 @@ class ResultArchives:
                 m.Job.organization_id == organization_id
             )
         with translate_database_errors():
-            count, records, stored, raw = (await session.execute(stmt)).one()
-        return ArchiveTotals(int(count), int(records), int(stored), int(raw))
-
-
-def _job_of(key: str) -> uuid.UUID | None:
-    # results/<org>/<yyyy>/<mm>/<job>/result.json.gz
-    parts = key.split("/")
-    try:
-        return uuid.UUID(parts[4]) if len(parts) >= 6 else None
-    except ValueError:
-        return None
+            count, stored, raw = (await session.execute(stmt)).one()
+        return ArchiveTotals(int(count), int(count), int(stored), int(raw))

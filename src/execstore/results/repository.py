@@ -6,6 +6,12 @@
         detail = await uow.results.detail(job.id)    # summary + full output (cached)
         shots = await uow.results.screenshots(job.id)
 
+``output`` must be a JSON object under the contract of :mod:`execstore.jsonvalues`:
+JSON values round-trip exactly (``detail().output == output``); anything else raises
+InvalidJsonValue naming its JSON path, before anything is written. ``save`` does not
+touch the job's status or times: the orchestration service sets them
+(``uow.jobs.set_status``).
+
 Results are write-once facts of a finished run. Saving the same output again is a no-op;
 saving a different output for a job that already has one raises Conflict (a re-run is a
 new job). The order of a save is: upload the full output to its deterministic key, then
@@ -27,7 +33,14 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from execstore.errors import ArchiveMissing, Conflict, NotFound, translate_database_errors
+from execstore.errors import (
+    ArchiveMissing,
+    Conflict,
+    InvalidJsonValue,
+    NotFound,
+    translate_database_errors,
+)
+from execstore.jsonvalues import check_json
 from execstore.repository import ScopedRepository, TransactionHooks
 from execstore.results.format import (
     ARCHIVE_LOST,
@@ -37,7 +50,7 @@ from execstore.results.format import (
     archive_values,
     as_utc,
     is_summary,
-    jsonable,
+    parse_result_key,
     parse_time,
     read_summary,
     ref_from_row,
@@ -77,24 +90,27 @@ class ResultRepository(ScopedRepository[m.Job]):
         self.sessions = sessions
         self.screenshot_urls = screenshot_urls or ScreenshotUrls(None)
 
-    async def save(self, job_id: uuid.UUID, output: Mapping[str, Any]) -> ResultSummary:
+    async def save(self, job_id: uuid.UUID, output: dict[str, Any]) -> ResultSummary:
         """The stored summary of ``output``, saved as this job's result (write-once).
 
-        ``output`` is the processor's whole output (camelCase or snake_case keys; unknown
-        keys are kept in the archive). Raises NotFound for a job of another organization,
-        Conflict if the job already has a different result, BlobStoreError or an
-        Archive* error if the upload fails (then nothing is written).
+        ``output`` is the processor's whole output, a JSON object (camelCase or snake_case
+        keys; unknown keys are kept in the archive). Raises InvalidJsonValue (naming the
+        JSON path) for anything that is not a JSON value, NotFound for a job of another
+        organization, Conflict if the job already has a different result, BlobStoreError
+        or an Archive* error if the upload fails; in every case nothing is written.
+        The job's status and times are left as they are.
         """
-        if not isinstance(output, Mapping):
-            raise TypeError(f"output must be a mapping, not {type(output).__name__}")
+        if type(output) is not dict:
+            raise InvalidJsonValue("$", f"a result is a JSON object (dict), not {_kind(output)}")
+        check_json(output)
+        document: dict[str, Any] = output
         job = await self._locked_job(job_id)
-        document: dict[str, Any] = jsonable(output)
         existing = await self._archive_row(job_id)
         if existing is not None:
-            await self._require_same(existing, document)
+            await self._require_same(existing, document, job.created_at)
             return _summary_model(job_id, job.result or {})
         if job.result is not None and not is_summary(job.result):
-            if jsonable(job.result) != document:
+            if job.result != document:
                 raise Conflict(f"job {job_id} already has a different (legacy) result")
             return _summary_model(job_id, job.result)
 
@@ -143,7 +159,7 @@ class ResultRepository(ScopedRepository[m.Job]):
             found = (
                 await self.session.execute(
                     self._scoped(
-                        sa.select(m.Job.result, m.JobResultArchive)
+                        sa.select(m.Job.result, m.Job.created_at, m.JobResultArchive)
                         .outerjoin(m.JobResultArchive, m.JobResultArchive.job_id == m.Job.id)
                         .where(m.Job.id == job_id)
                     )
@@ -151,7 +167,7 @@ class ResultRepository(ScopedRepository[m.Job]):
             ).one_or_none()
         if found is None:
             raise NotFound(f"jobs {job_id} not found")
-        result, archive = found
+        result, created_at, archive = found
         if result is None:
             return None
         summary = _summary_model(job_id, result)
@@ -159,9 +175,10 @@ class ResultRepository(ScopedRepository[m.Job]):
             return ResultDetail(summary=summary, output=dict(result))
         if archive is None:
             raise ArchiveMissing(f"job_result_archives/{job_id}")
+        ref = ref_from_row(archive, organization_id=self.organization_id, created_at=created_at)
         if summary.archive_missing:
-            raise ArchiveMissing(archive.blob_key)  # marked by the reconciler: no I/O
-        output = await self.archives.read_document(ref_from_row(archive))
+            raise ArchiveMissing(ref.key)  # marked by the reconciler: no I/O
+        output = await self.archives.read_document(ref)
         return ResultDetail(summary=summary, output=output)
 
     async def screenshots(self, job_id: uuid.UUID) -> list[ScreenshotRecord]:
@@ -219,12 +236,15 @@ class ResultRepository(ScopedRepository[m.Job]):
         with translate_database_errors():
             return await self.session.get(m.JobResultArchive, job_id)
 
-    async def _require_same(self, existing: m.JobResultArchive, document: dict[str, Any]) -> None:
+    async def _require_same(
+        self, existing: m.JobResultArchive, document: dict[str, Any], created_at: dt.datetime
+    ) -> None:
         _, encoder = self.archives.encode_document(document)
         if encoder.sha256 == bytes(existing.sha256):
             return
         # Another codec or level gives other bytes for the same output: compare the JSON.
-        if await self.archives.read_document(ref_from_row(existing)) != document:
+        ref = ref_from_row(existing, organization_id=self.organization_id, created_at=created_at)
+        if await self.archives.read_document(ref) != document:
             raise Conflict(
                 f"job {existing.job_id} already has a different result (results are write-once)"
             )
@@ -235,13 +255,27 @@ class ResultRepository(ScopedRepository[m.Job]):
             await self.archives.delete(key)
             return
         # A concurrent identical save may have committed a row for the very same key.
+        if not await self._committed_key(key):
+            await self.archives.delete(key)
+
+    async def _committed_key(self, key: str) -> bool:
+        """Whether a committed ``job_result_archives`` row points at ``key``."""
+        named = parse_result_key(key)
+        if named is None or self.sessions is None:
+            return False
         async with self.sessions() as session:
             with translate_database_errors():
-                taken = await session.scalar(
-                    sa.select(sa.literal(1)).where(m.JobResultArchive.blob_key == key)
-                )
-        if taken is None:
-            await self.archives.delete(key)
+                found = (
+                    await session.execute(
+                        sa.select(m.JobResultArchive, m.Job.created_at)
+                        .join(m.Job, m.Job.id == m.JobResultArchive.job_id)
+                        .where(m.JobResultArchive.job_id == named[1])
+                    )
+                ).one_or_none()
+        if found is None:
+            return False
+        ref = ref_from_row(found[0], organization_id=named[0], created_at=found[1])
+        return ref.key == key
 
     def _legacy_screenshots(
         self, job_id: uuid.UUID, result: Mapping[str, Any]
@@ -265,6 +299,10 @@ class ResultRepository(ScopedRepository[m.Job]):
                 )
             )
         return records
+
+
+def _kind(value: Any) -> str:
+    return "None" if value is None else type(value).__name__
 
 
 def _int_or_none(value: Any) -> int | None:

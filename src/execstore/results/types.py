@@ -29,19 +29,24 @@ class ResultSummary(PublicModel):
 
 
 class ResultDetail(PublicModel):
-    """The summary plus the full output exactly as the processor handed it over."""
+    """The summary plus the full output exactly as the processor handed it over.
+
+    ``output == the dict given to save()`` (see :mod:`execstore.jsonvalues`); for a
+    legacy result archived by ``execstore archive results`` it is the legacy JSON, plus
+    ``legacyScreenshotRows`` when legacy screenshot rows were not listed in it.
+    """
 
     summary: ResultSummary
     output: dict[str, Any]
 
 
 class ScreenshotRecord(PublicModel):
-    """One screenshot of a job, with its URL rebuilt from the stored key suffix."""
+    """One screenshot of a job, with its URL exactly as saved (rebuilt or stored whole)."""
 
     job_id: uuid.UUID
     ordinal: int
     step_index: int | None
-    url: str | None
+    url: str
     width: int | None
     height: int | None
     captured_at: UtcDateTime
