@@ -27,22 +27,6 @@ BACKENDS = [
 ]
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """A test that uses the ``azurite`` fixture (directly or through another fixture)
-    carries the ``azurite`` marker, so ``-m "not azurite"`` deselects every test that
-    talks to Azurite."""
-    unmarked = [
-        item.nodeid
-        for item in items
-        if "azurite" in getattr(item, "fixturenames", ())
-        and item.get_closest_marker("azurite") is None
-    ]
-    if unmarked:
-        raise pytest.UsageError(
-            "tests using the azurite fixture must be marked azurite: " + ", ".join(unmarked)
-        )
-
-
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     with find_server() as server:
