@@ -24,7 +24,7 @@ from execstore.jobs.types import (
     OrganizationRecord,
     WorkflowRecord,
 )
-from execstore.repository import ScopedRepository, TransactionHooks, as_utc
+from execstore.repository import ScopedRepository, TransactionHooks
 from execstore.schema import models as m
 
 __all__ = ["JobDeletion", "JobRepository", "ReferenceRepository"]
@@ -137,8 +137,7 @@ class JobRepository(ScopedRepository[m.Job]):
             "claim_submission_id": claim_submission_id,
             "credential_ids": list(credential_ids or []),
             "status": status,
-            # In UTC: SQLite keeps a timestamp's wall time and drops its offset.
-            "created_at": as_utc(created_at) if created_at else dt.datetime.now(dt.UTC),
+            "created_at": created_at or dt.datetime.now(dt.UTC),
         }
         await self._insert_owned(
             m.Job,
@@ -173,9 +172,9 @@ class JobRepository(ScopedRepository[m.Job]):
         """
         values: dict[str, Any] = {"status": status, "error_message": error_message}
         if started_at is not None:
-            values["started_at"] = as_utc(started_at)
+            values["started_at"] = started_at
         if completed_at is not None:
-            values["completed_at"] = as_utc(completed_at)
+            values["completed_at"] = completed_at
         with translate_database_errors():
             changed = await self.session.execute(
                 self._scoped(sa.update(m.Job).where(m.Job.id == job_id))

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from execstore.schema.enums import ArchiveCodec, IntEnumColumn
-from execstore.schema.types import GUID, JSONDoc
+from execstore.schema.types import GUID, JSONDoc, UtcTimestamp
 
 __all__ = [
     "BIGID",
@@ -38,7 +38,7 @@ NAMING_CONVENTION: dict[str, str] = {
     "pk": "pk_%(table_name)s",
 }
 
-TZ = sa.DateTime(timezone=True)
+TZ = UtcTimestamp()
 BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -22,6 +23,7 @@ from execstore.textlimits import fit_text, strip_nul, strip_nul_json
 
 __all__ = [
     "GUID",
+    "UtcTimestamp",
     "BoundedString",
     "JSONDoc",
     "SafeText",
@@ -50,6 +52,32 @@ class GUID(TypeDecorator[uuid.UUID]):
         if value is None:
             return None
         return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+class UtcTimestamp(TypeDecorator[dt.datetime]):
+    """``timestamptz``: written as UTC and read back timezone-aware, on every backend.
+
+    PostgreSQL converts by itself; SQLite stores text without an offset, so an aware value
+    is converted to UTC before it is written (a naive value is taken as UTC) and values
+    come back with ``tzinfo=UTC`` instead of naive.
+    """
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if isinstance(value, dt.datetime) and value.tzinfo is not None:
+            return (
+                value.astimezone(dt.UTC)
+                if dialect.name == "postgresql"
+                else (value.astimezone(dt.UTC).replace(tzinfo=None))
+            )
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if not isinstance(value, dt.datetime):
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 class BoundedString(TypeDecorator[str]):
