@@ -23,10 +23,10 @@ from execstore.textlimits import fit_text, strip_nul, strip_nul_json
 
 __all__ = [
     "GUID",
-    "UtcTimestamp",
     "BoundedString",
     "JSONDoc",
     "SafeText",
+    "UtcTimestamp",
     "uuid_array",
 ]
 
