@@ -4,6 +4,8 @@
     ├── ConfigurationError        settings that cannot work (names the setting)
     ├── NotFound                  no such row for this organization (never "forbidden")
     ├── InvalidBlobKey            a blob key breaks the key rules (also a ValueError)
+    ├── InvalidAuditRecord        a PHI access record that cannot be stored (also a ValueError)
+    ├── RetentionRefused          a retention that would delete what must be kept
     ├── Conflict                  a write that would contradict stored data
     │   └── ArchiveConflict       different bytes at an existing write-once key
     ├── ArchiveError              something is wrong with an archive blob
@@ -37,10 +39,12 @@ __all__ = [
     "DowngradeRefused",
     "ExecstoreError",
     "IntegrityViolation",
+    "InvalidAuditRecord",
     "InvalidBlobKey",
     "MigrationError",
     "MigrationRequired",
     "NotFound",
+    "RetentionRefused",
     "translate_database_errors",
 ]
 
@@ -76,6 +80,14 @@ class InvalidBlobKey(ExecstoreError, ValueError):
         super().__init__(f"invalid blob key {key!r}: {reason}")
         self.key = key
         self.reason = reason
+
+
+class InvalidAuditRecord(ExecstoreError, ValueError):
+    """A PHI access record that cannot be stored as given; the message says which field."""
+
+
+class RetentionRefused(ExecstoreError):
+    """A retention shorter than the law or the settings allow (nothing was deleted)."""
 
 
 class ArchiveError(ExecstoreError):
