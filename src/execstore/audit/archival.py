@@ -69,8 +69,8 @@ __all__ = [
 ]
 
 SEGMENT_RECORDS: Final = 50_000
-_LOG = PhiAuditLog.__table__
-_HEADS = PhiAuditChainHead.__table__
+_LOG: sa.Table = PhiAuditLog.__table__  # type: ignore[assignment]
+_HEADS: sa.Table = PhiAuditChainHead.__table__  # type: ignore[assignment]
 
 
 def six_years_after(moment: dt.datetime) -> dt.datetime:
@@ -217,7 +217,8 @@ async def _plan_segment(
                     if int.from_bytes(digest[:8], "big", signed=True) != row[2]:
                         raise ArchiveCorrupt(
                             f"audit/{org}",
-                            f"record {seq} does not match its chain link: run `execstore audit verify`",
+                            f"record {seq} does not match its chain link: "
+                            "run `execstore audit verify`",
                         )
                     if plan is None:
                         plan = _Plan(seq, seq, created, created, [], digest)

@@ -29,7 +29,7 @@ from execstore.schema.audit import PhiAuditCatalogEntry, PhiAuditDictionary
 
 __all__ = ["AuditState", "Catalog", "Kind", "digest_of", "state_for"]
 
-_CATALOG: Final = PhiAuditCatalogEntry.__table__
+_CATALOG: sa.Table = PhiAuditCatalogEntry.__table__  # type: ignore[assignment]
 _CACHE_ENTRIES: Final = 200_000
 _CODEC_REFRESH_SECONDS: Final = 60.0
 
@@ -105,7 +105,7 @@ class Catalog:
                 .values(organization_id=org, kind=kind, digest=digest, value=value)
                 .returning(_CATALOG.c.id)
             )
-            found[(kind, value)] = int(entry_id)  # type: ignore[arg-type]
+            found[(kind, value)] = int(entry_id)
         return found
 
     async def values(

@@ -56,8 +56,8 @@ _KEY: Final = re.compile(
     rf"^audit/(?P<org>{_UUID})/\d{{4}}/\d{{2}}/(?P<kind>checkpoints|retention|segments)/"
     r"(?P<a>\d{16})-(?P<b>[0-9a-f]{64}|\d{16})\.n?json\.(?:gz|zst)$"
 )
-_HEADS = PhiAuditChainHead.__table__
-_CHECKPOINTS = PhiAuditCheckpoint.__table__
+_HEADS: sa.Table = PhiAuditChainHead.__table__  # type: ignore[assignment]
+_CHECKPOINTS: sa.Table = PhiAuditCheckpoint.__table__  # type: ignore[assignment]
 
 
 def organization_prefix(organization_id: uuid.UUID) -> str:

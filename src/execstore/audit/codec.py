@@ -38,12 +38,12 @@ from execstore.errors import ConfigurationError
 __all__ = [
     "DICTIONARY_BYTES",
     "PLAIN",
+    "ZLIB",
     "ZLIB_PLAIN",
     "ZSTD",
     "ZSTD_PLAIN",
-    "ZLIB",
-    "Dictionary",
     "DetailsCodec",
+    "Dictionary",
     "build_dictionary",
     "zstd_available",
 ]

@@ -56,9 +56,8 @@ async def store_dictionary(
                 if dictionary is None:
                     return None
                 dialect = session.get_bind().dialect.name
-                insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(
-                    PhiAuditDictionary.__table__
-                )
+                table: sa.Table = PhiAuditDictionary.__table__  # type: ignore[assignment]
+                insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
                 await session.execute(
                     insert.values(
                         organization_id=org,
@@ -121,7 +120,7 @@ async def _samples_if_due(
             .limit(1)
         )
     ).first()
-    log = PhiAuditLog.__table__
+    log: sa.Table = PhiAuditLog.__table__  # type: ignore[assignment]
     since = None
     if newest is not None:
         created = newest[0] if newest[0].tzinfo else newest[0].replace(tzinfo=dt.UTC)

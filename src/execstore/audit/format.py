@@ -211,7 +211,7 @@ def render_quoted(
         f'"resource_id":{resource_id},"patient_ref":{patient_ref},'
         f'"claim_id":{claim_id},"job_id":{job_id},"purpose":{purpose},'
         f'"source_ip":{source_ip},"user_agent":{user_agent},"details":'
-    ).encode("utf-8")
+    ).encode()
     return head + (b"null" if details is None else details) + b"}"
 
 

@@ -40,7 +40,7 @@ __all__ = [
     "segments",
 ]
 
-_LOG = PhiAuditLog.__table__
+_LOG: sa.Table = PhiAuditLog.__table__  # type: ignore[assignment]
 HOT_COLUMNS: Final = (
     "seq",
     "created_at",

@@ -52,7 +52,7 @@ from execstore.schema.audit import PhiAuditLog
 __all__ = ["AuditRepository"]
 
 log = logging.getLogger("execstore.audit")
-_LOG = PhiAuditLog.__table__
+_LOG: sa.Table = PhiAuditLog.__table__  # type: ignore[assignment]
 _MAX_PAGE = 1000
 
 

@@ -30,7 +30,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -382,9 +382,7 @@ async def _walk_hot(
             on_progress(result.records)
 
 
-def _check_end(
-    chain: _Chain, head: sa.Row[tuple[int, bytes, int]] | None, evidence: Evidence
-) -> None:
+def _check_end(chain: _Chain, head: Any, evidence: Evidence) -> None:
     last = chain.expected - 1
     beyond = [seq for seq in evidence.checkpoints if seq > last]
     if beyond:

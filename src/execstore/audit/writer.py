@@ -46,8 +46,8 @@ from execstore.schema.reference import ClaimSubmission, Job
 
 __all__ = ["Appended", "Head", "Pending", "append", "lock_head", "prepare"]
 
-_HEADS = PhiAuditChainHead.__table__
-_LOG = PhiAuditLog.__table__
+_HEADS: sa.Table = PhiAuditChainHead.__table__  # type: ignore[assignment]
+_LOG: sa.Table = PhiAuditLog.__table__  # type: ignore[assignment]
 
 
 @dataclass(slots=True)
@@ -74,7 +74,10 @@ class Pending:
 
     def catalog_values(self) -> list[tuple[int, str]]:
         """The (kind, value) pairs this record needs catalog ids for."""
-        pairs = [(Kind.ACTION, self.action), (Kind.RESOURCE_TYPE, self.resource_type)]
+        pairs: list[tuple[int, str]] = [
+            (Kind.ACTION, self.action),
+            (Kind.RESOURCE_TYPE, self.resource_type),
+        ]
         for kind, value in (
             (Kind.PURPOSE, self.purpose),
             (Kind.ACTOR, self.actor),
