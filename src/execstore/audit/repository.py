@@ -219,19 +219,36 @@ class AuditRepository:
         """One page of this organization's records matching every filter given, oldest first.
 
         Hot and archived records alike (archived segments are read through the cache).
+        Reads use their own short transaction, like writes, so records this unit just
+        wrote are visible on every backend.
         ``since`` is inclusive, ``until`` exclusive; ``after`` is the previous page's
         ``next_cursor``.
         """
         if not 1 <= limit <= _MAX_PAGE:
             raise ValueError(f"limit must be 1..{_MAX_PAGE}")
+        async with self.sessions() as session:
+            return await self._query(
+                session, patient_ref, actor_id, action, since, until, after or 0, limit
+            )
+
+    async def _query(
+        self,
+        session: AsyncSession,
+        patient_ref: str | None,
+        actor_id: uuid.UUID | None,
+        action: str | None,
+        since: dt.datetime | None,
+        until: dt.datetime | None,
+        cursor: int,
+        limit: int,
+    ) -> AuditPage:
         org = self.organization_id
-        cursor = after or 0
         found: list[AuditRecord] = []
         with translate_database_errors():
-            archived = await archived_end(self.session, org)
+            archived = await archived_end(session, org)
             if cursor < archived:
                 for segment in await segments(
-                    self.session, org, after=cursor, since=since, until=until
+                    session, org, after=cursor, since=since, until=until
                 ):
                     payload = await self.archives.read_bytes(segment.ref)
                     for record in _matching(
@@ -240,23 +257,24 @@ class AuditRepository:
                         found.append(record)
                         if len(found) == limit:
                             return AuditPage(records=found, next_cursor=record.seq)
-            filters = await self._hot_filters(patient_ref, actor_id, action, since, until)
+            filters = await self._hot_filters(session, patient_ref, actor_id, action, since, until)
             if filters is not None:
                 rows = await fetch_hot(
-                    self.session,
+                    session,
                     org,
                     after=max(cursor, archived),
                     limit=limit - len(found),
                     filters=filters,
                 )
                 renderer = Renderer(self.state, org)
-                await renderer.load(self.session, rows)
+                await renderer.load(session, rows)
                 found.extend(hot_record(renderer, row) for row in rows)
         full = len(found) == limit
         return AuditPage(records=found, next_cursor=found[-1].seq if full else None)
 
     async def _hot_filters(
         self,
+        session: AsyncSession,
         patient_ref: str | None,
         actor_id: uuid.UUID | None,
         action: str | None,
@@ -271,7 +289,7 @@ class AuditRepository:
         ):
             if value is None:
                 continue
-            entry = await self.state.catalog.find(self.session, self.organization_id, kind, value)
+            entry = await self.state.catalog.find(session, self.organization_id, kind, value)
             if entry is None:
                 return None  # never seen: no hot record can match
             filters.append(column == entry)
@@ -293,9 +311,22 @@ class AuditRepository:
         org = self.organization_id
         low = b"" if since is None else _time_text(since)
         high = None if until is None else _time_text(until)
+        async with self.sessions() as session:
+            async for line in self._export(session, org, since, until, low, high):
+                yield line
+
+    async def _export(
+        self,
+        session: AsyncSession,
+        org: uuid.UUID,
+        since: dt.datetime | None,
+        until: dt.datetime | None,
+        low: bytes,
+        high: bytes | None,
+    ) -> AsyncIterator[bytes]:
         with translate_database_errors():
-            archived = await archived_end(self.session, org)
-            for segment in await segments(self.session, org, since=since, until=until):
+            archived = await archived_end(session, org)
+            for segment in await segments(session, org, since=since, until=until):
                 payload = await self.archives.read_bytes(segment.ref)
                 for line in payload.split(b"\n"):
                     if line and _in_range(line, low, high):
@@ -309,11 +340,11 @@ class AuditRepository:
                 if until is not None:
                     filters.append(_LOG.c.created_at < until)
                 rows = await fetch_hot(
-                    self.session, org, after=after, filters=filters or [sa.true()]
+                    session, org, after=after, filters=filters or [sa.true()]
                 )
                 if not rows:
                     return
-                await renderer.load(self.session, rows)
+                await renderer.load(session, rows)
                 for row in rows:
                     digest = int(row[2]).to_bytes(8, "big", signed=True)
                     yield stored_line(renderer.line(row), digest) + b"\n"
