@@ -66,3 +66,44 @@ async def hot_rows(store: Any, org: uuid.UUID) -> list[sa.Row[Any]]:
 def org_param(store: Any, org: uuid.UUID) -> Any:
     """``org`` as the backend binds it in raw SQL."""
     return org if store.engine.dialect.name == "postgresql" else str(org)
+
+
+async def rechain(store: Any, org: uuid.UUID) -> None:
+    """Recompute every link and the head from the rows as they are now (a careful attacker)."""
+    from execstore.audit.catalog import state_for
+    from execstore.audit.format import genesis, link_of
+    from execstore.audit.reader import Renderer, fetch_hot
+
+    async with store.sessions() as session:
+        rows = await fetch_hot(session, org, after=0, limit=100_000)
+        renderer = Renderer(state_for(store.sessions), org)
+        await renderer.load(session, rows)
+        lines = [(row[0], renderer.line(row)) for row in rows]
+    digest = genesis(org)
+    async with tampering(store) as conn:
+        for seq, line in lines:
+            digest = chain_step(digest, line)
+            await conn.execute(
+                sa.text("UPDATE phi_audit_log SET link = :link WHERE organization_id = :org AND seq = :seq"),
+                {"link": link_of(digest), "org": org_param(store, org), "seq": seq},
+            )
+        await conn.execute(
+            sa.text(
+                "UPDATE phi_audit_chain_heads SET seq = :seq, hash = :hash WHERE organization_id = :org"
+            ),
+            {"seq": lines[-1][0], "hash": digest, "org": org_param(store, org)},
+        )
+
+
+def chain_step(previous: bytes, line: bytes) -> bytes:
+    import hashlib
+
+    return hashlib.sha256(previous + line).digest()
+
+
+async def execute(store: Any, sql: str, **params: Any) -> None:
+    """Run ``sql`` with the trigger off; ``org`` parameters are bound for the backend."""
+    if "org" in params:
+        params["org"] = org_param(store, params["org"])
+    async with tampering(store) as conn:
+        await conn.execute(sa.text(sql), params)

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.archival import Pointer, SetAside, describe_failure
-from execstore.audit.catalog import state_for
+from execstore.audit.catalog import AuditState
 from execstore.audit.checkpoints import (
     AUDIT_PREFIX,
     SEGMENTS,
@@ -184,7 +184,7 @@ async def _plan_segment(
             ).one()
             after = int(head[0])
             previous = genesis(org) if after == 0 else bytes(head[1])
-            renderer = Renderer(state_for(sessions), org)
+            renderer = Renderer(AuditState(), org)  # what is stored, not what is cached
             plan: _Plan | None = None
             while plan is None or len(plan.lines) < limit:
                 rows = await fetch_hot(

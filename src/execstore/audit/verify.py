@@ -35,7 +35,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.audit.catalog import state_for
+from execstore.audit.catalog import AuditState
 from execstore.audit.checkpoints import Evidence, organizations_with_evidence, read_evidence
 from execstore.audit.format import genesis, seq_of_line, split_stored_line
 from execstore.audit.reader import Renderer, iter_hot, segments
@@ -342,7 +342,8 @@ async def _walk_hot(
     after: int,
     on_progress: Callable[[int], None] | None,
 ) -> None:
-    renderer = Renderer(state_for(sessions), chain.org)
+    # A fresh state: verification reads what is stored, never what this process cached.
+    renderer = Renderer(AuditState(), chain.org)
     sha256 = hashlib.sha256
     checkpoints = chain.checkpoints
     result = chain.result
