@@ -91,7 +91,6 @@ class UnitOfWork(TransactionHooks):
             archives=self.store.archives,
             hooks=self,
             checkpoint_every=dt.timedelta(hours=self.store.settings.audit_checkpoint_hours),
-            sqlite_busy_timeout_ms=self.store.settings.sqlite_busy_timeout_ms,
         )
 
 

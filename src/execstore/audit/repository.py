@@ -12,11 +12,13 @@ rollback is why pgaudit refuses to write to tables). What that means:
 - the write needs a second connection from the pool while the unit holds its own: size
   ``EXECSTORE_POOL_SIZE`` for two connections per concurrently auditing unit.
 
-SQLite has one writer for the whole database. If the unit itself already holds the
-write lock, waiting would deadlock, so the record is kept in memory and written right
-after the unit ends (commit or rollback, in its own transaction). Such a record is not
-durable until the unit ends: a crash in between loses it. Otherwise (the unit has not
-written yet, the common case) SQLite writes at once, like PostgreSQL.
+SQLite has one writer for the whole database, so records of different organizations
+queue behind each other (the busy timeout applies). If the unit itself has already
+written (it then holds that one write lock), waiting would deadlock: the record is kept
+in memory and written right after the unit ends (commit or rollback, in its own
+transaction), and ``record`` returns a receipt without a ``seq``. Such a record is not
+durable until the unit ends: a crash in between loses it. A unit that records before it
+writes (or only reads) gets the PostgreSQL behaviour.
 
 There is no update or delete: records leave the database only through archival.
 """
@@ -45,15 +47,33 @@ from execstore.audit.reader import (
 from execstore.audit.types import AuditPage, AuditReceipt, AuditRecord, PhiAccess
 from execstore.audit.writer import Appended, Pending, append, prepare
 from execstore.blob import Archives
-from execstore.errors import DatabaseError, translate_database_errors
+from execstore.errors import translate_database_errors
 from execstore.repository import TransactionHooks
 from execstore.schema.audit import PhiAuditLog
 
 __all__ = ["AuditRepository"]
 
 log = logging.getLogger("execstore.audit")
+_WROTE = "execstore_wrote"
 _LOG: sa.Table = PhiAuditLog.__table__  # type: ignore[assignment]
 _MAX_PAGE = 1000
+
+
+# Registered on the Engine class at import, before any unit runs: a SQLite connection
+# is marked once it has written in its transaction (it then holds the database's one
+# write lock), and unmarked when the transaction ends.
+@sa.event.listens_for(sa.engine.Engine, "before_cursor_execute")
+def _mark_sqlite_write(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    if conn.dialect.name == "sqlite" and statement.lstrip()[:7].upper().startswith(
+        ("INSERT", "UPDATE", "DELETE", "REPLACE")
+    ):
+        conn.info[_WROTE] = True
+
+
+@sa.event.listens_for(sa.engine.Engine, "commit")
+@sa.event.listens_for(sa.engine.Engine, "rollback")
+def _clear_sqlite_write(conn: Any) -> None:
+    conn.info.pop(_WROTE, None)
 
 
 class AuditRepository:
@@ -68,7 +88,6 @@ class AuditRepository:
         archives: Archives,
         hooks: TransactionHooks | None = None,
         checkpoint_every: dt.timedelta = dt.timedelta(hours=24),
-        sqlite_busy_timeout_ms: int = 5000,
     ) -> None:
         self.session = session
         self.organization_id = organization_id
@@ -76,7 +95,6 @@ class AuditRepository:
         self.archives = archives
         self.hooks = hooks
         self.checkpoint_every = checkpoint_every
-        self.sqlite_busy_timeout_ms = sqlite_busy_timeout_ms
         self.state: AuditState = state_for(sessions)
         self._deferred: list[Pending] = []
 
@@ -151,35 +169,17 @@ class AuditRepository:
                 log.warning("audit checkpoint of %s failed", self.organization_id, exc_info=True)
 
     async def _write_sqlite(self, pending: Sequence[Pending]) -> Appended | None:
-        if self._deferred:  # keep order behind records already waiting for the unit
-            self._deferred.extend(pending)
+        if self._deferred or await self._unit_holds_write_lock():
+            # Waiting for the lock this very unit holds would deadlock: write after it ends.
+            self._defer(pending)
             return None
-        async with self.sessions() as session:
-            try:
-                with translate_database_errors():
-                    async with session.begin():
-                        connection = await session.connection()
-                        # Never wait for the lock: if this unit holds it, waiting deadlocks.
-                        await connection.exec_driver_sql("PRAGMA busy_timeout = 0")
-                        try:
-                            appended = await append(
-                                session,
-                                self.organization_id,
-                                pending,
-                                self.state,
-                                checkpoint_every=self.checkpoint_every,
-                            )
-                        finally:
-                            await connection.exec_driver_sql(
-                                f"PRAGMA busy_timeout = {int(self.sqlite_busy_timeout_ms)}"
-                            )
-            except DatabaseError as exc:
-                if "locked" not in str(exc) or self.hooks is None:
-                    raise
-                self._defer(pending)
-                return None
-        await self._after_commit(appended)
-        return appended
+        return await self._write(pending)
+
+    async def _unit_holds_write_lock(self) -> bool:
+        if self.hooks is None or not self.session.in_transaction():
+            return False
+        connection = await self.session.connection()
+        return bool(connection.sync_connection.info.get(_WROTE))  # type: ignore[union-attr]
 
     def _defer(self, pending: Sequence[Pending]) -> None:
         if not self._deferred and self.hooks is not None:
