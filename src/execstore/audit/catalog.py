@@ -1,7 +1,6 @@
 """Per-organization catalogs of repeated strings, dictionaries, and the caches in front of them.
 
-An audit row names its action, resource type, purpose, actor, patient reference, user
-agent (and, for legacy records, a source address that is not an IP) by a 4-byte id into
+An audit row names its action, resource type, purpose, actor, user agent (and, for legacy records, a source address that is not an IP) by a 4-byte id into
 ``phi_audit_catalog``: a user agent of 110 characters repeated in every record costs 4
 bytes. Entries are immutable and never deleted, so ids are cached in memory for good
 (bounded LRU); new entries are only ever inserted by a writer holding the organization's
@@ -41,7 +40,6 @@ class Kind(enum.IntEnum):
     RESOURCE_TYPE = 2
     PURPOSE = 3
     ACTOR = 4
-    PATIENT = 5
     USER_AGENT = 6
     IP_TEXT = 7
 

@@ -72,6 +72,7 @@ _LINK_KEY: Final = b',"link":"'
 LINK_SUFFIX_LENGTH: Final = len(_LINK_KEY) + 16 + 2
 """Bytes a stored line has beyond its hashed line: ``,"link":"<16 hex>"}`` minus ``}``."""
 
+_ZERO: Final = dt.timedelta(0)
 _DETAILS_JSON: Final = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), allow_nan=False, sort_keys=True
 )
@@ -99,8 +100,11 @@ def quote(text: str | None) -> str:
 
 def format_time(value: dt.datetime) -> str:
     """``value`` as the canonical UTC text with microseconds and a ``Z``."""
-    utc = value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
-    return utc.isoformat(timespec="microseconds") + "Z"
+    if value.tzinfo is None:
+        return value.isoformat(timespec="microseconds") + "Z"
+    if value.utcoffset() != _ZERO:
+        value = value.astimezone(dt.UTC)
+    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_time(text: str) -> dt.datetime:

@@ -282,8 +282,9 @@ class AuditRepository:
         until: dt.datetime | None,
     ) -> list[sa.ColumnElement[bool]] | None:
         filters: list[sa.ColumnElement[bool]] = []
+        if patient_ref is not None:
+            filters.append(_LOG.c.patient_ref == patient_ref)
         for kind, value, column in (
-            (Kind.PATIENT, patient_ref, _LOG.c.patient),
             (Kind.ACTOR, None if actor_id is None else str(actor_id), _LOG.c.actor),
             (Kind.ACTION, action, _LOG.c.action),
         ):

@@ -81,7 +81,6 @@ class Pending:
         for kind, value in (
             (Kind.PURPOSE, self.purpose),
             (Kind.ACTOR, self.actor),
-            (Kind.PATIENT, self.patient),
             (Kind.USER_AGENT, self.user_agent),
             (Kind.IP_TEXT, self.ip_text),
         ):
@@ -123,14 +122,20 @@ def clean_text(value: str | None, name: str) -> str | None:
 
 
 def source_address(text: str | None) -> tuple[str | None, str | None]:
-    """(inet text, None) for an IP address that round-trips exactly, else (None, raw text)."""
+    """(inet text, None) for an IP address that round-trips exactly, else (None, raw text).
+
+    IPv4-mapped IPv6 addresses are kept as text: their printed form differs between
+    Python versions (3.13 prints ``::ffff:1.2.3.4``), and the hashed text must not.
+    """
     if text is None:
         return None, None
     try:
-        parsed = str(ipaddress.ip_address(text))
+        address = ipaddress.ip_address(text)
     except ValueError:
         return None, text
-    return (parsed, None) if parsed == text else (None, text)
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return None, text
+    return (text, None) if str(address) == text else (None, text)
 
 
 def prepare(access: PhiAccess, codec: DetailsCodec) -> Pending:
@@ -140,6 +145,7 @@ def prepare(access: PhiAccess, codec: DetailsCodec) -> Pending:
     except (ValueError, TypeError, UnicodeEncodeError) as exc:
         raise InvalidAuditRecord(f"details: {exc}") from exc
     stored, encoding = codec.encode(details)
+    inet, raw_ip = source_address(None if access.source_ip is None else str(access.source_ip))
     return Pending(
         id=uuid.uuid4(),
         action=clean_text(access.action, "action") or "",
@@ -150,7 +156,8 @@ def prepare(access: PhiAccess, codec: DetailsCodec) -> Pending:
         claim_id=access.claim_id,
         job_id=access.job_id,
         purpose=clean_text(access.purpose, "purpose"),
-        source_ip=None if access.source_ip is None else str(access.source_ip),
+        source_ip=inet,
+        ip_text=raw_ip,
         user_agent=clean_text(access.user_agent, "user_agent"),
         details_text=details,
         details_stored=stored,
@@ -280,7 +287,7 @@ async def append(
                 "job_id": record.job_id,
                 "claim_id": record.claim_id,
                 "actor": None if record.actor is None else ids[(Kind.ACTOR, record.actor)],
-                "patient": None if record.patient is None else ids[(Kind.PATIENT, record.patient)],
+                "patient_ref": record.patient,
                 "action": ids[(Kind.ACTION, record.action)],
                 "resource_type": ids[(Kind.RESOURCE_TYPE, record.resource_type)],
                 "purpose": None if record.purpose is None else ids[(Kind.PURPOSE, record.purpose)],
