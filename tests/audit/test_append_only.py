@@ -94,17 +94,22 @@ async def test_a_failed_write_leaves_no_gap(
 
     async with store.unit(org) as uow:
         await uow.audit.record(access(1))
-    original = writer.foreign_reference
+    original = writer.chain_step
+    calls = 0
 
-    async def crash(*args: Any, **kwargs: Any) -> Any:
-        raise DatabaseError("connection lost in the middle of the append")
+    def crash(previous: bytes, line: bytes) -> bytes:
+        nonlocal calls
+        calls += 1
+        if calls == 2:  # the head is locked and the first record hashed: then it fails
+            raise DatabaseError("connection lost in the middle of the append")
+        return original(previous, line)
 
-    monkeypatch.setattr(writer, "foreign_reference", crash)
+    monkeypatch.setattr(writer, "chain_step", crash)
     async with store.unit(org) as uow:
         with pytest.raises(DatabaseError):
-            await uow.audit.record(access(2))
-    monkeypatch.setattr(writer, "foreign_reference", original)
+            await uow.audit.record_many([access(2), access(3)])
+    monkeypatch.setattr(writer, "chain_step", original)
     async with store.unit(org) as uow:
-        assert (await uow.audit.record(access(3))).seq == 2
+        assert (await uow.audit.record(access(4))).seq == 2
     report = await verify_audit(store.sessions, store.archives, organization_id=org)
     assert report.ok, report.problems

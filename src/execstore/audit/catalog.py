@@ -1,6 +1,7 @@
 """Per-organization catalogs of repeated strings, dictionaries, and the caches in front of them.
 
-An audit row names its action, resource type, purpose, actor, user agent (and, for legacy records, a source address that is not an IP) by a 4-byte id into
+An audit row names its action, resource type, purpose, actor and user agent (and, for
+legacy records, a source address that is not an IP) by a 4-byte id into
 ``phi_audit_catalog``: a user agent of 110 characters repeated in every record costs 4
 bytes. Entries are immutable and never deleted, so ids are cached in memory for good
 (bounded LRU); new entries are only ever inserted by a writer holding the organization's

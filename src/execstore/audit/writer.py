@@ -48,6 +48,7 @@ __all__ = ["Appended", "Head", "Pending", "append", "lock_head", "prepare"]
 
 _HEADS: sa.Table = PhiAuditChainHead.__table__  # type: ignore[assignment]
 _LOG: sa.Table = PhiAuditLog.__table__  # type: ignore[assignment]
+_ONE_STATEMENT = 1000  # rows per INSERT: 18 parameters each stay below PostgreSQL's 32767
 
 
 @dataclass(slots=True)
@@ -173,6 +174,8 @@ class Head:
     hash: bytes
     last_at: dt.datetime | None
     checkpoint_claimed_at: dt.datetime | None
+    foreign_job: uuid.UUID | None = None
+    foreign_claim: uuid.UUID | None = None
 
 
 @dataclass(slots=True)
@@ -189,57 +192,72 @@ class Appended:
     checkpoint_due: bool = False
 
 
-async def lock_head(session: AsyncSession, org: uuid.UUID) -> Head:
-    """Lock (creating it if needed) ``org``'s chain head in the session's transaction."""
+async def lock_head(
+    session: AsyncSession, org: uuid.UUID, pending: Sequence[Pending] = ()
+) -> Head:
+    """Lock (creating it if needed) ``org``'s chain head in the session's transaction.
+
+    The same round trip looks for a job or claim the records name that belongs to
+    another organization (see :func:`_foreign_checks`).
+    """
     dialect = session.get_bind().dialect.name
     insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_HEADS)
     create = insert.values(organization_id=org, seq=0, hash=genesis(org)).on_conflict_do_nothing()
     select = sa.select(
-        _HEADS.c.seq, _HEADS.c.hash, _HEADS.c.last_at, _HEADS.c.checkpoint_claimed_at
+        _HEADS.c.seq,
+        _HEADS.c.hash,
+        _HEADS.c.last_at,
+        _HEADS.c.checkpoint_claimed_at,
+        *_foreign_checks(org, pending),
     ).where(_HEADS.c.organization_id == org)
     if dialect == "postgresql":
-        row = (await session.execute(select.with_for_update())).first()
+        row = (await session.execute(select.with_for_update(of=_HEADS))).first()
         if row is None:
             await session.execute(create)
-            row = (await session.execute(select.with_for_update())).one()
+            row = (await session.execute(select.with_for_update(of=_HEADS))).one()
     else:
         # A write first: it takes SQLite's write lock before anything is read, so the
         # head cannot change between reading it and writing it (no stale snapshot).
         await session.execute(create)
         row = (await session.execute(select)).one()
-    return Head(int(row[0]), bytes(row[1]), _aware(row[2]), _aware(row[3]))
+    return Head(
+        int(row[0]),
+        bytes(row[1]),
+        _aware(row[2]),
+        _aware(row[3]),
+        row[4] if len(row) > 4 else None,
+        row[5] if len(row) > 5 else None,
+    )
+
+
+def _foreign_checks(org: uuid.UUID, pending: Sequence[Pending]) -> list[Any]:
+    """Scalar subqueries naming a job / claim of another organization (None if there is none).
+
+    Audit records outlive what they name (a job deleted years ago) and may name a job
+    the caller's own unit has not committed yet, so there is no foreign key: what is
+    refused is naming a row that exists and belongs to another organization. Jobs and
+    claims never change organization, so checking under the chain-head lock, in the
+    writer's transaction, is as good as checking in the insert itself.
+    """
+    jobs = {p.job_id for p in pending if p.job_id is not None}
+    claims = {p.claim_id for p in pending if p.claim_id is not None}
+    checks: list[Any] = []
+    for model, ids in ((Job, jobs), (ClaimSubmission, claims)):
+        checks.append(
+            sa.select(model.id)
+            .where(model.id.in_(ids), model.organization_id != org)
+            .limit(1)
+            .scalar_subquery()
+            if ids
+            else sa.null()
+        )
+    return checks
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
-
-
-async def foreign_reference(
-    session: AsyncSession, org: uuid.UUID, pending: Sequence[Pending]
-) -> str | None:
-    """A description of the first job or claim the records name that is another organization's.
-
-    Audit records outlive what they name (a job deleted years ago) and may name a job
-    the caller's own unit has not committed yet, so there is no foreign key: what is
-    refused is naming a row that exists and belongs to another organization. Jobs and
-    claims never change organization, so checking inside the writer's transaction is
-    as good as checking in the insert itself.
-    """
-    for model, column, label in (
-        (Job, "job_id", "job"),
-        (ClaimSubmission, "claim_id", "claim submission"),
-    ):
-        ids = {getattr(p, column) for p in pending if getattr(p, column) is not None}
-        if not ids:
-            continue
-        other = await session.scalar(
-            sa.select(model.id).where(model.id.in_(ids), model.organization_id != org).limit(1)
-        )
-        if other is not None:
-            return f"{label} {other} not found"
-    return None
 
 
 async def append(
@@ -258,13 +276,14 @@ async def append(
     when the last claim is older (``Appended.checkpoint_due``): the caller writes it
     after the commit.
     """
-    head = await lock_head(session, org)
+    head = await lock_head(session, org, pending)
+    if head.foreign_job is not None:
+        raise NotFound(f"job {head.foreign_job} not found")
+    if head.foreign_claim is not None:
+        raise NotFound(f"claim submission {head.foreign_claim} not found")
     ids = await state.catalog.ids(
         session, org, (pair for p in pending for pair in p.catalog_values())
     )
-    problem = await foreign_reference(session, org, pending)
-    if problem is not None:
-        raise NotFound(problem)
     clock = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     live_at = clock if head.last_at is None or clock >= head.last_at else head.last_at
     last_at = head.last_at
@@ -303,14 +322,20 @@ async def append(
         )
         out.seqs.append(seq)
         out.times.append(created)
-    if rows:
-        await session.execute(sa.insert(_LOG), rows)
     values: dict[str, Any] = {"seq": seq, "hash": digest, "last_at": last_at}
     if checkpoint_every is not None and (
         head.checkpoint_claimed_at is None or head.checkpoint_claimed_at <= clock - checkpoint_every
     ):
         values["checkpoint_claimed_at"] = clock
         out.checkpoint_due = True
-    await session.execute(sa.update(_HEADS).where(_HEADS.c.organization_id == org).values(**values))
+    move = sa.update(_HEADS).where(_HEADS.c.organization_id == org).values(**values)
+    if session.get_bind().dialect.name == "postgresql" and 0 < len(rows) <= _ONE_STATEMENT:
+        # One round trip: the rows and the head move in one statement (a data-modifying CTE).
+        inserted = sa.insert(_LOG).values(rows).returning(_LOG.c.seq).cte("inserted")
+        await session.execute(move.add_cte(inserted))
+    else:
+        for start in range(0, len(rows), _ONE_STATEMENT):
+            await session.execute(sa.insert(_LOG), rows[start : start + _ONE_STATEMENT])
+        await session.execute(move)
     out.head_seq, out.head_hash, out.head_at = seq, digest, last_at
     return out
