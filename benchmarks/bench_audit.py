@@ -93,6 +93,23 @@ WORDS = (  # noqa: SIM905 - a sentence reads better than quoted words
     "deductible coinsurance timely filing resubmission corrected attachment verified "
     "requested by billing team for follow up on pending balance and secondary payer review"
 ).split()
+PROVIDERS = [
+    "Riverside Family Medicine",
+    "Northside Cardiology Associates",
+    "Lakeview Orthopedics & Sports Medicine",
+    "Valley Pediatrics Group",
+    "Summit Behavioral Health",
+]
+# A vocabulary of 4,000 made-up words: text as varied as natural language, not noise.
+_VOCAB_RNG = random.Random(4000)
+VOCABULARY = [
+    "".join(_VOCAB_RNG.choices(string.ascii_lowercase, k=_VOCAB_RNG.randrange(3, 11)))
+    for _ in range(4000)
+]
+KEY_POOL = [
+    "".join(_VOCAB_RNG.choices(string.ascii_lowercase, k=_VOCAB_RNG.randrange(4, 14)))
+    for _ in range(150)
+]
 AGENTS = [
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0.0.0 Safari/537.36",
@@ -126,6 +143,7 @@ class Org:
         ]
         self.ips = [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(25)]
         self.workflows = [str(uuid.uuid4()) for _ in range(12)]
+        self.facilities = [f"FAC-{rng.randrange(10**4):04d}" for _ in range(6)]
 
 
 def _sentence(rng: random.Random, low: int, high: int) -> str:
@@ -162,7 +180,20 @@ def realistic_details(rng: random.Random, org: Org, action: str) -> dict[str, An
             "stepIndex": rng.randrange(0, 12),
             "stepName": rng.choice(STEPS),
         },
-        "reason": _sentence(rng, 8, 40),
+        "provider": {
+            "npi": f"{rng.randrange(10**9, 10**10)}",
+            "name": rng.choice(PROVIDERS),
+            "taxonomy": rng.choice(["207Q00000X", "208D00000X", "207R00000X", "363L00000X"]),
+            "facilityId": rng.choice(org.facilities),
+        },
+        "access": {
+            "userRole": rng.choice(["biller", "coder", "supervisor", "automation"]),
+            "authMethod": rng.choice(["sso", "sso", "api-key", "mfa"]),
+            "breakGlass": False,
+            "consentOnFile": rng.random() > 0.1,
+            "minimumNecessary": True,
+        },
+        "reason": _sentence(rng, 15, 60),
         "client": {
             "app": "claims-portal",
             "version": "7.3.1",
@@ -182,19 +213,26 @@ def realistic_details(rng: random.Random, org: Org, action: str) -> dict[str, An
 
 
 def varied_details(rng: random.Random, org: Org, action: str) -> dict[str, Any]:
-    """Same size, far less repetition: random keys, tokens, no shared blocks."""
-    patient = rng.choice(org.patients)
-    details: dict[str, Any] = {
-        "patientId": patient["patientId"],
-        f"ref_{_token(rng, 6)}": _token(rng, 24),
-        "trace": [_token(rng, rng.randrange(8, 40)) for _ in range(rng.randrange(3, 12))],
-        "note": " ".join(_token(rng, rng.randrange(2, 12)) for _ in range(rng.randrange(20, 90))),
-        "metrics": {_token(rng, 5): rng.random() for _ in range(rng.randrange(4, 16))},
-    }
-    for _ in range(rng.randrange(3, 10)):
-        details[_token(rng, rng.randrange(4, 12))] = rng.choice(
-            [_token(rng, rng.randrange(5, 60)), rng.randrange(10**9), rng.random(), None, True]
-        )
+    """Similar sizes, far less repetition: keys drawn from 150, text from 4,000 words,
+    random ids and numbers, no block shared by every record."""
+
+    def value(depth: int) -> Any:
+        kind = rng.randrange(6 if depth < 2 else 5)
+        if kind == 0:
+            return f"{rng.getrandbits(rng.choice([64, 96, 128])):x}"
+        if kind == 1:
+            return " ".join(rng.choice(VOCABULARY) for _ in range(rng.randrange(3, 30)))
+        if kind == 2:
+            return rng.choice([rng.randrange(10**9), round(rng.uniform(0, 10**5), 3)])
+        if kind == 3:
+            return [_token(rng, rng.randrange(3, 8)) for _ in range(rng.randrange(1, 6))]
+        if kind == 4:
+            return rng.choice([True, False, None])
+        return {rng.choice(KEY_POOL): value(depth + 1) for _ in range(rng.randrange(2, 6))}
+
+    details: dict[str, Any] = {"patientId": rng.choice(org.patients)["patientId"]}
+    while len(json.dumps(details)) < rng.randrange(1200, 2600):
+        details[rng.choice(KEY_POOL)] = value(0)
     return details
 
 
