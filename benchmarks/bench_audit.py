@@ -141,7 +141,10 @@ class Org:
             }
             for _ in range(2000)
         ]
-        self.ips = [f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}" for _ in range(25)]
+        self.ips = [
+            f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+            for _ in range(25)
+        ]
         self.workflows = [str(uuid.uuid4()) for _ in range(12)]
         self.facilities = [f"FAC-{rng.randrange(10**4):04d}" for _ in range(6)]
 
@@ -208,7 +211,11 @@ def realistic_details(rng: random.Random, org: Org, action: str) -> dict[str, An
             for f in rng.sample(FIELDS, rng.randrange(1, 4))
         ]
     if action == "SEARCH_PATIENTS":
-        details["query"] = {"lastNamePrefix": _token(rng, 3), "payer": rng.choice(PAYERS), "page": 1}
+        details["query"] = {
+            "lastNamePrefix": _token(rng, 3),
+            "payer": rng.choice(PAYERS),
+            "page": 1,
+        }
     return details
 
 
@@ -367,7 +374,8 @@ async def run_variant(server: PgServer, variant: str, records: int, blobs: Path)
             began = time.perf_counter()
             moved = await backfill_audit(store.sessions, store.archives, batch_size=1000)
             out["backfill_records_per_s"] = records / (time.perf_counter() - began)
-            assert moved.moved == records and not moved.set_aside, moved.set_aside[:3]
+            assert moved.moved == records, moved
+            assert not moved.set_aside, moved.set_aside[:3]
             compact = await table_bytes(dsn, AUDIT_TABLES)
             total = sum(compact[t] for t in AUDIT_TABLES)
             out["compact_bytes_per_record"] = total / records
@@ -384,7 +392,8 @@ async def run_variant(server: PgServer, variant: str, records: int, blobs: Path)
             out["query_by_patient_hot_ms"] = await patient_queries(store, orgs, cold=False)
 
             archived = await archive_audit(store.sessions, store.archives, hot_days=0)
-            assert archived.records == records and not archived.set_aside, archived.set_aside
+            assert archived.records == records, archived
+            assert not archived.set_aside, archived.set_aside
             out["archive_bytes_per_record"] = archived.archive_bytes / records
             pointers = await table_bytes(dsn, ("phi_audit_archives",))
             out["archive_pointer_bytes_per_record"] = pointers["phi_audit_archives"] / records
@@ -393,12 +402,22 @@ async def run_variant(server: PgServer, variant: str, records: int, blobs: Path)
             out["verify_archived_records_per_s"] = wall
             out["verify_archived_records_per_cpu_s"] = cpu
             out["query_by_patient_archived_cold_ms"] = await patient_queries(store, orgs, cold=True)
-            out["query_by_patient_archived_cached_ms"] = await patient_queries(store, orgs, cold=False)
+            out["query_by_patient_archived_cached_ms"] = await patient_queries(
+                store, orgs, cold=False
+            )
             if variant == "realistic":
-                out["record_per_s_single_one_org"] = await write_rate(store, orgs, batch=1, spread=False)
-                out["record_per_s_single_8_orgs"] = await write_rate(store, orgs, batch=1, spread=True)
-                out["record_per_s_batched_one_org"] = await write_rate(store, orgs, batch=BATCH, spread=False)
-                out["record_per_s_batched_8_orgs"] = await write_rate(store, orgs, batch=BATCH, spread=True)
+                out["record_per_s_single_one_org"] = await write_rate(
+                    store, orgs, batch=1, spread=False
+                )
+                out["record_per_s_single_8_orgs"] = await write_rate(
+                    store, orgs, batch=1, spread=True
+                )
+                out["record_per_s_batched_one_org"] = await write_rate(
+                    store, orgs, batch=BATCH, spread=False
+                )
+                out["record_per_s_batched_8_orgs"] = await write_rate(
+                    store, orgs, batch=BATCH, spread=True
+                )
                 wall, cpu, _ = await timed_verify(store)
                 out["verify_records_per_s_after_writes"] = wall
     finally:
@@ -420,13 +439,19 @@ async def main(records: int) -> dict[str, Any]:
         "record_per_s_single": round(realistic["record_per_s_single_one_org"], 1),
         "record_per_s_batched": round(realistic["record_per_s_batched_one_org"], 1),
         "verify_records_per_s": round(
-            min(realistic["verify_hot_records_per_s"], realistic["verify_archived_records_per_s"]), 1
+            min(realistic["verify_hot_records_per_s"], realistic["verify_archived_records_per_s"]),
+            1,
         ),
         "query_by_patient_ms": round(
-            max(realistic["query_by_patient_hot_ms"], realistic["query_by_patient_archived_cached_ms"]),
+            max(
+                realistic["query_by_patient_hot_ms"],
+                realistic["query_by_patient_archived_cached_ms"],
+            ),
             2,
         ),
-        "realistic": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in realistic.items()},
+        "realistic": {
+            k: (round(v, 2) if isinstance(v, float) else v) for k, v in realistic.items()
+        },
         "varied": {k: (round(v, 2) if isinstance(v, float) else v) for k, v in varied.items()},
     }
     result["targets"] = {
@@ -469,12 +494,13 @@ def show(result: dict[str, Any]) -> None:
         ("record/s, 8 writers, batches of 50, 1 org", "record_per_s_batched_one_org", ""),
         ("record/s, 8 writers, batches of 50, 8 orgs", "record_per_s_batched_8_orgs", ""),
     ]
-    for label, key, target in rows:
-        def fmt(d: dict[str, Any]) -> str:
-            value = d.get(key)
-            return "-" if value is None else f"{value:,.3f}" if value < 10 else f"{value:,.0f}"
 
-        table.add_row(label, fmt(r), fmt(v), target)
+    def fmt(d: dict[str, Any], key: str) -> str:
+        value = d.get(key)
+        return "-" if value is None else f"{value:,.3f}" if value < 10 else f"{value:,.0f}"
+
+    for label, key, target in rows:
+        table.add_row(label, fmt(r, key), fmt(v, key), target)
     Console().print(table)
 
 

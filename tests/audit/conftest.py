@@ -84,12 +84,16 @@ async def rechain(store: Any, org: uuid.UUID) -> None:
         for seq, line in lines:
             digest = chain_step(digest, line)
             await conn.execute(
-                sa.text("UPDATE phi_audit_log SET link = :link WHERE organization_id = :org AND seq = :seq"),
+                sa.text(
+                    "UPDATE phi_audit_log SET link = :link "
+                    "WHERE organization_id = :org AND seq = :seq"
+                ),
                 {"link": link_of(digest), "org": org_param(store, org), "seq": seq},
             )
         await conn.execute(
             sa.text(
-                "UPDATE phi_audit_chain_heads SET seq = :seq, hash = :hash WHERE organization_id = :org"
+                "UPDATE phi_audit_chain_heads SET seq = :seq, hash = :hash "
+                "WHERE organization_id = :org"
             ),
             {"seq": lines[-1][0], "hash": digest, "org": org_param(store, org)},
         )

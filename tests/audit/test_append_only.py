@@ -25,7 +25,9 @@ async def test_update_and_delete_are_refused(store: Any, org: uuid.UUID) -> None
     async with store.unit(org) as uow:
         await uow.audit.record_many([access(i) for i in range(3)])
     with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-        await _sql(store, "UPDATE phi_audit_log SET resource_id = 'x' WHERE organization_id = :org", org)
+        await _sql(
+            store, "UPDATE phi_audit_log SET resource_id = 'x' WHERE organization_id = :org", org
+        )
     with pytest.raises(sa.exc.DBAPIError, match="append-only"):
         await _sql(store, "DELETE FROM phi_audit_log WHERE organization_id = :org AND seq = 2", org)
     assert [r.seq for r in await hot_rows(store, org)] == [1, 2, 3]
@@ -59,9 +61,7 @@ async def test_concurrent_writers_keep_one_gapless_chain(
     store: Any, org: uuid.UUID, batch: int
 ) -> None:
     writers, count = 8, 10
-    results = await asyncio.gather(
-        *(_writer(store, org, w, count, batch) for w in range(writers))
-    )
+    results = await asyncio.gather(*(_writer(store, org, w, count, batch) for w in range(writers)))
     everything = sorted(seq for seqs in results for seq in seqs)
     assert everything == list(range(1, writers * count + 1))  # no fork, no gap, no reuse
     for seqs in results:

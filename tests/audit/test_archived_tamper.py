@@ -8,8 +8,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from execstore.audit import AuditArchives, archive_audit, verify_audit
 from execstore.archival import reconcile
+from execstore.audit import AuditArchives, archive_audit, verify_audit
 
 from .conftest import access, org_param
 
@@ -35,7 +35,9 @@ async def test_an_edited_archived_record_is_named(store: Any, org: uuid.UUID) ->
     lines = (await store.archives.read_bytes(segment_ref(pointer))).split(b"\n")
     records = [json.loads(line) for line in lines if line]
     records[3]["resource_id"] = "clm_forged"  # record 4, its link kept
-    forged = await store.archives.write_records(pointer.blob_key.replace("segments", "forged"), records)
+    forged = await store.archives.write_records(
+        pointer.blob_key.replace("segments", "forged"), records
+    )
     async with store.engine.begin() as conn:
         await conn.execute(
             sa.text(

@@ -1,4 +1,5 @@
-"""``execstore audit verify|checkpoint``, ``archive audit``, ``backfill audit``, ``retention run``."""
+"""The audit commands: ``audit verify|checkpoint``, ``archive audit``, ``backfill audit``,
+``retention run``."""
 
 from __future__ import annotations
 

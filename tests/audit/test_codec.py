@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from execstore.audit import train_dictionaries
 from execstore.audit import codec as codec_module
+from execstore.audit import train_dictionaries
 from execstore.audit.codec import (
     PLAIN,
     ZLIB,
@@ -73,7 +73,8 @@ def test_dictionaries_compress_and_every_version_stays_readable(how: int) -> Non
     samples = _samples()
     first = build_dictionary(samples[:150], 1, codec=how)
     second = build_dictionary(samples[150:], 2, codec=how)
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     codec = DetailsCodec()
     plain_bytes, plain_how = codec.encode(samples[0].decode(), ZLIB_PLAIN)
     codec.add(first)
@@ -126,5 +127,7 @@ async def test_training_switches_new_records_to_the_dictionary(store: Any, org: 
     assert {r.dictionary for r in rows[:250]} <= {ZSTD_PLAIN, PLAIN}
     assert rows[-1].dictionary == 1
     assert page.records[0].details == {"note": "after training " * 8}
-    assert json.loads(canonical_details(page.records[0].details) or "null") == page.records[0].details
+    assert (
+        json.loads(canonical_details(page.records[0].details) or "null") == page.records[0].details
+    )
     assert dt.datetime.now(dt.UTC) >= page.records[0].created_at

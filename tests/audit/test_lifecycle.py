@@ -66,7 +66,9 @@ async def open_legacy_store(url: str, tmp_path: Path) -> Any:
     return load_settings(database_url=url, blob_url=f"file:{tmp_path / 'blobs'}")
 
 
-async def insert_legacy(store: Any, rows: list[dict[str, Any]], *, raw_details: str | None = None) -> None:
+async def insert_legacy(
+    store: Any, rows: list[dict[str, Any]], *, raw_details: str | None = None
+) -> None:
     async with store.engine.begin() as conn:
         await conn.execute(sa.insert(phi_audit_log_legacy), rows)
         if raw_details is not None:  # SQLite's JSON column can hold text that is not JSON
@@ -158,7 +160,9 @@ async def test_legacy_rows_move_archive_and_expire(
 
 async def _segments(store: Any) -> list[dt.datetime]:
     async with store.engine.connect() as conn:
-        return list((await conn.execute(sa.text("SELECT end_date FROM phi_audit_archives"))).scalars())
+        return list(
+            (await conn.execute(sa.text("SELECT end_date FROM phi_audit_archives"))).scalars()
+        )
 
 
 def _aware(value: Any) -> dt.datetime:
@@ -234,7 +238,10 @@ async def test_retention_keeps_young_segments_whatever_the_days(store: Any, org:
     archived = await archive_audit(store.sessions, store.archives, hot_days=0, organization_id=org)
     assert archived.records == 5
     done = await apply_audit_retention(
-        store.sessions, store.archives, retention_days=AUDIT_RETENTION_FLOOR_DAYS, organization_id=org
+        store.sessions,
+        store.archives,
+        retention_days=AUDIT_RETENTION_FLOOR_DAYS,
+        organization_id=org,
     )
     assert done.segments == 0
     async with store.unit(org) as uow:

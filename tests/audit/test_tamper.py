@@ -12,6 +12,7 @@ from execstore.audit import checkpoint_organizations, verify_audit
 from .conftest import access, execute, org_param, rechain, tampering
 
 RECORDS = 20
+ORG = "organization_id = :org"
 
 
 async def _chain(store: Any, org: uuid.UUID, count: int = RECORDS) -> None:
@@ -40,7 +41,7 @@ async def test_an_edited_record_is_named(store: Any, org: uuid.UUID) -> None:
     await _chain(store, org)
     await execute(
         store,
-        "UPDATE phi_audit_log SET resource_id = 'clm_forged' WHERE organization_id = :org AND seq = 7",
+        f"UPDATE phi_audit_log SET resource_id = 'clm_forged' WHERE {ORG} AND seq = 7",
         org=org,
     )
     problem = await _problem(store, org)
@@ -52,20 +53,20 @@ async def test_edited_details_and_catalog_entries_are_found(store: Any, org: uui
     async with store.sessions() as session:
         old = (
             await session.execute(
-                sa.text("SELECT details, dictionary FROM phi_audit_log WHERE organization_id = :org AND seq = 3"),
+                sa.text(f"SELECT details, dictionary FROM phi_audit_log WHERE {ORG} AND seq = 3"),
                 {"org": org_param(store, org)},
             )
         ).one()
     await execute(
         store,
-        "UPDATE phi_audit_log SET details = :d, dictionary = 0 WHERE organization_id = :org AND seq = 3",
+        f"UPDATE phi_audit_log SET details = :d, dictionary = 0 WHERE {ORG} AND seq = 3",
         org=org,
         d=b'{"note":"nothing to see"}',
     )
     assert (await _problem(store, org)).seq == 3
     await execute(
         store,
-        "UPDATE phi_audit_log SET details = :d, dictionary = :e WHERE organization_id = :org AND seq = 3",
+        f"UPDATE phi_audit_log SET details = :d, dictionary = :e WHERE {ORG} AND seq = 3",
         org=org,
         d=old[0],
         e=old[1],
@@ -74,7 +75,7 @@ async def test_edited_details_and_catalog_entries_are_found(store: Any, org: uui
     # Renaming what a catalog id stands for rewrites every record using it: the first shows.
     await execute(
         store,
-        "UPDATE phi_audit_catalog SET value = 'read-only' WHERE organization_id = :org AND kind = 1 "
+        f"UPDATE phi_audit_catalog SET value = 'read-only' WHERE {ORG} AND kind = 1 "
         "AND value = 'export'",
         org=org,
     )
@@ -84,7 +85,7 @@ async def test_edited_details_and_catalog_entries_are_found(store: Any, org: uui
 
 async def test_a_deleted_record_is_named(store: Any, org: uuid.UUID) -> None:
     await _chain(store, org)
-    await execute(store, "DELETE FROM phi_audit_log WHERE organization_id = :org AND seq = 5", org=org)
+    await execute(store, f"DELETE FROM phi_audit_log WHERE {ORG} AND seq = 5", org=org)
     problem = await _problem(store, org)
     assert (problem.seq, problem.kind) == (5, "missing")
 
@@ -95,17 +96,18 @@ async def test_an_inserted_record_is_named(store: Any, org: uuid.UUID) -> None:
     for seq in range(RECORDS, 4, -1):
         await execute(
             store,
-            "UPDATE phi_audit_log SET seq = seq + 1 WHERE organization_id = :org AND seq = :seq",
+            f"UPDATE phi_audit_log SET seq = seq + 1 WHERE {ORG} AND seq = :seq",
             org=org,
             seq=seq,
         )
     async with tampering(store) as conn:
-        columns = [c for c in (await conn.execute(sa.text("SELECT * FROM phi_audit_log LIMIT 0"))).keys()]
+        result = await conn.execute(sa.text("SELECT * FROM phi_audit_log LIMIT 0"))
+        columns = list(result.keys())
         listed = ", ".join(c if c != "seq" else "5" for c in columns)
         await conn.execute(
             sa.text(
-                f"INSERT INTO phi_audit_log ({', '.join(columns)}) SELECT {listed} FROM phi_audit_log "
-                "WHERE organization_id = :org AND seq = 4"
+                f"INSERT INTO phi_audit_log ({', '.join(columns)}) "
+                f"SELECT {listed} FROM phi_audit_log WHERE {ORG} AND seq = 4"
             ),
             {"org": org_param(store, org)},
         )
@@ -124,8 +126,8 @@ async def test_a_record_appended_past_the_head_is_named(store: Any, org: uuid.UU
         listed = ", ".join(c if c != "seq" else str(RECORDS + 1) for c in columns)
         await conn.execute(
             sa.text(
-                f"INSERT INTO phi_audit_log ({', '.join(columns)}) SELECT {listed} FROM phi_audit_log "
-                f"WHERE organization_id = :org AND seq = {RECORDS}"
+                f"INSERT INTO phi_audit_log ({', '.join(columns)}) "
+                f"SELECT {listed} FROM phi_audit_log WHERE {ORG} AND seq = {RECORDS}"
             ),
             {"org": org_param(store, org)},
         )
@@ -139,7 +141,7 @@ async def test_reordered_records_are_named(store: Any, org: uuid.UUID) -> None:
     for old, new in ((8, -1), (9, 8), (-1, 9)):
         await execute(
             store,
-            "UPDATE phi_audit_log SET seq = :new WHERE organization_id = :org AND seq = :old",
+            f"UPDATE phi_audit_log SET seq = :new WHERE {ORG} AND seq = :old",
             org=org,
             old=old,
             new=new,
@@ -148,11 +150,13 @@ async def test_reordered_records_are_named(store: Any, org: uuid.UUID) -> None:
     assert (problem.seq, problem.kind) == (8, "edited")
 
 
-async def test_a_consistent_rewrite_is_caught_by_the_checkpoints(store: Any, org: uuid.UUID) -> None:
+async def test_a_consistent_rewrite_is_caught_by_the_checkpoints(
+    store: Any, org: uuid.UUID
+) -> None:
     await _chain(store, org)
     await execute(
         store,
-        "UPDATE phi_audit_log SET resource_id = 'clm_forged' WHERE organization_id = :org AND seq = 3",
+        f"UPDATE phi_audit_log SET resource_id = 'clm_forged' WHERE {ORG} AND seq = 3",
         org=org,
     )
     await rechain(store, org)  # every link and the head now agree with the forgery
@@ -162,9 +166,11 @@ async def test_a_consistent_rewrite_is_caught_by_the_checkpoints(store: Any, org
     assert "2..20" in problem.message
 
 
-async def test_deleting_the_newest_records_consistently_is_caught(store: Any, org: uuid.UUID) -> None:
+async def test_deleting_the_newest_records_consistently_is_caught(
+    store: Any, org: uuid.UUID
+) -> None:
     await _chain(store, org)
-    await execute(store, "DELETE FROM phi_audit_log WHERE organization_id = :org AND seq > 17", org=org)
+    await execute(store, f"DELETE FROM phi_audit_log WHERE {ORG} AND seq > 17", org=org)
     await rechain(store, org)  # the head now says 17, with the right hash
     problem = await _problem(store, org)
     assert (problem.seq, problem.kind) == (18, "missing")
@@ -184,7 +190,7 @@ async def test_a_deleted_checkpoint_blob_is_reported(store: Any, org: uuid.UUID)
     await _chain(store, org)
     async with store.sessions() as session:
         key = await session.scalar(
-            sa.text("SELECT blob_key FROM phi_audit_checkpoints WHERE organization_id = :org AND seq = 1"),
+            sa.text(f"SELECT blob_key FROM phi_audit_checkpoints WHERE {ORG} AND seq = 1"),
             {"org": org_param(store, org)},
         )
     assert await store.archives.delete(key)

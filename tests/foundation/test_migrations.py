@@ -347,7 +347,6 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         assert got.result == {"success": False, "screenshots": [{"url": "u"}]}
 
 
-
 async def test_a_refused_downgrade_changes_nothing(fresh_db_url: str, tmp_path) -> None:
     """Refused several revisions down: the database stays at head and stays usable."""
     from execstore.store import ExecStore

@@ -247,9 +247,7 @@ class AuditRepository:
         with translate_database_errors():
             archived = await archived_end(session, org)
             if cursor < archived:
-                for segment in await segments(
-                    session, org, after=cursor, since=since, until=until
-                ):
+                for segment in await segments(session, org, after=cursor, since=since, until=until):
                     payload = await self.archives.read_bytes(segment.ref)
                     for record in _matching(
                         payload, patient_ref, actor_id, action, since, until, cursor
@@ -340,9 +338,7 @@ class AuditRepository:
                     filters.append(_LOG.c.created_at >= since)
                 if until is not None:
                     filters.append(_LOG.c.created_at < until)
-                rows = await fetch_hot(
-                    session, org, after=after, filters=filters or [sa.true()]
-                )
+                rows = await fetch_hot(session, org, after=after, filters=filters or [sa.true()])
                 if not rows:
                     return
                 await renderer.load(session, rows)

@@ -192,9 +192,7 @@ class Appended:
     checkpoint_due: bool = False
 
 
-async def lock_head(
-    session: AsyncSession, org: uuid.UUID, pending: Sequence[Pending] = ()
-) -> Head:
+async def lock_head(session: AsyncSession, org: uuid.UUID, pending: Sequence[Pending] = ()) -> Head:
     """Lock (creating it if needed) ``org``'s chain head in the session's transaction.
 
     The same round trip looks for a job or claim the records name that belongs to
