@@ -6,12 +6,13 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 
 from execstore.archival import reconcile
 from execstore.audit import AuditArchives, archive_audit, verify_audit
 
-from .conftest import access, org_param
+from .conftest import access, hot_rows, org_param
 
 
 async def _archived(store: Any, org: uuid.UUID, count: int = 10) -> Any:
@@ -76,3 +77,25 @@ async def test_a_lost_segment_is_reported_and_checkpoints_are_not_orphans(
     assert after.lost == [pointer.blob_key]
     keys = [info.key async for info in store.blobs.list(f"audit/{org}/")]
     assert any("/checkpoints/" in key for key in keys)
+
+
+async def test_archival_keeps_hot_rows_when_the_stored_segment_differs(
+    store: Any, org: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with store.unit(org) as uow:
+        await uow.audit.record_many([access(i) for i in range(5)])
+    original = store.archives.read_bytes
+
+    async def corrupted(ref: Any) -> bytes:
+        return (await original(ref)).replace(b"clm_000002", b"clm_000009")
+
+    monkeypatch.setattr(store.archives, "read_bytes", corrupted)
+    report = await archive_audit(store.sessions, store.archives, hot_days=0, organization_id=org)
+    assert [aside.id for aside in report.set_aside] == [str(org)]
+    assert "differs" in report.set_aside[0].reason
+    monkeypatch.undo()
+    assert len(await hot_rows(store, org)) == 5  # nothing hot was deleted
+    again = await archive_audit(store.sessions, store.archives, hot_days=0, organization_id=org)
+    assert again.records == 5
+    assert again.set_aside == []
+    assert await hot_rows(store, org) == []
