@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import uuid
 from typing import Any
@@ -64,7 +65,12 @@ async def test_a_lost_segment_is_reported_and_checkpoints_are_not_orphans(
 ) -> None:
     pointer = await _archived(store, org)
     [before] = await reconcile(
-        store.sessions, store.archives, [AuditArchives()], organization_id=org, repair=True
+        store.sessions,
+        store.archives,
+        [AuditArchives()],
+        organization_id=org,
+        repair=True,
+        grace=dt.timedelta(0),
     )
     assert before.clean, before
     assert before.orphans == []  # checkpoint blobs are evidence
