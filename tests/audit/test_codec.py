@@ -115,7 +115,8 @@ def test_zstd_records_need_zstandard_to_be_read(monkeypatch: pytest.MonkeyPatch)
 
 async def test_training_switches_new_records_to_the_dictionary(store: Any, org: uuid.UUID) -> None:
     async with store.unit(org) as uow:
-        await uow.audit.record_many([access(i) for i in range(250)])
+        await uow.audit.record(access(0))  # claims the day's checkpoint; too few to train
+        await uow.audit.record_many([access(i) for i in range(1, 250)])
     report = await train_dictionaries(store.sessions, organization_id=org)
     assert [(o, v) for o, v, _, _ in report.trained] == [(org, 1)]
     again = await train_dictionaries(store.sessions, organization_id=org)
@@ -125,6 +126,11 @@ async def test_training_switches_new_records_to_the_dictionary(store: Any, org: 
         page = await uow.audit.query(after=250)
     rows = await hot_rows(store, org)
     assert {r.dictionary for r in rows[:250]} <= {ZSTD_PLAIN, PLAIN}
+    other = uuid.uuid4()
+    async with store.unit(other) as uow:  # the write that claims a checkpoint also trains
+        await uow.audit.record_many([access(i) for i in range(250)])
+        await uow.audit.record(access(250))
+    assert (await hot_rows(store, other))[-1].dictionary == 1
     assert rows[-1].dictionary == 1
     assert page.records[0].details == {"note": "after training " * 8}
     assert (

@@ -2,7 +2,8 @@
 
 An organization's first records are compressed without a dictionary; once it has at
 least ``min_records`` hot records, ``train_dictionaries`` (run by ``execstore audit
-checkpoint`` and by the backfill) trains one on its most recent records and new records
+checkpoint``, by the backfill, and after the write that claims an organization's
+periodic checkpoint) trains one on its most recent records and new records
 use it. A dictionary older than ``retrain_after`` with at least ``min_records`` records
 written since is replaced by a new version (data drifts); old versions stay, so every
 record stays readable.

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.audit.catalog import AuditState, Kind, state_for
 from execstore.audit.checkpoints import write_checkpoint
+from execstore.audit.dictionaries import train_dictionaries
 from execstore.audit.format import quote, stored_line
 from execstore.audit.reader import (
     Renderer,
@@ -167,6 +168,11 @@ class AuditRepository:
                 )
             except Exception:  # the record is committed; `audit checkpoint` retries
                 log.warning("audit checkpoint of %s failed", self.organization_id, exc_info=True)
+            try:
+                # Once a checkpoint interval: a first dictionary, or a fresh one a month on.
+                await train_dictionaries(self.sessions, organization_id=self.organization_id)
+            except Exception:  # compression only; the records are committed
+                log.warning("audit dictionary training failed", exc_info=True)
 
     async def _write_sqlite(self, pending: Sequence[Pending]) -> Appended | None:
         if self._deferred or await self._unit_holds_write_lock():
