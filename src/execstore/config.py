@@ -15,9 +15,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from execstore.errors import ConfigurationError
 
-__all__ = ["Codec", "RagMode", "Settings", "load_settings"]
+__all__ = ["AUDIT_RETENTION_FLOOR_DAYS", "Codec", "RagMode", "Settings", "load_settings"]
 
 DEFAULT_HOME = Path(".execstore")
+
+AUDIT_RETENTION_FLOOR_DAYS = 6 * 365 + 2
+"""2192 days: the longest six calendar years can be (two leap days), so a retention of at
+least this many days keeps every audit record at least six years from its creation
+(HIPAA, 45 CFR 164.316(b)(2)), whatever day it was created."""
 
 
 class RagMode(enum.StrEnum):
@@ -68,6 +73,8 @@ class Settings(BaseSettings):
     log_hot_days: int = Field(default=30, ge=1, le=3650)
     log_retention_days: int = Field(default=365, ge=1, le=36500)
     audit_hot_days: int = Field(default=90, ge=1, le=3650)
+    audit_retention_days: int = Field(default=AUDIT_RETENTION_FLOOR_DAYS, le=36500)
+    audit_checkpoint_hours: int = Field(default=24, ge=1, le=24)
     result_hot_days: int = Field(default=0, ge=0, le=3650)
     cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     screenshot_base_url: str | None = Field(
@@ -88,6 +95,17 @@ class Settings(BaseSettings):
     def _known_blob_store(cls, value: str) -> str:
         if not value.startswith(("file:", "azure://")):
             raise ValueError("must be file:/path or azure://<container>")
+        return value
+
+    @field_validator("audit_retention_days")
+    @classmethod
+    def _six_years_at_least(cls, value: int) -> int:
+        if value < AUDIT_RETENTION_FLOOR_DAYS:
+            raise ValueError(
+                f"{value} days is shorter than six years: PHI audit records must be kept at "
+                f"least six years (45 CFR 164.316(b)(2)); the minimum is "
+                f"{AUDIT_RETENTION_FLOOR_DAYS} days (six years including two leap days)"
+            )
         return value
 
     @model_validator(mode="after")

@@ -6,6 +6,8 @@
     ├── InvalidBlobKey            a blob key breaks the key rules (also a ValueError)
     ├── InvalidJsonValue          a value is not one of the JSON values execstore stores
     │                             exactly (also a ValueError; names the JSON path)
+    ├── InvalidAuditRecord        a PHI access record that cannot be stored (also a ValueError)
+    ├── RetentionRefused          a retention that would delete what must be kept
     ├── Conflict                  a write that would contradict stored data
     │   └── ArchiveConflict       different bytes at an existing write-once key
     ├── ArchiveError              something is wrong with an archive blob
@@ -39,11 +41,13 @@ __all__ = [
     "DowngradeRefused",
     "ExecstoreError",
     "IntegrityViolation",
+    "InvalidAuditRecord",
     "InvalidBlobKey",
     "InvalidJsonValue",
     "MigrationError",
     "MigrationRequired",
     "NotFound",
+    "RetentionRefused",
     "translate_database_errors",
 ]
 
@@ -88,6 +92,14 @@ class InvalidJsonValue(ExecstoreError, ValueError):
         super().__init__(f"not a JSON value at {path}: {reason}")
         self.path = path
         self.reason = reason
+
+
+class InvalidAuditRecord(ExecstoreError, ValueError):
+    """A PHI access record that cannot be stored as given; the message says which field."""
+
+
+class RetentionRefused(ExecstoreError):
+    """A retention shorter than the law or the settings allow (nothing was deleted)."""
 
 
 class ArchiveError(ExecstoreError):

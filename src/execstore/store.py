@@ -16,6 +16,7 @@ This module wires the capability packages together; they never import it.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,6 +25,7 @@ from functools import cached_property
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from execstore.archival import ArchiveKind
+from execstore.audit import AuditArchives, AuditRepository
 from execstore.blob import ArchiveCache, Archives, BlobStore, open_blob_store
 from execstore.config import Settings, load_settings
 from execstore.db import create_engine, create_session_factory
@@ -79,6 +81,18 @@ class UnitOfWork(TransactionHooks):
             screenshot_urls=ScreenshotUrls(self.store.settings.screenshot_base_url),
         )
 
+    @cached_property
+    def audit(self) -> AuditRepository:
+        """PHI access records: written on their own (they survive this unit's rollback)."""
+        return AuditRepository(
+            session=self.session,
+            organization_id=self.organization_id,
+            sessions=self.store.sessions,
+            archives=self.store.archives,
+            hooks=self,
+            checkpoint_every=dt.timedelta(hours=self.store.settings.audit_checkpoint_hours),
+        )
+
 
 class ExecStore:
     """An opened execstore: engine, session factory, blob store and archive cache."""
@@ -131,7 +145,7 @@ class ExecStore:
     @property
     def archive_kinds(self) -> list[ArchiveKind]:
         """Every kind of archive the reconciler checks."""
-        return [ResultArchives()]
+        return [ResultArchives(), AuditArchives()]
 
     @asynccontextmanager
     async def unit(self, organization_id: uuid.UUID) -> AsyncIterator[UnitOfWork]:

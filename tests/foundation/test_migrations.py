@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -122,6 +123,19 @@ async def test_store_refuses_a_database_behind_head(fresh_db_url: str, tmp_path)
             pass
 
 
+BEFORE_AUDIT_CONTRACT = "contract_execution_log"
+
+
+async def _backfill_audit(url: str, blobs: Path) -> None:
+    from execstore.audit import backfill_audit
+    from execstore.store import ExecStore
+
+    settings = load_settings(database_url=url, blob_url=f"file:{blobs}")
+    async with ExecStore.open(settings) as store:
+        report = await backfill_audit(store.sessions, store.archives)
+    assert report.set_aside == []
+
+
 def _legacy_id(text: str) -> uuid.UUID:
     try:
         return uuid.UUID(text)
@@ -130,7 +144,7 @@ def _legacy_id(text: str) -> uuid.UUID:
 
 
 async def test_legacy_database_with_rows_upgrades_keeping_every_row(
-    fresh_db_url: str, backend: str, caplog: pytest.LogCaptureFixture
+    fresh_db_url: str, backend: str, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
     await migrate(fresh_db_url, "legacy_baseline")
     org = "org-from-before-uuids"  # not a uuid: maps to md5(id)::uuid on PostgreSQL
@@ -254,13 +268,31 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
     await engine.dispose()
 
     with caplog.at_level("WARNING", logger="execstore.migrations"):
-        await migrate(fresh_db_url)
-    assert await schema_diff(fresh_db_url) == []
+        await migrate(fresh_db_url, BEFORE_AUDIT_CONTRACT)
     reported = {r.getMessage() for r in caplog.records if r.name == "execstore.migrations"}
     fitted_jobs = 2 if backend == "sqlite" else 1  # SQLite also had "fine\x00" to clean
     assert f"jobs.error_message: {fitted_jobs} row(s) fitted to 2000 characters" in reported
     assert "healing_suggestions.error_pattern: 0 row(s)" not in " ".join(reported)
     assert len(reported) == 4  # error_message, error_stack, reasoning, dismiss_reason
+
+    # And back: before any backfill, the legacy rows survive a downgrade to the baseline.
+    await downgrade(fresh_db_url, "legacy_baseline")
+    for table in (
+        "execution_log",
+        "execution_screenshots",
+        "execution_rag_rules",
+        "execution_metadata",
+        "phi_audit_log",
+    ):
+        assert (await _rows(fresh_db_url, f"SELECT count(*) FROM {table}"))[0][0] >= 1
+
+    # Forward again; the audit contract drops its legacy table only once it is backfilled.
+    await migrate(fresh_db_url, BEFORE_AUDIT_CONTRACT)
+    with pytest.raises(MigrationRequired, match="backfill audit"):
+        await migrate(fresh_db_url)
+    await _backfill_audit(fresh_db_url, tmp_path)
+    await migrate(fresh_db_url)
+    assert await schema_diff(fresh_db_url) == []
 
     counts = {
         table: (await _rows(fresh_db_url, f"SELECT count(*) FROM {table}"))[0][0]
@@ -313,16 +345,6 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         assert got.organization_id == _legacy_id(org)
         assert got.workflow_id == uuid.UUID(wf)
         assert got.result == {"success": False, "screenshots": [{"url": "u"}]}
-
-    # And back: the legacy rows survive a downgrade to the baseline.
-    await downgrade(fresh_db_url, "legacy_baseline")
-    for table in (
-        "execution_log",
-        "execution_screenshots",
-        "execution_rag_rules",
-        "execution_metadata",
-    ):
-        assert (await _rows(fresh_db_url, f"SELECT count(*) FROM {table}"))[0][0] >= 1
 
 
 async def test_a_refused_downgrade_changes_nothing(fresh_db_url: str, tmp_path) -> None:

@@ -118,7 +118,8 @@ async def test_reconcile_repair_removes_and_reports_crash_leftovers(
 
     found = await invoke(settings, "archive", "reconcile", "--json", *scope)
     assert found.exit_code == 3, found.output  # a leftover nobody removed is a problem
-    (report,) = json.loads(found.stdout.strip().splitlines()[-1])["reports"]
+    reports = json.loads(found.stdout.strip().splitlines()[-1])["reports"]
+    (report,) = [r for r in reports if r["kind"] == "results"]
     assert report["leftovers"] == [relative]
     assert leftover.exists()
 

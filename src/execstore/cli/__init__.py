@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from execstore.cli import archive, db, demo, report
+from execstore.cli import archive, audit, backfill, db, demo, report, retention
 from execstore.cli._common import options
 
 __all__ = ["app", "main"]
@@ -31,6 +31,9 @@ def _global(
 app.add_typer(db.app, name="db")
 app.add_typer(archive.app, name="archive")
 app.command("storage-report")(report.storage_report)
+app.add_typer(audit.app, name="audit")
+app.add_typer(backfill.app, name="backfill")
+app.add_typer(retention.app, name="retention")
 app.command("demo")(demo.run_demo)
 
 

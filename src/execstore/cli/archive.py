@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from execstore.archival import ReconcileReport, reconcile
+from execstore.audit import AuditArchivalReport, archive_audit
 from execstore.cli._common import (
     BlobOption,
     DryRunOption,
@@ -108,6 +109,62 @@ def results_command(
         "jobs_set_aside": report.jobs_set_aside,
     }
     emit(data, as_json=as_json, render=render)
+    if report.set_aside:
+        raise typer.Exit(ExitCode.PROBLEMS)
+
+
+@app.command("audit")
+def audit_command(
+    dry_run: DryRunOption = False,
+    hot_days: Annotated[
+        float | None,
+        typer.Option("--hot-days", min=0, help="Keep this many days hot (default: setting)."),
+    ] = None,
+    segment_records: Annotated[
+        int, typer.Option("--segment-records", min=1, help="Records per archived segment.")
+    ] = 50_000,
+    org: OrgOption = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    blob_url: BlobOption = None,
+) -> None:
+    """Move audit records older than the hot window into verified segments (exit 3: set aside)."""
+    settings = settings_for(url, blob_url)
+    days = settings.audit_hot_days if hot_days is None else hot_days
+
+    async def main() -> AuditArchivalReport:
+        async with ExecStore.open(settings) as store:
+            with progress("measuring" if dry_run else "archiving", None) as advance:
+                return await archive_audit(
+                    store.sessions,
+                    store.archives,
+                    hot_days=days,
+                    organization_id=org,
+                    segment_records=segment_records,
+                    dry_run=dry_run,
+                    on_progress=lambda report: advance(report.records),
+                )
+
+    report = run(main())
+
+    def render() -> None:
+        table = Table(title="audit archival (dry run)" if report.dry_run else "audit archival")
+        table.add_column("")
+        table.add_column("value", justify="right")
+        table.add_row("organizations", f"{report.organizations:,}")
+        table.add_row(
+            "segments" + (" (first per organization)" if dry_run else ""), f"{report.segments:,}"
+        )
+        table.add_row("records", f"{report.records:,}")
+        table.add_row("records (raw NDJSON)", size_text(report.raw_bytes))
+        if not report.dry_run:
+            table.add_row("archived (compressed)", size_text(report.archive_bytes))
+        table.add_row("set aside", str(len(report.set_aside)))
+        console.print(table)
+        for aside in report.set_aside:
+            console.print(f"[yellow]set aside {aside.id}: {aside.reason}[/yellow]", highlight=False)
+
+    emit(dataclasses.asdict(report), as_json=as_json, render=render)
     if report.set_aside:
         raise typer.Exit(ExitCode.PROBLEMS)
 

@@ -16,7 +16,15 @@ dual-write modes.
 
 from __future__ import annotations
 
-from execstore.schema.audit import PhiAuditArchive, PhiAuditLog
+from execstore.schema.audit import (
+    PhiAuditArchive,
+    PhiAuditCatalogEntry,
+    PhiAuditChainHead,
+    PhiAuditCheckpoint,
+    PhiAuditDictionary,
+    PhiAuditLog,
+    phi_audit_log_legacy,
+)
 from execstore.schema.base import Base
 from execstore.schema.logs import ExecutionLogArchive, ExecutionLogEntry, execution_log_legacy
 from execstore.schema.metadata import ExecutionMetadata, execution_metadata_legacy
@@ -66,6 +74,10 @@ __all__ = [
     "JobResultArchive",
     "Organization",
     "PhiAuditArchive",
+    "PhiAuditCatalogEntry",
+    "PhiAuditChainHead",
+    "PhiAuditCheckpoint",
+    "PhiAuditDictionary",
     "PhiAuditLog",
     "RagModifierEntry",
     "RagPayerEntry",
@@ -76,4 +88,5 @@ __all__ = [
     "execution_metadata_legacy",
     "execution_rag_rules_legacy",
     "execution_screenshots_legacy",
+    "phi_audit_log_legacy",
 ]

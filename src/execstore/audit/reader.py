@@ -1,0 +1,281 @@
+"""Reading records back: hot rows rendered to canonical lines, archived segments as stored.
+
+Verification, export and queries all read through here, so a hot record is rendered
+exactly one way. On PostgreSQL hot rows are fetched with the driver directly (no ORM or
+type-processing per row: verification reads millions of them); on SQLite through
+SQLAlchemy Core.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execstore.audit.catalog import AuditState
+from execstore.audit.codec import DetailsCodec
+from execstore.audit.format import format_time, quote, render_quoted
+from execstore.audit.types import AuditRecord
+from execstore.blob import ArchiveRef
+from execstore.config import Codec
+from execstore.schema.audit import PhiAuditArchive, PhiAuditChainHead, PhiAuditLog
+from execstore.schema.enums import ArchiveCodec
+
+__all__ = [
+    "HOT_COLUMNS",
+    "HotRow",
+    "Renderer",
+    "Segment",
+    "archived_end",
+    "fetch_hot",
+    "hot_record",
+    "iter_hot",
+    "segment_ref",
+    "segments",
+]
+
+_LOG: sa.Table = PhiAuditLog.__table__  # type: ignore[assignment]
+HOT_COLUMNS: Final = (
+    "seq",
+    "created_at",
+    "link",
+    "id",
+    "actor",
+    "action",
+    "resource_type",
+    "resource_id",
+    "patient_ref",
+    "claim_id",
+    "job_id",
+    "purpose",
+    "source_ip",
+    "ip_text",
+    "user_agent",
+    "dictionary",
+    "details",
+)
+_PG_SELECT: Final = (
+    f"SELECT {', '.join(HOT_COLUMNS)} FROM phi_audit_log "
+    "WHERE organization_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
+)
+# Verification renders millions of rows: the server formats the time (exactly as
+# format_time does), which is cheaper than a datetime object per row in Python.
+_PG_TEXT_TIME: Final = _PG_SELECT.replace(
+    "created_at,",
+    """to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),""",
+    1,
+)
+HotRow = Sequence[Any]
+"""A hot row's values in :data:`HOT_COLUMNS` order."""
+PAGE: Final = 5000
+
+
+async def fetch_hot(
+    session: AsyncSession,
+    org: uuid.UUID,
+    *,
+    after: int,
+    upto: int = 2**63 - 1,
+    limit: int = PAGE,
+    filters: Sequence[sa.ColumnElement[bool]] = (),
+    text_time: bool = False,
+) -> list[HotRow]:
+    """Up to ``limit`` hot rows of ``org`` with ``after < seq <= upto``, in seq order.
+
+    With ``text_time`` (PostgreSQL, no filters) ``created_at`` comes as canonical text.
+    """
+    if session.get_bind().dialect.name == "postgresql" and not filters:
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+        driver: Any = raw.driver_connection
+        sql = _PG_TEXT_TIME if text_time else _PG_SELECT
+        return list(await driver.fetch(sql, org, after, upto, limit))
+    stmt = (
+        sa.select(*(_LOG.c[name] for name in HOT_COLUMNS))
+        .where(_LOG.c.organization_id == org, _LOG.c.seq > after, _LOG.c.seq <= upto, *filters)
+        .order_by(_LOG.c.seq)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).all())
+
+
+async def iter_hot(
+    session: AsyncSession, org: uuid.UUID, *, after: int, upto: int = 2**63 - 1
+) -> AsyncIterator[list[HotRow]]:
+    """Every hot row of ``org`` with ``after < seq <= upto``, page by page."""
+    while True:
+        rows = await fetch_hot(session, org, after=after, upto=upto, text_time=True)
+        if not rows:
+            return
+        yield rows
+        after = int(rows[-1][0])
+
+
+class Renderer:
+    """Turns hot rows of one organization into canonical lines (catalog and codec cached)."""
+
+    def __init__(self, state: AuditState, org: uuid.UUID) -> None:
+        self.state = state
+        self.org = org
+        self.org_text = str(org)
+        self.quoted: dict[int, str] = {}
+        self.values: dict[int, str] = {}
+        self.codec: DetailsCodec | None = None
+        self.ips: dict[Any, str] = {}
+
+    async def load(self, session: AsyncSession, rows: Sequence[HotRow]) -> None:
+        """Fetch the catalog values and dictionaries ``rows`` need."""
+        wanted: set[int] = set()
+        encodings: set[int] = set()
+        for row in rows:
+            for index in (4, 5, 6, 11, 13, 14):
+                value = row[index]
+                if value is not None and value not in self.quoted:
+                    wanted.add(value)
+            encodings.add(row[15])
+        if wanted:
+            found = await self.state.catalog.values(session, self.org, wanted)
+            for entry_id, value in found.items():
+                self.values[entry_id] = value
+                self.quoted[entry_id] = quote(value)
+        if (
+            self.codec is None
+            or not {e for e in encodings if e > 0} <= self.codec.dictionaries.keys()
+        ):
+            self.codec = await self.state.codec(session, self.org, need=encodings)
+
+    def details(self, row: HotRow) -> bytes | None:
+        """The canonical JSON bytes of a row's details."""
+        assert self.codec is not None
+        return self.codec.decode(row[16], row[15])
+
+    def line(self, row: HotRow) -> bytes:
+        """The canonical line of ``row`` (raises KeyError if a catalog id is unknown)."""
+        quoted = self.quoted
+        ip = row[12]
+        if ip is not None:
+            text = self.ips.get(ip)
+            if text is None:
+                text = self.ips[ip] = f'"{ip}"'
+            ip = text
+        at = row[1]
+        return render_quoted(
+            row[0],
+            at if at.__class__ is str else format_time(at),
+            str(row[3]),
+            self.org_text,
+            "null" if row[4] is None else quoted[row[4]],
+            quoted[row[5]],
+            quoted[row[6]],
+            quote(row[7]),
+            quote(row[8]),
+            "null" if row[9] is None else f'"{row[9]}"',
+            "null" if row[10] is None else f'"{row[10]}"',
+            "null" if row[11] is None else quoted[row[11]],
+            ip if ip is not None else ("null" if row[13] is None else quoted[row[13]]),
+            "null" if row[14] is None else quoted[row[14]],
+            self.details(row),
+        )
+
+
+def hot_record(renderer: Renderer, row: HotRow) -> AuditRecord:
+    """The public record of a hot row."""
+    values = renderer.values
+    details = renderer.details(row)
+    ip = row[12]
+    return AuditRecord(
+        seq=row[0],
+        created_at=row[1],
+        id=uuid.UUID(str(row[3])),
+        organization_id=renderer.org,
+        actor_id=None if row[4] is None else uuid.UUID(values[row[4]]),
+        action=values[row[5]],
+        resource_type=values[row[6]],
+        resource_id=row[7],
+        patient_ref=row[8],
+        claim_id=None if row[9] is None else uuid.UUID(str(row[9])),
+        job_id=None if row[10] is None else uuid.UUID(str(row[10])),
+        purpose=None if row[11] is None else values[row[11]],
+        source_ip=str(ip) if ip is not None else (None if row[13] is None else values[row[13]]),
+        user_agent=None if row[14] is None else values[row[14]],
+        details=None if details is None else json.loads(details),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """An archived segment's pointer row."""
+
+    id: uuid.UUID
+    first_seq: int
+    last_seq: int
+    start_date: dt.datetime
+    end_date: dt.datetime
+    end_hash: bytes
+    ref: ArchiveRef
+    blob_missing: bool
+
+
+def segment_ref(row: Any) -> ArchiveRef:
+    """The ArchiveRef a ``phi_audit_archives`` row records."""
+    return ArchiveRef(
+        key=row.blob_key,
+        codec=Codec.GZIP if row.codec == ArchiveCodec.GZIP else Codec.ZSTD,
+        sha256=bytes(row.sha256),
+        raw_size=int(row.raw_size),
+        stored_size=int(row.stored_size),
+        record_count=int(row.record_count),
+        format_version=int(row.format_version),
+    )
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+
+
+async def segments(
+    session: AsyncSession,
+    org: uuid.UUID,
+    *,
+    after: int = 0,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> list[Segment]:
+    """``org``'s archived segments holding records after ``after``, in seq order."""
+    stmt = (
+        sa.select(PhiAuditArchive)
+        .where(PhiAuditArchive.organization_id == org, PhiAuditArchive.last_seq > after)
+        .order_by(PhiAuditArchive.first_seq)
+    )
+    if since is not None:
+        stmt = stmt.where(PhiAuditArchive.end_date >= since)
+    if until is not None:
+        stmt = stmt.where(PhiAuditArchive.start_date < until)
+    rows = (await session.execute(stmt)).scalars().all()
+    return [
+        Segment(
+            id=row.id,
+            first_seq=row.first_seq,
+            last_seq=row.last_seq,
+            start_date=_aware(row.start_date),
+            end_date=_aware(row.end_date),
+            end_hash=bytes(row.end_hash),
+            ref=segment_ref(row),
+            blob_missing=row.blob_missing,
+        )
+        for row in rows
+    ]
+
+
+async def archived_end(session: AsyncSession, org: uuid.UUID) -> int:
+    """The last seq of ``org`` that is archived (0 if none): hot reads start after it."""
+    found = await session.scalar(
+        sa.select(PhiAuditChainHead.archived_seq).where(PhiAuditChainHead.organization_id == org)
+    )
+    return int(found or 0)

@@ -1,0 +1,414 @@
+"""``execstore audit verify``: recompute every chain and compare it with the evidence.
+
+For each organization, records are read in ``seq`` order — archived segments (verified
+against their sha256, through the cache), then hot rows — and the chain is recomputed
+from its genesis (or, with ``since``, from the last checkpoint before that time). The
+first record that does not fit is named:
+
+- its 8-byte link differs from the recomputed hash: the record was edited, or one was
+  inserted or moved here;
+- a ``seq`` is missing: records were deleted (a gap is fine only where a retention
+  tombstone and a checkpoint at its end say retention removed them);
+- a ``seq`` repeats or goes backwards: records were inserted or reordered;
+- the recomputed hash at a checkpoint's ``seq`` differs from the checkpoint blob:
+  history was rewritten consistently (links recomputed), which only the checkpoints,
+  written outside the database, can reveal; the rewrite lies after the previous
+  matching checkpoint;
+- checkpoints (or the chain head) go further than the records: the newest records
+  were deleted.
+
+Checkpoint blobs are found by listing (their names carry seq and hash), so an
+organization whose rows were all dropped still shows up. Records written after the
+newest checkpoint are covered only by their links until the next checkpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from execstore.audit.catalog import AuditState
+from execstore.audit.checkpoints import Evidence, organizations_with_evidence, read_evidence
+from execstore.audit.format import genesis, seq_of_line, split_stored_line
+from execstore.audit.reader import Renderer, iter_hot, segments
+from execstore.blob import Archives
+from execstore.errors import ArchiveError, ConfigurationError, translate_database_errors
+from execstore.schema.audit import PhiAuditChainHead, PhiAuditCheckpoint
+
+__all__ = ["OrganizationVerification", "Problem", "VerifyReport", "verify_audit"]
+
+EDITED: Final = "edited"
+MISSING: Final = "missing"
+REORDERED: Final = "reordered"
+REWRITTEN: Final = "rewritten"
+UNREADABLE: Final = "unreadable"
+CHECKPOINT_MISSING: Final = "checkpoint_missing"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """The first thing in one organization's chain that does not fit."""
+
+    organization_id: uuid.UUID
+    seq: int | None
+    kind: str
+    message: str
+
+
+@dataclass(slots=True)
+class OrganizationVerification:
+    """What verifying one organization's chain found."""
+
+    organization_id: uuid.UUID
+    records: int = 0
+    archived_records: int = 0
+    first_seq: int | None = None
+    last_seq: int = 0
+    checkpoints_matched: int = 0
+    newest_checkpoint_seq: int | None = None
+    problem: Problem | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing was found."""
+        return self.problem is None
+
+
+@dataclass(slots=True)
+class VerifyReport:
+    """One verification run."""
+
+    organizations: list[OrganizationVerification] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def records(self) -> int:
+        """Records checked in all organizations."""
+        return sum(o.records for o in self.organizations)
+
+    @property
+    def problems(self) -> list[Problem]:
+        """The first problem of every organization that has one."""
+        return [o.problem for o in self.organizations if o.problem is not None]
+
+    @property
+    def ok(self) -> bool:
+        """True when no organization has a problem."""
+        return not self.problems
+
+
+class _Stop(Exception):
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.message)
+        self.problem = problem
+
+
+class _Chain:
+    """The recomputation of one organization's chain, record by record."""
+
+    def __init__(
+        self,
+        org: uuid.UUID,
+        evidence: Evidence,
+        result: OrganizationVerification,
+        start: int,
+        previous: bytes,
+    ) -> None:
+        self.org = org
+        self.checkpoints = {seq: found[0] for seq, found in evidence.checkpoints.items()}
+        self.keys = {seq: found[1] for seq, found in evidence.checkpoints.items()}
+        self.tombstones = evidence.tombstones
+        self.result = result
+        self.expected = start
+        self.previous = previous
+        self.last_matched = start - 1
+
+    def fail(self, seq: int | None, kind: str, message: str) -> _Stop:
+        return _Stop(Problem(self.org, seq, kind, message))
+
+    def jump(self, seq: int) -> None:
+        """Account for a gap before ``seq``: retention may have left one, nothing else."""
+        low, high = self.expected, seq - 1
+        if seq < self.expected:
+            raise self.fail(
+                seq,
+                REORDERED,
+                f"record {seq} comes after record {self.expected - 1}: "
+                "records were inserted or reordered",
+            )
+        covered = _covered(self.tombstones, low, high)
+        anchor = self.checkpoints.get(high)
+        if not covered or anchor is None:
+            raise self.fail(
+                low,
+                MISSING,
+                f"records {low}..{high} are missing: deleted"
+                + ("" if covered else " (no retention tombstone covers them)"),
+            )
+        self.previous = anchor
+        self.expected = seq
+
+    def checkpoint(self, seq: int, digest: bytes) -> None:
+        expected = self.checkpoints[seq]
+        if expected != digest:
+            raise self.fail(
+                self.last_matched + 1,
+                REWRITTEN,
+                f"the chain at record {seq} differs from checkpoint {self.keys[seq]}: "
+                f"records {self.last_matched + 1}..{seq} were rewritten "
+                "(their links were recomputed to hide it)",
+            )
+        self.last_matched = seq
+        self.result.checkpoints_matched += 1
+
+    def count(self, seq: int) -> None:
+        if self.result.first_seq is None:
+            self.result.first_seq = seq
+        self.result.last_seq = seq
+
+
+def _covered(tombstones: list[tuple[int, int, str]], low: int, high: int) -> bool:
+    at = low
+    for first, last, _ in tombstones:
+        if first <= at <= last:
+            at = last + 1
+        if at > high:
+            return True
+    return at > high
+
+
+async def verify_audit(
+    sessions: async_sessionmaker[AsyncSession],
+    archives: Archives,
+    *,
+    organization_id: uuid.UUID | None = None,
+    since: dt.datetime | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Verify one organization's chain (or every organization's); see the module docstring."""
+    started = time.perf_counter()
+    report = VerifyReport()
+    async with sessions() as session:
+        with translate_database_errors():
+            if organization_id is not None:
+                organizations = [organization_id]
+            else:
+                known = set(
+                    (await session.scalars(sa.select(PhiAuditChainHead.organization_id))).all()
+                )
+                known |= set(
+                    (
+                        await session.scalars(
+                            sa.select(PhiAuditCheckpoint.organization_id).distinct()
+                        )
+                    ).all()
+                )
+                known |= await organizations_with_evidence(archives)
+                organizations = sorted(known, key=str)
+            for org in organizations:
+                result = await _verify_one(session, sessions, archives, org, since, on_progress)
+                report.organizations.append(result)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+async def _verify_one(
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
+    archives: Archives,
+    org: uuid.UUID,
+    since: dt.datetime | None,
+    on_progress: Callable[[int], None] | None,
+) -> OrganizationVerification:
+    result = OrganizationVerification(org)
+    evidence = await read_evidence(archives, org)
+    if evidence.checkpoints:
+        result.newest_checkpoint_seq = max(evidence.checkpoints)
+    head = (
+        await session.execute(
+            sa.select(
+                PhiAuditChainHead.seq, PhiAuditChainHead.hash, PhiAuditChainHead.archived_seq
+            ).where(PhiAuditChainHead.organization_id == org)
+        )
+    ).first()
+    indexed = (
+        await session.execute(
+            sa.select(
+                PhiAuditCheckpoint.seq,
+                PhiAuditCheckpoint.hash,
+                PhiAuditCheckpoint.blob_key,
+                PhiAuditCheckpoint.created_at,
+            )
+            .where(PhiAuditCheckpoint.organization_id == org)
+            .order_by(PhiAuditCheckpoint.seq)
+        )
+    ).all()
+    start, previous = 1, genesis(org)
+    for seq, digest, key, created_at in indexed:
+        blob = evidence.checkpoints.get(seq)
+        if blob is None or blob[0] != bytes(digest):
+            result.problem = Problem(
+                org,
+                seq,
+                CHECKPOINT_MISSING,
+                f"checkpoint {key} is indexed but its blob is "
+                + ("gone" if blob is None else "for a different hash"),
+            )
+            return result
+        aware = created_at.replace(tzinfo=dt.UTC) if created_at.tzinfo is None else created_at
+        if since is not None and aware < since:
+            start, previous = seq + 1, bytes(digest)
+    chain = _Chain(org, evidence, result, start, previous)
+    archived_seq = 0 if head is None else int(head[2])
+    try:
+        await _walk_archives(session, archives, chain, start)
+        await _walk_hot(
+            session, sessions, chain, max(chain.expected - 1, archived_seq), on_progress
+        )
+        _check_end(chain, head, evidence)
+    except _Stop as stop:
+        result.problem = stop.problem
+    return result
+
+
+async def _walk_archives(
+    session: AsyncSession, archives: Archives, chain: _Chain, start: int
+) -> None:
+    sha256 = hashlib.sha256
+    for segment in await segments(session, chain.org, after=start - 1):
+        try:
+            payload = await archives.read_bytes(segment.ref)
+        except ArchiveError as exc:
+            raise chain.fail(
+                segment.first_seq,
+                UNREADABLE,
+                f"archived records {segment.first_seq}..{segment.last_seq} cannot be read: {exc}",
+            ) from exc
+        checkpoints = chain.checkpoints
+        count = 0
+        for stored in payload.split(b"\n"):
+            if not stored:
+                continue
+            parts = split_stored_line(stored)
+            seq = seq_of_line(stored)
+            if parts is None or seq is None:
+                raise chain.fail(
+                    segment.first_seq,
+                    EDITED,
+                    f"archive {segment.ref.key} holds a line that is not a record",
+                )
+            if seq < start:
+                continue
+            if seq != chain.expected:
+                chain.jump(seq)
+            line, link = parts
+            digest = sha256(chain.previous + line).digest()
+            if digest[:8] != link:
+                raise chain.fail(
+                    seq,
+                    EDITED,
+                    f"archived record {seq} does not match its chain link: edited, "
+                    f"inserted or moved ({segment.ref.key})",
+                )
+            if seq in checkpoints:
+                chain.checkpoint(seq, digest)
+            chain.previous = digest
+            chain.expected = seq + 1
+            chain.count(seq)
+            count += 1
+        chain.result.records += count
+        chain.result.archived_records += count
+        if chain.expected - 1 == segment.last_seq and chain.previous != segment.end_hash:
+            raise chain.fail(
+                segment.first_seq,
+                REWRITTEN,
+                f"archived records {segment.first_seq}..{segment.last_seq} do not end in the "
+                "hash their pointer row recorded",
+            )
+
+
+async def _walk_hot(
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession],
+    chain: _Chain,
+    after: int,
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    # A fresh state: verification reads what is stored, never what this process cached.
+    renderer = Renderer(AuditState(), chain.org)
+    sha256 = hashlib.sha256
+    checkpoints = chain.checkpoints
+    result = chain.result
+    async for rows in iter_hot(session, chain.org, after=after):
+        try:
+            await renderer.load(session, rows)
+        except (KeyError, ConfigurationError) as exc:
+            raise chain.fail(
+                int(rows[0][0]), EDITED, f"a record's dictionary is missing: {exc}"
+            ) from exc
+        for row in rows:
+            seq = row[0]
+            if seq != chain.expected:
+                chain.jump(seq)
+            try:
+                line = renderer.line(row)
+            except Exception as exc:  # a catalog id or dictionary that is not there
+                raise chain.fail(
+                    seq, EDITED, f"record {seq} ({row[3]}) cannot be rendered: {exc!r}"
+                ) from exc
+            digest = sha256(chain.previous + line).digest()
+            if int.from_bytes(digest[:8], "big", signed=True) != row[2]:
+                raise chain.fail(
+                    seq,
+                    EDITED,
+                    f"record {seq} ({row[3]}) does not match its chain link: edited, "
+                    "inserted or moved",
+                )
+            if seq in checkpoints:
+                chain.checkpoint(seq, digest)
+            chain.previous = digest
+            chain.expected = seq + 1
+        chain.count(int(rows[0][0]))
+        chain.count(int(rows[-1][0]))
+        result.records += len(rows)
+        if on_progress is not None:
+            on_progress(result.records)
+
+
+def _check_end(chain: _Chain, head: Any, evidence: Evidence) -> None:
+    last = chain.expected - 1
+    beyond = [seq for seq in evidence.checkpoints if seq > last]
+    if beyond:
+        raise chain.fail(
+            last + 1,
+            MISSING,
+            f"checkpoint {chain.keys[max(beyond)]} covers records up to {max(beyond)} but "
+            f"the records end at {last}: the newest records were deleted",
+        )
+    if head is None:
+        if last:
+            raise chain.fail(last, MISSING, "the organization's chain head row is missing")
+        return
+    head_seq, head_hash = int(head[0]), bytes(head[1])
+    if head_seq > last:
+        raise chain.fail(
+            last + 1,
+            MISSING,
+            f"records {last + 1}..{head_seq} are missing (the chain head is at {head_seq})",
+        )
+    if head_seq < last:
+        raise chain.fail(
+            head_seq + 1,
+            REORDERED,
+            f"records {head_seq + 1}..{last} lie beyond the chain head: inserted",
+        )
+    if last and head_hash != chain.previous:
+        raise chain.fail(last, EDITED, "the chain head's hash does not match the records")
