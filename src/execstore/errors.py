@@ -4,6 +4,7 @@
     ├── ConfigurationError        settings that cannot work (names the setting)
     ├── NotFound                  no such row for this organization (never "forbidden")
     ├── InvalidBlobKey            a blob key breaks the key rules (also a ValueError)
+    ├── InvalidRagContext         a RAG context that cannot be stored as given (also a ValueError)
     ├── Conflict                  a write that would contradict stored data
     │   └── ArchiveConflict       different bytes at an existing write-once key
     ├── ArchiveError              something is wrong with an archive blob
@@ -14,7 +15,8 @@
     │   └── IntegrityViolation    a constraint refused the write
     └── MigrationError            the schema is not where the code needs it
         ├── MigrationRequired     the database is behind the package's head revision
-        └── DowngradeRefused      going down would lose data
+        ├── DowngradeRefused      going down would lose data
+        └── BackfillIncomplete    a contract step would drop rows its backfill has not moved
 
 Driver errors become these in :func:`translate_database_errors`, always with
 ``raise ... from exc`` so the original stays on ``__cause__``.
@@ -30,6 +32,7 @@ __all__ = [
     "ArchiveCorrupt",
     "ArchiveError",
     "ArchiveMissing",
+    "BackfillIncomplete",
     "BlobStoreError",
     "ConfigurationError",
     "Conflict",
@@ -38,6 +41,7 @@ __all__ = [
     "ExecstoreError",
     "IntegrityViolation",
     "InvalidBlobKey",
+    "InvalidRagContext",
     "MigrationError",
     "MigrationRequired",
     "NotFound",
@@ -76,6 +80,10 @@ class InvalidBlobKey(ExecstoreError, ValueError):
         super().__init__(f"invalid blob key {key!r}: {reason}")
         self.key = key
         self.reason = reason
+
+
+class InvalidRagContext(ExecstoreError, ValueError):
+    """A RAG context that cannot be stored as given (the message says what and where)."""
 
 
 class ArchiveError(ExecstoreError):
@@ -123,6 +131,11 @@ class MigrationRequired(MigrationError):
 
 class DowngradeRefused(MigrationError):
     """Going down this revision would lose rows that only the newer schema holds."""
+
+
+class BackfillIncomplete(MigrationError):
+    """A contract revision would drop a legacy table whose backfill has not moved and verified
+    every row; the message names the command to run."""
 
 
 @contextmanager

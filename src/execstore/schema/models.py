@@ -22,9 +22,7 @@ from execstore.schema.logs import ExecutionLogArchive, ExecutionLogEntry, execut
 from execstore.schema.metadata import ExecutionMetadata, execution_metadata_legacy
 from execstore.schema.rag import (
     ExecutionRagContext,
-    ExecutionRagModifier,
-    ExecutionRagPayer,
-    ExecutionRagRule,
+    RagCounter,
     RagModifierEntry,
     RagPayerEntry,
     RagRuleEntry,
@@ -56,9 +54,6 @@ __all__ = [
     "ExecutionLogEntry",
     "ExecutionMetadata",
     "ExecutionRagContext",
-    "ExecutionRagModifier",
-    "ExecutionRagPayer",
-    "ExecutionRagRule",
     "ExecutionScreenshot",
     "HealingAttempt",
     "HealingSuggestion",
@@ -67,6 +62,7 @@ __all__ = [
     "Organization",
     "PhiAuditArchive",
     "PhiAuditLog",
+    "RagCounter",
     "RagModifierEntry",
     "RagPayerEntry",
     "RagRuleEntry",
