@@ -216,11 +216,11 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
                     "id": str(uuid.uuid4()),
                     "job_id": job,
                     "organization_id": org,
-                    "payers": [{"name": "Aetna"}],
+                    "payers": [{"payerName": "Aetna", "payerId": "60054", "scenario": "s"}],
                     "modifiers": [],
-                    "rules": [],
+                    "rules": [{"ruleId": "R1", "ruleType": "t", "condition": "c", "action": "a"}],
                     "rag_retrieval_time_ms": 12,
-                    "total_rules_retrieved": 0,
+                    "total_rules_retrieved": 1,
                 }
             ],
         )
@@ -254,7 +254,15 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
     await engine.dispose()
 
     with caplog.at_level("WARNING", logger="execstore.migrations"):
-        await migrate(fresh_db_url)
+        await migrate(fresh_db_url, "contract_execution_metadata")
+    # The RAG contract step waits for its backfill (cuid ids mapped on the way).
+    from execstore.rag import backfill_rag
+    from execstore.store import ExecStore
+
+    settings = load_settings(database_url=fresh_db_url, blob_url="file:/tmp/execstore-unused")
+    async with ExecStore.open(settings) as store:
+        assert (await backfill_rag(store.sessions)).status.complete  # type: ignore[union-attr]
+    await migrate(fresh_db_url)
     assert await schema_diff(fresh_db_url) == []
     reported = {r.getMessage() for r in caplog.records if r.name == "execstore.migrations"}
     fitted_jobs = 2 if backend == "sqlite" else 1  # SQLite also had "fine\x00" to clean
@@ -273,7 +281,7 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
             "healing_suggestions",
             "execution_log",
             "execution_screenshots_legacy",
-            "execution_rag_rules_legacy",
+            "execution_rag_context",
             "execution_metadata_legacy",
             "phi_audit_log",
         )
@@ -287,7 +295,7 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         "healing_suggestions": 1,
         "execution_log": 5,
         "execution_screenshots_legacy": 1,
-        "execution_rag_rules_legacy": 1,
+        "execution_rag_context": 1,
         "execution_metadata_legacy": 1,
         "phi_audit_log": 1,
     }
@@ -305,14 +313,14 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
     )
     assert [r[0] for r in lengths] == [10000, 2000, 1000, 500]
 
-    from execstore.store import ExecStore
-
-    settings = load_settings(database_url=fresh_db_url, blob_url="file:/tmp/execstore-unused")
     async with ExecStore.open(settings) as store, store.unit(_legacy_id(org)) as uow:
         got = await uow.jobs.get(uuid.UUID(job))
         assert got.organization_id == _legacy_id(org)
         assert got.workflow_id == uuid.UUID(wf)
         assert got.result == {"success": False, "screenshots": [{"url": "u"}]}
+        rag = await uow.rag.get(uuid.UUID(job))
+        assert rag is not None
+        assert rag.payers[0].payer_id == "60054"
 
     # And back: the legacy rows survive a downgrade to the baseline.
     await downgrade(fresh_db_url, "legacy_baseline")

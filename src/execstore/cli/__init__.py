@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from execstore.cli import archive, db, demo
+from execstore.cli import archive, backfill, backfill_rag, db, demo
 from execstore.cli._common import options
 
 __all__ = ["app", "main"]
@@ -30,6 +30,8 @@ def _global(
 
 app.add_typer(db.app, name="db")
 app.add_typer(archive.app, name="archive")
+backfill.app.command("rag")(backfill_rag.rag_command)
+app.add_typer(backfill.app, name="backfill")
 app.command("demo")(demo.run_demo)
 
 

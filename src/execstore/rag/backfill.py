@@ -31,11 +31,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival import SetAside, describe_failure, write_each
+from execstore.archival import SetAside, write_each
 from execstore.errors import translate_database_errors
 from execstore.ids import legacy_uuid, legacy_uuid_sql
 from execstore.rag import normalized
-from execstore.rag.format import context_from_legacy
+from execstore.rag.format import context_from_legacy, explain
 from execstore.rag.types import RagContext
 from execstore.schema import models as m
 from execstore.schema.rag import execution_rag_rules_legacy as legacy_table
@@ -110,13 +110,16 @@ async def backfill_rag(
     limit: int | None = None,
     workers: int = 1,
     organization_id: uuid.UUID | None = None,
+    replace_differing: bool = False,
     on_batch: Callable[[RagBackfillReport], None] | None = None,
 ) -> RagBackfillReport:
     """Move and verify up to ``limit`` legacy rows, ``batch_size`` per commit, ``workers`` at once.
 
     Works across organizations (or only ``organization_id``'s rows). ``on_batch`` is
     called with the running report after every batch. The report ends with the
-    :class:`BackfillStatus` after the run.
+    :class:`BackfillStatus` after the run. A normalized copy that differs from its
+    legacy row is set aside, or with ``replace_differing`` rewritten from the legacy row
+    (for rows changed in the ``legacy`` mode after they were moved).
     """
     if batch_size < 1 or workers < 1:
         raise ValueError("batch_size and workers must be at least 1")
@@ -140,7 +143,9 @@ async def backfill_rag(
                         if not claimed:
                             return
                         after = claimed[-1].id
-                        moved, found, aside = await _move_batch(session, claimed)
+                        moved, found, aside = await _move_batch(
+                            session, claimed, replace=replace_differing
+                        )
             report.batches += 1
             report.moved += moved
             report.already_normalized += found
@@ -172,7 +177,7 @@ async def _claim(
 
 
 async def _move_batch(
-    session: AsyncSession, rows: Sequence[sa.Row[Any]]
+    session: AsyncSession, rows: Sequence[sa.Row[Any]], *, replace: bool
 ) -> tuple[int, int, list[SetAside]]:
     aside: list[SetAside] = []
     items: list[_Item] = []
@@ -187,7 +192,7 @@ async def _move_batch(
                 )
             )
         except Exception as exc:  # bad JSON or ids: this row waits, the batch goes on
-            aside.append(SetAside(row.id, describe_failure(exc)))
+            aside.append(SetAside(row.id, f"InvalidRagContext: {explain(exc)}"))
     owners = dict(
         (
             await session.execute(
@@ -195,7 +200,7 @@ async def _move_batch(
                     m.Job.id.in_([i.job_id for i in items])
                 )
             )
-        ).tuples()
+        ).all()
     )
     ready = []
     for item in items:
@@ -219,11 +224,20 @@ async def _move_batch(
             if stored is None:
                 await normalized.insert(session, item.organization_id, item.job_id, item.context)
                 stored = await normalized.fetch(session, item.organization_id, item.job_id)
+            elif stored != item.context and replace:
+                await session.execute(
+                    sa.delete(m.ExecutionRagContext).where(
+                        m.ExecutionRagContext.job_id == item.job_id
+                    )
+                )
+                await normalized.insert(session, item.organization_id, item.job_id, item.context)
+                stored = await normalized.fetch(session, item.organization_id, item.job_id)
             elif item not in present:
                 present.append(item)
             if stored != item.context:
                 raise ValueError(
-                    f"normalized context of job {item.job_id} differs from the legacy row"
+                    f"normalized context of job {item.job_id} differs from the legacy row "
+                    "(--replace-differing rewrites it from legacy)"
                 )
         await session.execute(
             sa.insert(verified_table), [{"legacy_id": item.legacy_id} for item in batch]

@@ -56,8 +56,8 @@ async def read_stats(sessions: async_sessionmaker[AsyncSession]) -> ShadowStats:
     """The shadow-read counters as every process has bumped them so far."""
     async with sessions() as session:
         with translate_database_errors():
-            rows = dict(
-                (await session.execute(sa.select(RagCounter.name, RagCounter.value))).tuples().all()
+            rows: dict[str, int] = dict(
+                (await session.execute(sa.select(RagCounter.name, RagCounter.value))).all()
             )
     return ShadowStats(
         compared=rows.get(COMPARED, 0),

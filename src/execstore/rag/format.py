@@ -34,6 +34,8 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
+from pydantic import ValidationError
+
 from execstore.rag.types import RagContext, RagModifier, RagPayer, RagRule
 from execstore.repository import as_utc
 
@@ -42,6 +44,7 @@ __all__ = [
     "context_from_legacy",
     "context_to_legacy",
     "digest",
+    "explain",
     "modifier_fields",
     "payer_fields",
     "rule_fields",
@@ -253,3 +256,15 @@ def context_from_input(value: Mapping[str, Any]) -> RagContext:
             call_default_factory=True
         )
     return context_from_legacy(row)
+
+
+def explain(exc: BaseException) -> str:
+    """One line saying what is wrong with a context (the first validation error, located)."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        first = errors[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return (f"{where}: {first['msg']}" if where else first["msg"]) + more
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from execstore.config import RagMode
 from execstore.errors import Conflict, InvalidRagContext, NotFound, translate_database_errors
 from execstore.rag import counters, legacy_store, normalized
-from execstore.rag.format import context_from_input
+from execstore.rag.format import context_from_input, explain
 from execstore.rag.types import (
     REASON_LIMIT,
     RagContext,
@@ -69,15 +69,7 @@ def as_context(context: RagContext | Mapping[str, Any]) -> RagContext:
     try:
         return context_from_input(context)
     except (ValidationError, ValueError, TypeError) as exc:
-        raise InvalidRagContext(f"invalid RAG context: {_first(exc)}") from exc
-
-
-def _first(exc: BaseException) -> str:
-    if isinstance(exc, ValidationError):
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err.get("loc", ()))
-        return f"{where}: {err['msg']}" if where else err["msg"]
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InvalidRagContext(f"invalid RAG context: {explain(exc)}") from exc
 
 
 class RagRepository(ScopedRepository[m.ExecutionRagContext]):

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from alembic import op
 
+from execstore.errors import DowngradeRefused
 from execstore.migrations.helpers import (
     create_tables,
     dialect,
     drop_tables,
-    refuse_if_rows,
     rename_to_transitional,
     restore_from_transitional,
 )
@@ -47,8 +47,12 @@ NEW_TABLES = (
 )
 
 
-# Checked before any downgrade step runs (execstore.migrations.runner).
-DOWNGRADE_REFUSED_WITH_ROWS = ("execution_rag_context",)
+# Going down keeps the contexts the legacy table holds equally (the dual-write modes,
+# a complete backfill and contract_rag_rules' downgrade all keep it so) and refuses when
+# any context exists only in normalized form (written or changed in the normalized
+# mode). That check needs the data, so it runs in downgrade() (PostgreSQL rolls the
+# whole downgrade back; on SQLite the steps above this one stay done, losing nothing).
+DOWNGRADE_REFUSED_WITH_ROWS: tuple[str, ...] = ()
 
 
 def upgrade() -> None:
@@ -60,7 +64,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    refuse_if_rows(*DOWNGRADE_REFUSED_WITH_ROWS)
+    from execstore.rag.refill import contexts_not_in_legacy
+
+    missing = contexts_not_in_legacy(op.get_bind())
+    if missing:
+        raise DowngradeRefused(
+            f"{len(missing)} RAG context(s) exist only in the normalized tables (e.g. job "
+            f"{missing[0]}), which normalize_rag_rules' downgrade would drop; keep them or "
+            "delete those jobs' contexts first"
+        )
     op.drop_table("rag_backfill_verified")
     drop_tables(*reversed(NEW_TABLES))
     if dialect() == "postgresql":
