@@ -6,11 +6,14 @@ Normalized (``execution_rag_context`` + ``rag_*_catalog``):
   bytes of sha256 over the JSON array of its fitted fields (rule:
   ``[rule_id, rule_type, condition, action]``, payer: ``[payer_name, payer_id,
   scenario]``, modifier: ``[code, scenario]``), so equal stored text means equal digest;
+- a rule's condition and action live in its catalog row's ``body``: ``[condition,
+  action]`` as compact JSON, raw-deflated (``b"z"`` + data) when that is smaller, else
+  ``b"j"`` + the JSON (:func:`pack_rule_text`);
 - ``rule_entry_ids``/``rule_scores``: the rules' catalog ids in retrieval order, and
   their scores in ten-thousandths (null when the retriever gave none);
   ``average_score`` likewise;
-- ``rule_uses``: ``[[position, step_index, used_at_ms, reason], ...]`` for the used
-  rules only (``used_at_ms``: milliseconds since the Unix epoch, UTC; nulls allowed).
+- ``execution_rag_rule_uses``: a row per used rule (position, step, time, reason), with
+  ``counted`` when its mark added one to the saved ``total_rules_used``.
 
 Legacy (``execution_rag_rules_legacy``, written by the dual-write modes, read by the
 backfill): JSON arrays of objects with the orchestration service's camelCase keys,
@@ -30,6 +33,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import zlib
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
@@ -46,19 +50,18 @@ __all__ = [
     "digest",
     "explain",
     "modifier_fields",
+    "pack_rule_text",
     "payer_fields",
     "rule_fields",
     "scaled",
+    "unpack_rule_text",
     "unscaled",
-    "uses_of",
-    "with_uses",
 ]
 
 CatalogKind = str
 RULE: Final = "rule"
 PAYER: Final = "payer"
 MODIFIER: Final = "modifier"
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 def digest(fields: Sequence[str | None]) -> bytes:
@@ -82,6 +85,25 @@ def modifier_fields(modifier: RagModifier) -> tuple[str, str]:
     return (modifier.code, modifier.scenario)
 
 
+def pack_rule_text(condition: str, action: str) -> bytes:
+    """A rule's ``body``: ``b"z"`` + raw deflate of ``[condition, action]`` as JSON, or
+    ``b"j"`` + the JSON itself when deflating does not make it smaller."""
+    raw = json.dumps([condition, action], ensure_ascii=False, separators=(",", ":")).encode(
+        "utf-8", "surrogatepass"
+    )
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)
+    deflated = packer.compress(raw) + packer.flush()
+    return b"z" + deflated if len(deflated) < len(raw) else b"j" + raw
+
+
+def unpack_rule_text(body: bytes) -> tuple[str, str]:
+    """(condition, action) from a rule's ``body``."""
+    kind, data = body[:1], body[1:]
+    raw = zlib.decompress(data, -15) if kind == b"z" else data
+    condition, action = json.loads(raw.decode("utf-8", "surrogatepass"))
+    return condition, action
+
+
 def scaled(score: float | None) -> int | None:
     """A 0..1 score as ten-thousandths (None stays None)."""
     return None if score is None else round(score * 10_000)
@@ -90,40 +112,6 @@ def scaled(score: float | None) -> int | None:
 def unscaled(value: int | None) -> float | None:
     """Ten-thousandths back to the score."""
     return None if value is None else value / 10_000
-
-
-def _ms(value: dt.datetime | None) -> int | None:
-    if value is None:
-        return None
-    return (as_utc(value) - _EPOCH) // dt.timedelta(milliseconds=1)
-
-
-def _from_ms(value: int | None) -> dt.datetime | None:
-    return None if value is None else _EPOCH + dt.timedelta(milliseconds=value)
-
-
-def uses_of(rules: Sequence[RagRule]) -> list[list[Any]]:
-    """The packed ``rule_uses`` list of ``rules``."""
-    return [
-        [position, rule.used_at_step_index, _ms(rule.used_at), rule.usage_reason]
-        for position, rule in enumerate(rules)
-        if rule.was_used
-    ]
-
-
-def with_uses(rules: list[RagRule], uses: Sequence[Sequence[Any]]) -> list[RagRule]:
-    """``rules`` with the packed ``uses`` applied."""
-    out = list(rules)
-    for position, step, at_ms, reason in uses:
-        out[position] = out[position].model_copy(
-            update={
-                "was_used": True,
-                "used_at_step_index": step,
-                "used_at": _from_ms(at_ms),
-                "usage_reason": reason,
-            }
-        )
-    return out
 
 
 # -- legacy JSON -----------------------------------------------------------------------

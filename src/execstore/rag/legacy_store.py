@@ -109,12 +109,43 @@ async def write_uses(session: AsyncSession, row_id: str, context: RagContext) ->
     )
 
 
+def _names_rule(dialect: str, rule_id: str) -> sa.ColumnElement[bool]:
+    # A cheap pre-filter on the JSON text (camelCase or snake_case key); the rows it
+    # keeps are parsed and checked exactly in Python.
+    if dialect == "postgresql":
+        return sa.or_(
+            table.c.rules.op("@>")(
+                sa.func.jsonb_build_array(sa.func.jsonb_build_object("ruleId", rule_id))
+            ),
+            table.c.rules.op("@>")(
+                sa.func.jsonb_build_array(sa.func.jsonb_build_object("rule_id", rule_id))
+            ),
+        )
+    each = sa.func.json_each(table.c.rules).table_valued("value")
+    return sa.exists(
+        sa.select(sa.literal(1))
+        .select_from(each)
+        .where(
+            sa.or_(
+                sa.func.json_extract(each.c.value, "$.ruleId") == rule_id,
+                sa.func.json_extract(each.c.value, "$.rule_id") == rule_id,
+            )
+        )
+    )
+
+
 async def rows_in_window(
-    session: AsyncSession, organization_id: uuid.UUID, since: dt.datetime, until: dt.datetime
+    session: AsyncSession,
+    organization_id: uuid.UUID,
+    since: dt.datetime,
+    until: dt.datetime,
+    *,
+    rule_id: str | None = None,
 ) -> list[tuple[uuid.UUID, RagContext]]:
     """Every (job id, context) of the organization retrieved in ``[since, until)``, oldest first.
 
-    Rows that do not hold a valid context are skipped (the backfill reports them).
+    With ``rule_id``, only the rows whose rules name it. Rows that do not hold a valid
+    context are skipped (the backfill reports them).
     """
     dialect = session.get_bind().dialect.name
     naive = [as_naive_utc(since), as_naive_utc(until)]
@@ -128,6 +159,8 @@ async def rows_in_window(
         )
         .order_by(table.c.retrieved_at, table.c.id)
     )
+    if rule_id is not None:
+        stmt = stmt.where(_names_rule(dialect, rule_id))
     out = []
     for row in (await session.execute(stmt)).all():
         try:

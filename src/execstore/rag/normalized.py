@@ -7,6 +7,7 @@ JSON) so that ``get`` costs one round trip like the legacy row it replaces.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import uuid
@@ -22,12 +23,12 @@ from execstore.errors import NotFound
 from execstore.rag.format import (
     digest,
     modifier_fields,
+    pack_rule_text,
     payer_fields,
     rule_fields,
     scaled,
+    unpack_rule_text,
     unscaled,
-    uses_of,
-    with_uses,
 )
 from execstore.rag.types import RagContext, RagModifier, RagPayer, RagRule, RuleUse, TopRule
 from execstore.repository import as_utc
@@ -41,9 +42,9 @@ __all__ = [
     "insert",
     "job_exists",
     "lock",
+    "mark",
     "rule_usage",
     "top_rules",
-    "write_uses",
 ]
 
 _CATALOGS: dict[str, Any] = {
@@ -52,11 +53,12 @@ _CATALOGS: dict[str, Any] = {
     "modifier": m.RagModifierEntry,
 }
 _FIELDS = {
-    "rule": ("rule_id", "rule_type", "condition", "action"),
+    "rule": ("rule_id", "rule_type", "body"),
     "payer": ("payer_name", "payer_id", "scenario"),
     "modifier": ("code", "scenario"),
 }
 _context: sa.Table = m.ExecutionRagContext.__table__  # type: ignore[assignment]
+_uses = m.execution_rag_rule_uses
 
 
 def _dialect(session: AsyncSession) -> str:
@@ -88,11 +90,7 @@ async def _catalog_ids(
             continue
         model = _CATALOGS[kind]
         values = [
-            {
-                "organization_id": organization_id,
-                "digest": d,
-                **dict(zip(_FIELDS[kind], f, strict=True)),
-            }
+            {"organization_id": organization_id, "digest": d, **_stored(kind, f)}
             for d, f in missing.items()
         ]
         insert = (
@@ -111,6 +109,14 @@ async def _catalog_ids(
             )
             found.update({(kind, bytes(d)): i for d, i in rows})
     return {kind: [found[(kind, d)] for d in keys[kind]] for kind in wanted}
+
+
+def _stored(kind: str, fields: tuple[Any, ...]) -> dict[str, Any]:
+    if kind == "rule":
+        rule_id, rule_type, condition, action = fields
+        body = pack_rule_text(condition, action)
+        return {"rule_id": rule_id, "rule_type": rule_type, "body": body}
+    return dict(zip(_FIELDS[kind], fields, strict=True))
 
 
 async def insert(
@@ -141,7 +147,6 @@ async def insert(
         "modifier_entry_ids": ids["modifier"],
         "rule_entry_ids": ids["rule"],
         "rule_scores": [scaled(r.retrieval_score) for r in context.rules],
-        "rule_uses": uses_of(context.rules),
     }
     columns = list(values)
     select = sa.select(
@@ -150,7 +155,25 @@ async def insert(
     done = await session.execute(
         sa.insert(_context).from_select(columns, select).returning(_context.c.job_id)
     )
-    return done.first() is not None
+    if done.first() is None:
+        return False
+    used = [_use_values(job_id, i, r, counted=False) for i, r in enumerate(context.rules)]
+    if used := [u for u, r in zip(used, context.rules, strict=True) if r.was_used]:
+        await session.execute(sa.insert(_uses), used)
+    return True
+
+
+def _use_values(
+    job_id: uuid.UUID, position: int, rule: RagRule, *, counted: bool
+) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "position": position,
+        "counted": counted,
+        "step_index": rule.used_at_step_index,
+        "used_at": rule.used_at,
+        "usage_reason": rule.usage_reason,
+    }
 
 
 async def job_exists(session: AsyncSession, organization_id: uuid.UUID, job_id: uuid.UUID) -> bool:
@@ -169,9 +192,12 @@ def _fetch_sql(dialect: str, *, every: bool = False) -> sa.TextualSelect:
         ids = "e.id IN (SELECT value FROM json_each(c.{col}))"
         agg, arr = "json_group_array", "json_array"
 
+    binary = "encode(e.body, 'base64')" if dialect == "postgresql" else "hex(e.body)"
+
     def catalog(table: str, col: str, fields: Sequence[str]) -> str:
+        picked = ", ".join(binary if f == "body" else f"e.{f}" for f in fields)
         return (
-            f"(SELECT {agg}({arr}(e.id, {', '.join('e.' + f for f in fields)})) FROM {table} e "
+            f"(SELECT {agg}({arr}(e.id, {picked})) FROM {table} e "
             f"WHERE {ids.format(col=col)} AND e.organization_id = c.organization_id)"
         )
 
@@ -185,7 +211,9 @@ def _fetch_sql(dialect: str, *, every: bool = False) -> sa.TextualSelect:
         "SELECT c.job_id AS context_job, c.organization_id, c.retrieved_at, "
         "c.rag_retrieval_time_ms, "
         "c.total_rules_retrieved, c.total_rules_used, c.average_score, c.payer_entry_ids, "
-        "c.modifier_entry_ids, c.rule_entry_ids, c.rule_scores, c.rule_uses, "
+        "c.modifier_entry_ids, c.rule_entry_ids, c.rule_scores, "
+        f"(SELECT {agg}({arr}(u.position, u.step_index, u.used_at, u.usage_reason, u.counted)) "
+        "FROM execution_rag_rule_uses u WHERE u.job_id = c.job_id) AS uses, "
         f"{catalog('rag_rule_catalog', 'rule_entry_ids', _FIELDS['rule'])} AS rules, "
         f"{catalog('rag_payer_catalog', 'payer_entry_ids', _FIELDS['payer'])} AS payers, "
         f"{catalog('rag_modifier_catalog', 'modifier_entry_ids', _FIELDS['modifier'])} AS mods "
@@ -218,7 +246,7 @@ async def fetch(
         raise NotFound(f"jobs {job_id} not found")
     if row.context_job is None:
         return None
-    return _context_of(row)
+    return _context_of(row, dialect)
 
 
 def every_context_sql(dialect: str) -> sa.TextualSelect:
@@ -226,12 +254,20 @@ def every_context_sql(dialect: str) -> sa.TextualSelect:
     return _fetch_sql(dialect, every=True)
 
 
-def context_of(row: Any) -> RagContext:
+def context_of(row: Any, dialect: str) -> RagContext:
     """The context of a row of :func:`every_context_sql` (or of a job's fetch)."""
-    return _context_of(row)
+    return _context_of(row, dialect)
 
 
-def _context_of(row: Any) -> RagContext:
+def _rule_text(dialect: str, rule_id: str | None, rule_type: str, body: str) -> dict[str, Any]:
+    # The fetch statement hands the binary body over as text: base64 on PostgreSQL, hex
+    # on SQLite (which has no base64 function).
+    raw = base64.b64decode(body) if dialect == "postgresql" else bytes.fromhex(body)
+    condition, action = unpack_rule_text(raw)
+    return {"rule_id": rule_id, "rule_type": rule_type, "condition": condition, "action": action}
+
+
+def _context_of(row: Any, dialect: str) -> RagContext:
     by_id = {
         kind: {entry[0]: entry[1:] for entry in (_json(raw) or [])}
         for kind, raw in (("rule", row.rules), ("payer", row.payers), ("modifier", row.mods))
@@ -240,7 +276,7 @@ def _context_of(row: Any) -> RagContext:
     scores = _json(row.rule_scores)
     rules = [
         RagRule.model_construct(
-            **dict(zip(_FIELDS["rule"], by_id["rule"][i], strict=True)),
+            **_rule_text(dialect, *by_id["rule"][i]),
             retrieval_score=unscaled(s),
             was_used=False,
             used_at_step_index=None,
@@ -249,11 +285,12 @@ def _context_of(row: Any) -> RagContext:
         )
         for i, s in zip(rule_ids, scores, strict=True)
     ]
+    uses = _json(row.uses) or []
     return RagContext.model_construct(
         retrieved_at=as_utc(row.retrieved_at),
         rag_retrieval_time_ms=row.rag_retrieval_time_ms,
         total_rules_retrieved=row.total_rules_retrieved,
-        total_rules_used=row.total_rules_used,
+        total_rules_used=row.total_rules_used + sum(1 for u in uses if u[4]),
         average_retrieval_score=unscaled(row.average_score),
         payers=[
             RagPayer.model_construct(**dict(zip(_FIELDS["payer"], by_id["payer"][i], strict=True)))
@@ -265,8 +302,29 @@ def _context_of(row: Any) -> RagContext:
             )
             for i in _json(row.modifier_entry_ids)
         ],
-        rules=with_uses(rules, _json(row.rule_uses) or []),
+        rules=_with_uses(rules, uses),
     )
+
+
+def _time(value: Any) -> dt.datetime | None:
+    # A timestamp inside JSON: ISO text (PostgreSQL: with its offset; SQLite: naive UTC).
+    if value is None:
+        return None
+    return as_utc(dt.datetime.fromisoformat(str(value)))
+
+
+def _with_uses(rules: list[RagRule], uses: list[list[Any]]) -> list[RagRule]:
+    out = list(rules)
+    for position, step, at, reason, _ in uses:
+        out[position] = out[position].model_copy(
+            update={
+                "was_used": True,
+                "used_at_step_index": step,
+                "used_at": _time(at),
+                "usage_reason": reason,
+            }
+        )
+    return out
 
 
 async def lock(session: AsyncSession, organization_id: uuid.UUID, job_id: uuid.UUID) -> bool:
@@ -280,15 +338,25 @@ async def lock(session: AsyncSession, organization_id: uuid.UUID, job_id: uuid.U
     return found is not None
 
 
-async def write_uses(
-    session: AsyncSession, organization_id: uuid.UUID, job_id: uuid.UUID, context: RagContext
-) -> None:
-    """Rewrite the job's usage (``rule_uses`` and ``total_rules_used``) from ``context``."""
-    await session.execute(
-        sa.update(_context)
-        .where(_context.c.job_id == job_id, _context.c.organization_id == organization_id)
-        .values(rule_uses=uses_of(context.rules), total_rules_used=context.total_rules_used)
+async def mark(session: AsyncSession, job_id: uuid.UUID, position: int, rule: RagRule) -> None:
+    """Record ``rule`` (with its usage) as used at ``position``: replaces an earlier mark.
+
+    Call with the context row locked (:func:`lock`): one use row per (job, position).
+    A first mark is ``counted`` (it adds one to ``total_rules_used``).
+    """
+    values = _use_values(job_id, position, rule, counted=True)
+    where = (_uses.c.job_id == job_id, _uses.c.position == position)
+    changed = await session.execute(
+        sa.update(_uses)
+        .where(*where)
+        .values(
+            step_index=values["step_index"],
+            used_at=values["used_at"],
+            usage_reason=values["usage_reason"],
+        )
     )
+    if changed.rowcount == 0:  # type: ignore[attr-defined]
+        await session.execute(sa.insert(_uses).values(values))
 
 
 async def rule_usage(
@@ -324,7 +392,7 @@ async def rule_usage(
             sa.select(sa.literal(1)).select_from(each).where(each.c.value.in_(entries))
         )
     stmt = (
-        sa.select(c.job_id, c.retrieved_at, c.rule_entry_ids, c.rule_scores, c.rule_uses)
+        sa.select(c.job_id, c.retrieved_at, c.rule_entry_ids, c.rule_scores)
         .where(
             c.organization_id == organization_id,
             c.retrieved_at >= since,
@@ -336,10 +404,25 @@ async def rule_usage(
     )
     if after is not None:
         stmt = stmt.where(sa.tuple_(c.retrieved_at, c.job_id) > sa.tuple_(*after))
+    found = [
+        (job_id, retrieved_at, next(i for i, e in enumerate(ids) if e in entries), scores)
+        for job_id, retrieved_at, ids, scores in await session.execute(stmt)
+    ]
+    used = {}
+    if found:
+        rows = await session.execute(
+            sa.select(
+                _uses.c.job_id,
+                _uses.c.position,
+                _uses.c.step_index,
+                _uses.c.used_at,
+                _uses.c.usage_reason,
+            ).where(_uses.c.job_id.in_([f[0] for f in found]))
+        )
+        used = {(j, p): (step, at, reason) for j, p, step, at, reason in rows}
     out = []
-    for job_id, retrieved_at, ids, scores, uses in await session.execute(stmt):
-        position = next(i for i, e in enumerate(ids) if e in entries)
-        use = next((u for u in uses or [] if u[0] == position), None)
+    for job_id, retrieved_at, position, scores in found:
+        use = used.get((job_id, position))
         out.append(
             RuleUse(
                 job_id=job_id,
@@ -347,42 +430,37 @@ async def rule_usage(
                 position=position,
                 retrieval_score=unscaled(scores[position]),
                 was_used=use is not None,
-                used_at_step_index=None if use is None else use[1],
-                used_at=None if use is None or use[2] is None else _from_ms(use[2]),
-                usage_reason=None if use is None else use[3],
+                used_at_step_index=None if use is None else use[0],
+                used_at=None if use is None else use[1],
+                usage_reason=None if use is None else use[2],
             )
         )
     return out
 
 
-def _from_ms(value: int) -> dt.datetime:
-    return dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(milliseconds=value)
-
-
 _TOP_SQL = {
     "postgresql": """
 WITH w AS (
-  SELECT rule_entry_ids, rule_uses FROM execution_rag_context
+  SELECT job_id, rule_entry_ids FROM execution_rag_context
   WHERE organization_id = :organization_id AND retrieved_at >= :since AND retrieved_at < :until
 ), r AS (
   SELECT x AS id, count(*) AS n FROM w, unnest(w.rule_entry_ids) AS x GROUP BY x
 ), u AS (
-  SELECT w.rule_entry_ids[(e ->> 0)::int + 1] AS id, count(*) AS n
-  FROM w, json_array_elements(w.rule_uses) AS e GROUP BY 1
+  SELECT w.rule_entry_ids[u.position + 1] AS id, count(*) AS n
+  FROM w JOIN execution_rag_rule_uses u ON u.job_id = w.job_id GROUP BY 1
 )
 SELECT e.id, e.rule_id, e.rule_type, r.n, coalesce(u.n, 0)
 FROM r JOIN rag_rule_catalog e ON e.id = r.id LEFT JOIN u ON u.id = r.id
 """,
     "sqlite": """
 WITH w AS (
-  SELECT rule_entry_ids, rule_uses FROM execution_rag_context
+  SELECT job_id, rule_entry_ids FROM execution_rag_context
   WHERE organization_id = :organization_id AND retrieved_at >= :since AND retrieved_at < :until
 ), r AS (
   SELECT x.value AS id, count(*) AS n FROM w, json_each(w.rule_entry_ids) AS x GROUP BY x.value
 ), u AS (
-  SELECT json_extract(w.rule_entry_ids, '$[' || json_extract(e.value, '$[0]') || ']') AS id,
-         count(*) AS n
-  FROM w, json_each(w.rule_uses) AS e GROUP BY 1
+  SELECT json_extract(w.rule_entry_ids, '$[' || u.position || ']') AS id, count(*) AS n
+  FROM w JOIN execution_rag_rule_uses u ON u.job_id = w.job_id GROUP BY 1
 )
 SELECT e.id, e.rule_id, e.rule_type, r.n, coalesce(u.n, 0)
 FROM r JOIN rag_rule_catalog e ON e.id = r.id LEFT JOIN u ON u.id = r.id

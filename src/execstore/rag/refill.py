@@ -47,7 +47,7 @@ def refill_legacy(bind: sa.Connection) -> int:
                 "id": str(uuid.uuid4()),
                 "job_id": str(row.context_job),
                 "organization_id": str(row.organization_id),
-                **context_to_legacy(context_of(row)),
+                **context_to_legacy(context_of(row, bind.dialect.name)),
             }
             for row in rows
         ]
@@ -91,7 +91,7 @@ def contexts_not_in_legacy(bind: sa.Connection) -> list[uuid.UUID]:
             try:
                 same = legacy_row is not None and context_from_legacy(
                     legacy_row._mapping
-                ) == context_of(row)
+                ) == context_of(row, bind.dialect.name)
             except ValueError:
                 same = False
             if not same:

@@ -40,7 +40,6 @@ from execstore.errors import Conflict, InvalidRagContext, NotFound, translate_da
 from execstore.rag import counters, legacy_store, normalized
 from execstore.rag.format import context_from_input, explain
 from execstore.rag.types import (
-    REASON_LIMIT,
     RagContext,
     RagRule,
     RuleUsagePage,
@@ -50,7 +49,6 @@ from execstore.rag.types import (
 from execstore.repository import ScopedRepository, TransactionHooks
 from execstore.schema import models as m
 from execstore.schema.rag import rag_backfill_verified
-from execstore.textlimits import fit_text
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -185,13 +183,8 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
             if position is None:
                 raise NotFound(f"rule {rule!r} is not in the RAG context of job {job_id}")
             before = current.rules[position]
-            marked = before.model_copy(
-                update={
-                    "was_used": True,
-                    "used_at_step_index": step_index,
-                    "used_at": when,
-                    "usage_reason": fit_text(reason, REASON_LIMIT),
-                }
+            marked = _validated_use(
+                before, {"used_at_step_index": step_index, "used_at": when, "usage_reason": reason}
             )
             rules = list(current.rules)
             rules[position] = marked
@@ -202,7 +195,7 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
                 }
             )
             if has_normalized:
-                await normalized.write_uses(self.session, self.organization_id, job_id, updated)
+                await normalized.mark(self.session, job_id, position, marked)
             if legacy_row is not None:
                 await legacy_store.write_uses(self.session, legacy_row.id, updated)
                 if self.mode is RagMode.LEGACY:
@@ -233,8 +226,9 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
         since, until = _window(since, until)
         with translate_database_errors():
             if self._reads_legacy:
+                start = since if after is None else max(since, after[0])
                 pairs = await legacy_store.rows_in_window(
-                    self.session, self.organization_id, since, until
+                    self.session, self.organization_id, start, until, rule_id=rule_id
                 )
                 items = legacy_store.uses_in_window(pairs, rule_id, limit=limit + 1, after=after)
             else:
@@ -309,6 +303,13 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
         else:  # after the unit ends: never wait for (or hold) its locks
             self.hooks.on_commit(count)
             self.hooks.on_rollback(count)
+
+
+def _validated_use(rule: RagRule, usage: dict[str, Any]) -> RagRule:
+    try:
+        return RagRule.model_validate({**rule.model_dump(), **usage, "was_used": True})
+    except ValidationError as exc:
+        raise InvalidRagContext(f"invalid rule usage: {explain(exc)}") from exc
 
 
 def _position(context: RagContext, rule: str | int) -> int | None:

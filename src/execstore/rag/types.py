@@ -27,7 +27,13 @@ from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from execstore.repository import PublicModel, as_utc
 from execstore.schema.base import utcnow
-from execstore.schema.rag import RagModifierEntry, RagPayerEntry, RagRuleEntry
+from execstore.schema.rag import (
+    RULE_ACTION_LIMIT,
+    RULE_CONDITION_LIMIT,
+    RagModifierEntry,
+    RagPayerEntry,
+    RagRuleEntry,
+)
 from execstore.textlimits import fit_text, limit_of
 
 __all__ = [
@@ -111,11 +117,11 @@ class RagRule(PublicModel):
 
     rule_id: Annotated[str | None, fitted(limit_of(RagRuleEntry.rule_id))] = None
     rule_type: _text(RagRuleEntry.rule_type)  # type: ignore[valid-type]
-    condition: _text(RagRuleEntry.condition)  # type: ignore[valid-type]
-    action: _text(RagRuleEntry.action)  # type: ignore[valid-type]
+    condition: Annotated[str, BeforeValidator(_not_none), fitted(RULE_CONDITION_LIMIT)]
+    action: Annotated[str, BeforeValidator(_not_none), fitted(RULE_ACTION_LIMIT)]
     retrieval_score: Score = None
     was_used: bool = False
-    used_at_step_index: int | None = Field(default=None, ge=-32768, le=32767)
+    used_at_step_index: int | None = Field(default=None, ge=-(2**31), le=2**31 - 1)
     used_at: OptionalMillis = None
     usage_reason: Annotated[str | None, fitted(REASON_LIMIT)] = None
 

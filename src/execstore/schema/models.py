@@ -26,6 +26,7 @@ from execstore.schema.rag import (
     RagModifierEntry,
     RagPayerEntry,
     RagRuleEntry,
+    execution_rag_rule_uses,
     execution_rag_rules_legacy,
 )
 from execstore.schema.reference import (
@@ -70,6 +71,7 @@ __all__ = [
     "Workflow",
     "execution_log_legacy",
     "execution_metadata_legacy",
+    "execution_rag_rule_uses",
     "execution_rag_rules_legacy",
     "execution_screenshots_legacy",
 ]

@@ -9,12 +9,14 @@ retrieved rule X" is answered by a GIN index over the packed rule ids.
 - ``execution_rag_context``: one row per job. ``rule_entry_ids[i]`` is the i-th
   retrieved rule's catalog id and ``rule_scores[i]`` its retrieval score in ten-
   thousandths (NULL when the retriever gave none); ``payer_entry_ids`` and
-  ``modifier_entry_ids`` likewise. ``rule_uses`` lists the used rules as
-  ``[position, step_index, used_at_ms, reason]`` (see :mod:`execstore.rag.format`).
+  ``modifier_entry_ids`` likewise.
+- ``execution_rag_rule_uses``: one small append-only row per used rule (position, step,
+  time, reason), so marking a rule used never rewrites the packed row.
 - ``rag_rule_catalog``/``rag_payer_catalog``/``rag_modifier_catalog``: each distinct
   content once per organization, keyed by a 16-byte sha256 ``digest`` of the fitted
   text. Rows carry ``organization_id`` and go with their organization, so no
-  organization's text is ever reachable from another's references.
+  organization's text is ever reachable from another's references. A rule's condition
+  and action are stored deflated (``body``).
 - ``rag_counters``: named counters (shadow-read comparisons and mismatches), updated
   in their own short transactions and readable from any process.
 - ``rag_backfill_verified``: legacy rows the backfill moved and verified (transitional,
@@ -39,15 +41,18 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from execstore.ids import legacy_uuid_sql
 from execstore.schema import legacy
 from execstore.schema.base import TZ, Base, job_fk, new_metadata, transitional_copy, utcnow
-from execstore.schema.types import BoundedString
+from execstore.schema.types import GUID, BoundedString
 
 __all__ = [
     "LEGACY_JOB_UUID_INDEX",
+    "RULE_ACTION_LIMIT",
+    "RULE_CONDITION_LIMIT",
     "ExecutionRagContext",
     "RagCounter",
     "RagModifierEntry",
     "RagPayerEntry",
     "RagRuleEntry",
+    "execution_rag_rule_uses",
     "execution_rag_rules_legacy",
     "legacy_job_uuid_index_sql",
     "legacy_job_uuid_sql",
@@ -74,18 +79,6 @@ class _IntArray(TypeDecorator[list[Any]]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> list[Any] | None:
         return None if value is None else list(value)
-
-
-class _CompactJSON(TypeDecorator[Any]):
-    """``json`` (text, smaller than ``jsonb`` for short lists) on PostgreSQL; JSON on SQLite."""
-
-    impl = sa.JSON
-    cache_ok = True
-
-    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(postgresql.JSON(none_as_null=True))
-        return dialect.type_descriptor(sa.JSON(none_as_null=True))
 
 
 def _org_fk() -> Any:
@@ -119,7 +112,31 @@ class ExecutionRagContext(Base):
     modifier_entry_ids: Mapped[list[int]] = mapped_column(_IntArray())
     rule_entry_ids: Mapped[list[int]] = mapped_column(_IntArray())
     rule_scores: Mapped[list[int | None]] = mapped_column(_IntArray(small=True))
-    rule_uses: Mapped[list[Any]] = mapped_column(_CompactJSON())
+
+
+execution_rag_rule_uses = sa.Table(
+    "execution_rag_rule_uses",
+    Base.metadata,
+    sa.Column(
+        "job_id",
+        GUID(),
+        sa.ForeignKey("execution_rag_context.job_id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("position", sa.SmallInteger(), nullable=False),
+    sa.Column("counted", sa.Boolean(), nullable=False),
+    sa.Column("step_index", sa.Integer()),
+    sa.Column("used_at", TZ),
+    sa.Column("usage_reason", BoundedString(500)),
+)
+"""A rule a job used: ``position`` in the job's ``rule_entry_ids``, step, time and reason.
+
+Append-only beside the context row, so marking a rule used never rewrites the packed
+row (measured: each rewrite left ~500 B of dead space per job and new GIN entries).
+``counted`` is true when the mark added one to the saved ``total_rules_used``. No
+primary key: one row per (job, position) is kept by ``mark_rule_used`` under the
+context row's lock, and the job_id index (deduplicated) is all reads need."""
 
 
 class _CatalogEntry:
@@ -149,8 +166,18 @@ class RagModifierEntry(_CatalogEntry, Base):
     scenario: Mapped[str] = mapped_column(BoundedString(500))
 
 
+RULE_CONDITION_LIMIT = 1000
+RULE_ACTION_LIMIT = 1000
+"""Characters kept of a rule's condition and action (the plan's ``VarChar(1000)``)."""
+
+
 class RagRuleEntry(_CatalogEntry, Base):
-    """A retrieved rule's text, stored once per organization."""
+    """A retrieved rule, stored once per organization; condition and action compressed.
+
+    ``body`` is ``[condition, action]`` as JSON, deflated when that is smaller (see
+    :func:`execstore.rag.format.pack_rule_text`): PostgreSQL compresses nothing in rows
+    under about 2 kB, and rule text is most of the catalog's bytes (measured ~2x).
+    """
 
     __tablename__ = "rag_rule_catalog"
     __table_args__ = (
@@ -159,8 +186,7 @@ class RagRuleEntry(_CatalogEntry, Base):
     )
     rule_id: Mapped[str | None] = mapped_column(BoundedString(100))
     rule_type: Mapped[str] = mapped_column(BoundedString(50))
-    condition: Mapped[str] = mapped_column(BoundedString(1000))
-    action: Mapped[str] = mapped_column(BoundedString(1000))
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary())
 
 
 class RagCounter(Base):

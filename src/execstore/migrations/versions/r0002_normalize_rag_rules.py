@@ -2,8 +2,8 @@
 
 The legacy JSON table becomes ``execution_rag_rules_legacy`` (the dual-write modes keep
 writing it) and the normalized tables appear beside it: ``execution_rag_context`` (one
-row per job: summary figures plus catalog ids, scores and usage packed in arrays; a GIN
-index over the rule ids on PostgreSQL) and ``rag_*_catalog`` (each distinct payer,
+row per job: summary figures plus catalog ids and scores packed in arrays; a GIN index
+over the rule ids on PostgreSQL), ``execution_rag_rule_uses`` (a small row per used rule) and ``rag_*_catalog`` (each distinct payer,
 modifier and rule content once per organization), with ``rag_counters`` (shadow-read
 counts) and ``rag_backfill_verified`` (the backfill's progress, read by
 ``contract_rag_rules``). Moving old rows is ``execstore backfill rag``'s work, not this
@@ -40,6 +40,7 @@ depends_on = None
 
 NEW_TABLES = (
     "execution_rag_context",
+    "execution_rag_rule_uses",
     "rag_payer_catalog",
     "rag_modifier_catalog",
     "rag_rule_catalog",
