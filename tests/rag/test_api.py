@@ -145,3 +145,50 @@ async def test_normalized_mode_at_head(store: Any, org: uuid.UUID) -> None:
         )
     async with store.unit(org) as uow:
         assert await uow.rag.get(job) == saved
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_usage_given_at_save_is_kept_and_counted_once(rag_store: Any, mode: str) -> None:
+    org, wf = await new_org(rag_store)
+    (job,) = await new_jobs(rag_store, org, wf)
+    ctx = make_context(3)
+    ctx["totalRulesUsed"] = 1
+    ctx["rules"][1].update(
+        wasUsed=True, usedAtStepIndex=2, usedAtTimestamp="2025-11-03T09:31:00.250Z", usageReason="r"
+    )
+    async with rag_store.unit(org, rag_mode=mode) as uow:
+        saved = await uow.rag.save(job, ctx)
+        assert saved.rules[1].used_at == WHEN.replace(minute=31, second=0, microsecond=250000)
+        await uow.rag.mark_rule_used(job, "R-0001", 5, "again")  # already used: not counted
+    async with rag_store.unit(org, rag_mode=mode) as uow:
+        got = await uow.rag.get(job)
+        assert got.total_rules_used == 1
+        assert (got.rules[1].used_at_step_index, got.rules[1].usage_reason) == (5, "again")
+        await uow.rag.mark_rule_used(job, "R-0002", 6)
+    async with rag_store.unit(org, rag_mode=mode) as uow:
+        assert (await uow.rag.get(job)).total_rules_used == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"])
+@pytest.mark.parametrize("mode", ["dual_write_read_legacy", "dual_write_read_normalized"])
+async def test_concurrent_marks_are_not_lost(rag_store: Any, mode: str) -> None:
+    """Each mark reads, changes and writes the legacy JSON: the row lock serializes them."""
+    import asyncio
+
+    org, wf = await new_org(rag_store)
+    (job,) = await new_jobs(rag_store, org, wf)
+    async with rag_store.unit(org, rag_mode=mode) as uow:
+        await uow.rag.save(job, make_context(6))
+
+    async def mark(position: int) -> None:
+        async with rag_store.unit(org, rag_mode=mode) as uow:
+            await uow.rag.mark_rule_used(job, position, position, f"step {position}")
+            await asyncio.sleep(0.05)  # hold the transaction open while the others run
+
+    await asyncio.gather(*(mark(p) for p in range(6)))
+    for read in ("dual_write_read_legacy", "normalized"):
+        async with rag_store.unit(org, rag_mode=read) as uow:
+            got = await uow.rag.get(job)
+        assert [r.was_used for r in got.rules] == [True] * 6, read
+        assert got.total_rules_used == 6, read

@@ -149,3 +149,21 @@ async def test_a_failed_dual_write_leaves_neither_side(
     assert after["rag_rule_catalog"] == before["rag_rule_catalog"] + 1  # no HALF-* rules
     async with rag_store.unit(org, rag_mode="dual_write_read_normalized") as uow:
         assert await uow.rag.get(jobs[0]) is None
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_usage_reason_is_fitted_and_a_bad_step_refused(rag_store: Any, mode: str) -> None:
+    org, wf = await new_org(rag_store)
+    (job,) = await new_jobs(rag_store, org, wf)
+    async with rag_store.unit(org, rag_mode=mode) as uow:
+        await uow.rag.save(job, make_context(2))
+        marked = await uow.rag.mark_rule_used(job, 0, 3, "why " * 200)
+        with pytest.raises(InvalidRagContext, match="used_at_step_index"):
+            await uow.rag.mark_rule_used(job, 1, "third", "no")  # type: ignore[arg-type]
+    async with rag_store.unit(org, rag_mode=mode) as uow:
+        got = await uow.rag.get(job)
+    assert got.rules[0] == marked
+    assert len(marked.usage_reason or "") == 500
+    assert (marked.usage_reason or "").endswith(TRUNCATION_MARKER)
+    assert not got.rules[1].was_used
+    assert got.total_rules_used == 1
