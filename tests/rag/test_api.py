@@ -36,6 +36,38 @@ async def test_get_returns_exactly_what_was_saved(rag_store: Any, mode: str) -> 
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_order_is_the_saved_order_not_the_catalogs(rag_store: Any, mode: str) -> None:
+    org, wf = await new_org(rag_store)
+    first, second = await new_jobs(rag_store, org, wf, 2)
+    forward = make_context(6)
+    backward = make_context(6)
+    for key in ("rules", "payers", "modifiers"):
+        backward[key] = list(reversed(backward[key]))
+    async with rag_store.unit(org, rag_mode=mode) as uow:
+        await uow.rag.save(first, forward)  # catalog ids follow this order
+        saved = await uow.rag.save(second, backward)
+    async with rag_store.unit(org, rag_mode=mode) as uow:
+        got = await uow.rag.get(second)
+    assert got == saved
+    assert [r.rule_id for r in got.rules] == [f"R-{i:04d}" for i in reversed(range(6))]
+    assert [p.payer_id for p in got.payers] == ["P-001", "P-000"]
+    assert [m.code for m in got.modifiers] == ["59", "25"]
+
+
+async def test_the_insert_itself_checks_the_jobs_organization(rag_store: Any) -> None:
+    """Defence in depth: the INSERT ... SELECT refuses another organization's job."""
+    from execstore.rag import normalized
+    from execstore.rag.repository import as_context
+
+    org, wf = await new_org(rag_store)
+    other, _ = await new_org(rag_store)
+    (job,) = await new_jobs(rag_store, org, wf)
+    async with rag_store.sessions() as session, session.begin():
+        assert not await normalized.insert(session, other, job, as_context(make_context(2)))
+        assert await normalized.insert(session, org, job, as_context(make_context(2)))
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_saving_again_is_a_no_op_and_a_different_context_conflicts(
     rag_store: Any, mode: str
 ) -> None:
