@@ -222,6 +222,10 @@ async def invoke(url: str, tmp_path: Path, *args: str) -> Any:
 
 async def test_cli_reports_rows_set_aside_and_exits_3(fresh_db_url: str, tmp_path: Path) -> None:
     await _legacy_database(fresh_db_url)
+    dry = await invoke(fresh_db_url, tmp_path, "--json", "--dry-run")
+    assert dry.exit_code == 3, dry.output
+    would = json.loads(dry.stdout.strip().splitlines()[-1])
+    assert (would["dry_run"], would["moved"], would["verified_rows"]) == (True, 4, 0)
     result = await invoke(fresh_db_url, tmp_path, "--json", "--batch-size", "3")
     assert result.exit_code == 3, result.output
     data = json.loads(result.stdout.strip().splitlines()[-1])

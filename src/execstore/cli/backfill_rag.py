@@ -10,6 +10,7 @@ from rich.table import Table
 
 from execstore.cli._common import (
     BlobOption,
+    DryRunOption,
     ExitCode,
     JsonOption,
     OrgOption,
@@ -45,6 +46,7 @@ def rag_command(
         ),
     ] = False,
     org: OrgOption = None,
+    dry_run: DryRunOption = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
     blob_url: BlobOption = None,
@@ -65,7 +67,7 @@ def rag_command(
             count = workers if settings.dialect == "postgresql" else 1
             before = await backfill_status(store.sessions)
             total = before.remaining if limit is None else min(before.remaining, limit)
-            with progress("moving RAG contexts", total) as advance:
+            with progress("checking" if dry_run else "moving RAG contexts", total) as advance:
                 return await backfill_rag(
                     store.sessions,
                     batch_size=batch_size,
@@ -73,6 +75,7 @@ def rag_command(
                     workers=count,
                     organization_id=org,
                     replace_differing=replace_differing,
+                    dry_run=dry_run,
                     on_batch=lambda r: advance(r.verified + len(r.set_aside)),
                 )
 
@@ -80,10 +83,13 @@ def rag_command(
     status = report.status
 
     def render() -> None:
-        table = Table(title="RAG backfill")
+        table = Table(
+            title="RAG backfill (dry run: nothing changed)" if dry_run else "RAG backfill"
+        )
         table.add_column("")
         table.add_column("rows", justify="right")
-        table.add_row("moved and verified", f"{report.moved:,}")
+        verb = "would be moved" if dry_run else "moved and verified"
+        table.add_row(verb, f"{report.moved:,}")
         table.add_row("already normalized, verified", f"{report.already_normalized:,}")
         table.add_row("set aside", f"{len(report.set_aside):,}")
         if status is not None:
@@ -93,11 +99,12 @@ def rag_command(
         console.print(table)
         for row in report.set_aside:
             console.print(f"[yellow]set aside {row.id}: {row.reason}[/yellow]", highlight=False)
-        if status is not None and status.complete:
+        if status is not None and status.complete and not dry_run:
             console.print("complete: every legacy row is verified; contract_rag_rules may run")
 
     emit(
         {
+            "dry_run": dry_run,
             "batches": report.batches,
             "moved": report.moved,
             "already_normalized": report.already_normalized,

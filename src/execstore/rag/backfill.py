@@ -66,6 +66,7 @@ class BackfillStatus:
 class RagBackfillReport:
     """What a backfill run did; ``set_aside`` lists the rows left for the next run and why."""
 
+    dry_run: bool = False
     batches: int = 0
     moved: int = 0
     already_normalized: int = 0
@@ -111,6 +112,7 @@ async def backfill_rag(
     workers: int = 1,
     organization_id: uuid.UUID | None = None,
     replace_differing: bool = False,
+    dry_run: bool = False,
     on_batch: Callable[[RagBackfillReport], None] | None = None,
 ) -> RagBackfillReport:
     """Move and verify up to ``limit`` legacy rows, ``batch_size`` per commit, ``workers`` at once.
@@ -119,11 +121,13 @@ async def backfill_rag(
     called with the running report after every batch. The report ends with the
     :class:`BackfillStatus` after the run. A normalized copy that differs from its
     legacy row is set aside, or with ``replace_differing`` rewritten from the legacy row
-    (for rows changed in the ``legacy`` mode after they were moved).
+    (for rows changed in the ``legacy`` mode after they were moved). With ``dry_run``
+    every batch is done and verified as usual, then rolled back: the report says what a
+    real run would move and set aside, and nothing changes.
     """
     if batch_size < 1 or workers < 1:
         raise ValueError("batch_size and workers must be at least 1")
-    report = RagBackfillReport()
+    report = RagBackfillReport(dry_run=dry_run)
     budget = [limit]
 
     def take(n: int) -> int:
@@ -138,7 +142,8 @@ async def backfill_rag(
         while (size := take(batch_size)) > 0:
             async with sessions() as session:
                 with translate_database_errors():
-                    async with session.begin():
+                    transaction = await session.begin()
+                    try:
                         claimed = await _claim(session, size, after, organization_id)
                         if not claimed:
                             return
@@ -146,6 +151,13 @@ async def backfill_rag(
                         moved, found, aside = await _move_batch(
                             session, claimed, replace=replace_differing
                         )
+                    except BaseException:
+                        await transaction.rollback()
+                        raise
+                    if dry_run:
+                        await transaction.rollback()
+                    else:
+                        await transaction.commit()
             report.batches += 1
             report.moved += moved
             report.already_normalized += found
