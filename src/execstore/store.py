@@ -171,7 +171,7 @@ class ExecStore:
 
     @asynccontextmanager
     async def unit(
-        self, organization_id: uuid.UUID, *, rag_mode: RagMode | None = None
+        self, organization_id: uuid.UUID, *, rag_mode: RagMode | str | None = None
     ) -> AsyncIterator[UnitOfWork]:
         """One transaction scoped to ``organization_id``: committed on success.
 
