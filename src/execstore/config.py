@@ -29,9 +29,15 @@ class RagMode(enum.StrEnum):
     """The RAG tables' switch-over, one step at a time (see DESIGN.md, Migrations)."""
 
     LEGACY = "legacy"  # write and read the legacy JSON table only
-    DUAL_READ_LEGACY = "dual_read_legacy"  # write both, read legacy
-    DUAL_READ_NORMALIZED = "dual_read_normalized"  # write both, read normalized, compare
+    DUAL_WRITE_READ_LEGACY = "dual_write_read_legacy"  # write both, read legacy
+    # write both, read normalized, compare a sample with legacy (EXECSTORE_RAG_SHADOW_SAMPLE_RATE)
+    DUAL_WRITE_READ_NORMALIZED = "dual_write_read_normalized"
     NORMALIZED = "normalized"  # normalized tables only
+
+    @property
+    def uses_legacy_table(self) -> bool:
+        """Whether this mode reads or writes ``execution_rag_rules_legacy``."""
+        return self is not RagMode.NORMALIZED
 
 
 class Codec(enum.StrEnum):
@@ -69,6 +75,12 @@ class Settings(BaseSettings):
     echo_sql: bool = False
 
     rag_mode: RagMode = RagMode.NORMALIZED
+    rag_shadow_sample_rate: float = Field(
+        default=0.05,
+        ge=0.0,
+        le=1.0,
+        description="Share of dual_write_read_normalized reads also compared with legacy",
+    )
     archive_codec: Codec = Codec.GZIP
     log_hot_days: int = Field(default=30, ge=1, le=3650)
     log_retention_days: int = Field(default=365, ge=1, le=36500)

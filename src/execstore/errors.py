@@ -8,6 +8,7 @@
     │                             exactly (also a ValueError; names the JSON path)
     ├── InvalidAuditRecord        a PHI access record that cannot be stored (also a ValueError)
     ├── RetentionRefused          a retention that would delete what must be kept
+    ├── InvalidRagContext         a RAG context that cannot be stored as given (also a ValueError)
     ├── Conflict                  a write that would contradict stored data
     │   └── ArchiveConflict       different bytes at an existing write-once key
     ├── ArchiveError              something is wrong with an archive blob
@@ -18,7 +19,8 @@
     │   └── IntegrityViolation    a constraint refused the write
     └── MigrationError            the schema is not where the code needs it
         ├── MigrationRequired     the database is behind the package's head revision
-        └── DowngradeRefused      going down would lose data
+        ├── DowngradeRefused      going down would lose data
+        └── BackfillIncomplete    a contract step would drop rows its backfill has not moved
 
 Driver errors become these in :func:`translate_database_errors`, always with
 ``raise ... from exc`` so the original stays on ``__cause__``.
@@ -34,6 +36,7 @@ __all__ = [
     "ArchiveCorrupt",
     "ArchiveError",
     "ArchiveMissing",
+    "BackfillIncomplete",
     "BlobStoreError",
     "ConfigurationError",
     "Conflict",
@@ -44,6 +47,7 @@ __all__ = [
     "InvalidAuditRecord",
     "InvalidBlobKey",
     "InvalidJsonValue",
+    "InvalidRagContext",
     "MigrationError",
     "MigrationRequired",
     "NotFound",
@@ -100,6 +104,8 @@ class InvalidAuditRecord(ExecstoreError, ValueError):
 
 class RetentionRefused(ExecstoreError):
     """A retention shorter than the law or the settings allow (nothing was deleted)."""
+class InvalidRagContext(ExecstoreError, ValueError):
+    """A RAG context that cannot be stored as given (the message says what and where)."""
 
 
 class ArchiveError(ExecstoreError):
@@ -147,6 +153,11 @@ class MigrationRequired(MigrationError):
 
 class DowngradeRefused(MigrationError):
     """Going down this revision would lose rows that only the newer schema holds."""
+
+
+class BackfillIncomplete(MigrationError):
+    """A contract revision would drop a legacy table whose backfill has not moved and verified
+    every row; the message names the command to run."""
 
 
 @contextmanager

@@ -27,11 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from execstore.archival import ArchiveKind
 from execstore.audit import AuditArchives, AuditRepository
 from execstore.blob import ArchiveCache, Archives, BlobStore, open_blob_store
-from execstore.config import Settings, load_settings
+from execstore.config import RagMode, Settings, load_settings
 from execstore.db import create_engine, create_session_factory
-from execstore.errors import translate_database_errors
+from execstore.errors import ConfigurationError, translate_database_errors
 from execstore.jobs import JobRepository, ReferenceRepository
-from execstore.migrations.runner import require_compatible
+from execstore.migrations.runner import rag_contracted_revisions, require_compatible
+from execstore.rag import RagRepository, ShadowStats, read_stats
 from execstore.repository import TransactionHooks
 from execstore.results import (
     ResultArchives,
@@ -46,11 +47,19 @@ __all__ = ["ExecStore", "UnitOfWork"]
 class UnitOfWork(TransactionHooks):
     """One transaction for one organization, with the repositories bound to it."""
 
-    def __init__(self, store: ExecStore, session: AsyncSession, organization_id: uuid.UUID):
+    def __init__(
+        self,
+        store: ExecStore,
+        session: AsyncSession,
+        organization_id: uuid.UUID,
+        *,
+        rag_mode: RagMode | None = None,
+    ):
         super().__init__()
         self.store = store
         self.session = session
         self.organization_id = organization_id
+        self.rag_mode = rag_mode or store.settings.rag_mode
 
     @cached_property
     def jobs(self) -> JobRepository:
@@ -91,6 +100,18 @@ class UnitOfWork(TransactionHooks):
             archives=self.store.archives,
             hooks=self,
             checkpoint_every=dt.timedelta(hours=self.store.settings.audit_checkpoint_hours),
+        )
+
+    @cached_property
+    def rag(self) -> RagRepository:
+        """Jobs' RAG context, through this unit's ``rag_mode`` (EXECSTORE_RAG_MODE by default)."""
+        return RagRepository(
+            session=self.session,
+            organization_id=self.organization_id,
+            hooks=self,
+            mode=self.rag_mode,
+            sessions=self.store.sessions,
+            shadow_sample_rate=self.store.settings.rag_shadow_sample_rate,
         )
 
 
@@ -136,7 +157,9 @@ class ExecStore:
             blobs = open_blob_store(settings)
             cache = ArchiveCache(max_bytes=settings.cache_bytes)
             archives = Archives(blobs, cache=cache, codec=settings.archive_codec)
-            yield cls(settings, engine, blobs, archives, revision=revision)
+            store = cls(settings, engine, blobs, archives, revision=revision)
+            store.require_rag_mode(settings.rag_mode)
+            yield store
         finally:
             if blobs is not None:
                 await blobs.close()
@@ -147,11 +170,32 @@ class ExecStore:
         """Every kind of archive the reconciler checks."""
         return [ResultArchives(), AuditArchives()]
 
+    def require_rag_mode(self, mode: RagMode) -> None:
+        """ConfigurationError if ``mode`` needs the legacy RAG table and it is gone."""
+        if mode.uses_legacy_table and self.revision in rag_contracted_revisions():
+            raise ConfigurationError(
+                f"EXECSTORE_RAG_MODE={mode.value} needs execution_rag_rules_legacy, which "
+                f"contract_rag_rules dropped (database at {self.revision}): use "
+                f"{RagMode.NORMALIZED.value}"
+            )
+
+    async def rag_shadow_stats(self) -> ShadowStats:
+        """Shadow-read comparisons and mismatches so far (every process's, from the database)."""
+        return await read_stats(self.sessions)
+
     @asynccontextmanager
-    async def unit(self, organization_id: uuid.UUID) -> AsyncIterator[UnitOfWork]:
-        """One transaction scoped to ``organization_id``: committed on success."""
+    async def unit(
+        self, organization_id: uuid.UUID, *, rag_mode: RagMode | str | None = None
+    ) -> AsyncIterator[UnitOfWork]:
+        """One transaction scoped to ``organization_id``: committed on success.
+
+        ``rag_mode`` overrides EXECSTORE_RAG_MODE for this unit's ``uow.rag``.
+        """
+        mode = None if rag_mode is None else RagMode(rag_mode)
+        if mode is not None:
+            self.require_rag_mode(mode)
         async with self.sessions() as session:
-            uow = UnitOfWork(self, session, organization_id)
+            uow = UnitOfWork(self, session, organization_id, rag_mode=mode)
             try:
                 with translate_database_errors():
                     async with session.begin():

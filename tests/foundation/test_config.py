@@ -21,10 +21,10 @@ def test_defaults_are_the_embedded_backends(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("EXECSTORE_CACHE_BYTES", "1024")
-    monkeypatch.setenv("EXECSTORE_RAG_MODE", "dual_read_legacy")
+    monkeypatch.setenv("EXECSTORE_RAG_MODE", "dual_write_read_legacy")
     settings = load_settings()
     assert settings.cache_bytes == 1024
-    assert settings.rag_mode is RagMode.DUAL_READ_LEGACY
+    assert settings.rag_mode is RagMode.DUAL_WRITE_READ_LEGACY
 
 
 @pytest.mark.parametrize(
@@ -35,6 +35,8 @@ def test_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
         ("EXECSTORE_BLOB_URL", "s3://bucket", "EXECSTORE_BLOB_URL"),
         ("EXECSTORE_POOL_SIZE", "zero", "EXECSTORE_POOL_SIZE"),
         ("EXECSTORE_RAG_MODE", "sometimes", "EXECSTORE_RAG_MODE"),
+        ("EXECSTORE_RAG_MODE", "dual_read_legacy", "EXECSTORE_RAG_MODE"),
+        ("EXECSTORE_RAG_SHADOW_SAMPLE_RATE", "1.5", "EXECSTORE_RAG_SHADOW_SAMPLE_RATE"),
     ],
 )
 def test_invalid_setting_is_named(

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from execstore.config import load_settings
 from execstore.db import create_engine
-from execstore.errors import DowngradeRefused, MigrationRequired
+from execstore.errors import DowngradeRefused, ExecstoreError, MigrationRequired
 from execstore.migrations.runner import (
     current_revision,
     downgrade,
@@ -123,7 +123,16 @@ async def test_store_refuses_a_database_behind_head(fresh_db_url: str, tmp_path)
             pass
 
 
-BEFORE_AUDIT_CONTRACT = "contract_execution_log"
+LAST_EXPAND = "compact_phi_audit"
+
+
+async def _backfill_rag(url: str, blobs: Path) -> None:
+    from execstore.rag import backfill_rag
+    from execstore.store import ExecStore
+
+    settings = load_settings(database_url=url, blob_url=f"file:{blobs}")
+    async with ExecStore.open(settings) as store:
+        assert (await backfill_rag(store.sessions)).status.complete  # type: ignore[union-attr]
 
 
 async def _backfill_audit(url: str, blobs: Path) -> None:
@@ -230,11 +239,11 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
                     "id": str(uuid.uuid4()),
                     "job_id": job,
                     "organization_id": org,
-                    "payers": [{"name": "Aetna"}],
+                    "payers": [{"payerName": "Aetna", "payerId": "60054", "scenario": "s"}],
                     "modifiers": [],
-                    "rules": [],
+                    "rules": [{"ruleId": "R1", "ruleType": "t", "condition": "c", "action": "a"}],
                     "rag_retrieval_time_ms": 12,
-                    "total_rules_retrieved": 0,
+                    "total_rules_retrieved": 1,
                 }
             ],
         )
@@ -268,7 +277,7 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
     await engine.dispose()
 
     with caplog.at_level("WARNING", logger="execstore.migrations"):
-        await migrate(fresh_db_url, BEFORE_AUDIT_CONTRACT)
+        await migrate(fresh_db_url, LAST_EXPAND)
     reported = {r.getMessage() for r in caplog.records if r.name == "execstore.migrations"}
     fitted_jobs = 2 if backend == "sqlite" else 1  # SQLite also had "fine\x00" to clean
     assert f"jobs.error_message: {fitted_jobs} row(s) fitted to 2000 characters" in reported
@@ -287,10 +296,18 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         assert (await _rows(fresh_db_url, f"SELECT count(*) FROM {table}"))[0][0] >= 1
 
     # Forward again; the audit contract drops its legacy table only once it is backfilled.
-    await migrate(fresh_db_url, BEFORE_AUDIT_CONTRACT)
-    with pytest.raises(MigrationRequired, match="backfill audit"):
-        await migrate(fresh_db_url)
-    await _backfill_audit(fresh_db_url, tmp_path)
+    # Forward again; each contract step drops its legacy table only once its backfill has
+    # moved every row (cuid ids mapped on the way), and changes nothing before that.
+    await migrate(fresh_db_url, LAST_EXPAND)
+    for contract, name, backfill in (
+        ("contract_rag_rules", "rag", _backfill_rag),
+        ("contract_phi_audit", "audit", _backfill_audit),
+    ):
+        with pytest.raises(ExecstoreError, match=f"backfill {name}"):
+            await migrate(fresh_db_url, contract)
+        await backfill(fresh_db_url, tmp_path)
+        await migrate(fresh_db_url, contract)
+        assert await current_revision(fresh_db_url) == contract
     await migrate(fresh_db_url)
     assert await schema_diff(fresh_db_url) == []
 
@@ -305,7 +322,7 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
             "healing_suggestions",
             "execution_log",
             "execution_screenshots_legacy",
-            "execution_rag_rules_legacy",
+            "execution_rag_context",
             "execution_metadata_legacy",
             "phi_audit_log",
         )
@@ -319,7 +336,7 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         "healing_suggestions": 1,
         "execution_log": 5,
         "execution_screenshots_legacy": 1,
-        "execution_rag_rules_legacy": 1,
+        "execution_rag_context": 1,
         "execution_metadata_legacy": 1,
         "phi_audit_log": 1,
     }
@@ -339,12 +356,15 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
 
     from execstore.store import ExecStore
 
-    settings = load_settings(database_url=fresh_db_url, blob_url="file:/tmp/execstore-unused")
+    settings = load_settings(database_url=fresh_db_url, blob_url=f"file:{tmp_path}")
     async with ExecStore.open(settings) as store, store.unit(_legacy_id(org)) as uow:
         got = await uow.jobs.get(uuid.UUID(job))
         assert got.organization_id == _legacy_id(org)
         assert got.workflow_id == uuid.UUID(wf)
         assert got.result == {"success": False, "screenshots": [{"url": "u"}]}
+        rag = await uow.rag.get(uuid.UUID(job))
+        assert rag is not None
+        assert rag.payers[0].payer_id == "60054"
 
 
 async def test_a_refused_downgrade_changes_nothing(fresh_db_url: str, tmp_path) -> None:

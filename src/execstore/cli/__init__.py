@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from execstore.cli import archive, audit, backfill, db, demo, report, retention
+from execstore.cli import (
+    archive,
+    audit,
+    backfill,
+    backfill_audit,
+    backfill_rag,
+    db,
+    demo,
+    report,
+    retention,
+)
 from execstore.cli._common import options
 
 __all__ = ["app", "main"]
@@ -32,6 +42,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(archive.app, name="archive")
 app.command("storage-report")(report.storage_report)
 app.add_typer(audit.app, name="audit")
+backfill.app.command("audit")(backfill_audit.audit_command)
+backfill.app.command("rag")(backfill_rag.rag_command)
 app.add_typer(backfill.app, name="backfill")
 app.add_typer(retention.app, name="retention")
 app.command("demo")(demo.run_demo)

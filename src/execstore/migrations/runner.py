@@ -6,6 +6,7 @@ The revisions live inside the package (``execstore/migrations/versions``), so no
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -29,17 +30,18 @@ __all__ = [
     "head_revision",
     "include_name",
     "migrate",
+    "rag_contracted_revisions",
     "require_compatible",
     "schema_diff",
     "stamp",
 ]
 
 _PARTITION = re.compile(r"^execution_log_partitioned_p\d{6}$")
-
-
 # Expression indexes PostgreSQL prints back in another form than SQLAlchemy writes them,
 # so autogenerate cannot compare them: created by their revision, checked by their tests.
-_MIGRATION_ONLY_INDEXES = frozenset({"ix_execution_screenshots_legacy_job_uuid"})
+_MIGRATION_ONLY_INDEXES = frozenset(
+    {"ix_execution_screenshots_legacy_job_uuid", "ix_execution_rag_rules_legacy_job_uuid"}
+)
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
@@ -172,6 +174,18 @@ def compatible_revisions() -> list[str]:
     return found
 
 
+@functools.cache
+def rag_contracted_revisions() -> frozenset[str]:
+    """The revisions at which ``contract_rag_rules`` has dropped the legacy RAG table."""
+    script = ScriptDirectory.from_config(alembic_config())
+    found = set()
+    for rev in script.walk_revisions():
+        found.add(rev.revision)
+        if rev.revision == "contract_rag_rules":
+            break
+    return frozenset(found)
+
+
 async def require_compatible(conn: Any) -> str:
     """The connected database's revision; MigrationRequired unless this package can use it."""
     current = await conn.run_sync(_current)
@@ -190,7 +204,17 @@ def _diff(conn: sa.Connection) -> list[Any]:
     ctx = MigrationContext.configure(
         conn, opts={"compare_type": True, "include_name": include_name}
     )
-    return list(compare_metadata(ctx, Base.metadata))
+    return [d for d in compare_metadata(ctx, Base.metadata) if not _other_dialect(d, Base, conn)]
+
+
+def _other_dialect(diff: Any, base: Any, conn: sa.Connection) -> bool:
+    """A model index declared with ``ddl_if(dialect=...)`` for another backend (e.g. GIN)."""
+    if not (isinstance(diff, tuple) and diff[0] == "add_index"):
+        return False
+    table = base.metadata.tables.get(diff[1].table.name)
+    declared = {i.name: i for i in table.indexes} if table is not None else {}
+    only = getattr(declared.get(diff[1].name), "_ddl_if", None)
+    return only is not None and only.dialect not in (None, conn.dialect.name)
 
 
 async def schema_diff(url: str, *, settings: Settings | None = None) -> list[Any]:

@@ -30,12 +30,11 @@ from execstore.schema.logs import ExecutionLogArchive, ExecutionLogEntry, execut
 from execstore.schema.metadata import ExecutionMetadata, execution_metadata_legacy
 from execstore.schema.rag import (
     ExecutionRagContext,
-    ExecutionRagModifier,
-    ExecutionRagPayer,
-    ExecutionRagRule,
+    RagCounter,
     RagModifierEntry,
     RagPayerEntry,
     RagRuleEntry,
+    execution_rag_rule_uses,
     execution_rag_rules_legacy,
 )
 from execstore.schema.reference import (
@@ -64,9 +63,6 @@ __all__ = [
     "ExecutionLogEntry",
     "ExecutionMetadata",
     "ExecutionRagContext",
-    "ExecutionRagModifier",
-    "ExecutionRagPayer",
-    "ExecutionRagRule",
     "ExecutionScreenshot",
     "HealingAttempt",
     "HealingSuggestion",
@@ -79,6 +75,7 @@ __all__ = [
     "PhiAuditCheckpoint",
     "PhiAuditDictionary",
     "PhiAuditLog",
+    "RagCounter",
     "RagModifierEntry",
     "RagPayerEntry",
     "RagRuleEntry",
@@ -86,6 +83,7 @@ __all__ = [
     "Workflow",
     "execution_log_legacy",
     "execution_metadata_legacy",
+    "execution_rag_rule_uses",
     "execution_rag_rules_legacy",
     "execution_screenshots_legacy",
     "phi_audit_log_legacy",

@@ -1,0 +1,260 @@
+"""Backfill: legacy JSON rows -> normalized contexts, each verified before it counts.
+
+``execstore backfill rag`` runs :func:`backfill_rag`. For every legacy row not yet
+verified, one batch transaction at a time:
+
+1. claims a batch (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so any number of workers,
+   in one process or many, share the work; SQLite has one writer: run one worker);
+2. reads each row's context (camelCase or snake_case JSON; text fitted as on save) and
+   maps its job and organization ids through :func:`execstore.ids.legacy_uuid`;
+3. writes the normalized context when the job has none (a dual-write mode may already
+   have written it), reads it back and compares it with the legacy one; only an equal
+   round trip is marked in ``rag_backfill_verified``;
+4. commits.
+
+A row that cannot be moved — JSON that is not a context (missing fields, a rule twice,
+a score out of range), a job that is gone or belongs to another organization, a
+normalized copy that differs — is set aside with its reason, left as it was and tried
+again by the next run. Re-running is always safe: verified rows are skipped, nothing is
+written twice. ``contract_rag_rules`` refuses to drop the legacy table until every
+legacy row is verified (:func:`backfill_status`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from execstore.archival import SetAside, write_each
+from execstore.errors import translate_database_errors
+from execstore.ids import legacy_uuid, legacy_uuid_sql
+from execstore.rag import normalized
+from execstore.rag.format import context_from_legacy, explain
+from execstore.rag.types import RagContext
+from execstore.schema import models as m
+from execstore.schema.rag import execution_rag_rules_legacy as legacy_table
+from execstore.schema.rag import rag_backfill_verified as verified_table
+
+__all__ = ["BackfillStatus", "RagBackfillReport", "backfill_rag", "backfill_status"]
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillStatus:
+    """How far the backfill is: legacy rows, and how many are verified in normalized form."""
+
+    legacy_rows: int
+    verified_rows: int
+
+    @property
+    def remaining(self) -> int:
+        """Legacy rows not yet moved and verified."""
+        return self.legacy_rows - self.verified_rows
+
+    @property
+    def complete(self) -> bool:
+        """Every legacy row is moved and verified (the contract step may run)."""
+        return self.remaining == 0
+
+
+@dataclass(slots=True)
+class RagBackfillReport:
+    """What a backfill run did; ``set_aside`` lists the rows left for the next run and why."""
+
+    dry_run: bool = False
+    batches: int = 0
+    moved: int = 0
+    already_normalized: int = 0
+    set_aside: list[SetAside] = field(default_factory=list)
+    status: BackfillStatus | None = None
+
+    @property
+    def verified(self) -> int:
+        """Rows this run verified (moved, or found already moved by a dual write)."""
+        return self.moved + self.already_normalized
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    legacy_id: str
+    job_id: uuid.UUID
+    organization_id: uuid.UUID
+    context: RagContext
+
+
+async def backfill_status(sessions: async_sessionmaker[AsyncSession]) -> BackfillStatus:
+    """Legacy rows and verified rows, counted now (verified marks of deleted rows ignored)."""
+    async with sessions() as session:
+        with translate_database_errors():
+            legacy_rows = await session.scalar(sa.select(sa.func.count()).select_from(legacy_table))
+            verified = await session.scalar(
+                sa.select(sa.func.count()).select_from(legacy_table).where(_is_verified())
+            )
+    return BackfillStatus(legacy_rows=int(legacy_rows or 0), verified_rows=int(verified or 0))
+
+
+def _is_verified() -> sa.ColumnElement[bool]:
+    return sa.exists(
+        sa.select(sa.literal(1)).where(verified_table.c.legacy_id == legacy_table.c.id)
+    )
+
+
+async def backfill_rag(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    batch_size: int = 200,
+    limit: int | None = None,
+    workers: int = 1,
+    organization_id: uuid.UUID | None = None,
+    replace_differing: bool = False,
+    dry_run: bool = False,
+    on_batch: Callable[[RagBackfillReport], None] | None = None,
+) -> RagBackfillReport:
+    """Move and verify up to ``limit`` legacy rows, ``batch_size`` per commit, ``workers`` at once.
+
+    Works across organizations (or only ``organization_id``'s rows). ``on_batch`` is
+    called with the running report after every batch. The report ends with the
+    :class:`BackfillStatus` after the run. A normalized copy that differs from its
+    legacy row is set aside, or with ``replace_differing`` rewritten from the legacy row
+    (for rows changed in the ``legacy`` mode after they were moved). With ``dry_run``
+    every batch is done and verified as usual, then rolled back: the report says what a
+    real run would move and set aside, and nothing changes.
+    """
+    if batch_size < 1 or workers < 1:
+        raise ValueError("batch_size and workers must be at least 1")
+    report = RagBackfillReport(dry_run=dry_run)
+    budget = [limit]
+
+    def take(n: int) -> int:
+        if budget[0] is None:
+            return n
+        n = min(n, budget[0])
+        budget[0] -= n
+        return n
+
+    async def worker() -> None:
+        after = ""
+        while (size := take(batch_size)) > 0:
+            async with sessions() as session:
+                with translate_database_errors():
+                    transaction = await session.begin()
+                    try:
+                        claimed = await _claim(session, size, after, organization_id)
+                        if not claimed:
+                            return
+                        after = claimed[-1].id
+                        moved, found, aside = await _move_batch(
+                            session, claimed, replace=replace_differing
+                        )
+                    except BaseException:
+                        await transaction.rollback()
+                        raise
+                    if dry_run:
+                        await transaction.rollback()
+                    else:
+                        await transaction.commit()
+            report.batches += 1
+            report.moved += moved
+            report.already_normalized += found
+            report.set_aside.extend(aside)
+            if on_batch is not None:
+                on_batch(report)
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    report.status = await backfill_status(sessions)
+    return report
+
+
+async def _claim(
+    session: AsyncSession, size: int, after: str, organization_id: uuid.UUID | None
+) -> Sequence[sa.Row[Any]]:
+    dialect = session.get_bind().dialect.name
+    stmt = (
+        sa.select(legacy_table)
+        .where(legacy_table.c.id > after, ~_is_verified())
+        .order_by(legacy_table.c.id)
+        .limit(size)
+    )
+    if organization_id is not None:
+        org = organization_id if dialect == "postgresql" else str(organization_id)
+        stmt = stmt.where(legacy_uuid_sql(legacy_table.c.organization_id, dialect) == org)
+    if dialect == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True, of=legacy_table)
+    return (await session.execute(stmt)).all()
+
+
+async def _move_batch(
+    session: AsyncSession, rows: Sequence[sa.Row[Any]], *, replace: bool
+) -> tuple[int, int, list[SetAside]]:
+    aside: list[SetAside] = []
+    items: list[_Item] = []
+    for row in rows:
+        try:
+            items.append(
+                _Item(
+                    legacy_id=row.id,
+                    job_id=legacy_uuid(row.job_id),
+                    organization_id=legacy_uuid(row.organization_id),
+                    context=context_from_legacy(row._mapping),
+                )
+            )
+        except Exception as exc:  # bad JSON or ids: this row waits, the batch goes on
+            aside.append(SetAside(row.id, f"InvalidRagContext: {explain(exc)}"))
+    owners = dict(
+        (
+            await session.execute(
+                sa.select(m.Job.id, m.Job.organization_id).where(
+                    m.Job.id.in_([i.job_id for i in items])
+                )
+            )
+        ).all()
+    )
+    ready = []
+    for item in items:
+        owner = owners.get(item.job_id)
+        if owner is None:
+            aside.append(SetAside(item.legacy_id, f"NotFound: job {item.job_id} does not exist"))
+        elif owner != item.organization_id:
+            aside.append(
+                SetAside(
+                    item.legacy_id,
+                    f"Conflict: job {item.job_id} belongs to another organization than the row",
+                )
+            )
+        else:
+            ready.append(item)
+    present: list[_Item] = []
+
+    async def write(batch: Sequence[_Item]) -> None:
+        for item in batch:
+            stored = await normalized.fetch(session, item.organization_id, item.job_id)
+            if stored is None:
+                await normalized.insert(session, item.organization_id, item.job_id, item.context)
+                stored = await normalized.fetch(session, item.organization_id, item.job_id)
+            elif stored != item.context and replace:
+                await session.execute(
+                    sa.delete(m.ExecutionRagContext).where(
+                        m.ExecutionRagContext.job_id == item.job_id
+                    )
+                )
+                await normalized.insert(session, item.organization_id, item.job_id, item.context)
+                stored = await normalized.fetch(session, item.organization_id, item.job_id)
+            elif item not in present:
+                present.append(item)
+            if stored != item.context:
+                raise ValueError(
+                    f"normalized context of job {item.job_id} differs from the legacy row "
+                    "(--replace-differing rewrites it from legacy)"
+                )
+        await session.execute(
+            sa.insert(verified_table), [{"legacy_id": item.legacy_id} for item in batch]
+        )
+
+    done, refused = await write_each(session, ready, write, lambda item: item.legacy_id)
+    found = sum(1 for item in done if item in present)
+    return len(done) - found, found, aside + refused
