@@ -104,6 +104,8 @@ class InvalidAuditRecord(ExecstoreError, ValueError):
 
 class RetentionRefused(ExecstoreError):
     """A retention shorter than the law or the settings allow (nothing was deleted)."""
+
+
 class InvalidRagContext(ExecstoreError, ValueError):
     """A RAG context that cannot be stored as given (the message says what and where)."""
 
