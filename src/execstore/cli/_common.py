@@ -17,6 +17,7 @@ import asyncio
 import enum
 import json
 import logging
+import sys
 import traceback
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
@@ -55,7 +56,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-console = Console()
+# Piped output (cron mail, CI logs) gets room for the wide tables instead of 80 columns.
+console = Console() if sys.stdout.isatty() else Console(width=160)
 err = Console(stderr=True)
 
 

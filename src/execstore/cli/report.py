@@ -84,5 +84,8 @@ def _render_live(report: dict[str, Any]) -> None:
             size_text(totals["raw_bytes"]),
         )
     console.print(archives)
-    if report.get("rag"):
-        console.print(f"RAG: {report['rag']}")
+    rag = report["rag"]
+    console.print(
+        f"RAG mode [bold]{rag['mode']}[/bold]: {rag['compared']:,} shadow reads compared, "
+        f"{rag['mismatches']:,} mismatches, {rag['failures']:,} failed"
+    )

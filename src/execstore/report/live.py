@@ -26,5 +26,8 @@ async def live_report(store: Any, *, exact: bool = False) -> dict[str, Any]:
         "database_bytes": sum(table.total_bytes for table in tables),
         "archives": archives,
         "blob_bytes": sum(a["stored_bytes"] for a in archives.values()),
-        "rag": await store.rag_status() if hasattr(store, "rag_status") else None,
+        "rag": {
+            "mode": store.settings.rag_mode.value,
+            **(await store.rag_shadow_stats()).model_dump(),
+        },
     }
