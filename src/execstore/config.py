@@ -15,7 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from execstore.errors import ConfigurationError
 
-__all__ = ["Codec", "RagMode", "Settings", "load_settings"]
+__all__ = ["Codec", "LogPartitionMode", "RagMode", "Settings", "load_settings"]
 
 DEFAULT_HOME = Path(".execstore")
 
@@ -27,6 +27,13 @@ class RagMode(enum.StrEnum):
     DUAL_READ_LEGACY = "dual_read_legacy"  # write both, read legacy
     DUAL_READ_NORMALIZED = "dual_read_normalized"  # write both, read normalized, compare
     NORMALIZED = "normalized"  # normalized tables only
+
+
+class LogPartitionMode(enum.StrEnum):
+    """Who keeps the log table's monthly partitions coming (PostgreSQL)."""
+
+    NATIVE = "native"  # execstore maintain creates them; no DEFAULT partition
+    PARTMAN = "partman"  # pg_partman 4.x registers and maintains them (with its DEFAULT)
 
 
 class Codec(enum.StrEnum):
@@ -67,6 +74,9 @@ class Settings(BaseSettings):
     archive_codec: Codec = Codec.GZIP
     log_hot_days: int = Field(default=30, ge=1, le=3650)
     log_retention_days: int = Field(default=365, ge=1, le=36500)
+    log_partition_mode: LogPartitionMode = LogPartitionMode.NATIVE
+    log_months_ahead: int = Field(default=3, ge=1, le=60)
+    log_archive_chunk_rows: int = Field(default=5000, ge=1, le=1_000_000)
     audit_hot_days: int = Field(default=90, ge=1, le=3650)
     result_hot_days: int = Field(default=0, ge=0, le=3650)
     cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)

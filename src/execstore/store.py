@@ -29,6 +29,7 @@ from execstore.config import Settings, load_settings
 from execstore.db import create_engine, create_session_factory
 from execstore.errors import translate_database_errors
 from execstore.jobs import JobRepository, ReferenceRepository
+from execstore.logs import LogRepository
 from execstore.migrations.runner import require_compatible
 from execstore.repository import TransactionHooks
 from execstore.results import (
@@ -58,6 +59,20 @@ class UnitOfWork(TransactionHooks):
             organization_id=self.organization_id,
             hooks=self,
             on_delete=[forget_result_archive(self.store.archives)],
+        )
+
+    @cached_property
+    def logs(self) -> LogRepository:
+        """Execution log lines: append, read (hot and archived alike), retention."""
+        settings = self.store.settings
+        return LogRepository(
+            session=self.session,
+            organization_id=self.organization_id,
+            hooks=self,
+            archives=self.store.archives,
+            sessions=self.store.sessions,
+            hot_days=settings.log_hot_days,
+            default_retention_days=settings.log_retention_days,
         )
 
     @cached_property

@@ -34,7 +34,9 @@ __all__ = [
     "stamp",
 ]
 
-_PARTITION = re.compile(r"^execution_log_partitioned_p\d{6}$")
+# execstore names partitions like pg_partman 4.x (``_pYYYY_MM``, ``_N`` when taken) and
+# pg_partman adds ``_default``.
+_PARTITION = re.compile(r"^execution_log_partitioned_(p\d{4}_\d{2}(_\d+)?|default)$")
 
 
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
