@@ -29,7 +29,7 @@ from execstore.config import Settings, load_settings
 from execstore.db import create_engine, create_session_factory
 from execstore.errors import translate_database_errors
 from execstore.jobs import JobRepository, ReferenceRepository
-from execstore.logs import LogRepository
+from execstore.logs import LogArchives, LogRepository, forget_job_logs
 from execstore.migrations.runner import require_compatible
 from execstore.repository import TransactionHooks
 from execstore.results import (
@@ -58,7 +58,10 @@ class UnitOfWork(TransactionHooks):
             session=self.session,
             organization_id=self.organization_id,
             hooks=self,
-            on_delete=[forget_result_archive(self.store.archives)],
+            on_delete=[
+                forget_result_archive(self.store.archives),
+                forget_job_logs(self.store.archives, self.organization_id),
+            ],
         )
 
     @cached_property
@@ -146,7 +149,7 @@ class ExecStore:
     @property
     def archive_kinds(self) -> list[ArchiveKind]:
         """Every kind of archive the reconciler checks."""
-        return [ResultArchives()]
+        return [ResultArchives(), LogArchives()]
 
     @asynccontextmanager
     async def unit(self, organization_id: uuid.UUID) -> AsyncIterator[UnitOfWork]:

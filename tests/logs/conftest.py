@@ -71,3 +71,39 @@ async def read_all(store: Any, org: uuid.UUID, job: uuid.UUID, **filters: Any) -
             if page.next_cursor is None:
                 return found
             after = page.next_cursor
+
+
+def months_ago(months: int, *, day: int = 10, hour: int = 12) -> dt.datetime:
+    """A time ``months`` whole months before this month (``day`` of that month, UTC)."""
+    now = dt.datetime.now(dt.UTC)
+    year, month = now.year, now.month - months
+    while month < 1:
+        year, month = year - 1, month + 12
+    return dt.datetime(year, month, day, hour, tzinfo=dt.UTC)
+
+
+async def hot_count(store: Any, job: uuid.UUID) -> int:
+    """How many of the job's lines are hot (the partitioned table and detached partitions)."""
+    import sqlalchemy as sa
+
+    from execstore.logs.repository import detached_tables
+    from execstore.schema.models import ExecutionLogEntry
+
+    async with store.sessions() as session:
+        total = 0
+        for table in [ExecutionLogEntry.__table__, *await detached_tables(session)]:
+            total += int(
+                await session.scalar(
+                    sa.select(sa.func.count()).select_from(table).where(table.c.job_id == job)
+                )
+                or 0
+            )
+        return total
+
+
+async def archive(store: Any, **options: Any) -> Any:
+    """``archive_logs`` on the store with the test settings."""
+    from execstore.logs import archive_logs
+
+    options.setdefault("chunk_rows", 7)
+    return await archive_logs(store.engine, store.sessions, store.archives, **options)

@@ -10,13 +10,20 @@
 - :mod:`~execstore.logs.reconcile`: the logs part of the reconciler.
 """
 
+from execstore.logs.archival import LogArchivalReport, archive_logs
+from execstore.logs.deletion import forget_job_logs
+from execstore.logs.reconcile import LogArchives
 from execstore.logs.repository import LogRepository
 from execstore.logs.types import LogEntry, LogPage, LogRetention, NewLogEntry
 
 __all__ = [
+    "LogArchivalReport",
+    "LogArchives",
     "LogEntry",
     "LogPage",
     "LogRepository",
     "LogRetention",
     "NewLogEntry",
+    "archive_logs",
+    "forget_job_logs",
 ]

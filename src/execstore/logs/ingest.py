@@ -177,7 +177,8 @@ def _timestamp(index: int, value: Any, now: dt.datetime) -> dt.datetime:
         return now
     if not isinstance(value, dt.datetime):
         raise InvalidLogEntry(index, f"timestamp must be a datetime, not {type(value).__name__}")
-    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
+    # UTC always: SQLite keeps the digits only, so an offset must not reach it.
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
 
 
 def _int(index: int, name: str, value: Any) -> int:

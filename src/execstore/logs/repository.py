@@ -48,7 +48,13 @@ if TYPE_CHECKING:
 
     from execstore.blob import Archives
 
-__all__ = ["MAX_RETENTION_DAYS", "LogRepository", "archive_ref", "detached_tables"]
+__all__ = [
+    "MAX_RETENTION_DAYS",
+    "LogRepository",
+    "archive_ref",
+    "detached_tables",
+    "entry_table_named",
+]
 
 MAX_RETENTION_DAYS: Final = 36_500
 _entry = m.ExecutionLogEntry
@@ -58,7 +64,7 @@ _entry_table: sa.Table = _entry.__table__  # type: ignore[assignment]
 _detached_cache: dict[str, sa.Table] = {}
 
 
-def _entry_table_named(name: str) -> sa.Table:
+def entry_table_named(name: str) -> sa.Table:
     """The log table's columns under another name (a detached partition)."""
     found = _detached_cache.get(name)
     if found is None:
@@ -72,7 +78,7 @@ async def detached_tables(session: AsyncSession) -> list[sa.Table]:
         return []
     with translate_database_errors():
         names = (await session.scalars(sa.select(m.ExecutionLogDetached.table_name))).all()
-    return [_entry_table_named(name) for name in names]
+    return [entry_table_named(name) for name in names]
 
 
 def archive_ref(row: m.ExecutionLogArchive) -> Any:
