@@ -21,6 +21,7 @@ demo: $(VENV)/.base
 	$(BIN)/execstore demo
 
 test: $(VENV)/.dev
+	./scripts/ensure-partman.sh
 	$(BIN)/pytest -q
 
 lint: $(VENV)/.dev
