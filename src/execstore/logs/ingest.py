@@ -55,6 +55,7 @@ __all__ = [
     "encode_json",
     "prepare_entries",
     "resolve_steps",
+    "sqlite_write_lock",
     "write_lines",
 ]
 
@@ -215,6 +216,20 @@ def _metadata(index: int, value: Any) -> str:
         return encode_json(value)
     except (TypeError, ValueError, RecursionError) as exc:
         raise InvalidLogEntry(index, f"metadata cannot be encoded as JSON: {exc}") from exc
+
+
+async def sqlite_write_lock(session: AsyncSession) -> None:
+    """On SQLite, take the database's write lock now (a no-op elsewhere).
+
+    A deferred SQLite transaction that reads first and writes later fails at once with
+    "database is locked" if another connection wrote in between; taking the write lock
+    first makes concurrent writers wait for each other (busy timeout) instead.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        with translate_database_errors():
+            await session.execute(
+                sa.update(m.ExecutionLogStep).where(sa.false()).values(id=m.ExecutionLogStep.id)
+            )
 
 
 # -- step catalog ----------------------------------------------------------------------

@@ -30,7 +30,12 @@ from execstore.errors import (
     translate_database_errors,
 )
 from execstore.logs.format import entry_from_record, find_job_lines, may_hold_job
-from execstore.logs.ingest import prepare_entries, resolve_steps, write_lines
+from execstore.logs.ingest import (
+    prepare_entries,
+    resolve_steps,
+    sqlite_write_lock,
+    write_lines,
+)
 from execstore.logs.types import (
     LogCursor,
     LogEntry,
@@ -131,6 +136,7 @@ class LogRepository(ScopedRepository[m.Job]):
         the entry) for a line that cannot be stored; then nothing is written.
         """
         lines = prepare_entries(entries)
+        await sqlite_write_lock(self.session)
         workflow = await self._workflow_of(job_id, lock=True)
         if not lines:
             return 0

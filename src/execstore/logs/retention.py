@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from execstore.archival import SetAside, describe_failure
 from execstore.blob import Archives
 from execstore.errors import translate_database_errors
+from execstore.logs.ingest import sqlite_write_lock
 from execstore.schema import models as m
 
 __all__ = ["LogRetentionReport", "run_retention"]
@@ -118,6 +119,8 @@ async def _expire(
         async with sessions() as session:
             with translate_database_errors():
                 async with session.begin():
+                    if not report.dry_run:
+                        await sqlite_write_lock(session)
                     stmt = (
                         sa.select(
                             _archive.id,

@@ -171,7 +171,8 @@ class ExecutionLogBackfill(Base):
     """Progress of the online migration from the legacy ``execution_log`` (one row, id 1)."""
 
     __tablename__ = "execution_log_backfill"
-    cursor_ts: Mapped[dt.datetime | None] = mapped_column(sa.DateTime(timezone=False))
+    cursor_ts: Mapped[str | None] = mapped_column(sa.Text())
+    """The legacy ``timestamp`` of the last copied row, as the database spells it."""
     started_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
     swapped_at: Mapped[dt.datetime | None]
     verified_at: Mapped[dt.datetime | None]
@@ -183,10 +184,10 @@ class ExecutionLogBackfill(Base):
 
 
 class ExecutionLogBackfillChange(Base):
-    """A legacy row the migration must look at again.
+    """A legacy row the migration must look at again, with its content then.
 
-    ``I``: inserted (or updated) behind the copy cursor; ``D``: deleted (or updated away)
-    behind it, with its old content; ``R``: set aside by a batch, retried every run.
+    ``I``: inserted (or updated to) behind the copy cursor; ``D``: deleted (or updated
+    away) behind it; ``R``: set aside (a batch could not move it), retried every run.
     """
 
     __tablename__ = "execution_log_backfill_changes"
@@ -195,7 +196,7 @@ class ExecutionLogBackfillChange(Base):
     op: Mapped[str] = mapped_column(sa.String(1))
     legacy_id: Mapped[str] = mapped_column(sa.Text())
     reason: Mapped[str | None] = mapped_column(BoundedString(500))
-    old_row: Mapped[dict[str, Any] | None] = mapped_column(LogMetadata())
+    row: Mapped[dict[str, Any]] = mapped_column(LogMetadata())
 
 
 execution_log_legacy = transitional_copy(legacy.execution_log, "execution_log", new_metadata())

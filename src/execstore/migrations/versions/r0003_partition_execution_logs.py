@@ -48,6 +48,14 @@ NEW_TABLES = (
 # detached partition live in a table of their own that nothing would move back.
 DOWNGRADE_REFUSED_WITH_ROWS = ("execution_log_detached",)
 
+_SQLITE_TRIGGERS = (
+    "execstore_log_backfill_insert_i",
+    "execstore_log_backfill_delete_d",
+    "execstore_log_backfill_update_d",
+    "execstore_log_backfill_update_i",
+    "execstore_log_retired_insert",
+    "execstore_log_retired_update",
+)
 _LEVEL_NAMES = (
     "CASE l.level WHEN 10 THEN 'debug' WHEN 30 THEN 'warn' WHEN 40 THEN 'error' ELSE 'info' END"
 )
@@ -72,6 +80,16 @@ def downgrade() -> None:
 
 def _move_rows_back(bind: sa.Connection) -> None:
     pg = bind.dialect.name == "postgresql"
+    # The online migration's triggers (capture, or "retired" after its swap) would
+    # refuse or queue these inserts; the legacy table is the live one again below here.
+    if pg:
+        bind.exec_driver_sql("DROP TRIGGER IF EXISTS execstore_log_backfill ON execution_log")
+        bind.exec_driver_sql("DROP TRIGGER IF EXISTS execstore_log_retired ON execution_log")
+        bind.exec_driver_sql("DROP FUNCTION IF EXISTS execstore_log_backfill_capture()")
+        bind.exec_driver_sql("DROP FUNCTION IF EXISTS execstore_log_retired()")
+    else:
+        for name in _SQLITE_TRIGGERS:
+            bind.exec_driver_sql(f"DROP TRIGGER IF EXISTS {name}")
     metadata = "l.metadata::jsonb" if pg else "l.metadata"
     stamp = "l.\"timestamp\" AT TIME ZONE 'UTC'" if pg else 'l."timestamp"'
     job = "l.job_id::text" if pg else "l.job_id"

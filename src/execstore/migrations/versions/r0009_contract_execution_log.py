@@ -41,7 +41,10 @@ def upgrade() -> None:
             "reports the migration verified (rows it sets aside must be fixed or deleted), "
             "then upgrade again (nothing was changed)"
         )
-    op.drop_table("execution_log")
+    op.drop_table("execution_log")  # its triggers go with it
+    if bind.dialect.name == "postgresql":
+        op.execute("DROP FUNCTION IF EXISTS execstore_log_backfill_capture()")
+        op.execute("DROP FUNCTION IF EXISTS execstore_log_retired()")
 
 
 def downgrade() -> None:
