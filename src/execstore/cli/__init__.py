@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from execstore.cli import archive, db, demo
+from execstore.cli import archive, backfill, db, demo, maintain, retention
 from execstore.cli._common import options
 
 __all__ = ["app", "main"]
@@ -30,6 +30,9 @@ def _global(
 
 app.add_typer(db.app, name="db")
 app.add_typer(archive.app, name="archive")
+app.add_typer(backfill.app, name="backfill")
+app.add_typer(retention.app, name="retention")
+app.command("maintain")(maintain.maintain)
 app.command("demo")(demo.run_demo)
 
 

@@ -99,7 +99,7 @@ def _json_encoder() -> Callable[[Any], str]:
 
     def encode(value: Any) -> str:
         if isinstance(value, str):
-            return json.encoder.encode_basestring(value)  # type: ignore[no-any-return]
+            return str(json.encoder.encode_basestring(value))
         return "".join(make(value, 0))
 
     return encode
@@ -143,6 +143,7 @@ def _field(entry: Mapping[str, Any], snake: str, camel: str, default: Any = None
 
 
 def _prepare(index: int, entry: NewLogEntry | Mapping[str, Any], now: dt.datetime) -> PreparedLine:
+    message: Any
     if isinstance(entry, NewLogEntry):
         message, level, step_index = entry.message, entry.level, entry.step_index
         step_name, metadata = entry.step_name, entry.metadata
@@ -363,11 +364,11 @@ async def _copy(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
         connection = await session.connection()
         raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
-    if rows[0][1] is None:
-        records: Iterable[tuple[Any, ...]] = (row[:1] + row[2:] for row in rows)
+    columns: tuple[str, ...] = COPY_COLUMNS
+    records: Iterable[tuple[Any, ...]] = rows
+    if rows[0][1] is None:  # new lines: the identity fills ``id``
+        records = (row[:1] + row[2:] for row in rows)
         columns = COPY_COLUMNS[:1] + COPY_COLUMNS[2:]
-    else:
-        records, columns = rows, COPY_COLUMNS
     try:
         await driver.copy_records_to_table(
             m.ExecutionLogEntry.__tablename__, records=records, columns=columns
