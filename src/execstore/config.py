@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     log_retention_days: int = Field(default=365, ge=1, le=36500)
     log_partition_mode: LogPartitionMode = LogPartitionMode.NATIVE
     log_months_ahead: int = Field(default=3, ge=1, le=60)
-    log_archive_chunk_rows: int = Field(default=5000, ge=1, le=1_000_000)
+    log_archive_chunk_rows: int = Field(default=2000, ge=1, le=1_000_000)
     audit_hot_days: int = Field(default=90, ge=1, le=3650)
     result_hot_days: int = Field(default=0, ge=0, le=3650)
     cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)

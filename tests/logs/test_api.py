@@ -160,6 +160,20 @@ async def test_a_bad_entry_refuses_the_whole_batch(
     assert [e.message.split(":")[0] for e in got] == ["after line 0"]
 
 
+async def test_a_bad_entry_late_in_a_large_batch_refuses_all_of_it(
+    store: Any, org: uuid.UUID, job: uuid.UUID
+) -> None:
+    # The bad entry comes after 350 good ones: still nothing of the batch stays.
+    batch: list[Any] = [*lines(350), NewLogEntry("x", metadata={"bad": object()}), *lines(49)]
+    async with store.unit(org) as uow:
+        with pytest.raises(InvalidLogEntry, match="entry 350: metadata cannot be encoded"):
+            await uow.logs.append(job, batch)
+        assert await uow.logs.append(job, lines(300, tag="ok ")) == 300
+    got = await read_all(store, org, job, limit=500)
+    assert len(got) == 300
+    assert all(e.message.startswith("ok ") for e in got)
+
+
 async def test_a_foreign_cursor_or_level_is_refused(
     store: Any, org: uuid.UUID, job: uuid.UUID
 ) -> None:

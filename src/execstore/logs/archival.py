@@ -111,7 +111,7 @@ async def archive_logs(
     archives: Archives,
     *,
     hot_days: int = 30,
-    chunk_rows: int = 5000,
+    chunk_rows: int = 2000,
     now: dt.datetime | None = None,
     dry_run: bool = False,
     on_progress: Callable[[LogArchivalReport], None] | None = None,

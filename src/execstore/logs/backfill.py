@@ -52,6 +52,7 @@ from execstore.logs.ingest import (
     write_lines,
 )
 from execstore.schema import models as m
+from execstore.schema.partitions import month_start
 
 __all__ = ["FIRST_ID", "BackfillPhase", "LogBackfillReport", "backfill_logs"]
 
@@ -349,7 +350,14 @@ class _Run:
             await session.flush()
             # Legacy lines are old: the month may have no partition (created on the spot).
             future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3660)
-            await write_lines(session, self.sessions, rows, risky_before=future)
+            await write_lines(
+                session,
+                self.sessions,
+                lambda: rows,
+                months={month_start(row[0]) for row in rows},
+                risky_before=future,
+                with_ids=True,
+            )
         state.copied += len(rows)
         self.report.copied += len(rows)
         return ids

@@ -23,7 +23,7 @@ import uuid
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import asyncpg
 import sqlalchemy as sa
@@ -50,12 +50,19 @@ from execstore.textlimits import fit_text, limit_of, strip_nul_json
 
 __all__ = [
     "COPY_COLUMNS",
+    "NEW_LINE_COLUMNS",
     "PreparedLine",
     "StepKey",
     "encode_json",
+    "entry_fields",
+    "known_steps",
+    "line_rest",
+    "line_time",
     "prepare_entries",
+    "prepare_rows",
     "resolve_steps",
     "sqlite_write_lock",
+    "step_key",
     "write_lines",
 ]
 
@@ -72,11 +79,17 @@ COPY_COLUMNS: Final = (
     "message",
     "metadata",
 )
+NEW_LINE_COLUMNS: Final = tuple(c for c in COPY_COLUMNS if c != "id")
+"""Columns of a new line's tuple (the identity fills ``id``)."""
 MESSAGE_LIMIT: Final = limit_of(m.ExecutionLogEntry.message) or 8000
 STEP_NAME_LIMIT: Final = limit_of(m.ExecutionLogStep.name) or 500
 _INT4: Final = 2**31
 _NO_PARTITION: Final = "23514"  # check_violation: "no partition of relation ... found for row"
 _LEVELS: Final = {level.value: level for level in LogLevel}
+_LEVEL_FAST: Final[dict[Any, int]] = {
+    **{level: int(level) for level in LogLevel},
+    **{spelled: int(level) for level in LogLevel for spelled in (level.name, level.name.lower())},
+}
 
 
 def _json_encoder() -> Callable[[Any], str]:
@@ -116,8 +129,7 @@ def encode_json(value: Any) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
-class PreparedLine:
+class PreparedLine(NamedTuple):
     """One validated line: everything but the step id, which needs the catalog."""
 
     timestamp: dt.datetime
@@ -136,41 +148,159 @@ def prepare_entries(
     return [_prepare(index, entry, stamp) for index, entry in enumerate(entries)]
 
 
+def prepare_rows(
+    entries: Sequence[NewLogEntry | Mapping[str, Any]],
+    *,
+    now: dt.datetime,
+    job_id: uuid.UUID,
+    steps: Mapping[tuple[int, str | None], int],
+) -> tuple[list[tuple[Any, ...]], dict[tuple[int, str | None], list[int]], set[dt.datetime]]:
+    """``append``'s hot path: every entry validated, in one pass, as a row to COPY.
+
+    Returns the rows (:data:`NEW_LINE_COLUMNS` order), the steps ``steps`` did not know
+    (with the rows that need them: their step id is None until resolved) and the months
+    the rows fall in. The same checks and fixes as :func:`prepare_entries`, inlined:
+    every field has a fast path for the usual, already-valid value and falls back to the
+    validating function, which fixes or refuses the rest.
+    """
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    missing: dict[tuple[int, str | None], list[int]] = {}
+    months: set[tuple[int, int]] = set()
+    last_year = last_month = 0
+    utc = dt.UTC
+    stamp_type = dt.datetime
+    lookup = steps.get
+    message: Any
+    level: Any
+    metadata: Any
+    for index, entry in enumerate(entries):
+        if type(entry) is NewLogEntry:
+            message, level, step_index = entry.message, entry.level, entry.step_index
+            step_name, metadata = entry.step_name, entry.metadata
+            timestamp, duration = entry.timestamp, entry.duration_ms
+        else:
+            message, level, step_index, step_name, metadata, timestamp, duration = entry_fields(
+                index, entry
+            )
+        if type(message) is not str:
+            raise InvalidLogEntry(index, f"message must be text, not {type(message).__name__}")
+        if len(message) > MESSAGE_LIMIT or "\x00" in message:
+            message = fit_text(message, MESSAGE_LIMIT) or ""
+        if type(timestamp) is not stamp_type or timestamp.tzinfo is not utc:
+            timestamp = _timestamp(index, timestamp, now)
+        if timestamp.month != last_month or timestamp.year != last_year:
+            last_year, last_month = timestamp.year, timestamp.month
+            months.add((last_year, last_month))
+        if type(step_index) is not int or not -_INT4 <= step_index < _INT4:
+            step_index = _int(index, "step_index", step_index)
+        if step_name is not None and (
+            type(step_name) is not str or len(step_name) > STEP_NAME_LIMIT or "\x00" in step_name
+        ):
+            step_name = _step_name(index, step_name)
+        if duration is not None and (type(duration) is not int or not -_INT4 <= duration < _INT4):
+            duration = _int(index, "duration_ms", duration)
+        level_value = _LEVEL_FAST.get(level) if type(level) is not bool else None
+        if level_value is None:
+            level_value = _level(index, level)
+        if metadata is not None:
+            metadata = _metadata(index, metadata)
+        key = (step_index, step_name)
+        step = lookup(key)
+        if step is None:
+            missing.setdefault(key, []).append(index)
+        append((timestamp, job_id, step, duration, level_value, message, metadata))
+    return rows, missing, {dt.datetime(y, mo, 1, tzinfo=utc) for y, mo in months}
+
+
 def _field(entry: Mapping[str, Any], snake: str, camel: str, default: Any = None) -> Any:
     if snake in entry:
         return entry[snake]
     return entry.get(camel, default)
 
 
-def _prepare(index: int, entry: NewLogEntry | Mapping[str, Any], now: dt.datetime) -> PreparedLine:
-    message: Any
+Fields = tuple[Any, Any, Any, Any, Any, Any, Any]
+"""An entry's raw (message, level, step_index, step_name, metadata, timestamp, duration)."""
+
+
+def entry_fields(index: int, entry: NewLogEntry | Mapping[str, Any]) -> Fields:
+    """The raw fields of one entry (a NewLogEntry or a mapping, snake or camel case)."""
     if isinstance(entry, NewLogEntry):
-        message, level, step_index = entry.message, entry.level, entry.step_index
-        step_name, metadata = entry.step_name, entry.metadata
-        timestamp, duration = entry.timestamp, entry.duration_ms
-    elif isinstance(entry, Mapping):
-        message = entry.get("message")
-        level = entry.get("level", LogLevel.INFO)
-        step_index = _field(entry, "step_index", "stepIndex", 0)
-        step_name = _field(entry, "step_name", "stepName")
-        metadata = entry.get("metadata")
-        timestamp = entry.get("timestamp")
-        duration = _field(entry, "duration_ms", "durationMs", entry.get("duration"))
-    else:
-        raise InvalidLogEntry(
-            index, f"expected NewLogEntry or a mapping, not {type(entry).__name__}"
+        return (
+            entry.message,
+            entry.level,
+            entry.step_index,
+            entry.step_name,
+            entry.metadata,
+            entry.timestamp,
+            entry.duration_ms,
         )
-    if not isinstance(message, str):
+    if isinstance(entry, Mapping):
+        return (
+            entry.get("message"),
+            entry.get("level", LogLevel.INFO),
+            _field(entry, "step_index", "stepIndex", 0),
+            _field(entry, "step_name", "stepName"),
+            entry.get("metadata"),
+            entry.get("timestamp"),
+            _field(entry, "duration_ms", "durationMs", entry.get("duration")),
+        )
+    raise InvalidLogEntry(index, f"expected NewLogEntry or a mapping, not {type(entry).__name__}")
+
+
+# Each field below has a fast path for the usual, already-valid value (a type check or
+# two) and falls back to the validating function, which fixes or refuses the rest.
+
+
+def step_key(index: int, step_index: Any, step_name: Any) -> tuple[int, str | None]:
+    """The validated (step index, step name) of an entry."""
+    if type(step_index) is not int or not -_INT4 <= step_index < _INT4:
+        step_index = _int(index, "step_index", step_index)
+    if step_name is not None and (
+        type(step_name) is not str or len(step_name) > STEP_NAME_LIMIT or "\x00" in step_name
+    ):
+        step_name = _step_name(index, step_name)
+    return step_index, step_name
+
+
+def line_time(index: int, timestamp: Any, now: dt.datetime) -> dt.datetime:
+    """The validated timestamp of an entry (aware, UTC; ``now`` when absent)."""
+    if type(timestamp) is not dt.datetime or timestamp.tzinfo is not dt.UTC:
+        timestamp = _timestamp(index, timestamp, now)
+    return timestamp  # type: ignore[no-any-return]
+
+
+def line_rest(
+    index: int, message: Any, level: Any, duration: Any, metadata: Any
+) -> tuple[int | None, int, str, str | None]:
+    """The validated (duration_ms, level, message, metadata JSON) of an entry."""
+    if type(message) is not str:
         raise InvalidLogEntry(index, f"message must be text, not {type(message).__name__}")
     if len(message) > MESSAGE_LIMIT or "\x00" in message:
         message = fit_text(message, MESSAGE_LIMIT) or ""
+    if duration is not None and (type(duration) is not int or not -_INT4 <= duration < _INT4):
+        duration = _int(index, "duration_ms", duration)
+    level_value = _LEVEL_FAST.get(level) if type(level) is not bool else None
+    return (
+        duration,
+        level_value if level_value is not None else _level(index, level),
+        message,
+        None if metadata is None else _metadata(index, metadata),
+    )
+
+
+def _prepare(index: int, entry: NewLogEntry | Mapping[str, Any], now: dt.datetime) -> PreparedLine:
+    message, level, step_index, step_name, metadata, timestamp, duration = entry_fields(
+        index, entry
+    )
+    duration, level_value, message, meta = line_rest(index, message, level, duration, metadata)
     return PreparedLine(
-        timestamp=_timestamp(index, timestamp, now),
-        step=(_int(index, "step_index", step_index), _step_name(index, step_name)),
-        duration_ms=None if duration is None else _int(index, "duration_ms", duration),
-        level=_level(index, level),
-        message=message,
-        metadata=None if metadata is None else _metadata(index, metadata),
+        line_time(index, timestamp, now),
+        step_key(index, step_index, step_name),
+        duration,
+        level_value,
+        message,
+        meta,
     )
 
 
@@ -240,7 +370,10 @@ async def sqlite_write_lock(session: AsyncSession) -> None:
 class _Caches:
     """What one engine's appends remember: catalog ids and the months with partitions."""
 
-    steps: LRUCache[StepKey, int] = field(default_factory=lambda: LRUCache(maxsize=100_000))
+    workflows: LRUCache[uuid.UUID, dict[tuple[int, str | None], int]] = field(
+        default_factory=lambda: LRUCache(maxsize=10_000)
+    )
+    """Per workflow, the catalog ids of its steps: (step index, step name) -> id."""
     months: set[dt.datetime] = field(default_factory=set)
     has_default: bool | None = None
 
@@ -269,15 +402,30 @@ async def resolve_steps(
     wanted = set(keys)
     if session.get_bind().dialect.name != "postgresql" or sessions is None:
         return await _resolve_in(session, wanted, dialect=session.get_bind().dialect.name)
-    cache = _caches(session).steps
-    found = {key: cache[key] for key in wanted if key in cache}
+    cache = _caches(session).workflows
+    found: dict[StepKey, int] = {}
+    for key in wanted:
+        known = cache.get(key[0])
+        if known is not None and (step := known.get(key[1:])) is not None:
+            found[key] = step
     missing = wanted - found.keys()
     if missing:
         async with sessions() as own, own.begin():
             resolved = await _resolve_in(own, missing, dialect="postgresql")
         found.update(resolved)
-        cache.update(resolved)
+        for (workflow, index, name), step in resolved.items():
+            known = cache.get(workflow)
+            if known is None:
+                known = cache[workflow] = {}
+            known[(index, name)] = step
     return found
+
+
+def known_steps(session: AsyncSession, workflow: uuid.UUID) -> Mapping[tuple[int, str | None], int]:
+    """The catalog ids this process knows for ``workflow``'s steps (PostgreSQL; else {})."""
+    if session.get_bind().dialect.name != "postgresql":
+        return {}
+    return _caches(session).workflows.get(workflow) or {}
 
 
 async def _resolve_in(
@@ -319,37 +467,49 @@ async def _resolve_in(
 async def write_lines(
     session: AsyncSession,
     sessions: async_sessionmaker[AsyncSession] | None,
-    rows: Sequence[tuple[Any, ...]],
+    rows: Callable[[], Iterable[tuple[Any, ...]]],
     *,
+    months: set[dt.datetime],
     risky_before: dt.datetime,
+    with_ids: bool = False,
+    savepoint: bool = False,
 ) -> None:
-    """Insert ``rows`` (tuples in :data:`COPY_COLUMNS` order; ``id`` None for a new one).
+    """Insert the tuples ``rows()`` yields, in ``months``.
 
-    ``risky_before``: lines older than this may land in a month archival is detaching,
-    so they are copied inside a savepoint and retried after creating the partition.
+    ``rows`` is a factory so a COPY can be retried. Tuples follow :data:`COPY_COLUMNS`
+    with ``with_ids`` (the backfill's lines), else :data:`NEW_LINE_COLUMNS` (the identity
+    fills ``id``). Lines older than
+    ``risky_before`` may land in a month archival is detaching, so they are copied inside
+    a savepoint and retried after creating the partition; ``savepoint`` forces that
+    (rows validated while streaming may raise half-way: nothing of them stays).
     """
-    if not rows:
+    if not months:
         return
     if session.get_bind().dialect.name != "postgresql":
-        await _insert_many(session, rows)
+        await _insert_many(session, list(rows()), with_ids=with_ids)
         return
     caches = _caches(session)
-    months = {month_start(row[0]) for row in rows}
     if caches.has_default is None or not months <= caches.months:
         await _refresh_months(session, caches)
     if caches.has_default:
-        await _copy(session, rows)  # pg_partman mode: the DEFAULT partition takes strays
+        # pg_partman mode: the DEFAULT partition takes lines of months without one.
+        if savepoint:
+            async with session.begin_nested():
+                await _copy(session, rows(), with_ids)
+        else:
+            await _copy(session, rows(), with_ids)
         return
     missing = months - caches.months
     if missing and sessions is not None:
         await _create_partitions(sessions, missing, caches)
-    if months <= caches.months and min(months) >= month_start(risky_before):
-        await _copy(session, rows)
+    safe = months <= caches.months and min(months) >= month_start(risky_before)
+    if safe and not savepoint:
+        await _copy(session, rows(), with_ids)
         return
     for attempt in range(3):
         try:
             async with session.begin_nested():
-                await _copy(session, rows)
+                await _copy(session, rows(), with_ids)
             return
         except IntegrityViolation as exc:
             state = getattr(exc.__cause__, "sqlstate", None)
@@ -359,16 +519,13 @@ async def write_lines(
         await _create_partitions(sessions, months - caches.months, caches)
 
 
-async def _copy(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
+async def _copy(session: AsyncSession, rows: Iterable[tuple[Any, ...]], with_ids: bool) -> None:
     with translate_database_errors():
         connection = await session.connection()
         raw = await connection.get_raw_connection()
     driver: Any = raw.driver_connection
-    columns: tuple[str, ...] = COPY_COLUMNS
-    records: Iterable[tuple[Any, ...]] = rows
-    if rows[0][1] is None:  # new lines: the identity fills ``id``
-        records = (row[:1] + row[2:] for row in rows)
-        columns = COPY_COLUMNS[:1] + COPY_COLUMNS[2:]
+    records = rows
+    columns = COPY_COLUMNS if with_ids else NEW_LINE_COLUMNS
     try:
         await driver.copy_records_to_table(
             m.ExecutionLogEntry.__tablename__, records=records, columns=columns
@@ -379,14 +536,17 @@ async def _copy(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
         raise error(str(exc).strip().splitlines()[0]) from exc
 
 
-async def _insert_many(session: AsyncSession, rows: Sequence[tuple[Any, ...]]) -> None:
+async def _insert_many(
+    session: AsyncSession, rows: Sequence[tuple[Any, ...]], *, with_ids: bool
+) -> None:
+    if not rows:
+        return
     table: sa.Table = m.ExecutionLogEntry.__table__  # type: ignore[assignment]
-    with_id = rows[0][1] is not None
+    names = COPY_COLUMNS if with_ids else NEW_LINE_COLUMNS
     values = [
         {
             name: (value if name != "metadata" or value is None else json.loads(value))
-            for name, value in zip(COPY_COLUMNS, row, strict=True)
-            if with_id or name != "id"
+            for name, value in zip(names, row, strict=True)
         }
         for row in rows
     ]

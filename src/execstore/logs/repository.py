@@ -20,10 +20,12 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+import asyncpg
 import sqlalchemy as sa
 
 from execstore.errors import (
     ArchiveMissing,
+    DatabaseError,
     InvalidLogQuery,
     InvalidRetention,
     NotFound,
@@ -31,7 +33,8 @@ from execstore.errors import (
 )
 from execstore.logs.format import entry_from_record, find_job_lines, may_hold_job
 from execstore.logs.ingest import (
-    prepare_entries,
+    known_steps,
+    prepare_rows,
     resolve_steps,
     sqlite_write_lock,
     write_lines,
@@ -62,6 +65,9 @@ __all__ = [
 ]
 
 MAX_RETENTION_DAYS: Final = 36_500
+_JOB_FOR_APPEND: Final = (
+    "SELECT workflow_id FROM jobs WHERE id = $1 AND organization_id = $2 FOR KEY SHARE"
+)
 _entry = m.ExecutionLogEntry
 _step = m.ExecutionLogStep
 _archive = m.ExecutionLogArchive
@@ -133,30 +139,31 @@ class LogRepository(ScopedRepository[m.Job]):
         """How many lines were appended to the job's log (all of ``entries``, or none).
 
         Raises NotFound for a job of another organization and InvalidLogEntry (naming
-        the entry) for a line that cannot be stored; then nothing is written.
+        the entry) for a line that cannot be stored; then nothing is written and the
+        unit stays usable. The whole batch is checked before anything is sent.
         """
-        lines = prepare_entries(entries)
+        now = dt.datetime.now(dt.UTC)
         await sqlite_write_lock(self.session)
         workflow = await self._workflow_of(job_id, lock=True)
-        if not lines:
+        known = known_steps(self.session, workflow)
+        rows, missing, months = prepare_rows(entries, now=now, job_id=job_id, steps=known)
+        if not rows:
             return 0
-        keys = {(workflow, *line.step) for line in lines}
-        steps = await resolve_steps(self.session, self.sessions, keys)
-        rows = [
-            (
-                line.timestamp,
-                None,
-                job_id,
-                steps[(workflow, *line.step)],
-                line.duration_ms,
-                line.level,
-                line.message,
-                line.metadata,
+        if missing:
+            # Steps this process has not seen yet: resolve (adding them to the catalog
+            # in a committed transaction of its own) and fill in the rows that need them.
+            ids = await resolve_steps(
+                self.session, self.sessions, {(workflow, *key) for key in missing}
             )
-            for line in lines
-        ]
-        risky = dt.datetime.now(dt.UTC) - dt.timedelta(days=self.hot_days)
-        await write_lines(self.session, self.sessions, rows, risky_before=risky)
+            for key, indexes in missing.items():
+                step = ids[(workflow, *key)]
+                for i in indexes:
+                    row = rows[i]
+                    rows[i] = (row[0], row[1], step, *row[3:])
+        risky = now - dt.timedelta(days=self.hot_days)
+        await write_lines(
+            self.session, self.sessions, lambda: rows, months=months, risky_before=risky
+        )
         return len(rows)
 
     # -- reading -----------------------------------------------------------------------
@@ -254,12 +261,23 @@ class LogRepository(ScopedRepository[m.Job]):
     # -- internals ---------------------------------------------------------------------
 
     async def _workflow_of(self, job_id: uuid.UUID, *, lock: bool) -> uuid.UUID:
-        stmt = self._scoped(sa.select(m.Job.workflow_id).where(m.Job.id == job_id))
         if lock and self.session.get_bind().dialect.name == "postgresql":
-            # A concurrent job deletion waits for this unit, then sees its lines.
-            stmt = stmt.with_for_update(key_share=True)
-        with translate_database_errors():
-            workflow = await self.session.scalar(stmt)
+            # FOR KEY SHARE: a concurrent job deletion waits for this unit, then sees its
+            # lines. Sent as one prepared statement on the unit's own connection (asyncpg
+            # caches it): appends are hot, and this is most of their fixed cost.
+            with translate_database_errors():
+                connection = await self.session.connection()
+                raw = await connection.get_raw_connection()
+            try:
+                workflow = await raw.driver_connection.fetchval(  # type: ignore[union-attr]
+                    _JOB_FOR_APPEND, job_id, self.organization_id
+                )
+            except asyncpg.PostgresError as exc:
+                raise DatabaseError(str(exc).strip().splitlines()[0]) from exc
+        else:
+            stmt = self._scoped(sa.select(m.Job.workflow_id).where(m.Job.id == job_id))
+            with translate_database_errors():
+                workflow = await self.session.scalar(stmt)
         if workflow is None:
             raise NotFound(f"jobs {job_id} not found")
         return workflow  # type: ignore[no-any-return]
