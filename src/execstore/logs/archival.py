@@ -70,6 +70,7 @@ BACKFILL_BUSY_PHASES: Final = (1, 2)
 _LOCK_PREFIX: Final = "execstore-log-archive:"
 _JOBS_PER_QUERY: Final = 200
 _DETACH_LOCK_TIMEOUT: Final = "10s"
+_DETACH_LOCK: Final = sa.func.hashtextextended("execstore-log-detach", 0)
 _entry_table: sa.Table = m.ExecutionLogEntry.__table__  # type: ignore[assignment]
 _archive = m.ExecutionLogArchive
 _detached = m.ExecutionLogDetached
@@ -134,6 +135,12 @@ async def archive_logs(
     if dry_run:
         await run.measure(due, default, cutoff)
         return report
+    # A crash may have left a detach pending: PostgreSQL allows one per table, so
+    # finish those before starting new ones.
+    for registered in await run.registered():
+        async with run.partition_lock(registered.table_name) as mine:
+            if mine and await run.still_registered(registered):
+                await run.finish_detach(registered, parts, concurrently=default is None)
     for part in due:
         async with run.partition_lock(part.name) as mine:
             if not mine:
@@ -240,12 +247,9 @@ class _Run:
         if part is None:
             return
         if part.detach_pending:
-            async with self.engine.connect() as conn:
-                auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
-                with translate_database_errors():
-                    await auto.exec_driver_sql(
-                        f'ALTER TABLE {LOG_TABLE} DETACH PARTITION "{part.name}" FINALIZE'
-                    )
+            await _detach_partition(
+                self.engine, self.sessions, part.name, concurrently=True, finalize=True
+            )
         else:
             await _detach_partition(
                 self.engine, self.sessions, part.name, concurrently=concurrently
@@ -428,15 +432,22 @@ async def _detach_partition(
     name: str,
     *,
     concurrently: bool,
+    finalize: bool = False,
 ) -> None:
-    if concurrently:
-        # CONCURRENTLY cannot run inside a transaction block.
+    if concurrently or finalize:
+        # CONCURRENTLY (and FINALIZE) cannot run inside a transaction block. PostgreSQL
+        # allows one pending detach per table, so workers take turns (a session lock).
+        clause = "FINALIZE" if finalize else "CONCURRENTLY"
         async with engine.connect() as conn:
             auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
             with translate_database_errors():
-                await auto.exec_driver_sql(
-                    f'ALTER TABLE {LOG_TABLE} DETACH PARTITION "{name}" CONCURRENTLY'
-                )
+                await auto.execute(sa.select(sa.func.pg_advisory_lock(_DETACH_LOCK)))
+                try:
+                    await auto.exec_driver_sql(
+                        f'ALTER TABLE {LOG_TABLE} DETACH PARTITION "{name}" {clause}'
+                    )
+                finally:
+                    await auto.execute(sa.select(sa.func.pg_advisory_unlock(_DETACH_LOCK)))
         return
     async with sessions() as session:
         with translate_database_errors():
