@@ -362,3 +362,39 @@ async def _chunks(store: Any, org: uuid.UUID) -> list[Any]:
                 )
             ).all()
         )
+
+
+async def test_a_chunk_that_does_not_read_back_right_keeps_its_lines_hot(
+    store: Any, org: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The blob store corrupts what it stored: verification catches it before any delete."""
+    (job,) = await new_jobs(store, org)
+    sent = lines(6, start=months_ago(3))
+    async with store.unit(org) as uow:
+        await uow.logs.append(job, sent)
+    real_put = store.blobs.put
+
+    async def corrupting_put(key: str, data: Any, **options: Any) -> Any:
+        result = await real_put(key, data, **options)
+        if key.startswith(f"logs/{org}/"):
+            path = store.blobs.root / key  # the local store keeps a blob as a file
+            raw = bytearray(path.read_bytes())
+            raw[len(raw) // 2] ^= 0xFF
+            path.write_bytes(bytes(raw))
+        return result
+
+    monkeypatch.setattr(store.blobs, "put", corrupting_put)
+    from execstore.errors import ArchiveCorrupt
+
+    with pytest.raises(ArchiveCorrupt):
+        await archive(store)
+    monkeypatch.undo()
+    async with store.sessions() as session:
+        recorded = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(m.ExecutionLogArchive)
+            .where(m.ExecutionLogArchive.organization_id == org)
+        )
+    assert recorded == 0
+    assert await hot_count(store, job) == 6  # nothing hot was removed
+    _same(await read_all(store, org, job), sent)

@@ -240,3 +240,26 @@ async def test_concurrent_writers_lose_and_double_nothing_during_the_whole_migra
     assert found == +expected
     assert max(found.values()) == 1
     assert await _legacy_count(store) == 0
+
+
+async def test_a_checksum_mismatch_is_reported_and_the_legacy_table_kept(
+    legacy_store: ExecStore,
+) -> None:
+    store = legacy_store
+    copied = await _backfill(store, swap=False)
+    assert (copied.copied, copied.swapped) == (120, False)
+    # A moved line changes behind the migration's back.
+    async with store.engine.begin() as conn:
+        changed = await conn.execute(
+            sa.text(
+                "UPDATE execution_log_partitioned SET message = 'tampered' "
+                "WHERE id = (SELECT max(id) FROM execution_log_partitioned WHERE id < 0)"
+            )
+        )
+        assert changed.rowcount == 1
+    report = await _backfill(store)
+    assert report.swapped
+    assert not report.verified
+    assert len(report.mismatched_jobs) == 1
+    assert report.problems
+    assert await _legacy_count(store) == 120  # nothing deleted
