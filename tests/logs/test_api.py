@@ -35,6 +35,22 @@ async def test_lines_come_back_in_order_with_every_field(
     assert len({e.id for e in got}) == 23
 
 
+async def test_lines_go_with_their_unit(store: Any, org: uuid.UUID, job: uuid.UUID) -> None:
+    """Appended lines commit or roll back with the unit (COPY runs in its transaction)."""
+    async with store.unit(org) as uow:  # warms the step and partition caches
+        await uow.logs.append(job, lines(3, tag="kept "))
+
+    async def append_then_fail() -> None:
+        async with store.unit(org) as uow:
+            await uow.logs.append(job, lines(300, tag="gone "))
+            raise RuntimeError("the processor crashed")
+
+    with pytest.raises(RuntimeError, match="crashed"):
+        await append_then_fail()
+    got = await read_all(store, org, job, limit=500)
+    assert [e.message[:5] for e in got] == ["kept "] * 3
+
+
 async def test_lines_of_the_same_instant_keep_their_append_order(
     store: Any, org: uuid.UUID, job: uuid.UUID
 ) -> None:
@@ -221,3 +237,30 @@ async def test_jobs_of_one_workflow_share_step_catalog_entries(store: Any, org: 
             )
         ).scalar()
     assert ids == 2
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_a_job_deleted_while_lines_are_appended_leaves_no_orphan_lines(
+    store: Any, org: uuid.UUID, job: uuid.UUID
+) -> None:
+    """The append holds the job FOR KEY SHARE: the deletion waits, then deletes its lines."""
+    import asyncio
+
+    from .conftest import hot_count
+
+    appending = store.unit(org)
+    uow = await appending.__aenter__()
+    try:
+        await uow.logs.append(job, lines(4))
+
+        async def delete() -> None:
+            async with store.unit(org) as other:
+                await other.jobs.delete(job)
+
+        deleting = asyncio.create_task(delete())
+        await asyncio.sleep(0.3)
+        assert not deleting.done()  # waits for the appending unit
+    finally:
+        await appending.__aexit__(None, None, None)
+    await deleting
+    assert await hot_count(store, job) == 0

@@ -211,7 +211,7 @@ async def test_a_crash_before_the_drop_is_finished_by_the_next_run(
 ) -> None:
     from execstore.logs import archival
 
-    (_, old, _), sent = await _old_and_new(store, org)
+    (crossing, old, _), sent = await _old_and_new(store, org)
 
     async def crash(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("crash before drop")
@@ -221,7 +221,11 @@ async def test_a_crash_before_the_drop_is_finished_by_the_next_run(
         await archive(store)
     async with store.sessions() as session:
         assert await session.scalar(sa.select(sa.func.count()).select_from(m.ExecutionLogDetached))
-    _same(await read_all(store, org, old), sent[old])  # detached, archived and deduplicated
+    # Lines now both in a detached partition and in chunks: read once each.
+    assert await hot_count(store, crossing) > 0
+    assert await _chunks(store, org)
+    for job in sent:
+        _same(await read_all(store, org, job), sent[job])
     monkeypatch.undo()
     report = await archive(store)
     assert report.partitions_dropped
@@ -398,3 +402,40 @@ async def test_a_chunk_that_does_not_read_back_right_keeps_its_lines_hot(
     assert recorded == 0
     assert await hot_count(store, job) == 6  # nothing hot was removed
     _same(await read_all(store, org, job), sent)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_workers_take_turns_detaching_partitions(store: Any, org: uuid.UUID) -> None:
+    """PostgreSQL allows one pending detach per table: a second worker waits, never fails."""
+    jobs = await new_jobs(store, org, 2)
+    async with store.unit(org) as uow:
+        await uow.logs.append(jobs[0], lines(5, start=months_ago(6)))
+        await uow.logs.append(jobs[1], lines(5, start=months_ago(7)))
+    blocker = await store.engine.connect()
+    try:
+        # An open transaction that has read the table keeps the first worker's DETACH
+        # CONCURRENTLY pending (it waits for older snapshots).
+        await blocker.execute(sa.text("SELECT count(*) FROM execution_log_partitioned"))
+        first = asyncio.create_task(archive(store))
+        for _ in range(200):
+            async with store.engine.connect() as conn:
+                pending = await conn.scalar(
+                    sa.text(
+                        "SELECT count(*) FROM pg_inherits WHERE inhdetachpending "
+                        "AND inhparent = 'execution_log_partitioned'::regclass"
+                    )
+                )
+            if pending:
+                break
+            await asyncio.sleep(0.05)
+        assert pending == 1
+        second = asyncio.create_task(archive(store))
+        await asyncio.sleep(0.5)  # the second worker reaches the other month's detach
+        await blocker.rollback()
+        reports = await asyncio.gather(first, second)
+    finally:
+        await blocker.close()
+    assert all(r.set_aside == [] for r in reports)
+    for job in jobs:
+        assert await hot_count(store, job) == 0
+        assert len(await read_all(store, org, job)) == 5
