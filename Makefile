@@ -22,6 +22,7 @@ demo: $(VENV)/.base
 
 test: $(VENV)/.dev
 	sh scripts/ensure-test-tools.sh
+	sh scripts/ensure-partman.sh
 	$(BIN)/pytest -q
 
 lint: $(VENV)/.dev

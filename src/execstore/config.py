@@ -15,7 +15,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from execstore.errors import ConfigurationError
 
-__all__ = ["AUDIT_RETENTION_FLOOR_DAYS", "Codec", "RagMode", "Settings", "load_settings"]
+__all__ = [
+    "AUDIT_RETENTION_FLOOR_DAYS",
+    "Codec",
+    "LogPartitionMode",
+    "RagMode",
+    "Settings",
+    "load_settings",
+]
 
 DEFAULT_HOME = Path(".execstore")
 
@@ -38,6 +45,13 @@ class RagMode(enum.StrEnum):
     def uses_legacy_table(self) -> bool:
         """Whether this mode reads or writes ``execution_rag_rules_legacy``."""
         return self is not RagMode.NORMALIZED
+
+
+class LogPartitionMode(enum.StrEnum):
+    """Who keeps the log table's monthly partitions coming (PostgreSQL)."""
+
+    NATIVE = "native"  # execstore maintain creates them; no DEFAULT partition
+    PARTMAN = "partman"  # pg_partman 4.x registers and maintains them (with its DEFAULT)
 
 
 class Codec(enum.StrEnum):
@@ -84,6 +98,9 @@ class Settings(BaseSettings):
     archive_codec: Codec = Codec.GZIP
     log_hot_days: int = Field(default=30, ge=1, le=3650)
     log_retention_days: int = Field(default=365, ge=1, le=36500)
+    log_partition_mode: LogPartitionMode = LogPartitionMode.NATIVE
+    log_months_ahead: int = Field(default=3, ge=1, le=60)
+    log_archive_chunk_rows: int = Field(default=2000, ge=1, le=1_000_000)
     audit_hot_days: int = Field(default=90, ge=1, le=3650)
     audit_retention_days: int = Field(default=AUDIT_RETENTION_FLOOR_DAYS, le=36500)
     audit_checkpoint_hours: int = Field(default=24, ge=1, le=24)

@@ -3,6 +3,9 @@
     ExecstoreError
     ├── ConfigurationError        settings that cannot work (names the setting)
     ├── NotFound                  no such row for this organization (never "forbidden")
+    ├── InvalidLogEntry           a log line that cannot be stored (names the entry; ValueError)
+    ├── InvalidLogQuery           a log read it cannot serve: a foreign cursor, an unknown level
+    ├── InvalidRetention          a retention execstore refuses, e.g. shorter than the hot window
     ├── InvalidBlobKey            a blob key breaks the key rules (also a ValueError)
     ├── InvalidJsonValue          a value is not one of the JSON values execstore stores
     │                             exactly (also a ValueError; names the JSON path)
@@ -47,7 +50,10 @@ __all__ = [
     "InvalidAuditRecord",
     "InvalidBlobKey",
     "InvalidJsonValue",
+    "InvalidLogEntry",
+    "InvalidLogQuery",
     "InvalidRagContext",
+    "InvalidRetention",
     "MigrationError",
     "MigrationRequired",
     "NotFound",
@@ -66,6 +72,26 @@ class ConfigurationError(ExecstoreError):
 
 class NotFound(ExecstoreError):
     """No such row within the caller's organization."""
+
+
+class InvalidLogEntry(ExecstoreError, ValueError):
+    """A log line that cannot be stored; nothing of its batch was written.
+
+    ``index`` is the entry's position in the batch passed to ``append``.
+    """
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"log entry {index}: {reason} (nothing of the batch was written)")
+        self.index = index
+        self.reason = reason
+
+
+class InvalidLogQuery(ExecstoreError, ValueError):
+    """A log read execstore cannot serve: a cursor it did not hand out, an unknown level."""
+
+
+class InvalidRetention(ExecstoreError, ValueError):
+    """A retention execstore refuses (shorter than the hot window, or out of range)."""
 
 
 class Conflict(ExecstoreError):

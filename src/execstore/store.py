@@ -31,6 +31,7 @@ from execstore.config import RagMode, Settings, load_settings
 from execstore.db import create_engine, create_session_factory
 from execstore.errors import ConfigurationError, translate_database_errors
 from execstore.jobs import JobRepository, ReferenceRepository
+from execstore.logs import LogArchives, LogRepository, forget_job_logs
 from execstore.migrations.runner import rag_contracted_revisions, require_compatible
 from execstore.rag import RagRepository, ShadowStats, read_stats
 from execstore.repository import TransactionHooks
@@ -68,7 +69,24 @@ class UnitOfWork(TransactionHooks):
             session=self.session,
             organization_id=self.organization_id,
             hooks=self,
-            on_delete=[forget_result_archive(self.store.archives)],
+            on_delete=[
+                forget_result_archive(self.store.archives),
+                forget_job_logs(self.store.archives, self.organization_id),
+            ],
+        )
+
+    @cached_property
+    def logs(self) -> LogRepository:
+        """Execution log lines: append, read (hot and archived alike), retention."""
+        settings = self.store.settings
+        return LogRepository(
+            session=self.session,
+            organization_id=self.organization_id,
+            hooks=self,
+            archives=self.store.archives,
+            sessions=self.store.sessions,
+            hot_days=settings.log_hot_days,
+            default_retention_days=settings.log_retention_days,
         )
 
     @cached_property
@@ -168,7 +186,7 @@ class ExecStore:
     @property
     def archive_kinds(self) -> list[ArchiveKind]:
         """Every kind of archive the reconciler checks."""
-        return [ResultArchives(), AuditArchives()]
+        return [ResultArchives(), LogArchives(), AuditArchives()]
 
     def require_rag_mode(self, mode: RagMode) -> None:
         """ConfigurationError if ``mode`` needs the legacy RAG table and it is gone."""

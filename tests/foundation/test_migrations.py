@@ -126,6 +126,16 @@ async def test_store_refuses_a_database_behind_head(fresh_db_url: str, tmp_path)
 LAST_EXPAND = "compact_phi_audit"
 
 
+async def _backfill_logs(url: str, blobs: Path) -> None:
+    from execstore.logs.backfill import backfill_logs
+    from execstore.store import ExecStore
+
+    settings = load_settings(database_url=url, blob_url=f"file:{blobs}")
+    async with ExecStore.open(settings) as store:
+        moved = await backfill_logs(store.engine, store.sessions)
+    assert (moved.copied, moved.verified) == (5, True)
+
+
 async def _backfill_rag(url: str, blobs: Path) -> None:
     from execstore.rag import backfill_rag
     from execstore.store import ExecStore
@@ -276,8 +286,11 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         )
     await engine.dispose()
 
+    # Up to the last expand revision: contract revisions wait for the backfills.
+    from execstore.migrations.runner import compatible_revisions
+
     with caplog.at_level("WARNING", logger="execstore.migrations"):
-        await migrate(fresh_db_url, LAST_EXPAND)
+        await migrate(fresh_db_url, compatible_revisions()[-1])
     reported = {r.getMessage() for r in caplog.records if r.name == "execstore.migrations"}
     fitted_jobs = 2 if backend == "sqlite" else 1  # SQLite also had "fine\x00" to clean
     assert f"jobs.error_message: {fitted_jobs} row(s) fitted to 2000 characters" in reported
@@ -301,6 +314,7 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
     await migrate(fresh_db_url, LAST_EXPAND)
     for contract, name, backfill in (
         ("contract_rag_rules", "rag", _backfill_rag),
+        ("contract_execution_log", "logs", _backfill_logs),
         ("contract_phi_audit", "audit", _backfill_audit),
     ):
         with pytest.raises(ExecstoreError, match=f"backfill {name}"):
@@ -320,7 +334,7 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
             "schedule_executions",
             "healing_attempts",
             "healing_suggestions",
-            "execution_log",
+            "execution_log_partitioned",
             "execution_screenshots_legacy",
             "execution_rag_context",
             "execution_metadata_legacy",
@@ -334,7 +348,7 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         "schedule_executions": 1,
         "healing_attempts": 1,
         "healing_suggestions": 1,
-        "execution_log": 5,
+        "execution_log_partitioned": 5,
         "execution_screenshots_legacy": 1,
         "execution_rag_context": 1,
         "execution_metadata_legacy": 1,
@@ -365,6 +379,8 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         rag = await uow.rag.get(uuid.UUID(job))
         assert rag is not None
         assert rag.payers[0].payer_id == "60054"
+        lines = await uow.logs.tail(uuid.UUID(job))
+        assert sorted(line.step_index for line in lines) == [0, 1, 2, 3, 4]
 
 
 async def test_a_refused_downgrade_changes_nothing(fresh_db_url: str, tmp_path) -> None:

@@ -9,9 +9,11 @@ from execstore.cli import (
     audit,
     backfill,
     backfill_audit,
+    backfill_logs,
     backfill_rag,
     db,
     demo,
+    maintain,
     report,
     retention,
 )
@@ -40,9 +42,11 @@ def _global(
 
 app.add_typer(db.app, name="db")
 app.add_typer(archive.app, name="archive")
+app.command("maintain")(maintain.maintain)
 app.command("storage-report")(report.storage_report)
 app.add_typer(audit.app, name="audit")
 backfill.app.command("audit")(backfill_audit.audit_command)
+backfill.app.command("logs")(backfill_logs.logs_command)
 backfill.app.command("rag")(backfill_rag.rag_command)
 app.add_typer(backfill.app, name="backfill")
 app.add_typer(retention.app, name="retention")

@@ -26,6 +26,7 @@ from execstore.cli._common import (
     settings_for,
     size_text,
 )
+from execstore.logs import LogArchivalReport, archive_logs
 from execstore.results import (
     ResultArchivalReport,
     ScreenshotUrls,
@@ -166,6 +167,77 @@ def audit_command(
 
     emit(dataclasses.asdict(report), as_json=as_json, render=render)
     if report.set_aside:
+        raise typer.Exit(ExitCode.PROBLEMS)
+
+
+@app.command("logs")
+def logs_command(
+    dry_run: DryRunOption = False,
+    chunk_rows: Annotated[
+        int | None,
+        typer.Option("--chunk-rows", min=1, help="Lines per archive chunk (default: setting)."),
+    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = None,
+    blob_url: BlobOption = None,
+) -> None:
+    """Move log lines older than the hot window into verified chunks; drop their months."""
+    settings = settings_for(url, blob_url)
+
+    async def main() -> LogArchivalReport:
+        async with ExecStore.open(settings) as store:
+            hot_days = settings.log_hot_days
+            rows = chunk_rows or settings.log_archive_chunk_rows
+            plan = await archive_logs(
+                store.engine,
+                store.sessions,
+                store.archives,
+                hot_days=hot_days,
+                chunk_rows=rows,
+                dry_run=True,
+            )
+            if dry_run:
+                return plan
+            with progress("archiving", plan.lines_eligible or None) as advance:
+                return await archive_logs(
+                    store.engine,
+                    store.sessions,
+                    store.archives,
+                    hot_days=hot_days,
+                    chunk_rows=rows,
+                    on_progress=lambda r: advance(r.lines_archived),
+                )
+
+    report = run(main())
+
+    def render() -> None:
+        table = Table(title="log archival (dry run)" if report.dry_run else "log archival")
+        table.add_column("")
+        table.add_column("value", justify="right")
+        if report.waiting_for_backfill:
+            table.add_row("waiting", "execstore backfill logs has not verified yet")
+        if report.dry_run:
+            table.add_row("lines to archive", f"{report.lines_eligible:,}")
+            table.add_row("hot bytes to free", size_text(report.hot_bytes_eligible))
+        else:
+            table.add_row("lines archived", f"{report.lines_archived:,}")
+            table.add_row("chunks written", f"{report.chunks_written:,}")
+            table.add_row("chunks skipped (done before/by a peer)", f"{report.chunks_skipped:,}")
+            table.add_row("archived (raw)", size_text(report.raw_bytes))
+            table.add_row("archived (compressed)", size_text(report.stored_bytes))
+            table.add_row("lines deleted (batched)", f"{report.lines_deleted:,}")
+            table.add_row("partitions detached", ", ".join(report.partitions_detached) or "-")
+            table.add_row("partitions dropped", ", ".join(report.partitions_dropped) or "-")
+            table.add_row("hot bytes freed", size_text(report.hot_bytes_freed))
+            table.add_row("kept (lines set aside)", ", ".join(report.partitions_kept) or "-")
+            table.add_row("busy (another worker)", ", ".join(report.busy) or "-")
+        table.add_row("set aside", f"{len(report.set_aside):,}")
+        console.print(table)
+        for aside in report.set_aside[:20]:
+            console.print(f"[yellow]{aside.id}: {aside.reason}[/yellow]")
+
+    emit(dataclasses.asdict(report), as_json=as_json, render=render)
+    if report.problems:
         raise typer.Exit(ExitCode.PROBLEMS)
 
 

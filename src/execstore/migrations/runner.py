@@ -36,7 +36,9 @@ __all__ = [
     "stamp",
 ]
 
-_PARTITION = re.compile(r"^execution_log_partitioned_p\d{6}$")
+# execstore names partitions like pg_partman 4.x (``_pYYYY_MM``, ``_N`` when taken) and
+# pg_partman adds ``_default``.
+_PARTITION = re.compile(r"^execution_log_partitioned_(p\d{4}_\d{2}(_\d+)?|default)$")
 # Expression indexes PostgreSQL prints back in another form than SQLAlchemy writes them,
 # so autogenerate cannot compare them: created by their revision, checked by their tests.
 _MIGRATION_ONLY_INDEXES = frozenset(

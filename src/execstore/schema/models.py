@@ -10,7 +10,8 @@ smallints, then variable-length) so PostgreSQL wastes no padding on hot rows.
 
 Transitional tables (``*_legacy`` and the unpartitioned ``execution_log``) hold the
 pre-optimization rows until the capability backfills drain them; a contract revision
-drops them. They are Core tables: nothing new is written to them except in the RAG
+drops them (``execution_log`` is already outside ``Base.metadata``: head has no such
+table). They are Core tables: nothing new is written to them except in the RAG
 dual-write modes.
 """
 
@@ -26,7 +27,16 @@ from execstore.schema.audit import (
     phi_audit_log_legacy,
 )
 from execstore.schema.base import Base
-from execstore.schema.logs import ExecutionLogArchive, ExecutionLogEntry, execution_log_legacy
+from execstore.schema.logs import (
+    ExecutionLogArchive,
+    ExecutionLogBackfill,
+    ExecutionLogBackfillChange,
+    ExecutionLogDetached,
+    ExecutionLogEntry,
+    ExecutionLogRetention,
+    ExecutionLogStep,
+    execution_log_legacy,
+)
 from execstore.schema.metadata import ExecutionMetadata, execution_metadata_legacy
 from execstore.schema.rag import (
     ExecutionRagContext,
@@ -60,7 +70,12 @@ __all__ = [
     "Client",
     "Credential",
     "ExecutionLogArchive",
+    "ExecutionLogBackfill",
+    "ExecutionLogBackfillChange",
+    "ExecutionLogDetached",
     "ExecutionLogEntry",
+    "ExecutionLogRetention",
+    "ExecutionLogStep",
     "ExecutionMetadata",
     "ExecutionRagContext",
     "ExecutionScreenshot",

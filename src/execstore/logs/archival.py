@@ -1,0 +1,460 @@
+"""Archive log lines older than the hot window: ``execstore archive logs``.
+
+PostgreSQL (native mode), per month whose partition ends before ``now - hot_days``:
+
+1. register the partition in ``execution_log_detached`` (readers include it from now
+   on), then ``DETACH PARTITION ... CONCURRENTLY`` on an autocommit connection: no
+   lock blocks appends or reads of other months, and no line can enter the detached
+   table any more (a late line for that month gets a new partition on the spot);
+2. per organization, cut the detached table's lines into chunks, upload each, read it
+   back and verify its sha256, record its pointer row (``source_id`` = the registry
+   row) in a transaction of its own;
+3. drop the table once the pointer rows count every line it holds, in the same
+   transaction that removes its registry row.
+
+Lines whose job no longer exists (no organization to file them under) are set aside:
+reported with their job id, kept, retried on the next run; their partition stays
+detached (and readable) until they are resolved.
+
+pg_partman mode: pg_partman 4.x always keeps a DEFAULT partition, and PostgreSQL refuses
+``DETACH ... CONCURRENTLY`` while one exists, so a month is detached with a plain
+``DETACH`` in a short transaction under ``lock_timeout`` (a brief ACCESS EXCLUSIVE lock
+on the parent: appends wait for it, or the run gives up and the next one retries).
+Lines that landed in the DEFAULT partition are archived like SQLite's, below.
+
+SQLite (and a DEFAULT partition): lines older than the cut-off are chunked the same way;
+each chunk's pointer row is inserted and its lines deleted in one transaction, after
+the upload was verified.
+
+Crash safety: a step that dies is redone by the next run. Keys are deterministic, so an
+upload repeated finds its own bytes (a no-op); pointer rows are inserted with ``ON
+CONFLICT DO NOTHING``; a detach left pending is finalized; nothing hot is removed before
+its chunk is verified and recorded. Concurrency: workers take a session advisory lock
+per partition (others skip it and report it busy); chunk writes of the delete path
+check that every line they delete was still there, else they roll back (another
+worker got there first). A backfill of the legacy table in progress pauses archival.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from execstore.archival import SetAside
+from execstore.blob import ArchiveRef, Archives
+from execstore.errors import translate_database_errors
+from execstore.logs.chunks import (
+    Chunk,
+    ChunkBuilder,
+    insert_pointer,
+    pointer_values,
+    source_rows,
+    upload_chunk,
+)
+from execstore.logs.repository import entry_table_named
+from execstore.schema import models as m
+from execstore.schema.partitions import LOG_TABLE, Partition, log_partitions
+
+__all__ = ["BACKFILL_BUSY_PHASES", "LogArchivalReport", "archive_logs"]
+
+BACKFILL_BUSY_PHASES: Final = (1, 2)
+"""Backfill phases (copying, swapped but unverified) during which archival waits."""
+_LOCK_PREFIX: Final = "execstore-log-archive:"
+_JOBS_PER_QUERY: Final = 200
+_DETACH_LOCK_TIMEOUT: Final = "10s"
+_DETACH_LOCK: Final = sa.func.hashtextextended("execstore-log-detach", 0)
+_entry_table: sa.Table = m.ExecutionLogEntry.__table__  # type: ignore[assignment]
+_archive = m.ExecutionLogArchive
+_detached = m.ExecutionLogDetached
+
+
+@dataclass
+class LogArchivalReport:
+    """What an archival run did (with ``dry_run``: what it would do)."""
+
+    dry_run: bool = False
+    lines_archived: int = 0
+    chunks_written: int = 0
+    chunks_skipped: int = 0
+    """Chunks another worker wrote first, or whose lines changed meanwhile (redone later)."""
+    raw_bytes: int = 0
+    stored_bytes: int = 0
+    lines_deleted: int = 0
+    hot_bytes_freed: int = 0
+    lines_eligible: int = 0
+    hot_bytes_eligible: int = 0
+    partitions_detached: list[str] = field(default_factory=list)
+    partitions_dropped: list[str] = field(default_factory=list)
+    partitions_kept: list[str] = field(default_factory=list)
+    """Detached partitions not dropped yet: some lines were set aside."""
+    busy: list[str] = field(default_factory=list)
+    """Partitions another worker was archiving (left to it)."""
+    set_aside: list[SetAside] = field(default_factory=list)
+    waiting_for_backfill: bool = False
+
+    @property
+    def problems(self) -> bool:
+        """True when lines were set aside (the CLI exits 3)."""
+        return bool(self.set_aside)
+
+
+async def archive_logs(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    archives: Archives,
+    *,
+    hot_days: int = 30,
+    chunk_rows: int = 2000,
+    now: dt.datetime | None = None,
+    dry_run: bool = False,
+    on_progress: Callable[[LogArchivalReport], None] | None = None,
+) -> LogArchivalReport:
+    """The report of archiving every log line older than ``hot_days`` (see the module doc)."""
+    if chunk_rows < 1:
+        raise ValueError("chunk_rows must be at least 1")
+    report = LogArchivalReport(dry_run=dry_run)
+    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=hot_days)
+    run = _Run(engine, sessions, archives, report, chunk_rows, on_progress)
+    if await run.backfill_busy():
+        report.waiting_for_backfill = True
+        return report
+    if engine.dialect.name != "postgresql":
+        await run.archive_table(_entry_table, source_id=None, before=cutoff, delete=True)
+        return report
+    parts = await run.partitions()
+    default = next((p for p in parts if p.default), None)
+    due = [p for p in parts if not p.default and p.end is not None and p.end <= cutoff]
+    if dry_run:
+        await run.measure(due, default, cutoff)
+        return report
+    # A crash may have left a detach pending: PostgreSQL allows one per table, so
+    # finish those before starting new ones.
+    for registered in await run.registered():
+        async with run.partition_lock(registered.table_name) as mine:
+            if mine and await run.still_registered(registered):
+                await run.finish_detach(registered, parts, concurrently=default is None)
+    for part in due:
+        async with run.partition_lock(part.name) as mine:
+            if not mine:
+                report.busy.append(part.name)
+                continue
+            # Another worker may have detached it between our listing and our lock.
+            if any(p.oid == part.oid and not p.detach_pending for p in await run.partitions()):
+                await run.detach(part, concurrently=default is None)
+    for registered in await run.registered():
+        async with run.partition_lock(registered.table_name) as mine:
+            if not mine:
+                report.busy.append(registered.table_name)
+                continue
+            if not await run.still_registered(registered):
+                continue  # dropped by another worker meanwhile
+            await run.finish_detach(registered, parts, concurrently=default is None)
+            table = entry_table_named(registered.table_name)
+            await run.archive_table(table, source_id=registered.id, before=None, delete=False)
+            await run.drop_if_archived(registered)
+    if default is not None:
+        table = entry_table_named(default.name)
+        await run.archive_table(table, source_id=None, before=cutoff, delete=True)
+    return report
+
+
+class _Changed(Exception):
+    """A chunk's lines changed under it (another worker, a job deletion): redo later."""
+
+
+class _Run:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        sessions: async_sessionmaker[AsyncSession],
+        archives: Archives,
+        report: LogArchivalReport,
+        chunk_rows: int,
+        on_progress: Callable[[LogArchivalReport], None] | None,
+    ) -> None:
+        self.engine = engine
+        self.sessions = sessions
+        self.archives = archives
+        self.report = report
+        self.chunk_rows = chunk_rows
+        self.on_progress = on_progress
+
+    async def backfill_busy(self) -> bool:
+        async with self.sessions() as session:
+            with translate_database_errors():
+                phase = await session.scalar(
+                    sa.select(m.ExecutionLogBackfill.phase).where(m.ExecutionLogBackfill.id == 1)
+                )
+        return phase in BACKFILL_BUSY_PHASES
+
+    async def partitions(self) -> list[Partition]:
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(log_partitions)
+
+    async def registered(self) -> list[m.ExecutionLogDetached]:
+        async with self.sessions() as session:
+            with translate_database_errors():
+                rows = await session.scalars(sa.select(_detached).order_by(_detached.range_start))
+                return list(rows.all())
+
+    async def still_registered(self, registered: m.ExecutionLogDetached) -> bool:
+        async with self.sessions() as session:
+            with translate_database_errors():
+                found = await session.scalar(
+                    sa.select(_detached.id).where(_detached.id == registered.id)
+                )
+        return found is not None
+
+    @asynccontextmanager
+    async def partition_lock(self, name: str) -> AsyncIterator[bool]:
+        key = sa.func.hashtextextended(_LOCK_PREFIX + name, 0)
+        async with self.engine.connect() as conn:
+            mine = bool(await conn.scalar(sa.select(sa.func.pg_try_advisory_lock(key))))
+            await conn.commit()
+            try:
+                yield mine
+            finally:
+                if mine:
+                    await conn.scalar(sa.select(sa.func.pg_advisory_unlock(key)))
+                    await conn.commit()
+
+    async def detach(self, part: Partition, *, concurrently: bool) -> None:
+        async with self.sessions() as session, session.begin():
+            stmt = (
+                postgresql.insert(_detached)
+                .values(table_name=part.name, range_start=part.start, range_end=part.end)
+                .on_conflict_do_nothing(index_elements=["table_name"])
+            )
+            with translate_database_errors():
+                await session.execute(stmt)
+        await _detach_partition(self.engine, self.sessions, part.name, concurrently=concurrently)
+        self.report.partitions_detached.append(part.name)
+
+    async def finish_detach(
+        self, registered: m.ExecutionLogDetached, parts: list[Partition], *, concurrently: bool
+    ) -> None:
+        """Complete what a crashed run left: a registered partition still (half) attached."""
+        current = {p.name: p for p in await self.partitions()}
+        part = current.get(registered.table_name)
+        if part is None:
+            return
+        if part.detach_pending:
+            await _detach_partition(
+                self.engine, self.sessions, part.name, concurrently=True, finalize=True
+            )
+        else:
+            await _detach_partition(
+                self.engine, self.sessions, part.name, concurrently=concurrently
+            )
+        self.report.partitions_detached.append(part.name)
+
+    async def measure(
+        self, due: list[Partition], default: Partition | None, cutoff: dt.datetime
+    ) -> None:
+        tables = [p.name for p in due] + [r.table_name for r in await self.registered()]
+        async with self.sessions() as session:
+            with translate_database_errors():
+                for name in dict.fromkeys(tables):
+                    self.report.lines_eligible += int(
+                        await session.scalar(sa.text(f'SELECT count(*) FROM "{name}"')) or 0
+                    )
+                    self.report.hot_bytes_eligible += int(
+                        await session.scalar(
+                            sa.text("SELECT pg_total_relation_size(CAST(:t AS regclass))"),
+                            {"t": f'"{name}"'},
+                        )
+                        or 0
+                    )
+                if default is not None:
+                    table = entry_table_named(default.name)
+                    self.report.lines_eligible += int(
+                        await session.scalar(
+                            sa.select(sa.func.count()).where(table.c.timestamp < cutoff)
+                        )
+                        or 0
+                    )
+
+    async def archive_table(
+        self, table: sa.Table, *, source_id: int | None, before: dt.datetime | None, delete: bool
+    ) -> None:
+        """Chunk every line of ``table`` (older than ``before``), organization by organization."""
+        by_org, orphans = await self._jobs_by_organization(table, before)
+        for job_id, lines in orphans:
+            self.report.set_aside.append(
+                SetAside(
+                    f"job {job_id}",
+                    f"NotFound: the job is gone, so its {lines} line(s) have no organization "
+                    f"to be archived under (kept in {table.name})",
+                )
+            )
+        if self.report.dry_run:
+            self.report.lines_eligible += sum(n for jobs in by_org.values() for _, n in jobs)
+            return
+        for organization_id in sorted(by_org, key=str):
+            jobs = [job for job, _ in by_org[organization_id]]
+            builder = ChunkBuilder(organization_id, self.chunk_rows)
+            for start in range(0, len(jobs), _JOBS_PER_QUERY):
+                batch = jobs[start : start + _JOBS_PER_QUERY]
+                async with self.sessions() as session:
+                    with translate_database_errors():
+                        rows = (
+                            await session.execute(source_rows(table, batch, before=before))
+                        ).all()
+                for row in rows:
+                    done = builder.add(row)
+                    if done is not None:
+                        await self._write(table, done, source_id=source_id, delete=delete)
+            for chunk in builder.finish():
+                await self._write(table, chunk, source_id=source_id, delete=delete)
+
+    async def _jobs_by_organization(
+        self, table: sa.Table, before: dt.datetime | None
+    ) -> tuple[dict[uuid.UUID, list[tuple[uuid.UUID, int]]], list[tuple[uuid.UUID, int]]]:
+        counts = sa.select(table.c.job_id, sa.func.count().label("lines")).group_by(table.c.job_id)
+        if before is not None:
+            counts = counts.where(table.c.timestamp < before)
+        per_job = counts.subquery()
+        stmt = (
+            sa.select(per_job.c.job_id, per_job.c.lines, m.Job.organization_id)
+            .outerjoin(m.Job, m.Job.id == per_job.c.job_id)
+            .order_by(per_job.c.job_id)
+        )
+        async with self.sessions() as session:
+            with translate_database_errors():
+                rows = (await session.execute(stmt)).all()
+        by_org: dict[uuid.UUID, list[tuple[uuid.UUID, int]]] = {}
+        orphans = []
+        for job_id, lines, organization_id in rows:
+            if organization_id is None:
+                orphans.append((job_id, int(lines)))
+            else:
+                by_org.setdefault(organization_id, []).append((job_id, int(lines)))
+        return by_org, orphans
+
+    async def _write(
+        self, table: sa.Table, chunk: Chunk, *, source_id: int | None, delete: bool
+    ) -> None:
+        key = chunk.key(self.archives)
+        async with self.sessions() as session:
+            with translate_database_errors():
+                known = await session.scalar(sa.select(_archive.id).where(_archive.blob_key == key))
+        if known is not None:
+            self.report.chunks_skipped += 1  # recorded by an earlier (crashed) run or a peer
+            return
+        ref = await _upload(self.archives, chunk)
+        values = pointer_values(chunk, ref, source_id=source_id)
+        try:
+            async with self.sessions() as session:
+                with translate_database_errors():
+                    async with session.begin():
+                        if delete and await _delete_lines(session, table, chunk) != len(chunk):
+                            raise _Changed
+                        if not await _record(session, values):
+                            raise _Changed
+        except _Changed:
+            self.report.chunks_skipped += 1
+            return
+        if delete:
+            self.report.lines_deleted += len(chunk)
+        self.report.lines_archived += len(chunk)
+        self.report.chunks_written += 1
+        self.report.raw_bytes += ref.raw_size
+        self.report.stored_bytes += ref.stored_size
+        if self.on_progress is not None:
+            self.on_progress(self.report)
+
+    async def drop_if_archived(self, registered: m.ExecutionLogDetached) -> None:
+        name = registered.table_name
+        async with self.sessions() as session:
+            with translate_database_errors():
+                async with session.begin():
+                    await session.execute(
+                        sa.text(f"SET LOCAL lock_timeout = '{_DETACH_LOCK_TIMEOUT}'")
+                    )
+                    await session.scalar(
+                        sa.select(_detached.id)
+                        .where(_detached.id == registered.id)
+                        .with_for_update()
+                    )
+                    held = int(await session.scalar(sa.text(f'SELECT count(*) FROM "{name}"')) or 0)
+                    archived = await session.scalar(
+                        sa.select(sa.func.coalesce(sa.func.sum(_archive.record_count), 0)).where(
+                            _archive.source_id == registered.id
+                        )
+                    )
+                    if held != int(archived or 0):
+                        self.report.partitions_kept.append(name)
+                        return
+                    size = await session.scalar(
+                        sa.text("SELECT pg_total_relation_size(CAST(:t AS regclass))"),
+                        {"t": f'"{name}"'},
+                    )
+                    await _drop_partition(session, name)
+                    await session.execute(sa.delete(_detached).where(_detached.id == registered.id))
+        self.report.partitions_dropped.append(name)
+        self.report.hot_bytes_freed += int(size or 0)
+
+
+# Each step below is one module-level function so a test can make it fail (a crash).
+
+
+async def _upload(archives: Archives, chunk: Chunk) -> ArchiveRef:
+    return await upload_chunk(archives, chunk)
+
+
+async def _record(session: AsyncSession, values: dict[str, Any]) -> bool:
+    return await insert_pointer(session, values)
+
+
+async def _delete_lines(session: AsyncSession, table: sa.Table, chunk: Chunk) -> int:
+    gone = 0
+    jobs = list(dict.fromkeys(chunk.jobs))
+    for start in range(0, len(chunk.ids), 1000):
+        ids: Sequence[int] = chunk.ids[start : start + 1000]
+        result = await session.execute(
+            sa.delete(table).where(table.c.job_id.in_(jobs), table.c.id.in_(ids))
+        )
+        gone += int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return gone
+
+
+async def _detach_partition(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    name: str,
+    *,
+    concurrently: bool,
+    finalize: bool = False,
+) -> None:
+    if concurrently or finalize:
+        # CONCURRENTLY (and FINALIZE) cannot run inside a transaction block. PostgreSQL
+        # allows one pending detach per table, so workers take turns (a session lock).
+        clause = "FINALIZE" if finalize else "CONCURRENTLY"
+        async with engine.connect() as conn:
+            auto = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            with translate_database_errors():
+                await auto.execute(sa.select(sa.func.pg_advisory_lock(_DETACH_LOCK)))
+                try:
+                    await auto.exec_driver_sql(
+                        f'ALTER TABLE {LOG_TABLE} DETACH PARTITION "{name}" {clause}'
+                    )
+                finally:
+                    await auto.execute(sa.select(sa.func.pg_advisory_unlock(_DETACH_LOCK)))
+        return
+    async with sessions() as session:
+        with translate_database_errors():
+            async with session.begin():
+                await session.execute(sa.text(f"SET LOCAL lock_timeout = '{_DETACH_LOCK_TIMEOUT}'"))
+                await session.execute(sa.text(f'ALTER TABLE {LOG_TABLE} DETACH PARTITION "{name}"'))
+
+
+async def _drop_partition(session: AsyncSession, name: str) -> None:
+    await session.execute(sa.text(f'DROP TABLE "{name}"'))

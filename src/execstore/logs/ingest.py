@@ -1,0 +1,583 @@
+"""Appending log lines: validate a whole batch, resolve steps, then COPY (or executemany).
+
+A batch is atomic: every entry is checked and encoded before anything is written, so an
+entry that cannot be stored raises InvalidLogEntry naming it and leaves the database as
+it was. Safe transformations are applied on the way (and documented): a message over
+its column's limit is cut with the ``…[truncated]`` marker, NUL characters are removed
+from text and from metadata strings, a naive timestamp is taken as UTC.
+
+PostgreSQL writes with binary ``COPY`` through asyncpg on the unit's own connection, so
+the lines commit or roll back with the unit. Steps resolve through a per-process cache
+of the catalog; new catalog entries are committed in a short transaction of their own
+(an id a row holds must never vanish with a rolled-back unit). A month without a
+partition gets one on the spot, from a separate connection, and the COPY is retried
+inside a savepoint; months that archival may be detaching always go through that
+savepoint. SQLite writes with one ``executemany`` in the unit's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, NamedTuple
+
+import asyncpg
+import sqlalchemy as sa
+from cachetools import LRUCache
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from execstore.errors import (
+    DatabaseError,
+    IntegrityViolation,
+    InvalidLogEntry,
+    translate_database_errors,
+)
+from execstore.logs.types import NewLogEntry
+from execstore.schema import models as m
+from execstore.schema.enums import LogLevel
+from execstore.schema.partitions import (
+    ensure_log_partitions,
+    log_partitions,
+    month_start,
+    next_month,
+)
+from execstore.textlimits import fit_text, limit_of, strip_nul_json
+
+__all__ = [
+    "COPY_COLUMNS",
+    "NEW_LINE_COLUMNS",
+    "PreparedLine",
+    "StepKey",
+    "encode_json",
+    "entry_fields",
+    "known_steps",
+    "line_rest",
+    "line_time",
+    "prepare_entries",
+    "prepare_rows",
+    "resolve_steps",
+    "sqlite_write_lock",
+    "step_key",
+    "write_lines",
+]
+
+StepKey = tuple[uuid.UUID, int, str | None]
+"""A catalog key: (workflow id, step index, step name)."""
+
+COPY_COLUMNS: Final = (
+    "timestamp",
+    "id",
+    "job_id",
+    "step_id",
+    "duration_ms",
+    "level",
+    "message",
+    "metadata",
+)
+NEW_LINE_COLUMNS: Final = tuple(c for c in COPY_COLUMNS if c != "id")
+"""Columns of a new line's tuple (the identity fills ``id``)."""
+MESSAGE_LIMIT: Final = limit_of(m.ExecutionLogEntry.message) or 8000
+STEP_NAME_LIMIT: Final = limit_of(m.ExecutionLogStep.name) or 500
+_INT4: Final = 2**31
+_NO_PARTITION: Final = "23514"  # check_violation: "no partition of relation ... found for row"
+_LEVELS: Final = {level.value: level for level in LogLevel}
+_LEVEL_FAST: Final[dict[Any, int]] = {
+    **{level: int(level) for level in LogLevel},
+    **{spelled: int(level) for level in LogLevel for spelled in (level.name, level.name.lower())},
+}
+
+
+def _json_encoder() -> Callable[[Any], str]:
+    def refuse(value: Any) -> Any:
+        raise TypeError(f"{type(value).__name__} is not JSON")
+
+    try:
+        from json.encoder import c_make_encoder  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover - not CPython
+        c_make_encoder = None
+    if c_make_encoder is None:  # pragma: no cover
+        return json.JSONEncoder(
+            ensure_ascii=False, separators=(",", ":"), allow_nan=False, default=refuse
+        ).encode
+    # The C encoder built once: JSONEncoder.encode rebuilds it on every call, which is
+    # half the cost of preparing a line.
+    make = c_make_encoder(
+        {}, refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
+    )
+
+    def encode(value: Any) -> str:
+        if isinstance(value, str):
+            return str(json.encoder.encode_basestring(value))
+        return "".join(make(value, 0))
+
+    return encode
+
+
+_encode = _json_encoder()
+
+
+def encode_json(value: Any) -> str:
+    """Compact JSON text of ``value``, NULs removed; TypeError/ValueError if it is not JSON."""
+    text = _encode(value)
+    if "\\u0000" in text:
+        text = _encode(strip_nul_json(value))
+    return text
+
+
+class PreparedLine(NamedTuple):
+    """One validated line: everything but the step id, which needs the catalog."""
+
+    timestamp: dt.datetime
+    step: tuple[int, str | None]
+    duration_ms: int | None
+    level: int
+    message: str
+    metadata: str | None
+
+
+def prepare_entries(
+    entries: Sequence[NewLogEntry | Mapping[str, Any]], *, now: dt.datetime | None = None
+) -> list[PreparedLine]:
+    """Every entry validated and encoded, or InvalidLogEntry naming the first bad one."""
+    stamp = now or dt.datetime.now(dt.UTC)
+    return [_prepare(index, entry, stamp) for index, entry in enumerate(entries)]
+
+
+def prepare_rows(
+    entries: Sequence[NewLogEntry | Mapping[str, Any]],
+    *,
+    now: dt.datetime,
+    job_id: uuid.UUID,
+    steps: Mapping[tuple[int, str | None], int],
+) -> tuple[list[tuple[Any, ...]], dict[tuple[int, str | None], list[int]], set[dt.datetime]]:
+    """``append``'s hot path: every entry validated, in one pass, as a row to COPY.
+
+    Returns the rows (:data:`NEW_LINE_COLUMNS` order), the steps ``steps`` did not know
+    (with the rows that need them: their step id is None until resolved) and the months
+    the rows fall in. The same checks and fixes as :func:`prepare_entries`, inlined:
+    every field has a fast path for the usual, already-valid value and falls back to the
+    validating function, which fixes or refuses the rest.
+    """
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    missing: dict[tuple[int, str | None], list[int]] = {}
+    months: set[tuple[int, int]] = set()
+    last_year = last_month = 0
+    utc = dt.UTC
+    stamp_type = dt.datetime
+    lookup = steps.get
+    message: Any
+    level: Any
+    metadata: Any
+    for index, entry in enumerate(entries):
+        if type(entry) is NewLogEntry:
+            message, level, step_index = entry.message, entry.level, entry.step_index
+            step_name, metadata = entry.step_name, entry.metadata
+            timestamp, duration = entry.timestamp, entry.duration_ms
+        else:
+            message, level, step_index, step_name, metadata, timestamp, duration = entry_fields(
+                index, entry
+            )
+        if type(message) is not str:
+            raise InvalidLogEntry(index, f"message must be text, not {type(message).__name__}")
+        if len(message) > MESSAGE_LIMIT or "\x00" in message:
+            message = fit_text(message, MESSAGE_LIMIT) or ""
+        if type(timestamp) is not stamp_type or timestamp.tzinfo is not utc:
+            timestamp = _timestamp(index, timestamp, now)
+        if timestamp.month != last_month or timestamp.year != last_year:
+            last_year, last_month = timestamp.year, timestamp.month
+            months.add((last_year, last_month))
+        if type(step_index) is not int or not -_INT4 <= step_index < _INT4:
+            step_index = _int(index, "step_index", step_index)
+        if step_name is not None and (
+            type(step_name) is not str or len(step_name) > STEP_NAME_LIMIT or "\x00" in step_name
+        ):
+            step_name = _step_name(index, step_name)
+        if duration is not None and (type(duration) is not int or not -_INT4 <= duration < _INT4):
+            duration = _int(index, "duration_ms", duration)
+        level_value = _LEVEL_FAST.get(level) if type(level) is not bool else None
+        if level_value is None:
+            level_value = _level(index, level)
+        if metadata is not None:
+            metadata = _metadata(index, metadata)
+        key = (step_index, step_name)
+        step = lookup(key)
+        if step is None:
+            missing.setdefault(key, []).append(index)
+        append((timestamp, job_id, step, duration, level_value, message, metadata))
+    return rows, missing, {dt.datetime(y, mo, 1, tzinfo=utc) for y, mo in months}
+
+
+def _field(entry: Mapping[str, Any], snake: str, camel: str, default: Any = None) -> Any:
+    if snake in entry:
+        return entry[snake]
+    return entry.get(camel, default)
+
+
+Fields = tuple[Any, Any, Any, Any, Any, Any, Any]
+"""An entry's raw (message, level, step_index, step_name, metadata, timestamp, duration)."""
+
+
+def entry_fields(index: int, entry: NewLogEntry | Mapping[str, Any]) -> Fields:
+    """The raw fields of one entry (a NewLogEntry or a mapping, snake or camel case)."""
+    if isinstance(entry, NewLogEntry):
+        return (
+            entry.message,
+            entry.level,
+            entry.step_index,
+            entry.step_name,
+            entry.metadata,
+            entry.timestamp,
+            entry.duration_ms,
+        )
+    if isinstance(entry, Mapping):
+        return (
+            entry.get("message"),
+            entry.get("level", LogLevel.INFO),
+            _field(entry, "step_index", "stepIndex", 0),
+            _field(entry, "step_name", "stepName"),
+            entry.get("metadata"),
+            entry.get("timestamp"),
+            _field(entry, "duration_ms", "durationMs", entry.get("duration")),
+        )
+    raise InvalidLogEntry(index, f"expected NewLogEntry or a mapping, not {type(entry).__name__}")
+
+
+# Each field below has a fast path for the usual, already-valid value (a type check or
+# two) and falls back to the validating function, which fixes or refuses the rest.
+
+
+def step_key(index: int, step_index: Any, step_name: Any) -> tuple[int, str | None]:
+    """The validated (step index, step name) of an entry."""
+    if type(step_index) is not int or not -_INT4 <= step_index < _INT4:
+        step_index = _int(index, "step_index", step_index)
+    if step_name is not None and (
+        type(step_name) is not str or len(step_name) > STEP_NAME_LIMIT or "\x00" in step_name
+    ):
+        step_name = _step_name(index, step_name)
+    return step_index, step_name
+
+
+def line_time(index: int, timestamp: Any, now: dt.datetime) -> dt.datetime:
+    """The validated timestamp of an entry (aware, UTC; ``now`` when absent)."""
+    if type(timestamp) is not dt.datetime or timestamp.tzinfo is not dt.UTC:
+        timestamp = _timestamp(index, timestamp, now)
+    return timestamp  # type: ignore[no-any-return]
+
+
+def line_rest(
+    index: int, message: Any, level: Any, duration: Any, metadata: Any
+) -> tuple[int | None, int, str, str | None]:
+    """The validated (duration_ms, level, message, metadata JSON) of an entry."""
+    if type(message) is not str:
+        raise InvalidLogEntry(index, f"message must be text, not {type(message).__name__}")
+    if len(message) > MESSAGE_LIMIT or "\x00" in message:
+        message = fit_text(message, MESSAGE_LIMIT) or ""
+    if duration is not None and (type(duration) is not int or not -_INT4 <= duration < _INT4):
+        duration = _int(index, "duration_ms", duration)
+    level_value = _LEVEL_FAST.get(level) if type(level) is not bool else None
+    return (
+        duration,
+        level_value if level_value is not None else _level(index, level),
+        message,
+        None if metadata is None else _metadata(index, metadata),
+    )
+
+
+def _prepare(index: int, entry: NewLogEntry | Mapping[str, Any], now: dt.datetime) -> PreparedLine:
+    message, level, step_index, step_name, metadata, timestamp, duration = entry_fields(
+        index, entry
+    )
+    duration, level_value, message, meta = line_rest(index, message, level, duration, metadata)
+    return PreparedLine(
+        line_time(index, timestamp, now),
+        step_key(index, step_index, step_name),
+        duration,
+        level_value,
+        message,
+        meta,
+    )
+
+
+def _timestamp(index: int, value: Any, now: dt.datetime) -> dt.datetime:
+    if value is None:
+        return now
+    if not isinstance(value, dt.datetime):
+        raise InvalidLogEntry(index, f"timestamp must be a datetime, not {type(value).__name__}")
+    # UTC always: SQLite keeps the digits only, so an offset must not reach it.
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _int(index: int, name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidLogEntry(index, f"{name} must be an integer, not {value!r}")
+    if not -_INT4 <= value < _INT4:
+        raise InvalidLogEntry(index, f"{name} {value} is out of range")
+    return value
+
+
+def _step_name(index: int, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidLogEntry(index, f"step_name must be text, not {type(value).__name__}")
+    return fit_text(value, STEP_NAME_LIMIT)
+
+
+def _level(index: int, value: Any) -> int:
+    try:
+        if isinstance(value, LogLevel):
+            return int(value)
+        if isinstance(value, str):
+            return int(LogLevel.parse(value))
+        if isinstance(value, int) and not isinstance(value, bool):
+            return int(_LEVELS[value])
+    except KeyError:
+        pass
+    raise InvalidLogEntry(index, f"unknown level {value!r}")
+
+
+def _metadata(index: int, value: Any) -> str:
+    try:
+        return encode_json(value)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidLogEntry(index, f"metadata cannot be encoded as JSON: {exc}") from exc
+
+
+async def sqlite_write_lock(session: AsyncSession) -> None:
+    """On SQLite, take the database's write lock now (a no-op elsewhere).
+
+    A deferred SQLite transaction that reads first and writes later fails at once with
+    "database is locked" if another connection wrote in between; taking the write lock
+    first makes concurrent writers wait for each other (busy timeout) instead.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        with translate_database_errors():
+            await session.execute(
+                sa.update(m.ExecutionLogStep).where(sa.false()).values(id=m.ExecutionLogStep.id)
+            )
+
+
+# -- step catalog ----------------------------------------------------------------------
+
+
+@dataclass
+class _Caches:
+    """What one engine's appends remember: catalog ids and the months with partitions."""
+
+    workflows: LRUCache[uuid.UUID, dict[tuple[int, str | None], int]] = field(
+        default_factory=lambda: LRUCache(maxsize=10_000)
+    )
+    """Per workflow, the catalog ids of its steps: (step index, step name) -> id."""
+    months: set[dt.datetime] = field(default_factory=set)
+    has_default: bool | None = None
+
+
+_CACHES: weakref.WeakKeyDictionary[Any, _Caches] = weakref.WeakKeyDictionary()
+
+
+def _caches(session: AsyncSession) -> _Caches:
+    engine = session.get_bind()
+    found = _CACHES.get(engine)
+    if found is None:
+        found = _CACHES[engine] = _Caches()
+    return found
+
+
+async def resolve_steps(
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession] | None,
+    keys: Iterable[StepKey],
+) -> dict[StepKey, int]:
+    """The catalog id of every key, adding the missing ones.
+
+    PostgreSQL: new entries are committed in a transaction of their own (``sessions``)
+    and cached for the process. SQLite: added in the caller's transaction, uncached.
+    """
+    wanted = set(keys)
+    if session.get_bind().dialect.name != "postgresql" or sessions is None:
+        return await _resolve_in(session, wanted, dialect=session.get_bind().dialect.name)
+    cache = _caches(session).workflows
+    found: dict[StepKey, int] = {}
+    for key in wanted:
+        known = cache.get(key[0])
+        if known is not None and (step := known.get(key[1:])) is not None:
+            found[key] = step
+    missing = wanted - found.keys()
+    if missing:
+        async with sessions() as own, own.begin():
+            resolved = await _resolve_in(own, missing, dialect="postgresql")
+        found.update(resolved)
+        for (workflow, index, name), step in resolved.items():
+            known = cache.get(workflow)
+            if known is None:
+                known = cache[workflow] = {}
+            known[(index, name)] = step
+    return found
+
+
+def known_steps(session: AsyncSession, workflow: uuid.UUID) -> Mapping[tuple[int, str | None], int]:
+    """The catalog ids this process knows for ``workflow``'s steps (PostgreSQL; else {})."""
+    if session.get_bind().dialect.name != "postgresql":
+        return {}
+    return _caches(session).workflows.get(workflow) or {}
+
+
+async def _resolve_in(
+    session: AsyncSession, wanted: set[StepKey], *, dialect: str
+) -> dict[StepKey, int]:
+    step = m.ExecutionLogStep
+    workflows = sorted({key[0] for key in wanted})
+    found: dict[StepKey, int] = {}
+
+    async def load() -> None:
+        rows = await session.execute(
+            sa.select(step.id, step.workflow_id, step.step_index, step.name).where(
+                step.workflow_id.in_(workflows)
+            )
+        )
+        for id_, workflow, index, name in rows:
+            if (key := (workflow, index, name)) in wanted:
+                found[key] = id_
+
+    with translate_database_errors():
+        await load()
+        missing = sorted(wanted - found.keys(), key=lambda k: (str(k[0]), k[1], k[2] or ""))
+        if missing:
+            insert = postgresql.insert(step) if dialect == "postgresql" else sqlite.insert(step)
+            values = [{"workflow_id": w, "step_index": i, "name": n} for w, i, n in missing]
+            if dialect == "postgresql":
+                await session.execute(insert.on_conflict_do_nothing(), values)
+            else:
+                # SQLite has one writer and its unique index does not dedupe NULL names:
+                # only what the load did not find is inserted, so nothing doubles.
+                await session.execute(sa.insert(step), values)
+            await load()
+    return found
+
+
+# -- writing -----------------------------------------------------------------------------
+
+
+async def write_lines(
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession] | None,
+    rows: Callable[[], Iterable[tuple[Any, ...]]],
+    *,
+    months: set[dt.datetime],
+    risky_before: dt.datetime,
+    with_ids: bool = False,
+    savepoint: bool = False,
+) -> None:
+    """Insert the tuples ``rows()`` yields, in ``months``.
+
+    ``rows`` is a factory so a COPY can be retried. Tuples follow :data:`COPY_COLUMNS`
+    with ``with_ids`` (the backfill's lines), else :data:`NEW_LINE_COLUMNS` (the identity
+    fills ``id``). Lines older than
+    ``risky_before`` may land in a month archival is detaching, so they are copied inside
+    a savepoint and retried after creating the partition; ``savepoint`` forces that
+    (rows validated while streaming may raise half-way: nothing of them stays).
+    """
+    if not months:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        await _insert_many(session, list(rows()), with_ids=with_ids)
+        return
+    caches = _caches(session)
+    if caches.has_default is None or not months <= caches.months:
+        await _refresh_months(session, caches)
+    if caches.has_default:
+        # pg_partman mode: the DEFAULT partition takes lines of months without one.
+        if savepoint:
+            async with session.begin_nested():
+                await _copy(session, rows(), with_ids)
+        else:
+            await _copy(session, rows(), with_ids)
+        return
+    missing = months - caches.months
+    if missing and sessions is not None:
+        await _create_partitions(sessions, missing, caches)
+    safe = months <= caches.months and min(months) >= month_start(risky_before)
+    if safe and not savepoint:
+        await _copy(session, rows(), with_ids)
+        return
+    for attempt in range(3):
+        try:
+            async with session.begin_nested():
+                await _copy(session, rows(), with_ids)
+            return
+        except IntegrityViolation as exc:
+            state = getattr(exc.__cause__, "sqlstate", None)
+            if state != _NO_PARTITION or sessions is None or attempt == 2:
+                raise
+        await _refresh_months(session, caches)
+        await _create_partitions(sessions, months - caches.months, caches)
+
+
+async def _copy(session: AsyncSession, rows: Iterable[tuple[Any, ...]], with_ids: bool) -> None:
+    with translate_database_errors():
+        connection = await session.connection()
+        raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    records = rows
+    columns = COPY_COLUMNS if with_ids else NEW_LINE_COLUMNS
+    try:
+        await driver.copy_records_to_table(
+            m.ExecutionLogEntry.__tablename__, records=records, columns=columns
+        )
+    except asyncpg.PostgresError as exc:
+        # The raw driver bypasses SQLAlchemy: translate here, keeping sqlstate on __cause__.
+        error = IntegrityViolation if str(exc.sqlstate).startswith("23") else DatabaseError
+        raise error(str(exc).strip().splitlines()[0]) from exc
+
+
+async def _insert_many(
+    session: AsyncSession, rows: Sequence[tuple[Any, ...]], *, with_ids: bool
+) -> None:
+    if not rows:
+        return
+    table: sa.Table = m.ExecutionLogEntry.__table__  # type: ignore[assignment]
+    names = COPY_COLUMNS if with_ids else NEW_LINE_COLUMNS
+    values = [
+        {
+            name: (value if name != "metadata" or value is None else json.loads(value))
+            for name, value in zip(names, row, strict=True)
+        }
+        for row in rows
+    ]
+    with translate_database_errors():
+        await session.execute(sa.insert(table), values)
+
+
+async def _refresh_months(session: AsyncSession, caches: _Caches) -> None:
+    connection = await session.connection()
+    parts = await connection.run_sync(log_partitions)
+    caches.has_default = any(p.default for p in parts)
+    covered = set()
+    for part in parts:
+        if part.default or part.start is None or part.end is None or part.detach_pending:
+            continue
+        month = month_start(part.start)
+        while month < part.end:
+            if part.covers(month):
+                covered.add(month)
+            month = next_month(month)
+    caches.months = covered
+
+
+async def _create_partitions(
+    sessions: async_sessionmaker[AsyncSession], months: set[dt.datetime], caches: _Caches
+) -> None:
+    if not months:
+        return
+    async with sessions() as own:
+        with translate_database_errors():
+            async with own.begin():
+                connection = await own.connection()
+                await connection.run_sync(ensure_log_partitions, sorted(months))
+            await _refresh_months(own, caches)

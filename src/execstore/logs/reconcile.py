@@ -1,0 +1,117 @@
+"""The logs part of the reconciler: chunk pointer rows and blobs under ``logs/``.
+
+A pointer row whose blob is missing is marked ``lost``, so reads of a job in that chunk
+raise ArchiveMissing at once, without a blob request. A blob without a pointer row is
+"pending" while the first line it holds is still hot (a crashed archival run left it
+and its re-run will record it); otherwise it is an orphan (a run whose lines changed
+before it could record the chunk, or a rewrite whose transaction rolled back).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from execstore.archival import ArchiveTotals, Pointer
+from execstore.errors import translate_database_errors
+from execstore.logs.format import LOGS_PREFIX, first_id_of_key
+from execstore.logs.repository import archive_ref, detached_tables
+from execstore.schema import models as m
+
+__all__ = ["LogArchives"]
+
+_archive = m.ExecutionLogArchive
+_entry_table: sa.Table = m.ExecutionLogEntry.__table__  # type: ignore[assignment]
+
+
+class LogArchives:
+    """Log archive chunks as an :class:`~execstore.archival.ArchiveKind`."""
+
+    name = "logs"
+    prefix = LOGS_PREFIX
+
+    def organization_prefix(self, organization_id: uuid.UUID) -> str:
+        """``logs/<org>/``."""
+        return f"{LOGS_PREFIX}{organization_id}/"
+
+    async def pointers(
+        self,
+        session: AsyncSession,
+        *,
+        after: Any,
+        limit: int,
+        organization_id: uuid.UUID | None,
+    ) -> tuple[list[Pointer], Any]:
+        """Chunk pointer rows in id order."""
+        stmt = sa.select(_archive).order_by(_archive.id).limit(limit)
+        if after is not None:
+            stmt = stmt.where(_archive.id > after)
+        if organization_id is not None:
+            stmt = stmt.where(_archive.organization_id == organization_id)
+        with translate_database_errors():
+            rows = (await session.scalars(stmt)).all()
+        pointers = [Pointer(ref=archive_ref(row), marked_lost=row.lost, row=row.id) for row in rows]
+        return pointers, (rows[-1].id if rows else after)
+
+    async def referenced(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
+        """The keys a chunk pointer row points at."""
+        if not keys:
+            return set()
+        with translate_database_errors():
+            found = await session.scalars(
+                sa.select(_archive.blob_key).where(_archive.blob_key.in_(list(keys)))
+            )
+        return set(found.all())
+
+    async def pending(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
+        """Blobs whose first line is still hot: an unfinished run will record them."""
+        wanted: dict[tuple[uuid.UUID, int], str] = {}
+        for key in keys:
+            parts = key.split("/")
+            first_id = first_id_of_key(key)
+            if len(parts) != 6 or first_id is None:
+                continue
+            try:
+                wanted[(uuid.UUID(parts[4]), first_id)] = key
+            except ValueError:
+                continue
+        if not wanted:
+            return set()
+        found: set[str] = set()
+        with translate_database_errors():
+            for table in [_entry_table, *await detached_tables(session)]:
+                rows = await session.execute(
+                    sa.select(table.c.job_id, table.c.id).where(
+                        table.c.job_id.in_({job for job, _ in wanted}),
+                        table.c.id.in_({id_ for _, id_ in wanted}),
+                    )
+                )
+                found |= {wanted[key] for key in map(tuple, rows) if key in wanted}
+        return found
+
+    async def mark(self, session: AsyncSession, pointer: Pointer, *, lost: bool) -> None:
+        """Set or clear the chunk's ``lost`` mark."""
+        with translate_database_errors():
+            await session.execute(
+                sa.update(_archive).where(_archive.id == pointer.row).values(lost=lost)
+            )
+
+    async def totals(
+        self, session: AsyncSession, *, organization_id: uuid.UUID | None = None
+    ) -> ArchiveTotals:
+        """Archived chunks: blobs, lines and bytes from their pointer rows."""
+        stmt = sa.select(
+            sa.func.count(),
+            sa.func.coalesce(sa.func.sum(_archive.record_count), 0),
+            sa.func.coalesce(sa.func.sum(_archive.stored_size), 0),
+            sa.func.coalesce(sa.func.sum(_archive.raw_size), 0),
+        )
+        if organization_id is not None:
+            stmt = stmt.where(_archive.organization_id == organization_id)
+        with translate_database_errors():
+            count, records, stored, raw = (await session.execute(stmt)).one()
+        return ArchiveTotals(int(count), int(records), int(stored), int(raw))
