@@ -135,12 +135,16 @@ class ScheduleExecution(Base):
 
 
 class HealingAttempt(Base):
-    """A self-healing attempt on a failed step."""
+    """A self-healing attempt on a failed step.
+
+    Keyed ``(job_id, id)``, not ``id`` alone: it lives on its job's shard when the schema
+    is distributed (``execstore.schema.distribution``).
+    """
 
     __tablename__ = "healing_attempts"
     created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    job_id: Mapped[uuid.UUID] = mapped_column(job_fk(), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    job_id: Mapped[uuid.UUID] = mapped_column(job_fk())
     step_index: Mapped[int] = mapped_column(sa.Integer())
     succeeded: Mapped[bool] = mapped_column(server_default=sa.false(), default=False)
     reasoning: Mapped[str] = mapped_column(BoundedString(2000))

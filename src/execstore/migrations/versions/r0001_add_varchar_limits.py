@@ -16,6 +16,7 @@
    it, so the database refuses a job on another organization's workflow. A legacy
    database that already holds such cross-organization references is refused with a
    count per reference (fix the rows, then upgrade again).
+6. ``healing_attempts`` is keyed ``(job_id, id)`` (distributable with its job).
 
 Revision ID: add_varchar_limits
 Revises: legacy_baseline
@@ -159,6 +160,14 @@ def _add_tenant_keys() -> None:
             )
 
 
+def _distributable_keys(up: bool) -> None:
+    # healing_attempts is keyed (job_id, id) so it can live on its job's shard (Citus).
+    columns = ["job_id", "id"] if up else ["id"]
+    with op.batch_alter_table("healing_attempts") as batch:
+        batch.drop_constraint("pk_healing_attempts", type_="primary")
+        batch.create_primary_key("pk_healing_attempts", columns)
+
+
 def _drop_tenant_keys() -> None:
     sqlite = op.get_bind().dialect.name == "sqlite"
     for table, column, referred in OWNED:
@@ -212,6 +221,7 @@ def upgrade() -> None:
             with op.batch_alter_table(table) as batch:
                 batch.alter_column(column, type_=sa.String(limit), existing_type=sa.Text())
         _add_tenant_keys()
+        _distributable_keys(up=True)
         return
 
     for statement in _uuid_functions():
@@ -243,10 +253,12 @@ def upgrade() -> None:
     op.execute("DROP FUNCTION pg_temp.execstore_uuids(text[])")
     op.execute("DROP FUNCTION pg_temp.execstore_uuid(text)")
     _add_tenant_keys()
+    _distributable_keys(up=True)
 
 
 def downgrade() -> None:
     bind = op.get_bind()
+    _distributable_keys(up=False)
     _drop_tenant_keys()
     if bind.dialect.name == "sqlite":
         for table, column, limit in LIMITS:
