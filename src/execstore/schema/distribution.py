@@ -102,7 +102,5 @@ PLACEMENTS: Final[dict[str, Placement]] = {
     "execution_log_backfill_changes": Local("queue of the one-off online log migration"),
     "execution_log_detached": Local("partitions being archived, by name"),
     "execution_metadata_legacy": Local("transitional: contract_execution_metadata drops it"),
-    "execution_screenshots_legacy": Local(
-        "transitional: `execstore archive results` empties it"
-    ),
+    "execution_screenshots_legacy": Local("transitional: `execstore archive results` empties it"),
 }
