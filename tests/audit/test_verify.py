@@ -179,3 +179,27 @@ async def test_a_changed_address_mask_is_named(store: Any, org: uuid.UUID) -> No
     )
     result = await _problem(store, org)
     assert (result.problem.seq, result.problem.kind) == (1, "edited")
+
+
+async def test_records_written_while_verifying_wait_for_the_next_run(
+    store: Any, org: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await _records(store, org, 10)
+    real = verify_module.fetch_hot
+    wrote: list[int] = []
+
+    async def write_first(*args: Any, **kwargs: Any) -> Any:
+        if not wrote:  # a writer commits after the verifier has read the chain head
+            async with store.unit(org) as uow:
+                wrote.append((await uow.audit.record(access(99))).seq or 0)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(verify_module, "fetch_hot", write_first)
+    result = await _problem(store, org)
+    assert wrote
+    assert result.problem is None, result.problem
+    assert result.last_seq == 10
+    monkeypatch.setattr(verify_module, "fetch_hot", real)
+    result = await _problem(store, org)
+    assert result.problem is None
+    assert result.last_seq == 11

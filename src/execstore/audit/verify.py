@@ -17,8 +17,11 @@ first record that does not fit is named:
 - checkpoints (or the chain head) go further than the records: the newest records
   were deleted.
 
-Checkpoint blobs are found by listing (their names carry seq and hash), so an
-organization whose rows were all dropped still shows up. Records written after the
+Each organization is read from one database snapshot (REPEATABLE READ on PostgreSQL;
+a SQLite transaction is one), so records committed while it is verified wait for the
+next run instead of looking inserted past the chain head. Checkpoint blobs are found by
+listing (their names carry seq and hash), so an organization whose rows were all
+dropped still shows up. Records written after the
 newest checkpoint are covered only by their links until the next checkpoint.
 """
 
@@ -218,8 +221,17 @@ async def verify_audit(
                 )
                 known |= await organizations_with_evidence(archives)
                 organizations = sorted(known, key=str)
+            await session.rollback()
             for org in organizations:
+                # One snapshot per organization: records committed while it is verified
+                # (the head moves with them) are left for the next run, not mistaken
+                # for records inserted past the head. SQLite's transaction is one already.
+                if session.get_bind().dialect.name == "postgresql":
+                    await session.connection(
+                        execution_options={"isolation_level": "REPEATABLE READ"}
+                    )
                 result = await _verify_one(session, sessions, archives, org, since, on_progress)
+                await session.rollback()
                 report.organizations.append(result)
     report.seconds = time.perf_counter() - started
     return report
@@ -365,6 +377,7 @@ async def _walk_hot(
             chain.result.records += len(rows)
             if on_progress is not None:
                 on_progress(chain.result.records)
+            # A short page was the last one: the snapshot holds no more.
             rows, ahead = ([] if ahead is None else await ahead), None
     finally:
         if ahead is not None:  # stopped early: let the fetch finish before the session goes
