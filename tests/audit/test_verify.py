@@ -181,21 +181,27 @@ async def test_a_changed_address_mask_is_named(store: Any, org: uuid.UUID) -> No
     assert (result.problem.seq, result.problem.kind) == (1, "edited")
 
 
+@pytest.mark.parametrize("renewed", [False, True], ids=["one snapshot", "renewed"])
 async def test_records_written_while_verifying_wait_for_the_next_run(
-    store: Any, org: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+    store: Any, org: uuid.UUID, monkeypatch: pytest.MonkeyPatch, renewed: bool
 ) -> None:
     await _records(store, org, 10)
     real = verify_module.fetch_hot
     wrote: list[int] = []
 
-    async def write_first(*args: Any, **kwargs: Any) -> Any:
-        if not wrote:  # a writer commits after the verifier has read the chain head
+    async def write_first(session: Any, of: uuid.UUID, **kwargs: Any) -> Any:
+        if of == org and not wrote:  # a writer commits after the verifier read the head
             async with store.unit(org) as uow:
                 wrote.append((await uow.audit.record(access(99))).seq or 0)
-        return await real(*args, **kwargs)
+        return await real(session, of, **kwargs)
 
     monkeypatch.setattr(verify_module, "fetch_hot", write_first)
-    result = await _problem(store, org)
+    if renewed:  # a new snapshot before every organization, not only after a minute
+        monkeypatch.setattr(verify_module, "_SNAPSHOT_SECONDS", 0.0)
+        report = await verify_audit(store.sessions, store.archives)
+        result = {o.organization_id: o for o in report.organizations}[org]
+    else:
+        result = await _problem(store, org)
     assert wrote
     assert result.problem is None, result.problem
     assert result.last_seq == 10

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import itertools
 import json
 import operator
 import uuid
@@ -84,7 +83,7 @@ _PG_TEXT: Final = (
 HotRow = Sequence[Any]
 """A hot row's values in :data:`HOT_COLUMNS` order."""
 PAGE: Final = 5000
-_CATALOG_IDS: Final = operator.itemgetter(4, 5, 6, 11, 13, 14)
+_CATALOG_COLUMNS: Final = tuple(operator.itemgetter(i) for i in (4, 5, 6, 11, 13, 14))
 _ENCODING: Final = operator.itemgetter(15)
 
 
@@ -147,7 +146,7 @@ class Renderer:
 
     async def load(self, session: AsyncSession, rows: Sequence[HotRow]) -> None:
         """Fetch the catalog values and dictionaries ``rows`` need."""
-        wanted = set(itertools.chain.from_iterable(set(map(_CATALOG_IDS, rows))))
+        wanted = set().union(*(map(column, rows) for column in _CATALOG_COLUMNS))
         wanted.difference_update(self.quoted)
         if wanted:
             found = await self.state.catalog.values(session, self.org, wanted)

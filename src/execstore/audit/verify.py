@@ -19,7 +19,8 @@ first record that does not fit is named:
 
 Each organization is read from one database snapshot (REPEATABLE READ on PostgreSQL;
 a SQLite transaction is one), so records committed while it is verified wait for the
-next run instead of looking inserted past the chain head. Checkpoint blobs are found by
+next run instead of looking inserted past the chain head. Organizations share a
+snapshot until it is a minute old (a long snapshot holds back vacuum). Checkpoint blobs are found by
 listing (their names carry seq and hash), so an organization whose rows were all
 dropped still shows up. Records written after the
 newest checkpoint are covered only by their links until the next checkpoint.
@@ -55,6 +56,8 @@ REORDERED: Final = "reordered"
 REWRITTEN: Final = "rewritten"
 UNREADABLE: Final = "unreadable"
 CHECKPOINT_MISSING: Final = "checkpoint_missing"
+_SNAPSHOT_SECONDS = 60.0
+"""A snapshot this old is renewed before the next organization (vacuum waits for it)."""
 _PAGE = PAGE
 """Hot rows fetched at a time."""
 _CHUNK = 500
@@ -206,35 +209,37 @@ async def verify_audit(
     report = VerifyReport()
     async with sessions() as session:
         with translate_database_errors():
-            if organization_id is not None:
-                organizations = [organization_id]
-            else:
-                known = set(
-                    (await session.scalars(sa.select(PhiAuditChainHead.organization_id))).all()
-                )
-                known |= set(
-                    (
-                        await session.scalars(
-                            sa.select(PhiAuditCheckpoint.organization_id).distinct()
-                        )
-                    ).all()
-                )
-                known |= await organizations_with_evidence(archives)
-                organizations = sorted(known, key=str)
-            await session.rollback()
-            for org in organizations:
-                # One snapshot per organization: records committed while it is verified
-                # (the head moves with them) are left for the next run, not mistaken
-                # for records inserted past the head. SQLite's transaction is one already.
-                if session.get_bind().dialect.name == "postgresql":
-                    await session.connection(
-                        execution_options={"isolation_level": "REPEATABLE READ"}
-                    )
+            snapshot = await _snapshot(session)
+            for org in await _organizations(session, archives, organization_id):
+                if time.monotonic() - snapshot > _SNAPSHOT_SECONDS:
+                    await session.rollback()
+                    snapshot = await _snapshot(session)
                 result = await _verify_one(session, sessions, archives, org, since, on_progress)
-                await session.rollback()
                 report.organizations.append(result)
     report.seconds = time.perf_counter() - started
     return report
+
+
+async def _snapshot(session: AsyncSession) -> float:
+    """Begin a transaction that reads one snapshot; when it began (monotonic seconds)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    else:  # a SQLite transaction reads one snapshot from its first statement on
+        await session.connection()
+    return time.monotonic()
+
+
+async def _organizations(
+    session: AsyncSession, archives: Archives, organization_id: uuid.UUID | None
+) -> list[uuid.UUID]:
+    if organization_id is not None:
+        return [organization_id]
+    known = set((await session.scalars(sa.select(PhiAuditChainHead.organization_id))).all())
+    known |= set(
+        (await session.scalars(sa.select(PhiAuditCheckpoint.organization_id).distinct())).all()
+    )
+    known |= await organizations_with_evidence(archives)
+    return sorted(known, key=str)
 
 
 async def _verify_one(
