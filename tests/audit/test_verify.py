@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from execstore.audit import checkpoint_organizations, verify_audit
 from execstore.audit import verify as verify_module
-from execstore.audit import verify_audit
 from execstore.audit.catalog import AuditState, state_for
 from execstore.audit.reader import Renderer, fetch_hot
 from execstore.audit.writer import append, prepare
@@ -181,27 +181,21 @@ async def test_a_changed_address_mask_is_named(store: Any, org: uuid.UUID) -> No
     assert (result.problem.seq, result.problem.kind) == (1, "edited")
 
 
-@pytest.mark.parametrize("renewed", [False, True], ids=["one snapshot", "renewed"])
 async def test_records_written_while_verifying_wait_for_the_next_run(
-    store: Any, org: uuid.UUID, monkeypatch: pytest.MonkeyPatch, renewed: bool
+    store: Any, org: uuid.UUID, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _records(store, org, 10)
     real = verify_module.fetch_hot
     wrote: list[int] = []
 
     async def write_first(session: Any, of: uuid.UUID, **kwargs: Any) -> Any:
-        if of == org and not wrote:  # a writer commits after the verifier read the head
+        if not wrote:  # a writer commits after the verifier read the chain head
             async with store.unit(org) as uow:
                 wrote.append((await uow.audit.record(access(99))).seq or 0)
         return await real(session, of, **kwargs)
 
     monkeypatch.setattr(verify_module, "fetch_hot", write_first)
-    if renewed:  # a new snapshot before every organization, not only after a minute
-        monkeypatch.setattr(verify_module, "_SNAPSHOT_SECONDS", 0.0)
-        report = await verify_audit(store.sessions, store.archives)
-        result = {o.organization_id: o for o in report.organizations}[org]
-    else:
-        result = await _problem(store, org)
+    result = await _problem(store, org)
     assert wrote
     assert result.problem is None, result.problem
     assert result.last_seq == 10
@@ -209,3 +203,30 @@ async def test_records_written_while_verifying_wait_for_the_next_run(
     result = await _problem(store, org)
     assert result.problem is None
     assert result.last_seq == 11
+
+
+async def test_a_checkpoint_written_during_a_run_is_not_taken_for_deleted_records(
+    store: Any, org: uuid.UUID, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An organization verified later sees its new checkpoint and its new records."""
+    other = uuid.uuid4()
+    await _records(store, org, 10)
+    await _records(store, other, 10)
+    second = max([org, other], key=str)
+    real = verify_module.read_evidence
+    wrote: list[int] = []
+
+    async def write_then_list(archives: Any, of: uuid.UUID) -> Any:
+        if of == second and not wrote:  # a record and its checkpoint, just before listing
+            async with store.unit(second) as uow:
+                wrote.append((await uow.audit.record(access(99))).seq or 0)
+            await checkpoint_organizations(store.sessions, store.archives, organization_id=second)
+        return await real(archives, of)
+
+    monkeypatch.setattr(verify_module, "read_evidence", write_then_list)
+    report = await verify_audit(store.sessions, store.archives)
+    found = {o.organization_id: o for o in report.organizations}
+    assert wrote == [11]
+    assert found[org].ok, found[org].problem
+    assert found[other].ok, found[other].problem
+    assert (found[second].last_seq, found[second].newest_checkpoint_seq) == (11, 11)

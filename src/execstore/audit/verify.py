@@ -18,11 +18,11 @@ first record that does not fit is named:
   were deleted.
 
 Each organization is read from one database snapshot (REPEATABLE READ on PostgreSQL;
-a SQLite transaction is one), so records committed while it is verified wait for the
-next run instead of looking inserted past the chain head. Organizations share a
-snapshot until it is a minute old (a long snapshot holds back vacuum). Checkpoint blobs are found by
-listing (their names carry seq and hash), so an organization whose rows were all
-dropped still shows up. Records written after the
+a SQLite transaction is one), taken right after its blobs are listed: records committed
+(or archived) while it is verified wait for the next run instead of looking inserted
+past the chain head (or deleted), and no listed checkpoint is newer than the records.
+Checkpoint blobs are found by listing (their names carry seq and hash), so an
+organization whose rows were all dropped still shows up. Records written after the
 newest checkpoint are covered only by their links until the next checkpoint.
 """
 
@@ -56,8 +56,6 @@ REORDERED: Final = "reordered"
 REWRITTEN: Final = "rewritten"
 UNREADABLE: Final = "unreadable"
 CHECKPOINT_MISSING: Final = "checkpoint_missing"
-_SNAPSHOT_SECONDS = 60.0
-"""A snapshot this old is renewed before the next organization (vacuum waits for it)."""
 _PAGE = PAGE
 """Hot rows fetched at a time."""
 _CHUNK = 500
@@ -209,24 +207,23 @@ async def verify_audit(
     report = VerifyReport()
     async with sessions() as session:
         with translate_database_errors():
-            snapshot = await _snapshot(session)
             for org in await _organizations(session, archives, organization_id):
-                if time.monotonic() - snapshot > _SNAPSHOT_SECONDS:
-                    await session.rollback()
-                    snapshot = await _snapshot(session)
-                result = await _verify_one(session, sessions, archives, org, since, on_progress)
+                await session.rollback()  # the previous organization's snapshot ends
+                # Listed before the snapshot begins: no checkpoint is newer than the
+                # records the snapshot shows (one is written at least daily).
+                evidence = await read_evidence(archives, org)
+                await _snapshot(session)
+                result = await _verify_one(session, evidence, archives, org, since, on_progress)
                 report.organizations.append(result)
     report.seconds = time.perf_counter() - started
     return report
 
 
-async def _snapshot(session: AsyncSession) -> float:
-    """Begin a transaction that reads one snapshot; when it began (monotonic seconds)."""
+async def _snapshot(session: AsyncSession) -> None:
+    """Begin a transaction that reads one snapshot (from its first statement on)."""
     if session.get_bind().dialect.name == "postgresql":
         await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    else:  # a SQLite transaction reads one snapshot from its first statement on
-        await session.connection()
-    return time.monotonic()
+    # A SQLite transaction is a snapshot already.
 
 
 async def _organizations(
@@ -244,14 +241,13 @@ async def _organizations(
 
 async def _verify_one(
     session: AsyncSession,
-    sessions: async_sessionmaker[AsyncSession],
+    evidence: Evidence,
     archives: Archives,
     org: uuid.UUID,
     since: dt.datetime | None,
     on_progress: Callable[[int], None] | None,
 ) -> OrganizationVerification:
     result = OrganizationVerification(org)
-    evidence = await read_evidence(archives, org)
     if evidence.checkpoints:
         result.newest_checkpoint_seq = max(evidence.checkpoints)
     head = (
