@@ -124,6 +124,9 @@ def _quoted_address(value: Any) -> str:
     without (SQLite): all print the same.
     """
     text = str(value)
+    if text.endswith("/32") and ":" not in text:
+        # An IPv4 host: PostgreSQL prints the address as Python does (no parsing needed).
+        return f'"{text[:-3]}"'
     if "/" in text:
         interface = ipaddress.ip_interface(text)
         host = interface.network.prefixlen == interface.max_prefixlen
