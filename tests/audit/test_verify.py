@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Any
 
@@ -230,3 +231,31 @@ async def test_a_checkpoint_written_during_a_run_is_not_taken_for_deleted_record
     assert found[org].ok, found[org].problem
     assert found[other].ok, found[other].problem
     assert (found[second].last_seq, found[second].newest_checkpoint_seq) == (11, 11)
+
+
+async def test_verification_leaves_no_fetch_running_behind_it(
+    store: Any, org: uuid.UUID, small_pages: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A chain that fails on its first page still waits for the page fetched ahead."""
+    await _records(store, org, 23)
+    await execute(
+        store, f"UPDATE phi_audit_log SET resource_id = 'x' WHERE {ORG} AND seq = 2", org=org
+    )
+    real = verify_module.fetch_hot
+    calls = {"started": 0, "finished": 0}
+
+    async def slow_ahead(session: Any, of: uuid.UUID, *, after: int, **kwargs: Any) -> Any:
+        calls["started"] += 1
+        if after:  # the page fetched ahead arrives late
+            await asyncio.sleep(0.2)
+        try:
+            return await real(session, of, after=after, **kwargs)
+        finally:
+            calls["finished"] += 1
+
+    monkeypatch.setattr(verify_module, "fetch_hot", slow_ahead)
+    result = await _problem(store, org)
+    assert result.problem is not None
+    assert result.problem.seq == 2
+    assert calls["started"] == 2
+    assert calls["finished"] == 2  # nothing left using the session after verify returns
