@@ -211,8 +211,8 @@ async def verify_audit(
         with translate_database_errors():
             for org in await _organizations(session, archives, organization_id):
                 await session.rollback()  # the previous organization's snapshot ends
-                # Listed before the snapshot begins: no checkpoint is newer than the
-                # records the snapshot shows (one is written at least daily).
+                # Listed before the snapshot begins: a checkpoint is written after its
+                # records commit, so the snapshot shows every record a listed one covers.
                 evidence = await read_evidence(archives, org)
                 await _snapshot(session)
                 result = await _verify_one(session, evidence, archives, org, since, on_progress)
