@@ -113,3 +113,23 @@ async def test_a_failed_write_leaves_no_gap(
         assert (await uow.audit.record(access(4))).seq == 2
     report = await verify_audit(store.sessions, store.archives, organization_id=org)
     assert report.ok, report.problems
+
+
+async def test_a_batch_larger_than_one_insert_statement_is_one_chain(
+    store: Any, org: uuid.UUID
+) -> None:
+    """PostgreSQL sends any batch as one statement; SQLite splits it into several."""
+    count = 1005
+    async with store.unit(org) as uow:
+        await uow.audit.record(access(0))
+        receipts = await uow.audit.record_many(
+            [access(i, resource_id=f"r{i}", details=None) for i in range(1, count)]
+        )
+    if receipts[0].seq is not None:
+        assert [r.seq for r in receipts] == list(range(2, count + 1))
+    rows = await hot_rows(store, org)
+    assert [r.seq for r in rows] == list(range(1, count + 1))
+    assert [r.resource_id for r in rows[1:]] == [f"r{i}" for i in range(1, count)]
+    report = await verify_audit(store.sessions, store.archives, organization_id=org)
+    assert report.ok, report.problems
+    assert report.organizations[0].records == count

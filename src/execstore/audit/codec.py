@@ -27,9 +27,10 @@ chain covers the canonical JSON, so re-encoding or archiving never touches evide
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -105,7 +106,7 @@ class DetailsCodec:
 
     dictionaries: dict[int, Dictionary] = field(default_factory=dict)
     _compressors: dict[int, Any] = field(default_factory=dict)
-    _decompressors: dict[int, Any] = field(default_factory=dict)
+    _decoders: dict[int, Callable[[bytes], bytes]] = field(default_factory=dict)
 
     def add(self, dictionary: Dictionary) -> None:
         """Make ``dictionary`` known (versions never change, so adding twice is harmless)."""
@@ -138,31 +139,37 @@ class DetailsCodec:
 
     def decode(self, stored: bytes | None, encoding: int) -> bytes | None:
         """The canonical JSON bytes of a row's ``details``."""
-        if stored is None:
-            return None
+        return None if stored is None else self.decoder(encoding)(stored)
+
+    def decoder(self, encoding: int) -> Callable[[bytes], bytes]:
+        """The function that turns stored details of ``encoding`` into canonical JSON bytes.
+
+        One function per encoding, made once (a zstd decompressor holds its dictionary
+        ready), so reading many rows costs one call each. KeyError for a dictionary
+        version this codec does not know.
+        """
+        found = self._decoders.get(encoding)
+        if found is not None:
+            return found
         if encoding == PLAIN:
-            return bytes(stored)
-        if encoding == ZLIB_PLAIN:
-            return zlib.decompress(stored, -15)
-        if encoding == ZSTD_PLAIN:
-            found = self._decompressors.get(ZSTD_PLAIN)
-            if found is None:
-                found = self._decompressors[ZSTD_PLAIN] = _zstd().ZstdDecompressor()
-            return bytes(found.decompress(stored))
-        dictionary = self.dictionaries.get(encoding)
-        if dictionary is None:
-            raise KeyError(encoding)
-        if dictionary.codec == ZLIB:
-            inflater = zlib.decompressobj(-15, zdict=dictionary.content)
-            return inflater.decompress(stored) + inflater.flush()
-        decompressor = self._decompressors.get(encoding)
-        if decompressor is None:
-            zstd = _zstd()
-            decompressor = zstd.ZstdDecompressor(
-                dict_data=zstd.ZstdCompressionDict(dictionary.content)
-            )
-            self._decompressors[encoding] = decompressor
-        return bytes(decompressor.decompress(stored))
+            found = bytes
+        elif encoding == ZLIB_PLAIN:
+            found = functools.partial(zlib.decompress, wbits=-15)
+        elif encoding == ZSTD_PLAIN:
+            found = _zstd().ZstdDecompressor().decompress
+        else:
+            dictionary = self.dictionaries.get(encoding)
+            if dictionary is None:
+                raise KeyError(encoding)
+            if dictionary.codec == ZLIB:
+                found = functools.partial(_inflate, dictionary.content)
+            else:
+                zstd = _zstd()
+                found = zstd.ZstdDecompressor(
+                    dict_data=zstd.ZstdCompressionDict(dictionary.content)
+                ).decompress
+        self._decoders[encoding] = found
+        return found
 
     def _compress(self, encoding: int, raw: bytes) -> bytes:
         if encoding == ZLIB_PLAIN:
@@ -195,6 +202,11 @@ class DetailsCodec:
                 options["dict_data"] = zstd.ZstdCompressionDict(content)
             found = self._compressors[encoding] = zstd.ZstdCompressor(**options)
         return found
+
+
+def _inflate(dictionary: bytes, stored: bytes) -> bytes:
+    inflater = zlib.decompressobj(-15, zdict=dictionary)
+    return inflater.decompress(stored) + inflater.flush()
 
 
 def build_dictionary(

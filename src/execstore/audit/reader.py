@@ -1,18 +1,21 @@
 """Reading records back: hot rows rendered to canonical lines, archived segments as stored.
 
 Verification, export and queries all read through here, so a hot record is rendered
-exactly one way. On PostgreSQL hot rows are fetched with the driver directly (no ORM or
-type-processing per row: verification reads millions of them); on SQLite through
-SQLAlchemy Core.
+exactly one way (:meth:`Renderer.lines`). On PostgreSQL hot rows are fetched with the
+driver directly (no ORM or type-processing per row: verification reads millions of
+them); on SQLite through SQLAlchemy Core.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import json
+import operator
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -20,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from execstore.audit.catalog import AuditState
 from execstore.audit.codec import DetailsCodec
-from execstore.audit.format import format_time, quote, render_quoted
+from execstore.audit.format import format_time, quote
 from execstore.audit.types import AuditRecord
 from execstore.blob import ArchiveRef
 from execstore.config import Codec
@@ -35,7 +38,6 @@ __all__ = [
     "archived_end",
     "fetch_hot",
     "hot_record",
-    "iter_hot",
     "segment_ref",
     "segments",
 ]
@@ -64,16 +66,25 @@ _PG_SELECT: Final = (
     f"SELECT {', '.join(HOT_COLUMNS)} FROM phi_audit_log "
     "WHERE organization_id = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4"
 )
-# Verification renders millions of rows: the server formats the time (exactly as
-# format_time does), which is cheaper than a datetime object per row in Python.
-_PG_TEXT_TIME: Final = _PG_SELECT.replace(
-    "created_at,",
-    """to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),""",
-    1,
+# Verification renders millions of rows: the server sends the time, the ids and the
+# address as text, which costs it less than building Python objects costs us. The time
+# is exactly what format_time prints, uuids print as str(uuid) does, and inet::text
+# always carries the mask (so a changed mask shows; see _quoted_address).
+_PG_TEXT: Final = (
+    _PG_SELECT.replace(
+        "created_at,",
+        """to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),""",
+        1,
+    )
+    .replace(" id,", " id::text,", 1)
+    .replace("claim_id, job_id,", "claim_id::text, job_id::text,", 1)
+    .replace("source_ip,", "source_ip::text,", 1)
 )
 HotRow = Sequence[Any]
 """A hot row's values in :data:`HOT_COLUMNS` order."""
 PAGE: Final = 5000
+_CATALOG_COLUMNS: Final = tuple(operator.itemgetter(i) for i in (4, 5, 6, 11, 13, 14))
+_ENCODING: Final = operator.itemgetter(15)
 
 
 async def fetch_hot(
@@ -84,17 +95,18 @@ async def fetch_hot(
     upto: int = 2**63 - 1,
     limit: int = PAGE,
     filters: Sequence[sa.ColumnElement[bool]] = (),
-    text_time: bool = False,
+    as_text: bool = False,
 ) -> list[HotRow]:
     """Up to ``limit`` hot rows of ``org`` with ``after < seq <= upto``, in seq order.
 
-    With ``text_time`` (PostgreSQL, no filters) ``created_at`` comes as canonical text.
+    With ``as_text`` (PostgreSQL, no filters) ``created_at``, the ids and the address come
+    as text (rendering takes either; only verification, which needs nothing else, asks).
     """
     if session.get_bind().dialect.name == "postgresql" and not filters:
         connection = await session.connection()
         raw = await connection.get_raw_connection()
         driver: Any = raw.driver_connection
-        sql = _PG_TEXT_TIME if text_time else _PG_SELECT
+        sql = _PG_TEXT if as_text else _PG_SELECT
         return list(await driver.fetch(sql, org, after, upto, limit))
     stmt = (
         sa.select(*(_LOG.c[name] for name in HOT_COLUMNS))
@@ -105,16 +117,21 @@ async def fetch_hot(
     return list((await session.execute(stmt)).all())
 
 
-async def iter_hot(
-    session: AsyncSession, org: uuid.UUID, *, after: int, upto: int = 2**63 - 1
-) -> AsyncIterator[list[HotRow]]:
-    """Every hot row of ``org`` with ``after < seq <= upto``, page by page."""
-    while True:
-        rows = await fetch_hot(session, org, after=after, upto=upto, text_time=True)
-        if not rows:
-            return
-        yield rows
-        after = int(rows[-1][0])
+def _quoted_address(value: Any) -> str:
+    """A stored address as the line quotes it: the address, with a mask only if not a host.
+
+    ``value`` is an ipaddress object (asyncpg), or text with a mask (``inet::text``) or
+    without (SQLite): all print the same.
+    """
+    text = str(value)
+    if text.endswith("/32") and ":" not in text:
+        # An IPv4 host: PostgreSQL prints the address as Python does (no parsing needed).
+        return f'"{text[:-3]}"'
+    if "/" in text:
+        interface = ipaddress.ip_interface(text)
+        host = interface.network.prefixlen == interface.max_prefixlen
+        text = str(interface.ip) if host else str(interface)
+    return f'"{text}"'
 
 
 class Renderer:
@@ -124,31 +141,28 @@ class Renderer:
         self.state = state
         self.org = org
         self.org_text = str(org)
-        self.quoted: dict[int, str] = {}
+        self.quoted: dict[int | None, str] = {None: "null"}
         self.values: dict[int, str] = {}
         self.codec: DetailsCodec | None = None
-        self.ips: dict[Any, str] = {}
+        self.addresses: dict[Any, str] = {}
+        self.decoders: dict[int, Callable[[bytes], bytes]] = {}
 
     async def load(self, session: AsyncSession, rows: Sequence[HotRow]) -> None:
         """Fetch the catalog values and dictionaries ``rows`` need."""
-        wanted: set[int] = set()
-        encodings: set[int] = set()
-        for row in rows:
-            for index in (4, 5, 6, 11, 13, 14):
-                value = row[index]
-                if value is not None and value not in self.quoted:
-                    wanted.add(value)
-            encodings.add(row[15])
+        wanted = set().union(*(map(column, rows) for column in _CATALOG_COLUMNS))
+        wanted.difference_update(self.quoted)
         if wanted:
             found = await self.state.catalog.values(session, self.org, wanted)
             for entry_id, value in found.items():
                 self.values[entry_id] = value
                 self.quoted[entry_id] = quote(value)
+        encodings = set(map(_ENCODING, rows))
         if (
             self.codec is None
             or not {e for e in encodings if e > 0} <= self.codec.dictionaries.keys()
         ):
             self.codec = await self.state.codec(session, self.org, need=encodings)
+            self.decoders.clear()
 
     def details(self, row: HotRow) -> bytes | None:
         """The canonical JSON bytes of a row's details."""
@@ -157,31 +171,67 @@ class Renderer:
 
     def line(self, row: HotRow) -> bytes:
         """The canonical line of ``row`` (raises KeyError if a catalog id is unknown)."""
-        quoted = self.quoted
-        ip = row[12]
-        if ip is not None:
-            text = self.ips.get(ip)
-            if text is None:
-                text = self.ips[ip] = f'"{ip}"'
-            ip = text
-        at = row[1]
-        return render_quoted(
-            row[0],
-            at if at.__class__ is str else format_time(at),
-            str(row[3]),
-            self.org_text,
-            "null" if row[4] is None else quoted[row[4]],
-            quoted[row[5]],
-            quoted[row[6]],
-            quote(row[7]),
-            quote(row[8]),
-            "null" if row[9] is None else f'"{row[9]}"',
-            "null" if row[10] is None else f'"{row[10]}"',
-            "null" if row[11] is None else quoted[row[11]],
-            ip if ip is not None else ("null" if row[13] is None else quoted[row[13]]),
-            "null" if row[14] is None else quoted[row[14]],
-            self.details(row),
-        )
+        out: list[bytes] = []
+        self.lines((row,), out)
+        return out[0]
+
+    def lines(self, rows: Iterable[HotRow], out: list[bytes]) -> None:
+        """Append the canonical line of each of ``rows`` to ``out``, in order.
+
+        The one way a hot record is rendered. It raises at the first row that cannot
+        be rendered (KeyError for a catalog id or dictionary that is not there, the
+        codec's error for details that do not decode); ``out`` then holds the lines of
+        the rows before it. Rows come from :func:`fetch_hot`, with or without
+        ``as_text``.
+        """
+        assert self.codec is not None
+        codec, quoted, addresses, decoders = self.codec, self.quoted, self.addresses, self.decoders
+        org, escape, append = self.org_text, encode_basestring, out.append
+        for (
+            seq,
+            at,
+            _link,
+            record_id,
+            actor,
+            action,
+            resource_type,
+            resource_id,
+            patient_ref,
+            claim_id,
+            job_id,
+            purpose,
+            address,
+            address_text,
+            user_agent,
+            encoding,
+            details,
+        ) in rows:
+            if address is None:
+                source = quoted[address_text]
+            else:
+                source = addresses.get(address) or addresses.setdefault(
+                    address, _quoted_address(address)
+                )
+            if details is None:
+                body = b"null"
+            else:
+                decode = decoders.get(encoding)
+                if decode is None:
+                    decode = decoders[encoding] = codec.decoder(encoding)
+                body = decode(details)
+            claim = "null" if claim_id is None else f'"{claim_id}"'
+            job = "null" if job_id is None else f'"{job_id}"'
+            head = (
+                f'{{"seq":{seq},"created_at":"{at if at.__class__ is str else format_time(at)}",'
+                f'"id":"{record_id}","organization_id":"{org}","actor_id":{quoted[actor]},'
+                f'"action":{quoted[action]},"resource_type":{quoted[resource_type]},'
+                f'"resource_id":{"null" if resource_id is None else escape(resource_id)},'
+                f'"patient_ref":{"null" if patient_ref is None else escape(patient_ref)},'
+                f'"claim_id":{claim},"job_id":{job},'
+                f'"purpose":{quoted[purpose]},"source_ip":{source},'
+                f'"user_agent":{quoted[user_agent]},"details":'
+            )
+            append(head.encode() + body + b"}")
 
 
 def hot_record(renderer: Renderer, row: HotRow) -> AuditRecord:

