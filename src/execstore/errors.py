@@ -4,8 +4,11 @@
     ├── ConfigurationError        settings that cannot work (names the setting)
     ├── NotFound                  no such row for this organization (never "forbidden")
     ├── InvalidBlobKey            a blob key breaks the key rules (also a ValueError)
+    ├── InvalidArgument           a value a caller passed cannot be used (also a ValueError)
+    │   └── InvalidCursor         a listing cursor that was not issued by execstore
     ├── Conflict                  a write that would contradict stored data
-    │   └── ArchiveConflict       different bytes at an existing write-once key
+    │   ├── ArchiveConflict       different bytes at an existing write-once key
+    │   └── InvalidTransition     a status change the execution's current status forbids
     ├── ArchiveError              something is wrong with an archive blob
     │   ├── ArchiveMissing        the archive row points at a blob that is not there
     │   └── ArchiveCorrupt        the blob's bytes do not match the recorded sha256
@@ -14,7 +17,8 @@
     │   └── IntegrityViolation    a constraint refused the write
     └── MigrationError            the schema is not where the code needs it
         ├── MigrationRequired     the database is behind the package's head revision
-        └── DowngradeRefused      going down would lose data
+        ├── DowngradeRefused      going down would lose data
+        └── BackfillIncomplete    a contract step refused: its backfill is not done and verified
 
 Driver errors become these in :func:`translate_database_errors`, always with
 ``raise ... from exc`` so the original stays on ``__cause__``.
@@ -30,6 +34,7 @@ __all__ = [
     "ArchiveCorrupt",
     "ArchiveError",
     "ArchiveMissing",
+    "BackfillIncomplete",
     "BlobStoreError",
     "ConfigurationError",
     "Conflict",
@@ -37,7 +42,10 @@ __all__ = [
     "DowngradeRefused",
     "ExecstoreError",
     "IntegrityViolation",
+    "InvalidArgument",
     "InvalidBlobKey",
+    "InvalidCursor",
+    "InvalidTransition",
     "MigrationError",
     "MigrationRequired",
     "NotFound",
@@ -76,6 +84,18 @@ class InvalidBlobKey(ExecstoreError, ValueError):
         super().__init__(f"invalid blob key {key!r}: {reason}")
         self.key = key
         self.reason = reason
+
+
+class InvalidArgument(ExecstoreError, ValueError):
+    """A value the caller passed cannot be stored or used; the message names it."""
+
+
+class InvalidCursor(InvalidArgument):
+    """A listing cursor that execstore did not issue (or that was altered)."""
+
+
+class InvalidTransition(Conflict):
+    """The execution's current status does not allow this change (e.g. start a finished run)."""
 
 
 class ArchiveError(ExecstoreError):
@@ -123,6 +143,10 @@ class MigrationRequired(MigrationError):
 
 class DowngradeRefused(MigrationError):
     """Going down this revision would lose rows that only the newer schema holds."""
+
+
+class BackfillIncomplete(MigrationError):
+    """A contract revision refused to drop a legacy table: its backfill is not done and verified."""
 
 
 @contextmanager

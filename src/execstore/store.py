@@ -29,6 +29,7 @@ from execstore.config import Settings, load_settings
 from execstore.db import create_engine, create_session_factory
 from execstore.errors import translate_database_errors
 from execstore.jobs import JobRepository, ReferenceRepository
+from execstore.metadata import MetadataRepository
 from execstore.migrations.runner import require_compatible
 from execstore.repository import TransactionHooks
 from execstore.results import (
@@ -77,6 +78,13 @@ class UnitOfWork(TransactionHooks):
             archives=self.store.archives,
             sessions=self.store.sessions,
             screenshot_urls=ScreenshotUrls(self.store.settings.screenshot_base_url),
+        )
+
+    @cached_property
+    def metadata(self) -> MetadataRepository:
+        """Execution metadata: lifecycle writes, dashboard views, listings, summaries."""
+        return MetadataRepository(
+            session=self.session, organization_id=self.organization_id, hooks=self
         )
 
 

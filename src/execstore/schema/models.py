@@ -11,7 +11,9 @@ smallints, then variable-length) so PostgreSQL wastes no padding on hot rows.
 Transitional tables (``*_legacy`` and the unpartitioned ``execution_log``) hold the
 pre-optimization rows until the capability backfills drain them; a contract revision
 drops them. They are Core tables: nothing new is written to them except in the RAG
-dual-write modes.
+dual-write modes. A transitional table whose contract revision already exists lives in
+its own MetaData (``execution_metadata_legacy``: ``schema.metadata.transitional_metadata``),
+because head no longer has it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,13 @@ from __future__ import annotations
 from execstore.schema.audit import PhiAuditArchive, PhiAuditLog
 from execstore.schema.base import Base
 from execstore.schema.logs import ExecutionLogArchive, ExecutionLogEntry, execution_log_legacy
-from execstore.schema.metadata import ExecutionMetadata, execution_metadata_legacy
+from execstore.schema.metadata import (
+    ExecutionDailySummary,
+    ExecutionMetadata,
+    ExecutionMetadataState,
+    ExecutionSummaryDirty,
+    execution_metadata_legacy,
+)
 from execstore.schema.rag import (
     ExecutionRagContext,
     ExecutionRagModifier,
@@ -52,14 +60,17 @@ __all__ = [
     "ClaimSubmission",
     "Client",
     "Credential",
+    "ExecutionDailySummary",
     "ExecutionLogArchive",
     "ExecutionLogEntry",
     "ExecutionMetadata",
+    "ExecutionMetadataState",
     "ExecutionRagContext",
     "ExecutionRagModifier",
     "ExecutionRagPayer",
     "ExecutionRagRule",
     "ExecutionScreenshot",
+    "ExecutionSummaryDirty",
     "HealingAttempt",
     "HealingSuggestion",
     "Job",

@@ -1,0 +1,165 @@
+"""Dashboard listings: filters, keyset cursors and the page-size cap.
+
+A listing walks ``(organization_id, created_at)`` newest first, with the job id breaking
+ties, and stops after one page: ``ORDER BY created_at DESC, job_id DESC LIMIT n + 1``.
+The next page starts strictly after the last row shown, so a page never repeats or skips
+a row however many executions are created or updated meanwhile (``created_at`` and
+``job_id`` never change). There is no ``COUNT(*)``: totals come from the summaries.
+
+The cursor is opaque to callers: ``m1`` and the base64url of the last row's creation
+time (microseconds since the epoch) and job id. It names a position only, so it stays
+valid under any filter and is harmless if forged (the organization scope still
+applies); text that does not decode raises :class:`~execstore.errors.InvalidCursor`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import struct
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any, Final
+
+import sqlalchemy as sa
+
+from execstore.errors import InvalidArgument, InvalidCursor
+from execstore.metadata.views import row_columns
+from execstore.repository import as_utc
+from execstore.schema import models as m
+from execstore.schema.enums import ExecutionStatus
+
+__all__ = [
+    "DEFAULT_PAGE_SIZE",
+    "MAX_PAGE_SIZE",
+    "ListFilter",
+    "decode_cursor",
+    "encode_cursor",
+    "page_rows",
+    "page_size",
+]
+
+DEFAULT_PAGE_SIZE: Final = 50
+MAX_PAGE_SIZE: Final = 200
+"""Larger requests are served at this size (a documented cap, not an error)."""
+
+_CURSOR_PREFIX: Final = "m1"
+_CURSOR: Final = struct.Struct(">q16s")
+_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_em = m.ExecutionMetadata
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilter:
+    """What a listing keeps (every given condition must hold)."""
+
+    statuses: frozenset[ExecutionStatus] | None = None
+    workflow_id: uuid.UUID | None = None
+    client_id: uuid.UUID | None = None
+    error_code: str | None = None
+    created_from: dt.datetime | None = None
+    """Inclusive."""
+    created_to: dt.datetime | None = None
+    """Exclusive."""
+
+    @classmethod
+    def of(
+        cls,
+        *,
+        statuses: Collection[ExecutionStatus | int] | None = None,
+        workflow_id: uuid.UUID | None = None,
+        client_id: uuid.UUID | None = None,
+        error_code: str | None = None,
+        created_from: dt.datetime | None = None,
+        created_to: dt.datetime | None = None,
+    ) -> ListFilter:
+        """A validated filter (InvalidArgument for an unknown status or a naive time)."""
+        wanted = None
+        if statuses is not None:
+            try:
+                wanted = frozenset(ExecutionStatus(s) for s in statuses)
+            except ValueError as exc:
+                raise InvalidArgument(f"statuses: {exc}") from exc
+        for name, value in (("created_from", created_from), ("created_to", created_to)):
+            if value is not None and value.tzinfo is None:
+                raise InvalidArgument(f"{name} must be timezone-aware")
+        return cls(
+            statuses=wanted,
+            workflow_id=workflow_id,
+            client_id=client_id,
+            error_code=error_code,
+            created_from=None if created_from is None else as_utc(created_from),
+            created_to=None if created_to is None else as_utc(created_to),
+        )
+
+    def conditions(self) -> list[sa.ColumnElement[bool]]:
+        """The SQL conditions of this filter."""
+        where: list[sa.ColumnElement[bool]] = []
+        if self.statuses is not None:
+            where.append(_em.status.in_(sorted(self.statuses)))
+        if self.workflow_id is not None:
+            where.append(_em.workflow_id == self.workflow_id)
+        if self.client_id is not None:
+            where.append(_em.client_id == self.client_id)
+        if self.error_code is not None:
+            where.append(_em.error_code == self.error_code)
+        if self.created_from is not None:
+            where.append(_em.created_at >= self.created_from)
+        if self.created_to is not None:
+            where.append(_em.created_at < self.created_to)
+        return where
+
+
+def encode_cursor(created_at: dt.datetime, job_id: uuid.UUID) -> str:
+    """The cursor of the position just after (older than) this row."""
+    delta = as_utc(created_at) - _EPOCH
+    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    raw = _CURSOR.pack(micros, job_id.bytes)
+    return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    """The (created_at, job_id) a cursor names; InvalidCursor if it is not one of ours."""
+    if not isinstance(cursor, str) or not cursor.startswith(_CURSOR_PREFIX):
+        raise InvalidCursor("not a listing cursor")
+    body = cursor[len(_CURSOR_PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+        micros, job = _CURSOR.unpack(raw)
+        created_at = _EPOCH + dt.timedelta(microseconds=micros)
+    except (binascii.Error, struct.error, ValueError, OverflowError) as exc:
+        raise InvalidCursor("not a listing cursor") from exc
+    return created_at, uuid.UUID(bytes=job)
+
+
+def page_size(limit: int) -> int:
+    """``limit`` capped at MAX_PAGE_SIZE; InvalidArgument below 1."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidArgument(f"limit must be a positive integer, not {limit!r}")
+    return min(limit, MAX_PAGE_SIZE)
+
+
+def page_rows(
+    organization_id: uuid.UUID,
+    filters: ListFilter,
+    *,
+    after: tuple[dt.datetime, uuid.UUID] | None,
+    limit: int,
+) -> sa.Subquery:
+    """The slim rows of one page (plus one, to know whether another page follows)."""
+    stmt: Any = sa.select(*[_em.__table__.c[name] for name in row_columns]).where(
+        _em.organization_id == organization_id, *filters.conditions()
+    )
+    if after is not None:
+        created_at, job_id = after
+        # The first condition is what the index can seek to; the second breaks ties.
+        stmt = stmt.where(
+            _em.created_at <= created_at,
+            sa.or_(_em.created_at < created_at, _em.job_id < job_id),
+        )
+    page: sa.Subquery = (
+        stmt.order_by(_em.created_at.desc(), _em.job_id.desc()).limit(limit + 1).subquery("page")
+    )
+    return page
