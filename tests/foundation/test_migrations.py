@@ -12,7 +12,10 @@ import sqlalchemy as sa
 from execstore.config import load_settings
 from execstore.db import create_engine
 from execstore.errors import DowngradeRefused, MigrationRequired
+from execstore.metadata.backfill import backfill_metadata
+from execstore.metadata.check import check_metadata
 from execstore.migrations.runner import (
+    compatible_revisions,
     current_revision,
     downgrade,
     head_revision,
@@ -134,7 +137,7 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
 ) -> None:
     await migrate(fresh_db_url, "legacy_baseline")
     org = "org-from-before-uuids"  # not a uuid: maps to md5(id)::uuid on PostgreSQL
-    wf, job, job2 = (str(uuid.uuid4()) for _ in range(3))
+    wf, job, job2, account = (str(uuid.uuid4()) for _ in range(4))
     nul = "\x00" if backend == "sqlite" else ""  # PostgreSQL text cannot hold NUL at all
     long_error = "boom" + nul + "é" * 4000
     engine = create_engine(load_settings(database_url=fresh_db_url), foreign_keys=False)
@@ -144,13 +147,17 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
             sa.insert(legacy.workflows), [{"id": wf, "organization_id": org, "name": "Claims"}]
         )
         await conn.execute(
+            sa.insert(legacy.credentials),
+            [{"id": account.upper(), "organization_id": org, "name": "availity"}],
+        )
+        await conn.execute(
             sa.insert(legacy.jobs),
             [
                 {
                     "id": job,
                     "organization_id": org,
                     "workflow_id": wf,
-                    "credential_ids": [str(uuid.uuid4())],
+                    "credential_ids": [account.upper()],
                     "status": "failed",
                     "error_message": long_error,
                     "result": {"success": False, "screenshots": [{"url": "u"}]},
@@ -235,8 +242,9 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
                     "workflow_name": "Claims",
                     "status": "failed",
                     "created_at": dt.datetime(2026, 1, 2, 3, 4, 5),
-                    "all_account_ids": [],
-                    "all_account_names": [],
+                    "all_account_ids": [account],
+                    "all_account_names": ["availity"],
+                    "account_count": 1,
                 }
             ],
         )
@@ -253,9 +261,10 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         )
     await engine.dispose()
 
+    # Every expand revision; the contract revisions wait for the capabilities' backfills.
+    last_expand = compatible_revisions()[-1]
     with caplog.at_level("WARNING", logger="execstore.migrations"):
-        await migrate(fresh_db_url)
-    assert await schema_diff(fresh_db_url) == []
+        await migrate(fresh_db_url, last_expand)
     reported = {r.getMessage() for r in caplog.records if r.name == "execstore.migrations"}
     fitted_jobs = 2 if backend == "sqlite" else 1  # SQLite also had "fine\x00" to clean
     assert f"jobs.error_message: {fitted_jobs} row(s) fitted to 2000 characters" in reported
@@ -323,6 +332,18 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         "execution_metadata",
     ):
         assert (await _rows(fresh_db_url, f"SELECT count(*) FROM {table}"))[0][0] >= 1
+
+    # Up again, through each capability's backfill and check, to head.
+    await migrate(fresh_db_url, last_expand)
+    async with ExecStore.open(settings) as store:
+        moved = await backfill_metadata(store.sessions)
+        assert (moved.moved, moved.set_aside) == (1, [])
+        assert (await check_metadata(store.sessions)).clean
+    await migrate(fresh_db_url)
+    assert await schema_diff(fresh_db_url) == []
+    async with ExecStore.open(settings) as store, store.unit(_legacy_id(org)) as uow:
+        view = await uow.metadata.get(uuid.UUID(job))
+        assert (view.workflow_name, view.status.name) == ("Claims", "FAILED")
 
 
 async def test_a_refused_downgrade_changes_nothing(fresh_db_url: str, tmp_path) -> None:

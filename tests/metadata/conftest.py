@@ -5,9 +5,18 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+
+from execstore.config import load_settings
+from execstore.migrations.runner import migrate
+from execstore.schema import models as m
+from execstore.store import ExecStore
+
+from .legacy_data import build_legacy_database
 
 T0 = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
 
@@ -69,3 +78,21 @@ async def new_job(
 @pytest.fixture
 async def world(store: Any) -> World:
     return await make_world(store)
+
+
+LAST_EXPAND = "compact_phi_audit"
+"""The last revision before the contract steps: the legacy table is still there."""
+
+
+@pytest.fixture
+async def legacy_store(fresh_db_url: str, tmp_path: Path) -> Any:
+    """A legacy database upgraded to LAST_EXPAND, opened; yields (store, world, url)."""
+    await migrate(fresh_db_url, "legacy_baseline")
+    world = await build_legacy_database(fresh_db_url)
+    await migrate(fresh_db_url, LAST_EXPAND)
+    settings = load_settings(database_url=fresh_db_url, blob_url=f"file:{tmp_path / 'blobs'}")
+    async with ExecStore.open(settings) as store:
+        # Deleted after the upgrade detached the fat rows from jobs: an orphaned fat row.
+        async with store.sessions() as session, session.begin():
+            await session.execute(sa.delete(m.Job).where(m.Job.id == world.job_uuid("orphan")))
+        yield store, world, fresh_db_url

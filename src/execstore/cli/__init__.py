@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from execstore.cli import archive, db, demo
+from execstore.cli import archive, db, demo, maintain, metadata
 from execstore.cli._common import options
 
 __all__ = ["app", "main"]
@@ -31,6 +31,11 @@ def _global(
 app.add_typer(db.app, name="db")
 app.add_typer(archive.app, name="archive")
 app.command("demo")(demo.run_demo)
+app.command("maintain")(maintain.maintain_command)
+
+backfill = typer.Typer(help="Move legacy rows into the optimized tables, then verify the move.")
+backfill.command("metadata")(metadata.backfill_metadata_command)
+app.add_typer(backfill, name="backfill")
 
 
 def main() -> None:

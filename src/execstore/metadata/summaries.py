@@ -35,6 +35,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execstore.metadata.state import read_state, record_state
 from execstore.metadata.types import DailySummary, ExecutionSummary, StatusCounts
 from execstore.repository import as_utc
 from execstore.schema import models as m
@@ -186,26 +187,13 @@ async def refresh_summaries(session: AsyncSession, *, full: bool = False) -> Sum
         groups, written, removed = (await session.execute(_REFRESH_DIRTY)).one()
     seconds = time.perf_counter() - started
     details = {"full": full, "groups": int(groups), "seconds": round(seconds, 3)}
-    await _record_state(session, SUMMARY_STATE, details)
+    await record_state(session, SUMMARY_STATE, details)
     return SummaryRefresh(
         full=full,
         groups=int(groups),
         rows_written=int(written),
         rows_removed=int(removed),
         seconds=seconds,
-    )
-
-
-async def _record_state(session: AsyncSession, name: str, details: dict[str, Any]) -> None:
-    from sqlalchemy.dialects import postgresql
-
-    state: sa.Table = m.ExecutionMetadataState.__table__  # type: ignore[assignment]
-    stmt = postgresql.insert(state).values(name=name, recorded_at=sa.func.now(), details=details)
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["name"],
-            set_={"recorded_at": stmt.excluded.recorded_at, "details": stmt.excluded.details},
-        )
     )
 
 
@@ -229,11 +217,8 @@ async def read_summary(
         refreshed = dt.datetime.now(dt.UTC)
     else:
         days = await _rollup_days(session, organization_id, first_day, last_day, workflow_id)
-        refreshed = await session.scalar(
-            sa.select(m.ExecutionMetadataState.recorded_at).where(
-                m.ExecutionMetadataState.name == SUMMARY_STATE
-            )
-        )
+        state = await read_state(session, SUMMARY_STATE)
+        refreshed = None if state is None else state[0]
     totals = _sum_counts(day.counts for day in days)
     return ExecutionSummary(
         organization_id=organization_id,

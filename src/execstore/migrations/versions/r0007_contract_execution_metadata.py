@@ -19,13 +19,12 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
-from typing import Any
-
 import sqlalchemy as sa
 from alembic import op
 
 from execstore.errors import BackfillIncomplete
 from execstore.ids import legacy_uuid_sql
+from execstore.metadata.check import CHECK_STATE, legacy_fingerprint
 from execstore.schema.base import new_metadata, transitional_copy
 from execstore.schema.legacy import execution_metadata as legacy_table
 
@@ -36,7 +35,6 @@ depends_on = None
 contract = True
 
 LEGACY = "execution_metadata_legacy"
-CHECK_STATE = "backfill_check"  # written by execstore.metadata.check
 _HOW = (
     "run `execstore backfill metadata`, then `execstore backfill metadata --check` until it "
     "reports no unmigrated rows and no unexplained mismatches, then upgrade again"
@@ -45,12 +43,6 @@ _HOW = (
 
 def _legacy() -> sa.Table:
     return transitional_copy(legacy_table, LEGACY, new_metadata())
-
-
-def fingerprint(bind: sa.Connection, table: sa.Table) -> dict[str, Any]:
-    """What the check records and this revision compares: row count, latest updated_at."""
-    count, latest = bind.execute(sa.select(sa.func.count(), sa.func.max(table.c.updated_at))).one()
-    return {"legacy_rows": int(count), "legacy_updated_at": None if latest is None else str(latest)}
 
 
 def _unmigrated(bind: sa.Connection, table: sa.Table) -> int:
@@ -74,7 +66,7 @@ def upgrade() -> None:
     if not sa.inspect(bind).has_table(LEGACY):
         return
     table = _legacy()
-    now = fingerprint(bind, table)
+    now = legacy_fingerprint(bind)
     if now["legacy_rows"]:
         state = sa.table(
             "execution_metadata_state", sa.column("name"), sa.column("details", sa.JSON())
