@@ -202,3 +202,27 @@ async def test_a_job_of_another_organization_naming_my_rows_cannot_leak_names(
             await uow.metadata.get(job)
         page = await uow.metadata.list()
     assert job not in {item.job_id for item in page.items}
+
+
+async def test_get_and_a_full_page_are_one_statement_each(store: Any, world: World) -> None:
+    jobs = [await new_job(store, world, created_at=T0 + dt.timedelta(seconds=i)) for i in range(5)]
+    statements: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append(statement)
+
+    sa.event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with store.unit(world.org) as uow:
+            statements.clear()
+            await uow.metadata.get(jobs[0])
+            assert len(statements) == 1
+            statements.clear()
+            page = await uow.metadata.list(limit=5)
+            assert len(statements) == 1
+    finally:
+        sa.event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+    assert {item.workflow_name for item in page.items} == {"Eligibility check"}
+    assert all(item.insuree_name == "Ada Lovelace" for item in page.items)
+    assert all(item.all_account_names == ["portal-beta", "portal-gamma"] for item in page.items)
