@@ -226,3 +226,52 @@ async def test_get_and_a_full_page_are_one_statement_each(store: Any, world: Wor
     assert {item.workflow_name for item in page.items} == {"Eligibility check"}
     assert all(item.insuree_name == "Ada Lovelace" for item in page.items)
     assert all(item.all_account_names == ["portal-beta", "portal-gamma"] for item in page.items)
+
+
+async def _progress_rows(store: Any, job: Any) -> list[tuple[int, int]]:
+    async with store.sessions() as session:
+        rows = await session.execute(
+            sa.select(m.ExecutionProgress.completed_steps, m.ExecutionProgress.total_steps).where(
+                m.ExecutionProgress.job_id == job
+            )
+        )
+        return [tuple(r) for r in rows]
+
+
+async def _row_steps(store: Any, job: Any) -> tuple[int, int]:
+    async with store.sessions() as session:
+        found = await session.get(m.ExecutionMetadata, job)
+        assert found is not None
+        return found.completed_steps, found.total_steps
+
+
+async def test_progress_lives_beside_the_row_until_the_run_ends(store: Any, world: World) -> None:
+    done, failed = await new_job(store, world), await new_job(store, world)
+    async with store.unit(world.org) as uow:
+        for job in (done, failed):
+            await uow.metadata.start(job, started_at=T0)
+            await uow.metadata.progress(job, completed_steps=4, total_steps=20)
+    # In flight: the metadata row is untouched, the view shows the reported counters.
+    assert await _progress_rows(store, done) == [(4, 20)]
+    assert await _row_steps(store, done) == (0, 12)
+    async with store.unit(world.org) as uow:
+        assert (await uow.metadata.get(done)).progress_percent == Decimal("20.00")
+        await uow.metadata.complete(done)
+        await uow.metadata.fail(failed, "E", "m")
+    # Finished: folded into the row, the side row gone.
+    assert await _progress_rows(store, done) == []
+    assert await _progress_rows(store, failed) == []
+    assert await _row_steps(store, done) == (20, 20)
+    assert await _row_steps(store, failed) == (4, 20)
+
+
+async def test_deleting_a_job_deletes_its_metadata_and_progress(store: Any, world: World) -> None:
+    job = await new_job(store, world)
+    async with store.unit(world.org) as uow:
+        await uow.metadata.start(job)
+        await uow.metadata.progress(job, completed_steps=1, total_steps=3)
+        await uow.jobs.delete(job)
+    assert await _progress_rows(store, job) == []
+    async with store.unit(world.org) as uow:
+        with pytest.raises(NotFound):
+            await uow.metadata.get(job)

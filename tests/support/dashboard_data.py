@@ -218,6 +218,12 @@ BEGIN
             CONTINUE WHEN s > 0 AND finals[k + 1] < 2;
             CONTINUE WHEN s = last_event AND finals[k + 1] = 2;
             CONTINUE WHEN s > 1 AND s < last_event AND finals[k + 1] = 2 AND s > steps / 2 + 1;
+            -- What autovacuum's ANALYZE does in production: plans follow the table's growth.
+            IF s = 0 AND (k + 1) IN (100, 500, 1000, 2500) OR (s = 0 AND k % 5000 = 4999) THEN
+                IF table_kind = 'slim' THEN ANALYZE execution_metadata;
+                ELSE ANALYZE execution_metadata_legacy; END IF;
+                COMMIT;
+            END IF;
             IF table_kind = 'slim' THEN
                 CALL dash_event_slim(first_n + k, s, ids[k + 1], orgs[k + 1], totals[k + 1]);
             ELSE
@@ -243,15 +249,22 @@ BEGIN
         UPDATE execution_metadata e SET status = 2, started_at = d.created_at + d.queue_ms * interval '1 ms'
         FROM dash_stage d WHERE d.n = k AND e.organization_id = org AND e.job_id = job AND e.status IN (0, 1);
     ELSIF s <= 13 THEN
-        UPDATE execution_metadata SET completed_steps = (total * (s - 1)) / 12, total_steps = total
-        WHERE organization_id = org AND job_id = job AND status IN (0, 1, 2);
+        INSERT INTO execution_progress (job_id, completed_steps, total_steps)
+        SELECT e.job_id, (total * (s - 1)) / 12, total FROM execution_metadata e
+        WHERE e.organization_id = org AND e.job_id = job AND e.status IN (0, 1, 2)
+        ON CONFLICT (job_id) DO UPDATE
+            SET completed_steps = excluded.completed_steps, total_steps = excluded.total_steps;
     ELSE
         UPDATE execution_metadata e SET status = d.final_status,
             completed_at = d.created_at + (d.queue_ms + d.duration_ms) * interval '1 ms',
             duration_ms = d.duration_ms,
-            completed_steps = CASE WHEN d.final_status = 3 THEN e.total_steps ELSE e.completed_steps END,
+            total_steps = coalesce((SELECT p.total_steps FROM execution_progress p WHERE p.job_id = e.job_id), e.total_steps),
+            completed_steps = CASE WHEN d.final_status = 3
+                THEN coalesce((SELECT p.total_steps FROM execution_progress p WHERE p.job_id = e.job_id), e.total_steps)
+                ELSE coalesce((SELECT p.completed_steps FROM execution_progress p WHERE p.job_id = e.job_id), e.completed_steps) END,
             error_code = d.error_code, error_message = d.error_message
         FROM dash_stage d WHERE d.n = k AND e.organization_id = org AND e.job_id = job AND e.status IN (0, 1, 2);
+        DELETE FROM execution_progress WHERE job_id = job;
     END IF;
 END $$;
 

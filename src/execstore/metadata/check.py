@@ -51,7 +51,7 @@ from execstore.metadata.backfill import (
 from execstore.metadata.repository import LIVE_STATUSES
 from execstore.metadata.state import record_state
 from execstore.metadata.types import ExecutionView
-from execstore.metadata.views import row_columns, to_view, view_select
+from execstore.metadata.views import to_view, views_of_jobs_statement
 from execstore.schema import models as m
 from execstore.schema.enums import ExecutionStatus
 from execstore.schema.metadata import execution_metadata_legacy
@@ -232,13 +232,9 @@ def compare(row: Any, view: ExecutionView) -> list[Mismatch]:
 
 
 async def _views(session: AsyncSession, job_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Any]:
-    rows = (
-        sa.select(*[_slim.c[name] for name in row_columns])
-        .where(_slim.c.job_id.in_(set(job_ids)))
-        .subquery("checked")
-    )
     dialect = session.get_bind().dialect.name
-    found = (await session.execute(view_select(rows, dialect))).mappings().all()
+    stmt = views_of_jobs_statement(dialect)
+    found = (await session.execute(stmt, {"job_ids": list(set(job_ids))})).mappings().all()
     return {row["job_id"]: to_view(row) for row in found}
 
 

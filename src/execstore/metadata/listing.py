@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import functools
 import struct
 import uuid
 from collections.abc import Collection
@@ -26,7 +27,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 
 from execstore.errors import InvalidArgument, InvalidCursor
-from execstore.metadata.views import row_columns
+from execstore.metadata.views import row_columns, view_select
 from execstore.repository import as_utc
 from execstore.schema import models as m
 from execstore.schema.enums import ExecutionStatus
@@ -37,7 +38,8 @@ __all__ = [
     "ListFilter",
     "decode_cursor",
     "encode_cursor",
-    "page_rows",
+    "list_params",
+    "list_statement",
     "page_size",
 ]
 
@@ -94,23 +96,6 @@ class ListFilter:
             created_to=None if created_to is None else as_utc(created_to),
         )
 
-    def conditions(self) -> list[sa.ColumnElement[bool]]:
-        """The SQL conditions of this filter."""
-        where: list[sa.ColumnElement[bool]] = []
-        if self.statuses is not None:
-            where.append(_em.status.in_(sorted(self.statuses)))
-        if self.workflow_id is not None:
-            where.append(_em.workflow_id == self.workflow_id)
-        if self.client_id is not None:
-            where.append(_em.client_id == self.client_id)
-        if self.error_code is not None:
-            where.append(_em.error_code == self.error_code)
-        if self.created_from is not None:
-            where.append(_em.created_at >= self.created_from)
-        if self.created_to is not None:
-            where.append(_em.created_at < self.created_to)
-        return where
-
 
 def encode_cursor(created_at: dt.datetime, job_id: uuid.UUID) -> str:
     """The cursor of the position just after (older than) this row."""
@@ -141,25 +126,74 @@ def page_size(limit: int) -> int:
     return min(limit, MAX_PAGE_SIZE)
 
 
-def page_rows(
+def list_params(
     organization_id: uuid.UUID,
     filters: ListFilter,
-    *,
     after: tuple[dt.datetime, uuid.UUID] | None,
-    limit: int,
-) -> sa.Subquery:
-    """The slim rows of one page (plus one, to know whether another page follows)."""
-    stmt: Any = sa.select(*[_em.__table__.c[name] for name in row_columns]).where(
-        _em.organization_id == organization_id, *filters.conditions()
-    )
+) -> dict[str, Any]:
+    """The parameters of :func:`list_statement` for one request."""
+    params: dict[str, Any] = {"organization_id": organization_id}
+    if filters.statuses is not None:
+        params["statuses"] = sorted(int(s) for s in filters.statuses)
+    for name in ("workflow_id", "client_id", "error_code", "created_from", "created_to"):
+        value = getattr(filters, name)
+        if value is not None:
+            params[name] = value
     if after is not None:
-        created_at, job_id = after
-        # The first condition is what the index can seek to; the second breaks ties.
-        stmt = stmt.where(
-            _em.created_at <= created_at,
-            sa.or_(_em.created_at < created_at, _em.job_id < job_id),
+        params["after_created_at"], params["after_job_id"] = after
+    return params
+
+
+def list_statement(dialect: str, filters: ListFilter, *, after: bool, limit: int) -> sa.Select[Any]:
+    """The listing statement for this combination of filters (built once, then reused).
+
+    Values travel as parameters (:func:`list_params`); the statement depends only on
+    which filters are present, whether a cursor is, and the page size, so SQLAlchemy
+    compiles it once and PostgreSQL can keep its prepared plan.
+    """
+    shape = tuple(
+        getattr(filters, name) is not None
+        for name in (
+            "statuses",
+            "workflow_id",
+            "client_id",
+            "error_code",
+            "created_from",
+            "created_to",
         )
-    page: sa.Subquery = (
-        stmt.order_by(_em.created_at.desc(), _em.job_id.desc()).limit(limit + 1).subquery("page")
     )
-    return page
+    return _list_statement(dialect, shape, after, limit)
+
+
+@functools.lru_cache(maxsize=512)
+def _list_statement(
+    dialect: str, shape: tuple[bool, ...], after: bool, limit: int
+) -> sa.Select[Any]:
+    em: sa.Table = _em.__table__  # type: ignore[assignment]
+    has_statuses, has_workflow, has_client, has_error, has_from, has_to = shape
+    where: list[sa.ColumnElement[bool]] = [em.c.organization_id == sa.bindparam("organization_id")]
+    if has_statuses:
+        where.append(em.c.status.in_(sa.bindparam("statuses", expanding=True)))
+    if has_workflow:
+        where.append(em.c.workflow_id == sa.bindparam("workflow_id"))
+    if has_client:
+        where.append(em.c.client_id == sa.bindparam("client_id"))
+    if has_error:
+        where.append(em.c.error_code == sa.bindparam("error_code"))
+    if has_from:
+        where.append(em.c.created_at >= sa.bindparam("created_from"))
+    if has_to:
+        where.append(em.c.created_at < sa.bindparam("created_to"))
+    if after:
+        at = sa.bindparam("after_created_at", type_=em.c.created_at.type)
+        # The first condition is what the index can seek to; the second breaks ties.
+        where.append(em.c.created_at <= at)
+        where.append(sa.or_(em.c.created_at < at, em.c.job_id < sa.bindparam("after_job_id")))
+    rows = (
+        sa.select(*[em.c[name] for name in row_columns])
+        .where(*where)
+        .order_by(em.c.created_at.desc(), em.c.job_id.desc())
+        .limit(limit + 1)
+        .subquery("page")
+    )
+    return view_select(rows, dialect).order_by(rows.c.created_at.desc(), rows.c.job_id.desc())

@@ -16,9 +16,11 @@ organization's job is NotFound, never touched.
 
 Lifecycle: ``create`` (pending or queued) -> ``start`` (running) -> ``progress`` any number
 of times -> ``complete`` or ``fail`` (failed, cancelled or timed out). A transition the
-current status forbids raises InvalidTransition and changes nothing. None of the
-lifecycle updates changes an indexed column, so PostgreSQL can apply them as HOT
-updates (see :mod:`execstore.schema.metadata`).
+current status forbids raises InvalidTransition and changes nothing. Progress reports
+go to ``execution_progress`` while the run is in flight and are folded into the row
+when it finishes, so the row itself is written three times (created, started,
+finished), and none of those writes changes an indexed column: PostgreSQL can apply
+them as HOT updates (see :mod:`execstore.schema.metadata` for the measurements).
 """
 
 from __future__ import annotations
@@ -44,12 +46,13 @@ from execstore.metadata.listing import (
     ListFilter,
     decode_cursor,
     encode_cursor,
-    page_rows,
+    list_params,
+    list_statement,
     page_size,
 )
 from execstore.metadata.summaries import read_summary
 from execstore.metadata.types import ExecutionPage, ExecutionSummary, ExecutionView
-from execstore.metadata.views import row_columns, to_view, view_select
+from execstore.metadata.views import get_statement, to_view
 from execstore.repository import ScopedRepository, as_utc
 from execstore.schema import models as m
 from execstore.schema.base import TZ
@@ -70,6 +73,17 @@ MAX_STEPS: Final = 32767
 _MAX_DURATION_MS: Final = 2**31 - 1
 _em = m.ExecutionMetadata
 _table: sa.Table = _em.__table__  # type: ignore[assignment]
+_progress: sa.Table = m.ExecutionProgress.__table__  # type: ignore[assignment]
+
+
+def _in_flight(column: str) -> sa.ColumnElement[Any]:
+    """The run's in-flight counter if it reported progress, else the row's own."""
+    reported = (
+        sa.select(_progress.c[column])
+        .where(_progress.c.job_id == _table.c.job_id)
+        .scalar_subquery()
+    )
+    return sa.func.coalesce(reported, _table.c[column])
 
 
 class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
@@ -167,9 +181,25 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
         total = _steps("total_steps", total_steps)
         if done > total:
             raise InvalidArgument(f"completed_steps ({done}) cannot exceed total_steps ({total})")
-        await self._transition(
-            job_id, "record progress of", LIVE_STATUSES, completed_steps=done, total_steps=total
-        )
+        # Kept in execution_progress while the run is in flight (see schema.metadata);
+        # the same statement checks the run is this organization's and still live.
+        select = sa.select(
+            _table.c.job_id,
+            sa.literal(done, sa.SmallInteger()),
+            sa.literal(total, sa.SmallInteger()),
+        ).where(*self._live_row(job_id, LIVE_STATUSES))
+        insert = postgresql.insert if self._dialect == "postgresql" else sqlite.insert
+        upsert = insert(_progress).from_select(["job_id", "completed_steps", "total_steps"], select)
+        stmt = upsert.on_conflict_do_update(
+            index_elements=["job_id"],
+            set_={
+                "completed_steps": upsert.excluded.completed_steps,
+                "total_steps": upsert.excluded.total_steps,
+            },
+        ).returning(_progress.c.job_id)
+        with translate_database_errors():
+            if (await self.session.execute(stmt)).first() is None:
+                await self._refuse(job_id, "record progress of")
 
     async def complete(self, job_id: uuid.UUID, *, completed_at: dt.datetime | None = None) -> None:
         """Mark the execution completed (every step done) at ``completed_at`` (default: now).
@@ -184,7 +214,8 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
             status=ExecutionStatus.COMPLETED,
             completed_at=when,
             duration_ms=self._duration_until(when),
-            completed_steps=_table.c.total_steps,
+            total_steps=_in_flight("total_steps"),
+            completed_steps=_in_flight("total_steps"),
         )
 
     async def fail(
@@ -211,6 +242,8 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
             status=status,
             completed_at=when,
             duration_ms=self._duration_until(when),
+            total_steps=_in_flight("total_steps"),
+            completed_steps=_in_flight("completed_steps"),
             error_code=error_code,
             error_message=error_message,
         )
@@ -219,15 +252,10 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
 
     async def get(self, job_id: uuid.UUID) -> ExecutionView:
         """The dashboard view of the job's execution (one round trip), or NotFound."""
-        rows = (
-            sa.select(*[_table.c[name] for name in row_columns])
-            .where(_em.organization_id == self.organization_id, _em.job_id == job_id)
-            .subquery("one")
-        )
+        stmt = get_statement(self._dialect)
+        params = {"organization_id": self.organization_id, "job_id": job_id}
         with translate_database_errors():
-            found = (
-                (await self.session.execute(view_select(rows, self._dialect))).mappings().first()
-            )
+            found = (await self.session.execute(stmt, params)).mappings().first()
         if found is None:
             raise NotFound(f"execution metadata for job {job_id} not found")
         return to_view(found)
@@ -291,12 +319,10 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
             created_to=created_to,
         )
         after = None if cursor is None else decode_cursor(cursor)
-        rows = page_rows(self.organization_id, filters, after=after, limit=size)
-        stmt = view_select(rows, self._dialect).order_by(
-            rows.c.created_at.desc(), rows.c.job_id.desc()
-        )
+        stmt = list_statement(self._dialect, filters, after=after is not None, limit=size)
+        params = list_params(self.organization_id, filters, after)
         with translate_database_errors():
-            found = (await self.session.execute(stmt)).mappings().all()
+            found = (await self.session.execute(stmt, params)).mappings().all()
         items: builtins.list[ExecutionView] = [to_view(row) for row in found[:size]]
         more = len(found) > size
         last = items[-1] if more and items else None
@@ -308,6 +334,15 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
 
     # -- internals ---------------------------------------------------------------------
 
+    def _live_row(
+        self, job_id: uuid.UUID, allowed: Collection[ExecutionStatus]
+    ) -> builtins.list[sa.ColumnElement[bool]]:
+        return [
+            _table.c.organization_id == self.organization_id,
+            _table.c.job_id == job_id,
+            _table.c.status.in_(sorted(int(s) for s in allowed)),
+        ]
+
     async def _transition(
         self,
         job_id: uuid.UUID,
@@ -317,22 +352,24 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
     ) -> None:
         stmt = (
             sa.update(_table)
-            .where(
-                _table.c.organization_id == self.organization_id,
-                _table.c.job_id == job_id,
-                _table.c.status.in_(sorted(int(s) for s in allowed)),
-            )
+            .where(*self._live_row(job_id, allowed))
             .values(**values)
             .returning(_table.c.job_id)
         )
         with translate_database_errors():
-            if (await self.session.execute(stmt)).first() is not None:
-                return
-            current = await self.session.scalar(
-                sa.select(_table.c.status).where(
-                    _table.c.organization_id == self.organization_id, _table.c.job_id == job_id
-                )
+            if (await self.session.execute(stmt)).first() is None:
+                await self._refuse(job_id, action)
+            if _table.c.status.name in values and values["status"] not in LIVE_STATUSES:
+                # Finished: the in-flight counters were folded into the row above.
+                await self.session.execute(sa.delete(_progress).where(_progress.c.job_id == job_id))
+
+    async def _refuse(self, job_id: uuid.UUID, action: str) -> None:
+        """Raise why ``action`` changed nothing: NotFound, or InvalidTransition."""
+        current = await self.session.scalar(
+            sa.select(_table.c.status).where(
+                _table.c.organization_id == self.organization_id, _table.c.job_id == job_id
             )
+        )
         if current is None:
             raise NotFound(f"execution metadata for job {job_id} not found")
         raise InvalidTransition(

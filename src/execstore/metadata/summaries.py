@@ -45,6 +45,7 @@ __all__ = [
     "REFRESH_LOCK_KEY",
     "SUMMARY_STATE",
     "SummaryRefresh",
+    "aggregates_sql",
     "percentile",
     "read_summary",
     "refresh_summaries",
@@ -90,7 +91,8 @@ def percentile(sorted_values: Sequence[int], fraction: float) -> int | None:
     return math.floor(lo_value + (hi_value - lo_value) * (position - low) + 0.5)
 
 
-def _aggregates(alias: str) -> str:
+def aggregates_sql(alias: str) -> str:
+    """The summary columns as SQL aggregates over execution rows named ``alias``."""
     counts = ",\n".join(
         f"count(*) FILTER (WHERE {alias}.status = {int(status)}) AS {name}"
         for status, name in _COUNT_COLUMNS.items()
@@ -127,7 +129,7 @@ WITH claimed AS (
     SELECT DISTINCT organization_id, workflow_id, day FROM claimed
 ), fresh AS (
     SELECT g.organization_id, g.workflow_id, g.day,
-{_aggregates("e")}
+{aggregates_sql("e")}
     FROM grp g
     JOIN execution_metadata e
       ON e.organization_id = g.organization_id
@@ -158,7 +160,7 @@ _REBUILD: Final = (
     sa.text(f"""
 INSERT INTO execution_daily_summary ({_INSERT_COLUMNS})
 SELECT e.organization_id, e.workflow_id, (e.created_at AT TIME ZONE 'UTC')::date,
-{_aggregates("e")}
+{aggregates_sql("e")}
 FROM execution_metadata e
 GROUP BY 1, 2, 3
 """),

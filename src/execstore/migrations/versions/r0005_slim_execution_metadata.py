@@ -5,6 +5,8 @@ until ``execstore backfill metadata`` moves its rows; the slim table keys on ``j
 with a single ``(organization_id, created_at)`` index (see execstore.schema.metadata for
 the measurements behind its shape). Also created:
 
+- ``execution_progress``: the step counters of runs in flight (the churn of progress
+  reports kept off the metadata rows);
 - ``execution_daily_summary``: the per-day rollup dashboards read counts and duration
   percentiles from, and ``execution_summary_dirty``, the groups a write made stale;
   on PostgreSQL a trigger on ``execution_metadata`` fills the latter and ``execstore
@@ -39,6 +41,7 @@ depends_on = None
 
 NEW_TABLES = (
     "execution_metadata",
+    "execution_progress",
     "execution_daily_summary",
     "execution_summary_dirty",
     "execution_metadata_state",
