@@ -61,7 +61,7 @@ from rich.table import Table
 from execstore.config import load_settings
 from execstore.metadata import refresh_summaries
 from execstore.metadata.listing import ListFilter, list_params, list_statement
-from execstore.metadata.summaries import aggregates_sql, read_summary
+from execstore.metadata.summaries import aggregates_sql, rollup_statement
 from execstore.metadata.views import get_statement
 from execstore.migrations.runner import migrate
 from execstore.schema.enums import ExecutionStatus
@@ -111,6 +111,18 @@ async def _sizes(conn: asyncpg.Connection, table: str, rows: int) -> dict[str, f
         "index_bytes_per_row": (total - heap) / rows,
         **{f"index {r['relname']}": r["bytes"] / rows for r in indexes},
     }
+
+
+async def _keep_vacuuming(dsn: str, table: str, stop: asyncio.Event) -> None:
+    """VACUUM ``table`` every few seconds (autovacuum's job; the run compresses months)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=5)
+            await conn.execute(f"VACUUM {table}")
+    finally:
+        await conn.close()
 
 
 async def _lifecycle(dsn: str, kind: str, first: int, last: int, spacing: int) -> float:
@@ -243,8 +255,7 @@ async def _latencies(store: ExecStore, dsn: str, samples: int, seed: int) -> dic
         async def rows(stmt: Any, params: dict[str, Any]) -> list[Any]:
             return list((await conn.execute(stmt, params)).mappings().all())
 
-        async def rollup(org: uuid.UUID) -> Any:
-            return await read_summary(store.sessions(bind=conn), org, first_30, END_DAY)
+        summary_params = {"first_day": first_30, "last_day": END_DAY}
 
         def queries(org: uuid.UUID, job: uuid.UUID, at: dt.datetime, legacy_id: str) -> list[Any]:
             o, naive = str(org), at.astimezone(dt.UTC).replace(tzinfo=None)
@@ -257,7 +268,11 @@ async def _latencies(store: ExecStore, dsn: str, samples: int, seed: int) -> dic
                 ("legacy failed page", rows, (legacy_failed, {"org": o})),
                 ("slim get", rows, slim_get(org, job)),
                 ("legacy get", rows, (legacy_get, {"org": o, "job": str(job)})),
-                ("slim summary 30d", rollup, (org,)),
+                (
+                    "slim summary 30d",
+                    rows,
+                    (rollup_statement(False), {"organization_id": org, **summary_params}),
+                ),
                 ("legacy summary 30d", rows, (legacy_summary, {"org": o, "since": since})),
             ]
 
@@ -294,11 +309,54 @@ async def _latencies(store: ExecStore, dsn: str, samples: int, seed: int) -> dic
         async with store.unit(org) as uow:
             return await uow.metadata.get(job)
 
+    async def api_summary(org: uuid.UUID) -> Any:
+        async with store.unit(org) as uow:
+            return await uow.metadata.summary(first_day=first_30, last_day=END_DAY)
+
     for round_ in range(2):
         for org, job, _at, _legacy_id in probes:
             prefix = "" if round_ else "warmup "
             await sampler.time(f"{prefix}api list first page", api_list, org)
             await sampler.time(f"{prefix}api get", api_get, org, job)
+            await sampler.time(f"{prefix}api summary 30d", api_summary, org)
+
+    # The same statements straight through asyncpg (no SQLAlchemy): the database's share.
+    raw = await asyncpg.connect(dsn)
+    try:
+        dialect = store.engine.dialect
+
+        def compiled(stmt: Any, params: dict[str, Any]) -> tuple[str, list[Any]]:
+            done = stmt.compile(dialect=dialect)
+            order = done.positiontup or []
+            return str(done), [params[name] for name in order]
+
+        legacy_sql = {
+            "first page": "SELECT * FROM execution_metadata_legacy WHERE organization_id = $1 "
+            "ORDER BY created_at DESC, id DESC LIMIT 51",
+            "deep page": "SELECT * FROM execution_metadata_legacy WHERE organization_id = $1 "
+            "AND created_at <= $2 AND (created_at < $2 OR id < $3) "
+            "ORDER BY created_at DESC, id DESC LIMIT 51",
+            "get": "SELECT * FROM execution_metadata_legacy WHERE job_id = $1 "
+            "AND organization_id = $2",
+        }
+        for round_ in range(2):
+            for org, job, at, legacy_id in probes:
+                prefix = "raw " if round_ else "warmup raw "
+                naive = at.astimezone(dt.UTC).replace(tzinfo=None)
+                first_sql, first_args = compiled(*slim_list(org))
+                deep_sql, deep_args = compiled(*slim_list(org, (at, job)))
+                get_sql, get_args = compiled(*slim_get(org, job))
+                for name, sql, args in (
+                    ("slim first page", first_sql, first_args),
+                    ("legacy first page", legacy_sql["first page"], [str(org)]),
+                    ("slim deep page", deep_sql, deep_args),
+                    ("legacy deep page", legacy_sql["deep page"], [str(org), naive, legacy_id]),
+                    ("slim get", get_sql, get_args),
+                    ("legacy get", legacy_sql["get"], [str(job), str(org)]),
+                ):
+                    await sampler.time(prefix + name, raw.fetch, sql, *args)
+    finally:
+        await raw.close()
     return {name: sampler.p(name) for name in sampler.samples if not name.startswith("warmup")}
 
 
@@ -327,8 +385,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 file=sys.stderr,
             )
 
-            # Everything but the last interval: slim and legacy side by side (two workers).
-            main_last = n - interval
+            # Everything but the last two intervals: slim and legacy side by side (two
+            # workers), with execution_progress vacuumed as autovacuum would keep it.
+            main_last = n - 2 * interval
+            stop = asyncio.Event()
+            vacuum = asyncio.create_task(_keep_vacuuming(dsn, "execution_progress", stop))
             slim_s, legacy_s = await asyncio.gather(
                 _lifecycle(dsn, "slim", 1, main_last, args.spacing),
                 _lifecycle(dsn, "legacy", 1, main_last, args.spacing),
@@ -355,12 +416,31 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     "mv_build_seconds": mv_build_s,
                     "mv_build_wal_bytes": mv_build_wal,
                 }
-                # An interval of new executions, then both refreshes on the same state.
-                wal = await _wal(conn)
-                interval_s = await _lifecycle(dsn, "slim", main_last + 1, n, args.spacing)
-                results["interval_wal_bytes_slim"] = await _wal(conn) - wal
-                results["interval_seconds_slim"] = interval_s
+                # Two intervals of new executions, the first without the summary trigger
+                # (what it costs the write path), then both refreshes on the same state.
+                middle = main_last + interval
+                for label, first, last in (
+                    ("without_trigger", main_last + 1, middle),
+                    ("with_trigger", middle + 1, n),
+                ):
+                    if label == "without_trigger":
+                        await conn.execute("ALTER TABLE execution_metadata DISABLE TRIGGER USER")
+                    wal = await _wal(conn)
+                    seconds = await _lifecycle(dsn, "slim", first, last, args.spacing)
+                    results[f"interval_{label}_wal_bytes"] = await _wal(conn) - wal
+                    results[f"interval_{label}_seconds"] = seconds
+                    if label == "without_trigger":
+                        await conn.execute("ALTER TABLE execution_metadata ENABLE TRIGGER USER")
+                        await conn.execute(
+                            "INSERT INTO execution_summary_dirty "
+                            "SELECT DISTINCT e.organization_id, e.workflow_id, "
+                            "(e.created_at AT TIME ZONE 'UTC')::date FROM execution_metadata e "
+                            f"JOIN dash_stage d ON d.job_id = e.job_id AND d.n BETWEEN {first} "
+                            f"AND {last} ON CONFLICT DO NOTHING"
+                        )
                 await _lifecycle(dsn, "legacy", main_last + 1, n, args.spacing)
+                stop.set()
+                await vacuum
                 refresh_s, refresh_wal, refresh_groups = await _refresh_rollup(store, conn)
                 mv_s, mv_wal = await _timed(
                     conn, "REFRESH MATERIALIZED VIEW CONCURRENTLY bench_daily_summary_mv"
@@ -399,6 +479,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         100 * row["n_tup_hot_upd"] / max(1, row["n_tup_upd"])
                     )
                 slim = await _sizes(conn, "execution_metadata", n)
+                progress = await _sizes(conn, "execution_progress", n)
+                slim["progress_table_bytes_per_row"] = progress["bytes_per_row"]
+                slim["bytes_per_row"] += progress["bytes_per_row"]
                 legacy = await _sizes(conn, "execution_metadata_legacy", n)
                 rollup = await conn.fetchval(
                     "SELECT pg_total_relation_size('execution_daily_summary') "
@@ -436,6 +519,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         results[f"{key}_ratio_vs_indexed_legacy_p95"] = ratio(
             f"slim {query}", f"legacy+index {query}", 1
         )
+    for query in ("first page", "deep page", "get"):
+        key = query.replace(" ", "_")
+        # (the legacy listings here already have the (organization_id, created_at) index)
+        results[f"raw_{key}_ratio_p50"] = ratio(f"raw slim {query}", f"raw legacy {query}")
+        results[f"raw_{key}_ratio_p95"] = ratio(f"raw slim {query}", f"raw legacy {query}", 1)
     results["list_latency_ratio"] = max(
         results["first_page_ratio_vs_indexed_legacy_p50"],
         results["deep_page_ratio_vs_indexed_legacy_p50"],
@@ -484,7 +572,18 @@ def render(results: dict[str, Any]) -> None:
             f"{s['p50'] / lg['p50']:.2f}",
             f"{s['p95'] / lg['p95']:.2f}",
         )
-    for name in ("api list first page", "api get"):
+    for query in ("first page", "deep page", "get"):
+        s_, lg = lat[f"raw slim {query}"], lat[f"raw legacy {query}"]
+        table.add_row(
+            f"{query}, asyncpg only (vs legacy+index)",
+            f"{s_['p50']:.2f}",
+            f"{s_['p95']:.2f}",
+            f"{lg['p50']:.2f}",
+            f"{lg['p95']:.2f}",
+            f"{s_['p50'] / lg['p50']:.2f}",
+            f"{s_['p95'] / lg['p95']:.2f}",
+        )
+    for name in ("api list first page", "api get", "api summary 30d"):
         table.add_row(name, f"{lat[name]['p50']:.2f}", f"{lat[name]['p95']:.2f}", "", "", "", "")
     console.print(table)
 
@@ -503,6 +602,11 @@ def render(results: dict[str, Any]) -> None:
                     f"{side} {key}",
                     *([f"{value:.1f}", ""] if side == "slim" else ["", f"{value:.1f}"]),
                 )
+    sizes.add_row(
+        "slim execution_progress (in the total)",
+        f"{results['slim_breakdown']['progress_table_bytes_per_row']:.1f}",
+        "",
+    )
     sizes.add_row(
         "HOT updates %",
         f"{results['hot_update_pct_slim']:.1f}",
@@ -545,6 +649,17 @@ def render(results: dict[str, Any]) -> None:
     )
     console.print(refresh)
 
+    writes = Table(title="write path: an interval of executions through their lifecycle")
+    for column in ("", "seconds", "WAL bytes"):
+        writes.add_column(column, justify="right")
+    for label in ("without_trigger", "with_trigger"):
+        writes.add_row(
+            f"slim, {label.replace('_', ' ')}",
+            f"{results[f'interval_{label}_seconds']:.2f}",
+            f"{results[f'interval_{label}_wal_bytes']:,}",
+        )
+    console.print(writes)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -553,8 +668,8 @@ def main() -> None:
     parser.add_argument(
         "--interval",
         type=int,
-        default=1_000,
-        help="executions created between the two refreshes compared",
+        default=500,
+        help="executions per interval (two intervals run between the refreshes compared)",
     )
     parser.add_argument(
         "--spacing",

@@ -275,3 +275,15 @@ async def test_deleting_a_job_deletes_its_metadata_and_progress(store: Any, worl
     async with store.unit(world.org) as uow:
         with pytest.raises(NotFound):
             await uow.metadata.get(job)
+
+
+async def test_a_deleted_credential_keeps_its_place_as_none(store: Any, world: World) -> None:
+    job = await new_job(store, world)  # accounts beta (primary), gamma
+    async with store.unit(world.org) as uow:
+        await uow.session.execute(
+            sa.delete(m.Credential).where(m.Credential.id == world.accounts[2])
+        )
+        view = await uow.metadata.get(job)
+    assert view.all_account_ids == world.accounts[1:]
+    assert view.all_account_names == ["portal-beta", None]
+    assert view.account_count == 2

@@ -24,6 +24,7 @@ whole milliseconds, half up. Days are UTC days of ``created_at``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 import time
 import uuid
@@ -49,6 +50,7 @@ __all__ = [
     "percentile",
     "read_summary",
     "refresh_summaries",
+    "rollup_statement",
 ]
 
 REFRESH_LOCK_KEY: Final = 0x65786D6574610001
@@ -247,6 +249,30 @@ def _ordered(days: list[DailySummary]) -> list[DailySummary]:
     )
 
 
+@functools.lru_cache(maxsize=2)
+def rollup_statement(by_workflow: bool) -> sa.Select[Any]:
+    """The rollup rows of ``organization_id`` from ``first_day`` to ``last_day`` (parameters),
+    of ``workflow_id`` too when ``by_workflow``, with the workflow's current name."""
+    s: sa.Table = m.ExecutionDailySummary.__table__  # type: ignore[assignment]
+    wf: sa.Table = m.Workflow.__table__  # type: ignore[assignment]
+    stmt = (
+        sa.select(s, wf.c.name.label("workflow_name"))
+        .select_from(
+            s.outerjoin(
+                wf, sa.and_(wf.c.organization_id == s.c.organization_id, wf.c.id == s.c.workflow_id)
+            )
+        )
+        .where(
+            s.c.organization_id == sa.bindparam("organization_id"),
+            s.c.day >= sa.bindparam("first_day"),
+            s.c.day <= sa.bindparam("last_day"),
+        )
+    )
+    if by_workflow:
+        stmt = stmt.where(s.c.workflow_id == sa.bindparam("workflow_id"))
+    return stmt
+
+
 async def _rollup_days(
     session: AsyncSession,
     organization_id: uuid.UUID,
@@ -254,28 +280,27 @@ async def _rollup_days(
     last_day: dt.date,
     workflow_id: uuid.UUID | None,
 ) -> list[DailySummary]:
-    s = m.ExecutionDailySummary
-    wf = m.Workflow
-    stmt = (
-        sa.select(s, wf.name)
-        .outerjoin(wf, sa.and_(wf.organization_id == s.organization_id, wf.id == s.workflow_id))
-        .where(s.organization_id == organization_id, s.day >= first_day, s.day <= last_day)
-    )
+    params: dict[str, Any] = {
+        "organization_id": organization_id,
+        "first_day": first_day,
+        "last_day": last_day,
+    }
     if workflow_id is not None:
-        stmt = stmt.where(s.workflow_id == workflow_id)
+        params["workflow_id"] = workflow_id
+    rows = await session.execute(rollup_statement(workflow_id is not None), params)
     days = []
-    for row, name in (await session.execute(stmt)).all():
-        counts = StatusCounts(**{c: getattr(row, c) for c in _COUNT_COLUMNS.values()})
+    for row in rows.mappings():
+        counts = StatusCounts(**{c: row[c] for c in _COUNT_COLUMNS.values()})
         days.append(
             DailySummary(
-                day=row.day,
-                workflow_id=row.workflow_id,
-                workflow_name=name,
+                day=row["day"],
+                workflow_id=row["workflow_id"],
+                workflow_name=row["workflow_name"],
                 counts=counts,
-                timed_runs=row.timed_runs,
-                duration_p50_ms=row.duration_p50_ms,
-                duration_p95_ms=row.duration_p95_ms,
-                duration_avg_ms=_average(row.duration_total_ms, row.timed_runs),
+                timed_runs=row["timed_runs"],
+                duration_p50_ms=row["duration_p50_ms"],
+                duration_p95_ms=row["duration_p95_ms"],
+                duration_avg_ms=_average(row["duration_total_ms"], row["timed_runs"]),
             )
         )
     return _ordered(days)

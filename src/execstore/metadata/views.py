@@ -8,9 +8,10 @@ credential ids and their names, and the step counters of a run still in flight
 run for those 50 rows only, never for the rows a filter skipped.
 
 Accounts come from ``jobs.credential_ids`` (the plan removed the copies from the
-metadata row): on PostgreSQL an ordered ``array_agg`` over ``unnest(...) WITH
-ORDINALITY``; on SQLite ``json_group_array`` over ``json_each(...)``, whose left join
-keeps the array's order. Credentials are matched within the row's organization only.
+metadata row): the names of the job's credentials (``id = ANY(credential_ids)`` on
+PostgreSQL, ``json_each`` on SQLite) come back as one ``{id: name}`` object per row and
+are laid out in the job's order in Python; a credential deleted since reads as None.
+Credentials are matched within the row's organization only.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 
 from execstore.metadata.types import ExecutionView
 from execstore.repository import as_utc
@@ -59,34 +59,21 @@ def progress_percent(completed_steps: int, total_steps: int) -> Decimal:
 
 
 def _account_names(rows: Any, dialect: str) -> sa.ScalarSelect[Any]:
-    # One primary-key probe per account (a scalar subquery per element), in the job's
-    # order: cheaper than a join, whose planner guess for unnest() is ten rows.
+    # {credential id: name} of the job's credentials in the row's organization, one index
+    # scan per row; to_view lays the names out in the job's order (None: deleted since).
     cred = sa.orm.aliased(m.Credential, name="account")
     if dialect == "postgresql":
-        ids = (
-            sa.func.unnest(m.Job.credential_ids)
-            .table_valued(sa.column("id", m.Credential.id.type), with_ordinality="ord")
-            .render_derived(name="account_ids")
-        )
-        name = (
-            sa.select(cred.name)
-            .where(cred.id == ids.c.id, cred.organization_id == rows.c.organization_id)
-            .correlate_except(cred)
-            .scalar_subquery()
-        )
-        return (
-            sa.select(sa.func.array_agg(postgresql.aggregate_order_by(name, ids.c.ord)))
-            .select_from(ids)
-            .scalar_subquery()
-        )
-    ids = sa.func.json_each(m.Job.credential_ids).table_valued("value", name="account_ids")
-    name = (
-        sa.select(cred.name)
-        .where(cred.id == ids.c.value, cred.organization_id == rows.c.organization_id)
-        .correlate_except(cred)
+        pairs: Any = sa.func.json_object_agg(cred.id, cred.name)
+        wanted = cred.id == sa.func.any(m.Job.credential_ids)
+    else:
+        pairs = sa.func.json_group_object(cred.id, cred.name)
+        ids = sa.func.json_each(m.Job.credential_ids).table_valued("value", name="account_ids")
+        wanted = cred.id.in_(sa.select(ids.c.value).scalar_subquery())
+    return (
+        sa.select(sa.type_coerce(pairs, sa.JSON()))
+        .where(cred.organization_id == rows.c.organization_id, wanted)
         .scalar_subquery()
     )
-    return sa.select(sa.func.json_group_array(name)).select_from(ids).scalar_subquery()
 
 
 def view_select(rows: sa.Subquery, dialect: str) -> sa.Select[Any]:
@@ -154,10 +141,11 @@ def views_of_jobs_statement(dialect: str) -> sa.Select[Any]:
 def to_view(row: Mapping[str, Any]) -> ExecutionView:
     """The public view of one result row of :func:`view_select`."""
     ids: list[uuid.UUID] = list(row["all_account_ids"] or [])
-    names = row["all_account_names"]
-    if isinstance(names, str):  # SQLite: JSON text
-        names = json.loads(names)
-    names = list(names or [])
+    found = row["all_account_names"]
+    if isinstance(found, str):
+        found = json.loads(found)
+    by_id = {str(key).lower(): name for key, name in (found or {}).items()}
+    names = [by_id.get(str(account)) for account in ids]
     total, done = int(row["total_steps"]), int(row["completed_steps"])
     started, completed = row["started_at"], row["completed_at"]
     return ExecutionView(
@@ -184,6 +172,6 @@ def to_view(row: Mapping[str, Any]) -> ExecutionView:
         primary_account_id=row["primary_account_id"],
         primary_account_name=row["primary_account_name"],
         all_account_ids=ids,
-        all_account_names=names if len(names) == len(ids) else [None] * len(ids),
+        all_account_names=names,
         account_count=len(ids),
     )
