@@ -168,6 +168,8 @@ SELECT claim_submission_id AS id, organization_id, client_id,
        created_at
 FROM dash_stage WHERE claim_submission_id IS NOT NULL;
 
+CREATE UNIQUE INDEX ON dash_claims (id);
+
 INSERT INTO claim_submissions (id, organization_id, client_id, patient_name, patient_id, created_at)
 SELECT id, organization_id, client_id, patient_name, patient_id, created_at FROM dash_claims;
 
