@@ -204,3 +204,51 @@ async def test_sqlite_answers_live_and_has_nothing_to_refresh(own_store: Any) ->
         summary = await uow.metadata.summary(first_day=DAY1, last_day=DAY1)
     assert summary.live
     assert summary.totals.pending == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_many_stale_groups_take_one_pass_with_the_same_figures(own_store: Any) -> None:
+    store = own_store
+    world = await make_world(store)
+    days = 2_100  # one group per day: more stale groups than the per-group path is for
+    jobs = [uuid.uuid4() for _ in range(days)]
+    async with store.unit(world.org) as uow:
+        await uow.session.execute(
+            sa.insert(m.Job),
+            [
+                {
+                    "id": job,
+                    "organization_id": world.org,
+                    "workflow_id": world.workflow,
+                    "credential_ids": [],
+                    "created_at": T0 - dt.timedelta(days=i),
+                }
+                for i, job in enumerate(jobs)
+            ],
+        )
+        await uow.session.execute(
+            sa.insert(m.ExecutionMetadata),
+            [
+                {
+                    "job_id": job,
+                    "organization_id": world.org,
+                    "workflow_id": world.workflow,
+                    "created_at": T0 - dt.timedelta(days=i),
+                    "started_at": T0 - dt.timedelta(days=i),
+                    "completed_at": T0 - dt.timedelta(days=i) + dt.timedelta(seconds=i % 97),
+                    "duration_ms": (i % 97) * 1000,
+                    "status": 3,
+                }
+                for i, job in enumerate(jobs)
+            ],
+        )
+    report = await _refresh(store)
+    assert report.full
+    assert report.groups == days
+    first, last = (T0 - dt.timedelta(days=days)).date(), DAY1
+    async with store.unit(world.org) as uow:
+        rolled = await uow.metadata.summary(first_day=first, last_day=last)
+        live = await uow.metadata.summary(first_day=first, last_day=last, live=True)
+    assert rolled.days == live.days
+    assert rolled.totals.completed == days

@@ -130,15 +130,20 @@ WITH claimed AS (
 ), grp AS (
     SELECT DISTINCT organization_id, workflow_id, day FROM claimed
 ), fresh AS (
-    SELECT g.organization_id, g.workflow_id, g.day,
-{aggregates_sql("e")}
+    -- One index range scan of (organization_id, created_at) per stale group, whatever
+    -- the planner thinks of the marker table's size.
+    SELECT g.organization_id, g.workflow_id, g.day, a.*
     FROM grp g
-    JOIN execution_metadata e
-      ON e.organization_id = g.organization_id
-     AND e.created_at >= (g.day::timestamp AT TIME ZONE 'UTC')
-     AND e.created_at < ((g.day + 1)::timestamp AT TIME ZONE 'UTC')
-     AND e.workflow_id = g.workflow_id
-    GROUP BY g.organization_id, g.workflow_id, g.day
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS group_rows,
+{aggregates_sql("e")}
+        FROM execution_metadata e
+        WHERE e.organization_id = g.organization_id
+          AND e.created_at >= (g.day::timestamp AT TIME ZONE 'UTC')
+          AND e.created_at < ((g.day + 1)::timestamp AT TIME ZONE 'UTC')
+          AND e.workflow_id = g.workflow_id
+    ) a
+    WHERE a.group_rows > 0
 ), emptied AS (
     DELETE FROM execution_daily_summary s USING grp g
     WHERE s.organization_id = g.organization_id AND s.workflow_id = g.workflow_id
@@ -155,6 +160,10 @@ WITH claimed AS (
 )
 SELECT (SELECT count(*) FROM grp), (SELECT count(*) FROM written), (SELECT count(*) FROM emptied)
 """)
+
+_REBUILD_ABOVE: Final = 2_000
+_dirty: sa.Table = m.ExecutionSummaryDirty.__table__  # type: ignore[assignment]
+_rollup: sa.Table = m.ExecutionDailySummary.__table__  # type: ignore[assignment]
 
 _REBUILD: Final = (
     sa.text("DELETE FROM execution_summary_dirty"),
@@ -181,6 +190,13 @@ async def refresh_summaries(session: AsyncSession, *, full: bool = False) -> Sum
     started = time.perf_counter()
     if not await session.scalar(sa.select(sa.func.pg_try_advisory_xact_lock(REFRESH_LOCK_KEY))):
         return SummaryRefresh(skipped=True, reason="another refresh is running")
+    if not full:
+        # Many stale groups (a first refresh, a bulk backfill): one pass over the table
+        # beats one index range scan per group.
+        stale = int(await session.scalar(sa.select(sa.func.count()).select_from(_dirty)) or 0)
+        if stale > _REBUILD_ABOVE:
+            known = await session.scalar(sa.select(sa.func.count()).select_from(_rollup))
+            full = stale > int(known or 0) // 4
     if full:
         for stmt in _REBUILD[:-1]:
             await session.execute(stmt)
