@@ -165,11 +165,13 @@ async def test_create_twice_is_a_conflict(store: Any, world: World) -> None:
 async def test_another_organizations_rows_are_not_found(store: Any, world: World) -> None:
     other = await make_world(store)
     theirs = await new_job(store, other)
+    theirs_untracked = await new_job(store, other, track=False)
     mine_untracked = await new_job(store, world, track=False)
     async with store.unit(world.org) as uow:
         with pytest.raises(NotFound):
             await uow.metadata.get(theirs)
         for write in (
+            uow.metadata.create(theirs_untracked),
             uow.metadata.create(theirs),
             uow.metadata.start(theirs),
             uow.metadata.progress(theirs, completed_steps=1, total_steps=2),
@@ -181,14 +183,13 @@ async def test_another_organizations_rows_are_not_found(store: Any, world: World
         # My job, their credential as the primary account: NotFound, nothing written.
         with pytest.raises(NotFound, match="primary_account_id"):
             await uow.metadata.create(mine_untracked, primary_account_id=other.accounts[0])
-        assert (await uow.metadata.list()).items == [] or all(
-            item.organization_id == world.org for item in (await uow.metadata.list()).items
-        )
+        assert (await uow.metadata.list()).items == []  # nothing of theirs became mine
     async with store.unit(other.org) as uow:
         view = await uow.metadata.get(theirs)
     assert view.status is ExecutionStatus.PENDING  # untouched by the other unit
     async with store.sessions() as session:
         assert await session.get(m.ExecutionMetadata, mine_untracked) is None
+        assert await session.get(m.ExecutionMetadata, theirs_untracked) is None
 
 
 async def test_a_job_of_another_organization_naming_my_rows_cannot_leak_names(
