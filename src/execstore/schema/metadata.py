@@ -1,21 +1,28 @@
 """Execution metadata (phase 5): ids, status, progress and timing; names are joined.
 
-Shaped by measurement (``benchmarks/bench_dashboard.py``, 200,000 executions after a
-realistic lifecycle: insert, start, a dozen progress updates, complete or fail):
+Shaped by measurement after a realistic lifecycle (create, start, a dozen progress
+reports, complete or fail; one committed statement each), 20,000-200,000 executions:
 
 - No ``progress_percent`` column: it is derived from the two step counters. The
   landed table kept it (a ``numeric``, 5-8 bytes, rewritten on every progress update).
 - One secondary index, ``(organization_id, created_at)``. The landed table also had
   ``(organization_id, status, created_at)``: every status change wrote new entries to it,
   and because an indexed column changed, none of those updates could be HOT, so every
-  index got a new entry too. That index alone measured 238 B/row after the lifecycle;
-  without it, 99% of lifecycle updates are HOT and the table plus indexes shrink from
-  about 540 to about 300 B/row. Status filters are applied while walking the
-  ``(organization_id, created_at)`` index newest first.
-- Default fillfactor (100). Lower fillfactors measured worse: inserts never prune a
-  page, so reserving room for HOT versions made new rows spill to fresh pages sooner.
+  index got a new entry too. That index alone measured 238 B/row at 20,000 executions;
+  without it 99% of lifecycle updates were HOT and table plus indexes went from 543 to
+  301 B/row. Status filters are applied while walking the listing index newest first.
+- Progress reports go to ``execution_progress`` (see there): the row is written three
+  times in its life, which keeps its page from filling with dead versions whenever
+  pruning is held back (887 -> 397 B/row in that test).
+- Default fillfactor (100). 95 measured the same, 90 worse (303 vs 194 B/row of heap):
+  inserts never prune a page, so room reserved for HOT versions made new rows spill
+  to fresh pages sooner.
 - Columns widest alignment first (timestamps, int4, int2, then the 1-byte-aligned
   uuids, then text), so the row pays no padding beyond the final MAXALIGN.
+
+At 200,000 executions (``benchmarks/bench_dashboard.py``): 312 B/row, of which 193 heap,
+73 the listing index (half full: fifty organizations each append to their own part of
+it, and B-tree splits there are 50/50), 43 the primary key, 3 ``execution_progress``.
 
 Summaries (counts by status and duration percentiles per organization, workflow and UTC
 day) live in ``execution_daily_summary``, a rollup kept fresh incrementally on
