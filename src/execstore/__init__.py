@@ -20,6 +20,12 @@ from execstore.jobs import (
     OrganizationRecord,
     WorkflowRecord,
 )
+from execstore.metadata import (
+    ExecutionPage,
+    ExecutionStatus,
+    ExecutionSummary,
+    ExecutionView,
+)
 from execstore.results import ResultDetail, ResultSummary, ScreenshotRecord
 from execstore.store import ExecStore, UnitOfWork
 
@@ -30,6 +36,10 @@ __all__ = [
     "ClientRecord",
     "CredentialRecord",
     "ExecStore",
+    "ExecutionPage",
+    "ExecutionStatus",
+    "ExecutionSummary",
+    "ExecutionView",
     "JobRecord",
     "OrganizationRecord",
     "ResultDetail",

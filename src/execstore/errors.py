@@ -12,8 +12,11 @@
     ├── InvalidAuditRecord        a PHI access record that cannot be stored (also a ValueError)
     ├── RetentionRefused          a retention that would delete what must be kept
     ├── InvalidRagContext         a RAG context that cannot be stored as given (also a ValueError)
+    ├── InvalidArgument           a value a caller passed cannot be used (also a ValueError)
+    │   └── InvalidCursor         a listing cursor that was not issued by execstore
     ├── Conflict                  a write that would contradict stored data
-    │   └── ArchiveConflict       different bytes at an existing write-once key
+    │   ├── ArchiveConflict       different bytes at an existing write-once key
+    │   └── InvalidTransition     a status change the execution's current status forbids
     ├── ArchiveError              something is wrong with an archive blob
     │   ├── ArchiveMissing        the archive row points at a blob that is not there
     │   └── ArchiveCorrupt        the blob's bytes do not match the recorded sha256
@@ -23,7 +26,7 @@
     └── MigrationError            the schema is not where the code needs it
         ├── MigrationRequired     the database is behind the package's head revision
         ├── DowngradeRefused      going down would lose data
-        └── BackfillIncomplete    a contract step would drop rows its backfill has not moved
+        └── BackfillIncomplete    a contract step refused: its backfill is not done and verified
 
 Driver errors become these in :func:`translate_database_errors`, always with
 ``raise ... from exc`` so the original stays on ``__cause__``.
@@ -47,13 +50,16 @@ __all__ = [
     "DowngradeRefused",
     "ExecstoreError",
     "IntegrityViolation",
+    "InvalidArgument",
     "InvalidAuditRecord",
     "InvalidBlobKey",
+    "InvalidCursor",
     "InvalidJsonValue",
     "InvalidLogEntry",
     "InvalidLogQuery",
     "InvalidRagContext",
     "InvalidRetention",
+    "InvalidTransition",
     "MigrationError",
     "MigrationRequired",
     "NotFound",
@@ -136,6 +142,18 @@ class InvalidRagContext(ExecstoreError, ValueError):
     """A RAG context that cannot be stored as given (the message says what and where)."""
 
 
+class InvalidArgument(ExecstoreError, ValueError):
+    """A value the caller passed cannot be stored or used; the message names it."""
+
+
+class InvalidCursor(InvalidArgument):
+    """A listing cursor that execstore did not issue (or that was altered)."""
+
+
+class InvalidTransition(Conflict):
+    """The execution's current status does not allow this change (e.g. start a finished run)."""
+
+
 class ArchiveError(ExecstoreError):
     """An archive blob cannot be used."""
 
@@ -186,6 +204,8 @@ class DowngradeRefused(MigrationError):
 class BackfillIncomplete(MigrationError):
     """A contract revision would drop a legacy table whose backfill has not moved and verified
     every row; the message names the command to run."""
+
+    """A contract revision refused to drop a legacy table: its backfill is not done and verified."""
 
 
 @contextmanager

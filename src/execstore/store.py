@@ -32,6 +32,7 @@ from execstore.db import create_engine, create_session_factory
 from execstore.errors import ConfigurationError, translate_database_errors
 from execstore.jobs import JobRepository, ReferenceRepository
 from execstore.logs import LogArchives, LogRepository, forget_job_logs
+from execstore.metadata import MetadataRepository
 from execstore.migrations.runner import rag_contracted_revisions, require_compatible
 from execstore.rag import RagRepository, ShadowStats, read_stats
 from execstore.repository import TransactionHooks
@@ -130,6 +131,13 @@ class UnitOfWork(TransactionHooks):
             mode=self.rag_mode,
             sessions=self.store.sessions,
             shadow_sample_rate=self.store.settings.rag_shadow_sample_rate,
+        )
+
+    @cached_property
+    def metadata(self) -> MetadataRepository:
+        """Execution metadata: lifecycle writes, dashboard views, listings, summaries."""
+        return MetadataRepository(
+            session=self.session, organization_id=self.organization_id, hooks=self
         )
 
 

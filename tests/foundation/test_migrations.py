@@ -14,6 +14,7 @@ from execstore.config import load_settings
 from execstore.db import create_engine
 from execstore.errors import DowngradeRefused, ExecstoreError, MigrationRequired
 from execstore.migrations.runner import (
+    compatible_revisions,
     current_revision,
     downgrade,
     head_revision,
@@ -123,7 +124,16 @@ async def test_store_refuses_a_database_behind_head(fresh_db_url: str, tmp_path)
             pass
 
 
-LAST_EXPAND = "compact_phi_audit"
+async def _backfill_metadata(url: str, blobs: Path) -> None:
+    from execstore.metadata.backfill import backfill_metadata
+    from execstore.metadata.check import check_metadata
+    from execstore.store import ExecStore
+
+    settings = load_settings(database_url=url, blob_url=f"file:{blobs}")
+    async with ExecStore.open(settings) as store:
+        moved = await backfill_metadata(store.sessions)
+        assert (moved.moved, moved.set_aside) == (1, [])
+        assert (await check_metadata(store.sessions)).clean
 
 
 async def _backfill_logs(url: str, blobs: Path) -> None:
@@ -167,7 +177,7 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
 ) -> None:
     await migrate(fresh_db_url, "legacy_baseline")
     org = "org-from-before-uuids"  # not a uuid: maps to md5(id)::uuid on PostgreSQL
-    wf, job, job2 = (str(uuid.uuid4()) for _ in range(3))
+    wf, job, job2, account = (str(uuid.uuid4()) for _ in range(4))
     nul = "\x00" if backend == "sqlite" else ""  # PostgreSQL text cannot hold NUL at all
     long_error = "boom" + nul + "é" * 4000
     engine = create_engine(load_settings(database_url=fresh_db_url), foreign_keys=False)
@@ -177,13 +187,17 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
             sa.insert(legacy.workflows), [{"id": wf, "organization_id": org, "name": "Claims"}]
         )
         await conn.execute(
+            sa.insert(legacy.credentials),
+            [{"id": account.upper(), "organization_id": org, "name": "availity"}],
+        )
+        await conn.execute(
             sa.insert(legacy.jobs),
             [
                 {
                     "id": job,
                     "organization_id": org,
                     "workflow_id": wf,
-                    "credential_ids": [str(uuid.uuid4())],
+                    "credential_ids": [account.upper()],
                     "status": "failed",
                     "error_message": long_error,
                     "result": {"success": False, "screenshots": [{"url": "u"}]},
@@ -268,8 +282,9 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
                     "workflow_name": "Claims",
                     "status": "failed",
                     "created_at": dt.datetime(2026, 1, 2, 3, 4, 5),
-                    "all_account_ids": [],
-                    "all_account_names": [],
+                    "all_account_ids": [account],
+                    "all_account_names": ["availity"],
+                    "account_count": 1,
                 }
             ],
         )
@@ -286,11 +301,10 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         )
     await engine.dispose()
 
-    # Up to the last expand revision: contract revisions wait for the backfills.
-    from execstore.migrations.runner import compatible_revisions
-
+    # Every expand revision; the contract revisions wait for the capabilities' backfills.
+    last_expand = compatible_revisions()[-1]
     with caplog.at_level("WARNING", logger="execstore.migrations"):
-        await migrate(fresh_db_url, compatible_revisions()[-1])
+        await migrate(fresh_db_url, last_expand)
     reported = {r.getMessage() for r in caplog.records if r.name == "execstore.migrations"}
     fitted_jobs = 2 if backend == "sqlite" else 1  # SQLite also had "fine\x00" to clean
     assert f"jobs.error_message: {fitted_jobs} row(s) fitted to 2000 characters" in reported
@@ -311,8 +325,9 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
     # Forward again; the audit contract drops its legacy table only once it is backfilled.
     # Forward again; each contract step drops its legacy table only once its backfill has
     # moved every row (cuid ids mapped on the way), and changes nothing before that.
-    await migrate(fresh_db_url, LAST_EXPAND)
+    await migrate(fresh_db_url, last_expand)
     for contract, name, backfill in (
+        ("contract_execution_metadata", "metadata", _backfill_metadata),
         ("contract_rag_rules", "rag", _backfill_rag),
         ("contract_execution_log", "logs", _backfill_logs),
         ("contract_phi_audit", "audit", _backfill_audit),
@@ -337,7 +352,7 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
             "execution_log_partitioned",
             "execution_screenshots_legacy",
             "execution_rag_context",
-            "execution_metadata_legacy",
+            "execution_metadata",
             "phi_audit_log",
         )
     }
@@ -351,7 +366,7 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         "execution_log_partitioned": 5,
         "execution_screenshots_legacy": 1,
         "execution_rag_context": 1,
-        "execution_metadata_legacy": 1,
+        "execution_metadata": 1,
         "phi_audit_log": 1,
     }
     jobs = dict(await _rows(fresh_db_url, "SELECT status, error_message FROM jobs ORDER BY status"))
@@ -381,6 +396,8 @@ async def test_legacy_database_with_rows_upgrades_keeping_every_row(
         assert rag.payers[0].payer_id == "60054"
         lines = await uow.logs.tail(uuid.UUID(job))
         assert sorted(line.step_index for line in lines) == [0, 1, 2, 3, 4]
+        view = await uow.metadata.get(uuid.UUID(job))
+        assert (view.workflow_name, view.status.name) == ("Claims", "FAILED")
 
 
 async def test_a_refused_downgrade_changes_nothing(fresh_db_url: str, tmp_path) -> None:

@@ -31,12 +31,13 @@ def last_json(output: str) -> dict[str, Any]:
 async def test_maintain_reports_the_partition_step(settings: Any, backend: str) -> None:
     done = await invoke(settings, "maintain", "--json")
     assert done.exit_code == 0, done.output
-    [step] = last_json(done.output)["steps"]
-    assert step["name"] == "log partitions"
+    [step] = [s for s in last_json(done.output)["steps"] if s["name"] == "partitions"]
     if backend == "postgres":
-        assert step["summary"]["partitions"] >= 4
+        assert step["status"] == "done"
+        assert step["details"]["partitions"] >= 4
     else:
-        assert step["summary"]["skipped"] == "SQLite has no partitions"
+        assert step["status"] == "skipped"
+        assert step["details"]["reason"] == "SQLite has no partitions"
 
 
 async def test_archive_logs_dry_run_then_real(store: Any, settings: Any, org: uuid.UUID) -> None:

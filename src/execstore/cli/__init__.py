@@ -10,6 +10,7 @@ from execstore.cli import (
     backfill,
     backfill_audit,
     backfill_logs,
+    backfill_metadata,
     backfill_rag,
     db,
     demo,
@@ -42,11 +43,12 @@ def _global(
 
 app.add_typer(db.app, name="db")
 app.add_typer(archive.app, name="archive")
-app.command("maintain")(maintain.maintain)
+app.command("maintain")(maintain.maintain_command)
 app.command("storage-report")(report.storage_report)
 app.add_typer(audit.app, name="audit")
 backfill.app.command("audit")(backfill_audit.audit_command)
 backfill.app.command("logs")(backfill_logs.logs_command)
+backfill.app.command("metadata")(backfill_metadata.backfill_metadata_command)
 backfill.app.command("rag")(backfill_rag.rag_command)
 app.add_typer(backfill.app, name="backfill")
 app.add_typer(retention.app, name="retention")

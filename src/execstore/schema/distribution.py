@@ -79,6 +79,7 @@ PLACEMENTS: Final[dict[str, Placement]] = {
     "job_result_archives": _job(),
     "execution_screenshots": _job(),
     "execution_metadata": _job(),
+    "execution_progress": _job(),
     "execution_rag_context": _job(),
     "execution_rag_rule_uses": _job(),
     "execution_log_partitioned": _job(),
@@ -90,6 +91,10 @@ PLACEMENTS: Final[dict[str, Placement]] = {
     "execution_log_steps": Reference(),
     "execution_log_retention": Reference(),
     "execution_log_archives": Reference(),
+    # per-organization rollups and state
+    "execution_daily_summary": _org(),
+    "execution_summary_dirty": _org(),
+    "execution_metadata_state": Reference(),
     # the PHI audit chain, one organization per shard
     "phi_audit_log": _org(),
     "phi_audit_chain_heads": _org(),
@@ -101,6 +106,5 @@ PLACEMENTS: Final[dict[str, Placement]] = {
     "execution_log_backfill": Local("state of the one-off online log migration"),
     "execution_log_backfill_changes": Local("queue of the one-off online log migration"),
     "execution_log_detached": Local("partitions being archived, by name"),
-    "execution_metadata_legacy": Local("transitional: contract_execution_metadata drops it"),
     "execution_screenshots_legacy": Local("transitional: `execstore archive results` empties it"),
 }

@@ -10,9 +10,10 @@ smallints, then variable-length) so PostgreSQL wastes no padding on hot rows.
 
 Transitional tables (``*_legacy`` and the unpartitioned ``execution_log``) hold the
 pre-optimization rows until the capability backfills drain them; a contract revision
-drops them (``execution_log`` is already outside ``Base.metadata``: head has no such
-table). They are Core tables: nothing new is written to them except in the RAG
-dual-write modes.
+drops them. They are Core tables: nothing new is written to them except in the RAG
+dual-write modes. A transitional table whose contract revision already exists lives in
+its own MetaData (``execution_metadata_legacy``: ``schema.metadata.transitional_metadata``),
+because head no longer has it.
 """
 
 from __future__ import annotations
@@ -37,7 +38,14 @@ from execstore.schema.logs import (
     ExecutionLogStep,
     execution_log_legacy,
 )
-from execstore.schema.metadata import ExecutionMetadata, execution_metadata_legacy
+from execstore.schema.metadata import (
+    ExecutionDailySummary,
+    ExecutionMetadata,
+    ExecutionMetadataState,
+    ExecutionProgress,
+    ExecutionSummaryDirty,
+    execution_metadata_legacy,
+)
 from execstore.schema.rag import (
     ExecutionRagContext,
     RagCounter,
@@ -69,6 +77,7 @@ __all__ = [
     "ClaimSubmission",
     "Client",
     "Credential",
+    "ExecutionDailySummary",
     "ExecutionLogArchive",
     "ExecutionLogBackfill",
     "ExecutionLogBackfillChange",
@@ -77,8 +86,11 @@ __all__ = [
     "ExecutionLogRetention",
     "ExecutionLogStep",
     "ExecutionMetadata",
+    "ExecutionMetadataState",
+    "ExecutionProgress",
     "ExecutionRagContext",
     "ExecutionScreenshot",
+    "ExecutionSummaryDirty",
     "HealingAttempt",
     "HealingSuggestion",
     "Job",

@@ -1,0 +1,339 @@
+"""Compare every legacy fat row with what the slim row and its joins return now.
+
+For each row of ``execution_metadata_legacy`` (ids mapped through the one legacy-id
+mapping) :func:`check_metadata` reads the slim view through the same joined query
+``get`` uses and compares field by field. Each difference is classified:
+
+- ``renamed``: a name (workflow, client name or NPI, insuree, account) differs while
+  the id it hangs on agrees: the referenced row was edited after the legacy copy was
+  taken, and dashboards now show the current name. Legitimate.
+- ``progressed``: status, steps, timings or error differ in the way a run moves
+  forward (the legacy row was still live, the slim row is as far or further and keeps
+  what the legacy row already knew): the run went on after it was moved. Legitimate.
+- ``recomputed``: ``progress_percent`` or ``account_count`` disagreed with the legacy
+  row's own steps or account list; the slim schema derives them. Legitimate.
+- ``fitted``: error text longer than the new column, stored with the truncation marker.
+  Legitimate (a documented transformation).
+- anything else is *unexplained*: ids that differ, a name without an id to join it
+  through, an account list that is not the job's, a different creation time...
+
+Legacy rows without a slim row are *unmigrated* (with the reason the backfill would
+give), except rows whose job no longer exists: those are *orphaned* — the legacy
+foreign key deleted such rows with their job until ``add_varchar_limits`` detached them
+— and dropping them loses nothing a job still has. A complete check (not limited to one
+organization) records its result in ``execution_metadata_state``; the contract revision
+drops the legacy table only after a clean one, and only while the table is unchanged
+since (same :func:`legacy_fingerprint`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from execstore.archival import SetAside
+from execstore.errors import translate_database_errors
+from execstore.ids import legacy_uuid
+from execstore.metadata.backfill import (
+    LEGACY_TABLE,
+    check_references,
+    legacy_table_present,
+    plan_row,
+)
+from execstore.metadata.repository import LIVE_STATUSES
+from execstore.metadata.state import record_state
+from execstore.metadata.types import ExecutionView
+from execstore.metadata.views import to_view, views_of_jobs_statement
+from execstore.schema import models as m
+from execstore.schema.enums import ExecutionStatus
+from execstore.schema.metadata import execution_metadata_legacy
+from execstore.textlimits import fit_text, limit_of
+
+__all__ = [
+    "CHECK_STATE",
+    "EXPLAINED",
+    "CheckReport",
+    "Mismatch",
+    "check_metadata",
+    "compare",
+    "legacy_fingerprint",
+]
+
+CHECK_STATE: Final = "backfill_check"
+EXPLAINED: Final = {
+    "renamed": "a referenced row was renamed or edited since the legacy copy (ids agree)",
+    "progressed": "the run went on after it was moved",
+    "recomputed": "a derived field disagreed with the legacy row's own data",
+    "fitted": "text longer than the new column, stored with the truncation marker",
+}
+_legacy = execution_metadata_legacy
+_slim: sa.Table = m.ExecutionMetadata.__table__  # type: ignore[assignment]
+_LIMITS: Final = {
+    "error_code": limit_of(m.ExecutionMetadata.error_code),
+    "error_message": limit_of(m.ExecutionMetadata.error_message),
+}
+
+
+def legacy_fingerprint(connection: sa.Connection) -> dict[str, Any]:
+    """The legacy table's row count and latest ``updated_at`` (what a check saw)."""
+    count, latest = connection.execute(
+        sa.select(sa.func.count(), sa.func.max(_legacy.c.updated_at))
+    ).one()
+    return {
+        "legacy_rows": int(count),
+        "legacy_updated_at": None if latest is None else str(latest),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """One field of one row that differs between the legacy copy and the slim view."""
+
+    legacy_id: str
+    job_id: str
+    field: str
+    legacy: Any
+    now: Any
+    kind: str | None
+    """A key of EXPLAINED, or None: unexplained."""
+
+
+@dataclass(slots=True)
+class CheckReport:
+    """What a check found."""
+
+    legacy_table_present: bool = True
+    legacy_rows: int = 0
+    compared: int = 0
+    """Legacy rows that have a slim row, compared field by field."""
+    identical: int = 0
+    unmigrated: list[SetAside] = field(default_factory=list)
+    orphaned: list[str] = field(default_factory=list)
+    """Legacy ids whose job no longer exists (explained: they go with the table)."""
+    explained: dict[str, int] = field(default_factory=dict)
+    """How many differences of each legitimate kind."""
+    examples: list[Mismatch] = field(default_factory=list)
+    """The first few legitimate differences of each kind, to look at."""
+    unexplained: list[Mismatch] = field(default_factory=list)
+    unexplained_count: int = 0
+    recorded: bool = False
+    """The result was recorded for the contract revision (complete checks only)."""
+
+    @property
+    def clean(self) -> bool:
+        """True when nothing is unmigrated and every difference is explained."""
+        return not self.unmigrated and self.unexplained_count == 0
+
+
+def _id(value: str | None) -> uuid.UUID | None:
+    return None if value is None else legacy_uuid(value)
+
+
+def _utc(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+def _rank(status: ExecutionStatus) -> int:
+    if status in (ExecutionStatus.PENDING, ExecutionStatus.QUEUED):
+        return 0
+    return 1 if status is ExecutionStatus.RUNNING else 2
+
+
+def _progressed(row: Any, view: ExecutionView) -> bool:
+    try:
+        before = ExecutionStatus.parse(row.status)
+    except (KeyError, AttributeError):
+        return False
+    if before not in LIVE_STATUSES or _rank(view.status) < _rank(before):
+        return False
+    if _rank(view.status) == _rank(before) and view.completed_steps < (row.completed_steps or 0):
+        return False
+    return row.started_at is None or _utc(row.started_at) == view.started_at
+
+
+def compare(row: Any, view: ExecutionView) -> list[Mismatch]:
+    """Every difference between a legacy row and the slim view of its job, classified."""
+    found: list[Mismatch] = []
+
+    def differ(name: str, legacy: Any, now: Any, kind: str | None) -> None:
+        if legacy != now:
+            found.append(Mismatch(row.id, str(view.job_id), name, legacy, now, kind))
+
+    same_id: dict[str, bool] = {}
+    for name in (
+        "organization_id",
+        "workflow_id",
+        "client_id",
+        "claim_submission_id",
+        "primary_account_id",
+    ):
+        legacy, now = _id(getattr(row, name)), getattr(view, name)
+        same_id[name] = legacy == now and now is not None
+        differ(name, legacy, now, None)
+
+    def joined(name: str, legacy: Any, now: Any, through: str) -> None:
+        differ(name, legacy, now, "renamed" if same_id[through] else None)
+
+    joined("workflow_name", row.workflow_name, view.workflow_name, "workflow_id")
+    joined("client_name", row.client_name, view.client_name, "client_id")
+    joined("client_npi", row.client_npi, view.client_npi, "client_id")
+    joined("insuree_name", row.insuree_name, view.insuree_name, "claim_submission_id")
+    joined("insuree_id", row.insuree_id, view.insuree_id, "claim_submission_id")
+    joined(
+        "primary_account_name",
+        row.primary_account_name,
+        view.primary_account_name,
+        "primary_account_id",
+    )
+
+    legacy_accounts = [legacy_uuid(a) for a in row.all_account_ids or []]
+    differ("all_account_ids", legacy_accounts, view.all_account_ids, None)
+    if legacy_accounts == view.all_account_ids:
+        differ(
+            "all_account_names",
+            list(row.all_account_names or []),
+            view.all_account_names,
+            "renamed",
+        )
+        differ("account_count", row.account_count, view.account_count, "recomputed")
+
+    differ("created_at", _utc(row.created_at), view.created_at, None)
+    moved_on = _progressed(row, view)
+    live_kind = "progressed" if moved_on else None
+    try:
+        status: Any = ExecutionStatus.parse(row.status)
+    except (KeyError, AttributeError):
+        status = row.status
+    differ("status", status, view.status, live_kind)
+    for name in ("total_steps", "completed_steps", "duration_ms"):
+        differ(name, getattr(row, name), getattr(view, name), live_kind)
+    for name in ("started_at", "completed_at"):
+        differ(name, _utc(getattr(row, name)), getattr(view, name), live_kind)
+    for name, limit in _LIMITS.items():
+        legacy, now = getattr(row, name), getattr(view, name)
+        fitted = fit_text(legacy, limit)
+        if legacy != now and fitted == now:
+            differ(name, legacy, now, "fitted")
+        else:
+            differ(name, legacy, now, live_kind)
+    legacy_percent = None if row.progress_percent is None else Decimal(row.progress_percent)
+    differ("progress_percent", legacy_percent, view.progress_percent, live_kind or "recomputed")
+    return found
+
+
+async def _views(session: AsyncSession, job_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, Any]:
+    dialect = session.get_bind().dialect.name
+    stmt = views_of_jobs_statement(dialect)
+    found = (await session.execute(stmt, {"job_ids": list(set(job_ids))})).mappings().all()
+    return {row["job_id"]: to_view(row) for row in found}
+
+
+async def _explain_unmigrated(session: AsyncSession, rows: list[Any], report: CheckReport) -> None:
+    plans = []
+    for row in rows:
+        planned = plan_row(row)
+        if isinstance(planned, SetAside):
+            report.unmigrated.append(planned)
+        else:
+            plans.append((row.id, planned))
+    keep, refused = await check_references(session, plans)
+    for aside in refused:
+        if aside.reason.endswith("no longer exists") and aside.reason.startswith("job "):
+            report.orphaned.append(aside.id)
+        else:
+            report.unmigrated.append(aside)
+    report.unmigrated += [SetAside(legacy_id, "not moved yet") for legacy_id, _ in keep]
+
+
+async def check_metadata(
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    batch_size: int = 500,
+    organization_id: uuid.UUID | None = None,
+    max_listed: int = 200,
+    examples_per_kind: int = 5,
+    on_batch: Callable[[CheckReport], None] | None = None,
+) -> CheckReport:
+    """The comparison of every legacy row (of ``organization_id``, or all) with its slim view.
+
+    A complete check (``organization_id`` None) records its result for the contract
+    revision. At most ``max_listed`` unexplained mismatches are listed (all are counted).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    report = CheckReport()
+    kinds: Counter[str] = Counter()
+    async with sessions() as session:
+        with translate_database_errors():
+            if not await legacy_table_present(session):
+                report.legacy_table_present = False
+                return report
+            fingerprint = await session.run_sync(lambda s: legacy_fingerprint(s.connection()))
+    after: str | None = None
+    while True:
+        async with sessions() as session:
+            with translate_database_errors():
+                stmt = sa.select(_legacy).order_by(_legacy.c.id).limit(batch_size)
+                if after is not None:
+                    stmt = stmt.where(_legacy.c.id > after)
+                rows = (await session.execute(stmt)).all()
+                if organization_id is not None:
+                    rows_in_scope = [r for r in rows if _id(r.organization_id) == organization_id]
+                else:
+                    rows_in_scope = list(rows)
+                views = await _views(session, (legacy_uuid(r.job_id) for r in rows_in_scope))
+                missing = [r for r in rows_in_scope if legacy_uuid(r.job_id) not in views]
+                await _explain_unmigrated(session, missing, report)
+        if not rows:
+            break
+        after = rows[-1].id
+        report.legacy_rows += len(rows_in_scope)
+        for row in rows_in_scope:
+            view = views.get(legacy_uuid(row.job_id))
+            if view is None:
+                continue
+            report.compared += 1
+            differences = compare(row, view)
+            if not differences:
+                report.identical += 1
+            for mismatch in differences:
+                if mismatch.kind is None:
+                    report.unexplained_count += 1
+                    if len(report.unexplained) < max_listed:
+                        report.unexplained.append(mismatch)
+                else:
+                    kinds[mismatch.kind] += 1
+                    if kinds[mismatch.kind] <= examples_per_kind:
+                        report.examples.append(mismatch)
+        report.explained = dict(kinds)
+        if on_batch is not None:
+            on_batch(report)
+    if organization_id is None:
+        async with sessions() as session:
+            with translate_database_errors():
+                async with session.begin():
+                    await record_state(
+                        session,
+                        CHECK_STATE,
+                        {
+                            **fingerprint,
+                            "compared": report.compared,
+                            "unmigrated": len(report.unmigrated),
+                            "orphaned": len(report.orphaned),
+                            "unexplained": report.unexplained_count,
+                            "explained": report.explained,
+                            "table": LEGACY_TABLE,
+                        },
+                    )
+        report.recorded = True
+    return report
