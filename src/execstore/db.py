@@ -89,7 +89,9 @@ def _configure_sqlite(engine: AsyncEngine, settings: Settings, *, foreign_keys: 
 
     @sa.event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # An AUTOCOMMIT connection (VACUUM, for one) must not be wrapped in a transaction.
+        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            connection.exec_driver_sql("BEGIN")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

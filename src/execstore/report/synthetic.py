@@ -276,8 +276,8 @@ class Platform:
         succeeded = rng.random() > 0.12
         steps = self._steps(total, started, succeeded)
         completed = steps[-1]["endedAt"]
-        shots = self._screenshots(org, steps)
         job_id = uuid.UUID(int=rng.getrandbits(128), version=4)
+        shots = self._screenshots(org, job_id, steps)
         client = rng.choice(org.clients)
         error_code = (
             None
@@ -365,7 +365,7 @@ class Platform:
         return steps
 
     def _screenshots(
-        self, org: SyntheticOrganization, steps: list[dict[str, Any]]
+        self, org: SyntheticOrganization, job_id: uuid.UUID, steps: list[dict[str, Any]]
     ) -> list[dict[str, Any]]:
         rng = self.rng
         chosen = sorted(rng.sample(range(len(steps)), k=min(len(steps), rng.randint(2, 10))))
@@ -373,7 +373,7 @@ class Platform:
             {
                 "stepIndex": i,
                 "url": f"https://claimautoprod.blob.core.windows.net/screenshots/{org.id}/"
-                f"{uuid.UUID(int=rng.getrandbits(128), version=4)}/step-{i:02d}.png",
+                f"{job_id}/step-{i:02d}-{rng.getrandbits(40):010x}.png",
                 "width": 1920,
                 "height": 1080,
                 "capturedAt": steps[i]["endedAt"].isoformat(),

@@ -1,0 +1,352 @@
+"""``storage-report --simulate``: one synthetic month, the legacy way and execstore's way.
+
+Both databases are fresh and receive the same jobs (:mod:`execstore.report.synthetic`):
+the legacy one through the pre-optimization schema as the old service wrote it, the
+optimized one through execstore's own API (jobs, metadata lifecycle, RAG context and
+rule marks, log lines, results, PHI audit records). Then archival runs as it would at
+steady state: log lines past their 30-day hot window and audit records past theirs go to
+blobs, with pointer rows left behind.
+
+How growth is counted (the plan's way: what the database accumulates per month):
+
+- legacy: the legacy schema keeps everything, so every byte it holds is growth;
+- optimized: rows kept for good (jobs, metadata, RAG, screenshots, result pointers)
+  plus the pointer rows of archived logs and audit records, which stay for the whole
+  retention. The hot tables (log lines, audit records) hold a constant size at steady
+  state: their size is the *hot footprint*, reported apart (a month of logs for a 30-day
+  window; ``audit_hot_days / 30`` months of audit records).
+
+Every figure is measured (``pg_total_relation_size`` on PostgreSQL after VACUUM ANALYZE,
+``dbstat`` on SQLite) and scaled by jobs: ``bytes per job * jobs_per_month``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from execstore.config import Settings, load_settings
+from execstore.db import create_engine
+from execstore.migrations.runner import migrate
+from execstore.report.legacy_writer import write_legacy_jobs, write_legacy_organizations
+from execstore.report.sizes import TableSize, measure_tables
+from execstore.report.synthetic import Platform, SyntheticJob
+
+__all__ = ["SimulationResult", "simulate"]
+
+SCREENSHOT_BASE = "https://claimautoprod.blob.core.windows.net/screenshots/"
+
+# Tables whose size is a hot window, not growth (optimized schema); everything else grows.
+HOT_TABLES = {"execution_log_partitioned": "logs", "phi_audit_log": "audit"}
+
+
+@dataclass(frozen=True, slots=True)
+class SimulationResult:
+    """The measured month, both ways."""
+
+    jobs: int
+    jobs_per_month: int
+    legacy_empty: list[TableSize]
+    """The legacy tables right after migration: pages every table has, rows or not."""
+    legacy_tables: list[TableSize]
+    optimized_empty: list[TableSize]
+    optimized_before_archival: list[TableSize]
+    optimized_tables: list[TableSize]
+    blob_bytes: dict[str, int]
+    legacy_result_bytes: float
+    optimized_result_bytes: float
+    audit_hot_days: int
+    log_hot_days: int
+
+
+@contextlib.asynccontextmanager
+async def _fresh_database(base_url: str, label: str, keep: bool) -> AsyncIterator[str]:
+    """A new empty database next to ``base_url`` (same server or directory), dropped after."""
+    url = make_url(base_url)
+    if url.drivername.startswith("sqlite"):
+        with tempfile.TemporaryDirectory(prefix=f"execstore-sim-{label}-") as folder:
+            yield f"sqlite+aiosqlite:///{Path(folder) / 'sim.db'}"
+        return
+    import asyncpg
+
+    name = f"execstore_sim_{label}_{uuid.uuid4().hex[:8]}"
+    admin = url.set(drivername="postgresql", database="postgres")
+    dsn = admin.render_as_string(hide_password=False)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        if not keep:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+
+async def _vacuum(settings: Settings, *tables: str) -> None:
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if settings.dialect == "postgresql":
+                await conn.exec_driver_sql(f"VACUUM ANALYZE {', '.join(tables)}")
+            else:
+                await conn.exec_driver_sql("VACUUM")
+    finally:
+        await engine.dispose()
+
+
+async def _measure(settings: Settings) -> list[TableSize]:
+    await _vacuum(settings)
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            return await measure_tables(conn, exact=True)
+    finally:
+        await engine.dispose()
+
+
+async def _result_bytes(settings: Settings) -> float:
+    """Average stored size of ``jobs.result`` (pg_column_size; JSON text length on SQLite)."""
+    engine = create_engine(settings)
+    size = (
+        "pg_column_size(result)"
+        if settings.dialect == "postgresql"
+        else "length(CAST(result AS TEXT))"
+    )
+    try:
+        async with engine.connect() as conn:
+            found = await conn.exec_driver_sql(f"SELECT avg({size}) FROM jobs")
+            return float(found.scalar_one() or 0)
+    finally:
+        await engine.dispose()
+
+
+async def simulate(
+    base_url: str,
+    *,
+    jobs: int,
+    jobs_per_month: int = 50_000,
+    seed: int = 7,
+    keep: bool = False,
+    on_step: Any = None,
+) -> SimulationResult:
+    """Generate ``jobs`` jobs of one month into a fresh legacy and a fresh optimized database
+    on the server (or directory) of ``base_url``, archive as at steady state, and measure."""
+    say = on_step or (lambda _text: None)
+    # The month lies far enough back that its logs and audit records are past their windows.
+    base = load_settings(database_url=base_url)
+    start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=base.audit_hot_days + 45)).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    platform = Platform(seed=seed, month_start=start)
+    month = platform.jobs(jobs)
+
+    async with _fresh_database(base_url, "legacy", keep) as legacy_url:
+        say("legacy: writing the month the way the old service did")
+        legacy_settings = load_settings(database_url=legacy_url)
+        await migrate(legacy_url, "legacy_baseline", settings=legacy_settings)
+        legacy_empty = await _measure(legacy_settings)
+        engine = create_engine(legacy_settings)
+        try:
+            async with engine.begin() as conn:
+                await write_legacy_organizations(conn, platform.organizations)
+            await write_legacy_jobs(
+                engine, month, settle=lambda: _vacuum(legacy_settings, "execution_metadata")
+            )
+        finally:
+            await engine.dispose()
+        legacy_tables = await _measure(legacy_settings)
+        legacy_result = await _result_bytes(legacy_settings)
+
+    async with (
+        _fresh_database(base_url, "optimized", keep) as optimized_url,
+        _blob_directory() as blobs,
+    ):
+        settings = load_settings(
+            database_url=optimized_url,
+            blob_url=f"file:{blobs}",
+            screenshot_base_url=SCREENSHOT_BASE,
+        )
+        await migrate(optimized_url, settings=settings)
+        optimized_empty = await _measure(settings)
+        say("optimized: writing the month through execstore's API")
+        await _write_optimized(settings, platform, month)
+        before = await _measure(settings)
+        say("optimized: archiving logs and audit records past their hot windows")
+        blob_bytes = await _archive(settings)
+        after = await _measure(settings)
+        optimized_result = await _result_bytes(settings)
+
+    return SimulationResult(
+        jobs=jobs,
+        jobs_per_month=jobs_per_month,
+        legacy_empty=legacy_empty,
+        legacy_tables=legacy_tables,
+        optimized_empty=optimized_empty,
+        optimized_before_archival=before,
+        optimized_tables=after,
+        blob_bytes=blob_bytes,
+        legacy_result_bytes=legacy_result,
+        optimized_result_bytes=optimized_result,
+        audit_hot_days=settings.audit_hot_days,
+        log_hot_days=settings.log_hot_days,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _blob_directory() -> AsyncIterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="execstore-sim-blobs-") as folder:
+        yield Path(folder)
+
+
+async def _write_optimized(
+    settings: Settings, platform: Platform, month: Sequence[SyntheticJob]
+) -> None:
+    from execstore.store import ExecStore
+
+    async with ExecStore.open(settings) as store:
+        for org in platform.organizations:
+            async with store.unit(org.id) as uow:
+                await uow.reference.add_organization(org.name)
+                for wf_id, name in org.workflows:
+                    await uow.reference.add_workflow(name, id=wf_id)
+                for client_id, name, npi in org.clients:
+                    await uow.reference.add_client(name, npi=npi, id=client_id)
+                for cred_id, name, portal in org.credentials:
+                    await uow.reference.add_credential(name, portal=portal, id=cred_id)
+        # Jobs arrive, are tracked, retrieve their RAG context and log as they run.
+        for job in month:
+            async with store.unit(job.organization.id) as uow:
+                await uow.reference.add_claim_submission(
+                    client_id=job.client[0],
+                    patient_name=job.patient_name,
+                    patient_id=job.patient_id,
+                    id=job.claim_id,
+                )
+                await uow.jobs.create(
+                    id=job.id,
+                    workflow_id=job.workflow[0],
+                    client_id=job.client[0],
+                    claim_submission_id=job.claim_id,
+                    credential_ids=[c[0] for c in job.credentials],
+                    created_at=job.created_at,
+                )
+                await uow.metadata.create(job.id, total_steps=job.total_steps)
+                retrieved = {
+                    **job.rag,
+                    "totalRulesUsed": 0,
+                    "rules": [
+                        {
+                            **rule,
+                            "wasUsed": False,
+                            "usedAtStepIndex": None,
+                            "usedAtTimestamp": None,
+                            "usageReason": None,
+                        }
+                        for rule in job.rag["rules"]
+                    ],
+                }
+                await uow.rag.save(job.id, retrieved)
+                await uow.logs.append(job.id, [_log_entry(line) for line in job.logs])
+        await _lifecycle(settings, store, month)
+        for job in month:
+            async with store.unit(job.organization.id) as uow:
+                for rule in job.rag["rules"]:
+                    if rule["wasUsed"]:
+                        await uow.rag.mark_rule_used(
+                            job.id,
+                            rule["ruleId"],
+                            step_index=rule["usedAtStepIndex"],
+                            reason=rule["usageReason"],
+                            at=dt.datetime.fromisoformat(rule["usedAtTimestamp"]),
+                        )
+                await uow.results.save(job.id, job.output)
+                await uow.jobs.set_status(
+                    job.id,
+                    "completed" if job.succeeded else "failed",
+                    error_message=job.error_message,
+                    started_at=job.started_at,
+                    completed_at=job.completed_at,
+                )
+                await uow.audit.record_many([_access(record) for record in job.audit])
+
+
+async def _lifecycle(settings: Settings, store: Any, month: Sequence[SyntheticJob]) -> None:
+    """Start, a dozen progress reports, then complete or fail: one round at a time across
+    the month's jobs, each call its own transaction, vacuumed between rounds as
+    autovacuum keeps up with updates spread over a month."""
+
+    async def each(step: Any) -> None:
+        for job in month:
+            async with store.unit(job.organization.id) as uow:
+                await step(uow, job)
+        await _vacuum(settings, "execution_metadata")
+
+    await each(lambda uow, job: uow.metadata.start(job.id, started_at=job.started_at))
+    for n in range(12):
+        await each(
+            lambda uow, job, n=n: uow.metadata.progress(job.id, job.progress[n], job.total_steps)
+        )
+
+    async def finish(uow: Any, job: SyntheticJob) -> None:
+        if job.succeeded:
+            await uow.metadata.complete(job.id, completed_at=job.completed_at)
+        else:
+            await uow.metadata.fail(
+                job.id,
+                job.error_code,
+                job.error_message,
+                completed_at=job.completed_at,
+            )
+
+    await each(finish)
+
+
+def _log_entry(line: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "timestamp": line["timestamp"],
+        "step_index": line["stepIndex"],
+        "step_name": line["stepName"],
+        "level": line["level"],
+        "message": line["message"],
+        "metadata": line["metadata"],
+        "duration_ms": line["durationMs"],
+    }
+
+
+def _access(record: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in record.items() if key != "at"}
+
+
+async def _archive(settings: Settings) -> dict[str, int]:
+    """Archive as steady state would; the blob bytes per kind afterwards."""
+    from execstore.audit import archive_audit
+    from execstore.logs import archive_logs
+    from execstore.store import ExecStore
+
+    async with ExecStore.open(settings) as store:
+        await archive_logs(
+            store.engine, store.sessions, store.archives, hot_days=settings.log_hot_days
+        )
+        # Audit records carry the time they were recorded (now): archiving everything
+        # recorded so far is what the archival run does once they are past the window.
+        await archive_audit(store.sessions, store.archives, hot_days=0)
+        totals = {}
+        async with store.sessions() as session:
+            for kind in store.archive_kinds:
+                totals[kind.name] = (await kind.totals(session)).stored_bytes
+    return totals
