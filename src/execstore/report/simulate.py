@@ -26,7 +26,7 @@ import contextlib
 import datetime as dt
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +38,9 @@ from execstore.db import create_engine
 from execstore.migrations.runner import migrate
 from execstore.report.legacy_writer import write_legacy_jobs, write_legacy_organizations
 from execstore.report.sizes import TableSize, measure_tables
-from execstore.report.synthetic import Platform, SyntheticJob
+from execstore.report.synthetic import Platform
+from execstore.report.writer import write_jobs, write_organizations
+from execstore.store import ExecStore
 
 __all__ = ["SimulationResult", "simulate"]
 
@@ -184,7 +186,9 @@ async def simulate(
         await migrate(optimized_url, settings=settings)
         optimized_empty = await _measure(settings)
         say("optimized: writing the month through execstore's API")
-        await _write_optimized(settings, platform, month)
+        async with ExecStore.open(settings) as store:
+            await write_organizations(store, platform.organizations)
+            await write_jobs(store, month, settle=lambda: _vacuum(settings, "execution_metadata"))
         before = await _measure(settings)
         say("optimized: archiving logs and audit records past their hot windows")
         blob_bytes = await _archive(settings)
@@ -213,130 +217,10 @@ async def _blob_directory() -> AsyncIterator[Path]:
         yield Path(folder)
 
 
-async def _write_optimized(
-    settings: Settings, platform: Platform, month: Sequence[SyntheticJob]
-) -> None:
-    from execstore.store import ExecStore
-
-    async with ExecStore.open(settings) as store:
-        for org in platform.organizations:
-            async with store.unit(org.id) as uow:
-                await uow.reference.add_organization(org.name)
-                for wf_id, name in org.workflows:
-                    await uow.reference.add_workflow(name, id=wf_id)
-                for client_id, name, npi in org.clients:
-                    await uow.reference.add_client(name, npi=npi, id=client_id)
-                for cred_id, name, portal in org.credentials:
-                    await uow.reference.add_credential(name, portal=portal, id=cred_id)
-        # Jobs arrive, are tracked, retrieve their RAG context and log as they run.
-        for job in month:
-            async with store.unit(job.organization.id) as uow:
-                await uow.reference.add_claim_submission(
-                    client_id=job.client[0],
-                    patient_name=job.patient_name,
-                    patient_id=job.patient_id,
-                    id=job.claim_id,
-                )
-                await uow.jobs.create(
-                    id=job.id,
-                    workflow_id=job.workflow[0],
-                    client_id=job.client[0],
-                    claim_submission_id=job.claim_id,
-                    credential_ids=[c[0] for c in job.credentials],
-                    created_at=job.created_at,
-                )
-                await uow.metadata.create(job.id, total_steps=job.total_steps)
-                retrieved = {
-                    **job.rag,
-                    "totalRulesUsed": 0,
-                    "rules": [
-                        {
-                            **rule,
-                            "wasUsed": False,
-                            "usedAtStepIndex": None,
-                            "usedAtTimestamp": None,
-                            "usageReason": None,
-                        }
-                        for rule in job.rag["rules"]
-                    ],
-                }
-                await uow.rag.save(job.id, retrieved)
-                await uow.logs.append(job.id, [_log_entry(line) for line in job.logs])
-        await _lifecycle(settings, store, month)
-        for job in month:
-            async with store.unit(job.organization.id) as uow:
-                for rule in job.rag["rules"]:
-                    if rule["wasUsed"]:
-                        await uow.rag.mark_rule_used(
-                            job.id,
-                            rule["ruleId"],
-                            step_index=rule["usedAtStepIndex"],
-                            reason=rule["usageReason"],
-                            at=dt.datetime.fromisoformat(rule["usedAtTimestamp"]),
-                        )
-                await uow.results.save(job.id, job.output)
-                await uow.jobs.set_status(
-                    job.id,
-                    "completed" if job.succeeded else "failed",
-                    error_message=job.error_message,
-                    started_at=job.started_at,
-                    completed_at=job.completed_at,
-                )
-                await uow.audit.record_many([_access(record) for record in job.audit])
-
-
-async def _lifecycle(settings: Settings, store: Any, month: Sequence[SyntheticJob]) -> None:
-    """Start, a dozen progress reports, then complete or fail: one round at a time across
-    the month's jobs, each call its own transaction, vacuumed between rounds as
-    autovacuum keeps up with updates spread over a month."""
-
-    async def each(step: Any) -> None:
-        for job in month:
-            async with store.unit(job.organization.id) as uow:
-                await step(uow, job)
-        await _vacuum(settings, "execution_metadata")
-
-    await each(lambda uow, job: uow.metadata.start(job.id, started_at=job.started_at))
-    for n in range(12):
-        await each(
-            lambda uow, job, n=n: uow.metadata.progress(job.id, job.progress[n], job.total_steps)
-        )
-
-    async def finish(uow: Any, job: SyntheticJob) -> None:
-        if job.succeeded:
-            await uow.metadata.complete(job.id, completed_at=job.completed_at)
-        else:
-            await uow.metadata.fail(
-                job.id,
-                job.error_code,
-                job.error_message,
-                completed_at=job.completed_at,
-            )
-
-    await each(finish)
-
-
-def _log_entry(line: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "timestamp": line["timestamp"],
-        "step_index": line["stepIndex"],
-        "step_name": line["stepName"],
-        "level": line["level"],
-        "message": line["message"],
-        "metadata": line["metadata"],
-        "duration_ms": line["durationMs"],
-    }
-
-
-def _access(record: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in record.items() if key != "at"}
-
-
 async def _archive(settings: Settings) -> dict[str, int]:
     """Archive as steady state would; the blob bytes per kind afterwards."""
     from execstore.audit import archive_audit
     from execstore.logs import archive_logs
-    from execstore.store import ExecStore
 
     async with ExecStore.open(settings) as store:
         await archive_logs(
