@@ -33,11 +33,18 @@ def test_bad_settings_exit_with_a_message(monkeypatch) -> None:
 
 
 @pytest.mark.sqlite
-def test_demo_runs_the_main_job_on_the_embedded_default(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("EXECSTORE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}")
-    monkeypatch.setenv("EXECSTORE_BLOB_URL", f"file:{tmp_path / 'blobs'}")
+def test_demo_runs_a_day_on_the_embedded_default(tmp_path, monkeypatch) -> None:
+    """The day in the life: every stage runs, archival and retention act, the chain holds."""
+    monkeypatch.chdir(tmp_path)  # the embedded default lives in ./.execstore
+    for name in ("EXECSTORE_DATABASE_URL", "EXECSTORE_BLOB_URL"):
+        monkeypatch.delenv(name, raising=False)
     result = CliRunner().invoke(app, ["demo"], terminal_width=200)
     assert result.exit_code == 0, result.output
-    assert "saved the results of 12 jobs" in result.output
-    assert "screenshot_count=6" in result.output
-    assert len(list((tmp_path / "blobs").rglob("*.json.gz"))) == 12
+    out = result.output
+    assert "24 jobs today and 8 from the backlog" in out
+    assert "retention: 1 archived chunk(s) older than 365 days deleted" in out
+    assert "all blobs present" in out
+    assert "(cache hits 0 -> 1)" in out
+    assert "intact" in out
+    assert (tmp_path / ".execstore" / "execstore.db").exists()
+    assert len(list((tmp_path / ".execstore" / "blobs").rglob("result.json.gz"))) == 32

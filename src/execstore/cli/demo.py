@@ -1,130 +1,219 @@
-"""``execstore demo``: the main job end to end on the embedded default (SQLite + local blobs).
+"""``execstore demo``: a day of a small claim-automation platform, on the embedded default.
 
-A workflow processor saves the whole output of a few claim-status jobs; execstore keeps a
-slim summary in ``jobs.result``, one row per screenshot and the full output as a verified
-blob; a dashboard then reads the summary (no blob I/O) and an investigator the detail
-(through the LRU cache).
+SQLite and a local blob directory (``.execstore/``), nothing to install or start. The day:
+
+1. two organizations set up their workflows, clients and payer-portal accounts;
+2. today's jobs run — each tracked for the dashboard (created, started, a dozen progress
+   reports, completed or failed), with its RAG context, about sixty log lines, its result
+   (summary, screenshots, the full output archived) and its PHI audit records — and a
+   backlog of jobs from six weeks and from fourteen months ago is loaded the same way;
+3. the nightly work: log archival (lines past the 30-day hot window go to compressed
+   blobs), retention (archives past the 365-day retention are deleted), audit archival and
+   checkpoints, and the reconciler;
+4. what people then see: a dashboard page with names, an archived result and an archived
+   log fetched twice (the second time from the cache, with its counters), an audit
+   verification, and the storage report.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import random
 import time
-import uuid
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
-import sqlalchemy as sa
 from rich.table import Table
 
-from execstore.cli._common import console, run, settings_for
+from execstore.archival import reconcile
+from execstore.audit import archive_audit, checkpoint_organizations, verify_audit
+from execstore.cli._common import console, run, settings_for, size_text
 from execstore.config import Settings
+from execstore.logs import archive_logs
+from execstore.logs.retention import run_retention
 from execstore.migrations import runner
-from execstore.schema import models as m
+from execstore.report.live import live_report
+from execstore.report.synthetic import Platform, SyntheticJob
+from execstore.report.writer import write_jobs, write_organizations
 from execstore.store import ExecStore
 
-PAYERS = ["Aetna", "Cigna", "UnitedHealthcare", "Humana", "Blue Cross Blue Shield of Texas"]
-STEPS = ["open portal", "log in", "search member", "open claim", "read status", "download EOB"]
+__all__ = ["run_demo"]
+
+T = TypeVar("T")
 
 
-def _output(job_id: uuid.UUID, rng: random.Random, started: dt.datetime) -> dict[str, Any]:
-    steps = []
-    shots = []
-    clock = started
-    for index, name in enumerate(STEPS):
-        took = rng.randint(300, 4000)
-        ok = rng.random() > 0.05
-        steps.append(
-            {
-                "stepIndex": index,
-                "name": name,
-                "success": ok,
-                "durationMs": took,
-                "selector": f"#claims-table > tr:nth-child({rng.randint(1, 40)})",
-                "observations": [f"{name}: {rng.choice(PAYERS)} page rendered in {took} ms"],
-            }
+async def _timed(call: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+    started = time.perf_counter()
+    value = await call()
+    return value, (time.perf_counter() - started) * 1000
+
+
+def _jobs(today: int, seed: int) -> tuple[Platform, list[SyntheticJob], list[SyntheticJob]]:
+    now = dt.datetime.now(dt.UTC)
+    day = Platform(
+        seed=seed, organizations=2, rules=400, month_start=now - dt.timedelta(days=1), days=1
+    )
+    backlog = []
+    for days_ago in (42, 425):
+        then = Platform(
+            seed=seed + days_ago,
+            organizations=2,
+            rules=400,
+            month_start=now - dt.timedelta(days=days_ago),
+            days=1,
         )
-        clock += dt.timedelta(milliseconds=took)
-        shots.append(
-            {
-                "stepIndex": index,
-                "url": f"https://demo.blob.core.windows.net/screenshots/{job_id}/{index:02d}.png",
-                "width": 1440,
-                "height": 900,
-                "capturedAt": clock.isoformat(),
-            }
-        )
-    return {
-        "success": all(s["success"] for s in steps),
-        "stepResults": steps,
-        "screenshots": shots,
-        "extractedData": {
-            "payer": rng.choice(PAYERS),
-            "claimStatus": rng.choice(["paid", "denied", "pending review"]),
-            "paidAmount": f"{rng.uniform(20, 900):.2f}",
-        },
-        "startedAt": started.isoformat(),
-        "completedAt": clock.isoformat(),
-        "durationMs": int((clock - started).total_seconds() * 1000),
-    }
+        # The same organizations: rebind the backlog's jobs to today's platform.
+        for job in then.jobs(4):
+            job.organization = day.organizations[0]
+            job.workflow = day.organizations[0].workflows[0]
+            job.client = day.organizations[0].clients[0]
+            job.credentials = day.organizations[0].credentials[:1]
+            backlog.append(job)
+    return day, day.jobs(today), backlog
 
 
 async def _demo(settings: Settings, jobs: int) -> None:
-    console.rule("[bold]execstore demo")
-    console.print(f"database: {settings.database_url}\nblobs:    {settings.blob_url}")
+    started = time.perf_counter()
+    console.rule("[bold]execstore demo: a day of a small claim-automation platform")
+    console.print(f"database {settings.database_url}\nblobs    {settings.blob_url}\n")
     await runner.migrate(settings.database_url, settings=settings)
-    console.print(f"schema at [bold]{runner.head_revision()}[/bold]")
-    rng = random.Random(7)
-    org = uuid.uuid4()
+    platform, today, backlog = _jobs(jobs, seed=int(time.time()) % 10_000)
+    org = platform.organizations[0]
+
     async with ExecStore.open(settings) as store:
-        async with store.unit(org) as uow:
-            await uow.reference.add_organization("Demo Clinic")
-            workflow = await uow.reference.add_workflow("Claim status check")
-            job_ids = []
-            for _ in range(jobs):
-                job = await uow.jobs.create(workflow_id=workflow.id, status="completed")
-                started = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=rng.randint(1, 600))
-                await uow.results.save(job.id, _output(job.id, rng, started))
-                job_ids.append(job.id)
-        console.print(f"saved the results of {jobs} jobs for organization {org}")
-
-        first = job_ids[0]
-        async with store.unit(org) as uow:
-            summary = await uow.results.summary(first)
-            t0 = time.perf_counter()
-            detail = await uow.results.detail(first)
-            cold = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            await uow.results.detail(first)
-            cached = time.perf_counter() - t0
-            screenshots = await uow.results.screenshots(first)
-            sizes = (
-                await uow.session.execute(
-                    sa.select(
-                        sa.func.avg(sa.func.length(sa.cast(m.Job.result, sa.Text))),
-                        sa.func.avg(m.JobResultArchive.raw_size),
-                        sa.func.avg(m.JobResultArchive.stored_size),
-                    )
-                    .join(m.JobResultArchive, m.JobResultArchive.job_id == m.Job.id)
-                    .where(m.Job.organization_id == org)
-                )
-            ).one()
-
-        console.print("\n[bold]dashboard[/bold] (jobs.result, no blob I/O):", summary)
-        assert detail is not None
+        await write_organizations(store, platform.organizations)
+        await write_jobs(store, today)
+        await write_jobs(store, backlog)
+        lines = sum(len(j.logs) for j in [*today, *backlog])
+        records = sum(len(j.audit) for j in [*today, *backlog])
         console.print(
-            f"[bold]investigator[/bold]: detail has {len(detail.output['stepResults'])} step "
-            f"results; cold read {cold * 1000:.2f} ms, cached {cached * 1e6:.0f} µs"
+            f"[bold]1. the day[/bold]: {len(today)} jobs today and {len(backlog)} from the "
+            f"backlog, {lines:,} log lines, {records} PHI audit records, "
+            f"{len(platform.organizations)} organizations"
         )
-        console.print(f"first screenshot: {screenshots[0].url}")
-        table = Table("where", "bytes per job", title="what a job's result costs")
-        table.add_row("jobs.result (summary JSON)", f"{sizes[0]:.0f}")
-        table.add_row("full output, raw JSON", f"{sizes[1]:.0f}")
-        table.add_row("full output, gzip blob", f"{sizes[2]:.0f}")
+
+        console.print("\n[bold]2. the nightly work[/bold]")
+        archived = await archive_logs(
+            store.engine, store.sessions, store.archives, hot_days=settings.log_hot_days
+        )
+        console.print(
+            f"   log archival: {archived.lines_archived:,} lines older than "
+            f"{settings.log_hot_days} days -> {archived.chunks_written} compressed chunk(s), "
+            f"{size_text(archived.raw_bytes)} -> {size_text(archived.stored_bytes)}"
+        )
+        expired = await run_retention(
+            store.sessions,
+            store.archives,
+            default_days=settings.log_retention_days,
+            hot_days=settings.log_hot_days,
+        )
+        console.print(
+            f"   retention: {expired.chunks_deleted} archived chunk(s) older than "
+            f"{settings.log_retention_days} days deleted ({expired.lines_deleted:,} lines)"
+        )
+        audit = await archive_audit(
+            store.sessions, store.archives, hot_days=settings.audit_hot_days
+        )
+        checkpoints = await checkpoint_organizations(store.sessions, store.archives)
+        console.print(
+            f"   audit: {audit.records} record(s) past the {settings.audit_hot_days}-day hot "
+            f"window archived; chain heads checkpointed to blob storage "
+            f"({len(checkpoints.written)} written)"
+        )
+        reports = await reconcile(store.sessions, store.archives, store.archive_kinds)
+        clean = all(r.clean for r in reports)
+        console.print(
+            "   reconcile: "
+            + ", ".join(f"{r.kind} {r.rows_checked} pointer(s)" for r in reports)
+            + (" — all blobs present" if clean else " — [red]problems found[/red]")
+        )
+
+        console.print(f"\n[bold]3. the dashboard[/bold] ({org.name}, newest first)")
+        async with store.unit(org.id) as uow:
+            page = await uow.metadata.list(limit=8)
+        table = Table("created", "workflow", "client", "insuree", "account", "status", "steps")
+        for item in page.items:
+            table.add_row(
+                f"{item.created_at:%Y-%m-%d %H:%M}",
+                item.workflow_name,
+                item.client_name or "-",
+                item.insuree_name or "-",
+                item.primary_account_name or "-",
+                item.status.name.lower(),
+                f"{item.completed_steps}/{item.total_steps} ({item.progress_percent}%)",
+            )
         console.print(table)
-        console.print(f"cache: {store.archives.cache.stats() if store.archives.cache else 'off'}")
+
+        console.print("\n[bold]4. an investigator[/bold]")
+        cache = store.archives.cache
+        assert cache is not None
+        job = (
+            today[0]
+            if today[0].organization is org
+            else next(j for j in today if j.organization is org)
+        )
+        async with store.unit(org.id) as uow:
+            summary = await uow.results.summary(job.id)
+            _, cold = await _timed(lambda: uow.results.detail(job.id))
+            before = cache.stats()
+            detail, warm = await _timed(lambda: uow.results.detail(job.id))
+        if summary is None or detail is None:
+            raise RuntimeError("the demo job has no result")
+        console.print(
+            f"   result of job {job.id}: {summary.total_steps} steps, "
+            f"{summary.screenshot_count} screenshots; full output "
+            f"{len(detail.output['stepResults'])} step results — cold {cold:.1f} ms, "
+            f"again {warm:.2f} ms (cache hits {before.hits} -> {cache.stats().hits})"
+        )
+        old = backlog[0]
+        async with store.unit(org.id) as uow:
+            page_cold, cold = await _timed(lambda: uow.logs.for_job(old.id, limit=5))
+            before = cache.stats()
+            _, warm = await _timed(lambda: uow.logs.for_job(old.id, limit=5))
+        stats = cache.stats()
+        console.print(
+            f"   archived log of a job from {old.created_at:%Y-%m-%d}: "
+            f"first line {page_cold.entries[0].message[:50]!r}… — cold {cold:.1f} ms, "
+            f"again {warm:.2f} ms (hits {before.hits} -> {stats.hits}, misses {stats.misses}, "
+            f"{stats.entries} payload(s), {size_text(stats.current_bytes)} of "
+            f"{size_text(stats.max_bytes)})"
+        )
+        verified = await verify_audit(store.sessions, store.archives)
+        console.print(
+            f"   audit verify: {verified.records} record(s) in "
+            f"{len(verified.organizations)} chain(s), "
+            + ("[green]intact[/green]" if verified.ok else f"[red]{verified.problems[0]}[/red]")
+        )
+
+        console.print("\n[bold]5. the storage report[/bold]")
+        report = await live_report(store, exact=True)
+    busy = [t for t in report["tables"] if t["rows"]]
+    table = Table("table", "rows", "bytes", "bytes/row", title="tables that hold rows")
+    for row in sorted(busy, key=lambda t: -t["total_bytes"])[:10]:
+        table.add_row(
+            row["name"],
+            f"{row['rows']:,}",
+            size_text(row["total_bytes"]),
+            f"{row['bytes_per_row']:,.0f}",
+        )
+    console.print(table)
+    blobs = Table("archive kind", "blobs", "records", "compressed", "raw", title="blob storage")
+    for kind, totals in report["archives"].items():
+        blobs.add_row(
+            kind,
+            str(totals["archives"]),
+            f"{totals['records']:,}",
+            size_text(totals["stored_bytes"]),
+            size_text(totals["raw_bytes"]),
+        )
+    console.print(blobs)
+    console.print(
+        f"\ndone in {time.perf_counter() - started:.1f} s. Next: `execstore storage-report "
+        "--simulate --jobs 500` measures a whole month against the plan's targets."
+    )
 
 
-def run_demo(jobs: int = 12) -> None:
-    """Migrate the embedded database and walk through the main job."""
+def run_demo(
+    jobs: int = 24,
+) -> None:
+    """Run a day of a small platform on the embedded default and show what it left."""
     run(_demo(settings_for(), jobs))
