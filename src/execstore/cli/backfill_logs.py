@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from execstore.cli._common import (
+    BlobOption,
     DryRunOption,
     ExitCode,
     JsonOption,
@@ -44,9 +45,10 @@ def logs_command(
     dry_run: DryRunOption = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
+    blob_url: BlobOption = None,
 ) -> None:
     """Copy execution_log into the partitioned table, swap atomically, verify, empty it."""
-    settings = settings_for(url)
+    settings = settings_for(url, blob_url)
 
     async def main() -> LogBackfillReport:
         async with ExecStore.open(settings) as store:

@@ -21,7 +21,6 @@ from execstore.cli._common import (
     run,
     settings_for,
 )
-from execstore.errors import ConfigurationError
 from execstore.migrations.runner import rag_contracted_revisions
 from execstore.rag import RagBackfillReport, backfill_rag, backfill_status
 from execstore.store import ExecStore
@@ -58,12 +57,10 @@ def rag_command(
     """
     settings = settings_for(url, blob_url)
 
-    async def main() -> RagBackfillReport:
+    async def main() -> RagBackfillReport | None:
         async with ExecStore.open(settings) as store:
             if store.revision in rag_contracted_revisions():
-                raise ConfigurationError(
-                    "nothing to backfill: contract_rag_rules already dropped the legacy table"
-                )
+                return None  # contract_rag_rules ran: the legacy table, and the work, are gone
             count = workers if settings.dialect == "postgresql" else 1
             before = await backfill_status(store.sessions)
             total = before.remaining if limit is None else min(before.remaining, limit)
@@ -79,7 +76,17 @@ def rag_command(
                     on_batch=lambda r: advance(r.verified + len(r.set_aside)),
                 )
 
-    report = run(main())
+    found = run(main())
+    if found is None:
+        emit(
+            {"dry_run": dry_run, "moved": 0, "legacy_table": False, "complete": True},
+            as_json=as_json,
+            render=lambda: console.print(
+                "nothing to backfill: contract_rag_rules already dropped the legacy table"
+            ),
+        )
+        return
+    report = found
     status = report.status
 
     def render() -> None:

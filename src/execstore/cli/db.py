@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from execstore.cli._common import console, run, settings_for
+from execstore.cli._common import DryRunOption, console, run, settings_for
 from execstore.migrations import runner
 
 app = typer.Typer(help="Schema migrations (Alembic revisions shipped in the package).")
@@ -31,10 +31,16 @@ def upgrade(
 @app.command()
 def downgrade(
     revision: Annotated[str, typer.Argument(help="Target revision ('base' empties it).")],
+    dry_run: DryRunOption = False,
     url: UrlOption = None,
 ) -> None:
     """Downgrade the database to REVISION; refuses where rows would be lost."""
     settings = settings_for(url)
+    if dry_run:
+        steps = run(runner.downgrade_plan(settings.database_url, revision, settings=settings))
+        undone = ", ".join(steps) or "nothing"
+        console.print(f"would undo: {undone} (nothing was changed)")
+        return
     run(runner.downgrade(settings.database_url, revision, settings=settings))
     current = run(runner.current_revision(settings.database_url, settings=settings))
     console.print(f"database is at [bold]{current or 'base (empty)'}[/bold]")

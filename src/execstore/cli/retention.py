@@ -151,11 +151,12 @@ def set_command(
     reset: Annotated[bool, typer.Option("--reset", help="Back to the configured default.")] = False,
     as_json: JsonOption = False,
     url: UrlOption = None,
+    blob_url: BlobOption = None,
 ) -> None:
     """Set an organization's log retention (refused below the hot window)."""
     if (days is None) == (not reset):
         raise typer.BadParameter("give either --days N or --reset")
-    settings = settings_for(url)
+    settings = settings_for(url, blob_url)
 
     async def main() -> LogRetention:
         async with ExecStore.open(settings) as store, store.unit(org) as uow:
@@ -169,9 +170,10 @@ def show_command(
     org: RequiredOrg,
     as_json: JsonOption = False,
     url: UrlOption = None,
+    blob_url: BlobOption = None,
 ) -> None:
     """Show an organization's log retention."""
-    settings = settings_for(url)
+    settings = settings_for(url, blob_url)
 
     async def main() -> LogRetention:
         async with ExecStore.open(settings) as store, store.unit(org) as uow:

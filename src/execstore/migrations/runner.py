@@ -27,6 +27,7 @@ __all__ = [
     "compatible_revisions",
     "current_revision",
     "downgrade",
+    "downgrade_plan",
     "head_revision",
     "include_name",
     "migrate",
@@ -143,6 +144,20 @@ async def downgrade(url: str, revision: str, *, settings: Settings | None = None
     down would drop rows that only the newer schema can hold.
     """
     await _run(url, settings, _downgrade, revision)
+
+
+def _downgrade_plan(conn: sa.Connection, revision: str) -> list[str]:
+    _check_downgrade_guards(conn, revision)
+    return [rev.revision for rev in _path_down(conn, revision)]
+
+
+async def downgrade_plan(url: str, revision: str, *, settings: Settings | None = None) -> list[str]:
+    """The revisions a downgrade to ``revision`` would undo, newest first (nothing changes).
+
+    Raises DowngradeRefused when the downgrade itself would be refused.
+    """
+    result: list[str] = await _run(url, settings, _downgrade_plan, revision)
+    return result
 
 
 async def stamp(url: str, revision: str, *, settings: Settings | None = None) -> None:
