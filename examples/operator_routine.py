@@ -1,0 +1,80 @@
+"""An operator's nightly routine from Python (what the scheduled CLI commands run).
+
+Run with ``.venv/bin/python examples/operator_routine.py`` (the embedded SQLite database and local
+blob directory, migrated if needed; ``EXECSTORE_*`` variables point it elsewhere). Most
+deployments schedule the CLI instead — ``execstore maintain``, ``archive logs``,
+``retention run``, ``archive audit``, ``archive reconcile --repair``, ``audit verify`` —
+and this script calls the same functions in the same order, with a little data to act on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+
+from execstore import ExecStore, load_settings
+from execstore.archival import reconcile
+from execstore.audit import archive_audit, checkpoint_organizations, verify_audit
+from execstore.logs import archive_logs
+from execstore.logs.maintenance import maintain_log_partitions
+from execstore.logs.retention import run_retention
+from execstore.migrations.runner import migrate
+from execstore.report.live import live_report
+
+
+async def seed(store: ExecStore, org: uuid.UUID) -> None:
+    """A job that logged two months ago and one that logged today; one audited access."""
+    now = dt.datetime.now(dt.UTC)
+    async with store.unit(org) as uow:
+        await uow.reference.add_organization("Operator Example Clinic")
+        workflow = await uow.reference.add_workflow("Claim status check")
+        for days_ago in (60, 0):
+            job = await uow.jobs.create(workflow_id=workflow.id)
+            at = now - dt.timedelta(days=days_ago)
+            await uow.logs.append(
+                job.id,
+                [
+                    {"message": f"step {n} done", "step_index": n, "timestamp": at}
+                    for n in range(20)
+                ],
+            )
+        await uow.audit.record({"action": "export", "resource_type": "claim", "purpose": "payment"})
+
+
+async def main() -> None:
+    """Maintenance, archival, retention, checkpoints, reconcile, verification, report."""
+    settings = load_settings()
+    await migrate(settings.database_url, settings=settings)
+    async with ExecStore.open(settings) as store:
+        await seed(store, uuid.uuid4())
+        partitions = await maintain_log_partitions(
+            store.engine, mode=settings.log_partition_mode, months_ahead=settings.log_months_ahead
+        )
+        print(f"partitions: {partitions.partitions} ({partitions.skipped or 'kept ahead'})")
+        logs = await archive_logs(
+            store.engine, store.sessions, store.archives, hot_days=settings.log_hot_days
+        )
+        print(f"archive logs: {logs.lines_archived} line(s) in {logs.chunks_written} chunk(s)")
+        expired = await run_retention(
+            store.sessions,
+            store.archives,
+            default_days=settings.log_retention_days,
+            hot_days=settings.log_hot_days,
+        )
+        print(f"retention: {expired.chunks_deleted} chunk(s) past retention deleted")
+        audit = await archive_audit(
+            store.sessions, store.archives, hot_days=settings.audit_hot_days
+        )
+        checkpoints = await checkpoint_organizations(store.sessions, store.archives)
+        print(f"audit: {audit.records} archived, {len(checkpoints.written)} checkpoint(s) written")
+        reports = await reconcile(store.sessions, store.archives, store.archive_kinds, repair=True)
+        print("reconcile: " + ", ".join(f"{r.kind} clean={r.clean}" for r in reports))
+        verified = await verify_audit(store.sessions, store.archives)
+        print(f"audit verify: {verified.records} record(s), intact={verified.ok}")
+        report = await live_report(store)
+        print(f"database: {report['database_bytes']:,} bytes; blobs: {report['blob_bytes']:,}")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
