@@ -104,13 +104,11 @@ class Settings(BaseSettings):
     audit_hot_days: int = Field(default=90, ge=1, le=3650)
     audit_retention_days: int = Field(default=AUDIT_RETENTION_FLOOR_DAYS, le=36500)
     audit_checkpoint_hours: int = Field(default=24, ge=1, le=24)
-    result_hot_days: int = Field(default=0, ge=0, le=3650)
     cache_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
     screenshot_base_url: str | None = Field(
         default=None,
         description="Screenshot URLs are base + '{org}/{job}/' + a stored key suffix",
     )
-    batch_size: int = Field(default=500, ge=1, le=100_000)
 
     @field_validator("database_url")
     @classmethod
