@@ -20,7 +20,7 @@ import logging
 import sys
 import traceback
 import uuid
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
@@ -34,6 +34,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.table import Table
 
 from execstore.config import Settings, load_settings
 from execstore.errors import ExecstoreError
@@ -52,6 +53,7 @@ __all__ = [
     "progress",
     "run",
     "settings_for",
+    "show_set_aside",
     "size_text",
 ]
 
@@ -153,6 +155,27 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[int], No
     ) as bar:
         task = bar.add_task(description, total=total)
         yield lambda completed: bar.update(task, completed=completed)
+
+
+SET_ASIDE_SHOWN = 20
+
+
+def show_set_aside(
+    rows: Sequence[Any],
+    title: str = "set aside (left as they are; retried on the next run)",
+    label: str = "id",
+) -> None:
+    """The rows a batch job set aside, with their reasons (the first 20; all in --json)."""
+    if not rows:
+        return
+    table = Table(title=title)
+    table.add_column(label)
+    table.add_column("reason")
+    for row in rows[:SET_ASIDE_SHOWN]:
+        table.add_row(str(row.id), row.reason)
+    if len(rows) > SET_ASIDE_SHOWN:
+        table.add_row("…", f"{len(rows) - SET_ASIDE_SHOWN:,} more (see --json)")
+    console.print(table)
 
 
 def size_text(count: int | float) -> str:

@@ -24,6 +24,7 @@ from execstore.cli._common import (
     progress,
     run,
     settings_for,
+    show_set_aside,
     size_text,
 )
 from execstore.logs import LogArchivalReport, archive_logs
@@ -97,13 +98,7 @@ def results_command(
             table.add_row("archived (compressed)", size_text(report.archive_bytes))
         table.add_row("jobs set aside", f"{report.jobs_set_aside:,}")
         console.print(table)
-        if report.set_aside:
-            aside = Table(title="set aside (left untouched; retried on the next run)")
-            aside.add_column("job")
-            aside.add_column("reason")
-            for item in report.set_aside:
-                aside.add_row(item.id, item.reason)
-            console.print(aside)
+        show_set_aside(report.set_aside, label="job")
 
     data = dataclasses.asdict(report) | {
         "bytes_freed": report.bytes_freed,
@@ -162,8 +157,7 @@ def audit_command(
             table.add_row("archived (compressed)", size_text(report.archive_bytes))
         table.add_row("set aside", str(len(report.set_aside)))
         console.print(table)
-        for aside in report.set_aside:
-            console.print(f"[yellow]set aside {aside.id}: {aside.reason}[/yellow]", highlight=False)
+        show_set_aside(report.set_aside, label="organization")
 
     emit(dataclasses.asdict(report), as_json=as_json, render=render)
     if report.set_aside:
@@ -233,8 +227,7 @@ def logs_command(
             table.add_row("busy (another worker)", ", ".join(report.busy) or "-")
         table.add_row("set aside", f"{len(report.set_aside):,}")
         console.print(table)
-        for aside in report.set_aside[:20]:
-            console.print(f"[yellow]{aside.id}: {aside.reason}[/yellow]")
+        show_set_aside(report.set_aside, label="lines")
 
     emit(dataclasses.asdict(report), as_json=as_json, render=render)
     if report.problems:

@@ -21,6 +21,7 @@ from execstore.cli._common import (
     progress,
     run,
     settings_for,
+    show_set_aside,
 )
 from execstore.store import ExecStore
 
@@ -84,8 +85,7 @@ def audit_command(
         table.add_row("checkpoints written", str(report.checkpoints))
         table.add_row("set aside", str(len(report.set_aside)))
         console.print(table)
-        for aside in report.set_aside:
-            console.print(f"[yellow]set aside {aside.id}: {aside.reason}[/yellow]", highlight=False)
+        show_set_aside(report.set_aside, label="legacy id")
 
     emit(dataclasses.asdict(report) | {"legacy_rows_before": total}, as_json=as_json, render=render)
     if report.set_aside:

@@ -19,6 +19,7 @@ from execstore.cli._common import (
     progress,
     run,
     settings_for,
+    show_set_aside,
 )
 from execstore.logs.backfill import LogBackfillReport, backfill_logs
 from execstore.store import ExecStore
@@ -87,8 +88,7 @@ def logs_command(
         table.add_row("legacy rows removed", f"{report.legacy_rows_removed:,}")
         table.add_row("set aside", f"{report.set_aside_total:,}")
         console.print(table)
-        for aside in report.set_aside[:20]:
-            console.print(f"[yellow]{aside.id}: {aside.reason}[/yellow]")
+        show_set_aside(report.set_aside, label="legacy id")
         for job in report.mismatched_jobs[:20]:
             console.print(f"[red]checksum differs for job {job}[/red]")
 

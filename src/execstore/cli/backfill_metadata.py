@@ -20,6 +20,7 @@ from execstore.cli._common import (
     progress,
     run,
     settings_for,
+    show_set_aside,
 )
 from execstore.metadata.backfill import (
     BackfillReport,
@@ -32,7 +33,7 @@ from execstore.store import ExecStore
 
 __all__ = ["backfill_metadata_command"]
 
-_SHOWN = 50  # rows listed in the table; --json lists every one
+_SHOWN = 50  # mismatches listed in the table; --json lists every one
 
 
 def backfill_metadata_command(
@@ -92,24 +93,11 @@ def backfill_metadata_command(
         table.add_row("would move" if report.dry_run else "moved", f"{report.moved:,}")
         table.add_row("set aside", f"{len(report.set_aside):,}")
         console.print(table)
-        _list_set_aside(report.set_aside, "set aside (left as they are; fix and re-run)")
+        show_set_aside(report.set_aside, label="legacy id")
 
     emit(dataclasses.asdict(report), as_json=as_json, render=render)
     if report.set_aside:
         raise typer.Exit(ExitCode.PROBLEMS)
-
-
-def _list_set_aside(rows: list[Any], title: str) -> None:
-    if not rows:
-        return
-    table = Table(title=title)
-    table.add_column("legacy id")
-    table.add_column("reason")
-    for row in rows[:_SHOWN]:
-        table.add_row(row.id, row.reason)
-    if len(rows) > _SHOWN:
-        table.add_row("…", f"{len(rows) - _SHOWN:,} more (see --json)")
-    console.print(table)
 
 
 def _check(settings: Any, batch_size: int, org: Any, as_json: bool) -> None:
@@ -142,7 +130,7 @@ def _check(settings: Any, batch_size: int, org: Any, as_json: bool) -> None:
             table.add_row(f"differences: {kind} (explained)", f"{count:,}")
         table.add_row("differences: unexplained", f"{report.unexplained_count:,}")
         console.print(table)
-        _list_set_aside(report.unmigrated, "unmigrated")
+        show_set_aside(report.unmigrated, "unmigrated", label="legacy id")
         _list_mismatches(report.unexplained, "unexplained differences")
         _list_mismatches(report.examples, "explained differences (examples)")
         if report.clean and report.recorded:

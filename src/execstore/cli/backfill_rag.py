@@ -20,6 +20,7 @@ from execstore.cli._common import (
     progress,
     run,
     settings_for,
+    show_set_aside,
 )
 from execstore.migrations.runner import rag_contracted_revisions
 from execstore.rag import RagBackfillReport, backfill_rag, backfill_status
@@ -104,8 +105,7 @@ def rag_command(
             table.add_row("verified in all", f"{status.verified_rows:,}")
             table.add_row("remaining", f"{status.remaining:,}")
         console.print(table)
-        for row in report.set_aside:
-            console.print(f"[yellow]set aside {row.id}: {row.reason}[/yellow]", highlight=False)
+        show_set_aside(report.set_aside, label="legacy id")
         if status is not None and status.complete and not dry_run:
             console.print("complete: every legacy row is verified; contract_rag_rules may run")
 

@@ -29,6 +29,7 @@ from execstore.cli._common import (
     progress,
     run,
     settings_for,
+    show_set_aside,
     size_text,
 )
 from execstore.logs import LogRetention
@@ -118,8 +119,7 @@ def run_command(
         aside = (logs.set_aside if logs else []) + (audit.set_aside if audit else [])
         table.add_row("set aside", f"{len(aside):,}")
         console.print(table)
-        for item in aside[:20]:
-            console.print(f"[yellow]set aside {item.id}: {item.reason}[/yellow]", highlight=False)
+        show_set_aside(aside)
 
     data: dict[str, Any] = {
         "logs": None if logs is None else dataclasses.asdict(logs),
