@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from execstore.audit import checkpoint_organizations, verify_audit
 from execstore.audit import verify as verify_module
@@ -302,11 +304,16 @@ async def test_verification_leaves_no_transaction_open(
     found = {o.organization_id: o for o in report.organizations}
     assert found[org].problem is not None
     assert found[other].ok
-    async with store.engine.connect() as conn:
-        in_transaction = await conn.scalar(
-            sa.text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+    # Asked on a connection of its own: a pooled one could be the one left in a transaction.
+    outside = create_async_engine(store.settings.database_url, poolclass=NullPool)
+    try:
+        async with outside.connect() as conn:
+            in_transaction = await conn.scalar(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+                )
             )
-        )
+    finally:
+        await outside.dispose()
     assert in_transaction == 0
