@@ -231,7 +231,7 @@ class Renderer:
 
         The one way a hot record is rendered. Verification hashes the parts without
         joining them: joining copies a 2 KB line twice, which measured about 1 µs a
-        record, two thirds of what rendering it costs. It raises at the first row that
+        record, as much as rendering it. It raises at the first row that
         cannot be rendered (KeyError for a catalog id or dictionary that is not there, the
         codec's error for details that do not decode); both lists then hold the parts of
         the rows before it. Rows come from :func:`fetch_hot`, with or without ``as_text``.
