@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 
 from execstore.audit import checkpoint_organizations, verify_audit
 from execstore.audit import verify as verify_module
 from execstore.audit.catalog import AuditState, state_for
 from execstore.audit.reader import Renderer, fetch_hot
+from execstore.audit.snapshot import SnapshotReader
 from execstore.audit.writer import append, prepare
 
 from .conftest import access, execute
@@ -186,21 +191,21 @@ async def test_records_written_while_verifying_wait_for_the_next_run(
     store: Any, org: uuid.UUID, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await _records(store, org, 10)
-    real = verify_module.fetch_hot
+    real = SnapshotReader.hot
     wrote: list[int] = []
 
-    async def write_first(session: Any, of: uuid.UUID, **kwargs: Any) -> Any:
+    async def write_first(reader: SnapshotReader, of: uuid.UUID, **kwargs: Any) -> Any:
         if not wrote:  # a writer commits after the verifier read the chain head
             async with store.unit(org) as uow:
                 wrote.append((await uow.audit.record(access(99))).seq or 0)
-        return await real(session, of, **kwargs)
+        return await real(reader, of, **kwargs)
 
-    monkeypatch.setattr(verify_module, "fetch_hot", write_first)
+    monkeypatch.setattr(SnapshotReader, "hot", write_first)
     result = await _problem(store, org)
     assert wrote
     assert result.problem is None, result.problem
     assert result.last_seq == 10
-    monkeypatch.setattr(verify_module, "fetch_hot", real)
+    monkeypatch.setattr(SnapshotReader, "hot", real)
     result = await _problem(store, org)
     assert result.problem is None
     assert result.last_seq == 11
@@ -241,21 +246,74 @@ async def test_verification_leaves_no_fetch_running_behind_it(
     await execute(
         store, f"UPDATE phi_audit_log SET resource_id = 'x' WHERE {ORG} AND seq = 2", org=org
     )
-    real = verify_module.fetch_hot
+    real = SnapshotReader.hot
     calls = {"started": 0, "finished": 0}
 
-    async def slow_ahead(session: Any, of: uuid.UUID, *, after: int, **kwargs: Any) -> Any:
+    async def slow_ahead(
+        reader: SnapshotReader, of: uuid.UUID, *, after: int, **kwargs: Any
+    ) -> Any:
         calls["started"] += 1
         if after:  # the page fetched ahead arrives late
             await asyncio.sleep(0.2)
         try:
-            return await real(session, of, after=after, **kwargs)
+            return await real(reader, of, after=after, **kwargs)
         finally:
             calls["finished"] += 1
 
-    monkeypatch.setattr(verify_module, "fetch_hot", slow_ahead)
+    monkeypatch.setattr(SnapshotReader, "hot", slow_ahead)
     result = await _problem(store, org)
     assert result.problem is not None
     assert result.problem.seq == 2
     assert calls["started"] == 2
     assert calls["finished"] == 2  # nothing left using the session after verify returns
+
+
+async def test_since_starts_from_the_last_checkpoint_before_it(store: Any, org: uuid.UUID) -> None:
+    await _records(store, org, 6)
+    await checkpoint_organizations(store.sessions, store.archives, organization_id=org)
+    await asyncio.sleep(0.01)
+    between = dt.datetime.now(dt.UTC)  # after checkpoint 6, before records 7..10
+    await asyncio.sleep(0.01)
+    async with store.unit(org) as uow:
+        await uow.audit.record_many([_varied(i) for i in range(6, 10)])
+    await execute(
+        store, f"UPDATE phi_audit_log SET resource_id = 'x' WHERE {ORG} AND seq = 2", org=org
+    )
+    whole = await _problem(store, org)
+    assert (whole.problem.seq, whole.problem.kind) == (2, "edited")
+    report = await verify_audit(store.sessions, store.archives, organization_id=org, since=between)
+    [recent] = report.organizations
+    # The chain resumes from checkpoint 6's hash: record 2 is not read, 7..10 are checked.
+    assert recent.problem is None, recent.problem
+    assert (recent.first_seq, recent.last_seq, recent.records) == (7, 10, 4)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+async def test_verification_leaves_no_transaction_open(
+    store: Any, org: uuid.UUID, small_pages: None
+) -> None:
+    """Each organization's snapshot is its own transaction on the driver: all are ended."""
+    other = uuid.uuid4()
+    await _records(store, org, 23)
+    await _records(store, other, 23)
+    await execute(
+        store, f"UPDATE phi_audit_log SET resource_id = 'x' WHERE {ORG} AND seq = 3", org=org
+    )
+    report = await verify_audit(store.sessions, store.archives)
+    found = {o.organization_id: o for o in report.organizations}
+    assert found[org].problem is not None
+    assert found[other].ok
+    # Asked on a connection of its own: a pooled one could be the one left in a transaction.
+    outside = create_async_engine(store.settings.database_url, poolclass=NullPool)
+    try:
+        async with outside.connect() as conn:
+            in_transaction = await conn.scalar(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid() AND state LIKE 'idle in transaction%'"
+                )
+            )
+    finally:
+        await outside.dispose()
+    assert in_transaction == 0

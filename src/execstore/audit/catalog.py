@@ -27,7 +27,7 @@ from execstore.audit.codec import DetailsCodec, Dictionary
 from execstore.errors import Conflict
 from execstore.schema.audit import PhiAuditCatalogEntry, PhiAuditDictionary
 
-__all__ = ["AuditState", "Catalog", "Kind", "digest_of", "state_for"]
+__all__ = ["AuditState", "Catalog", "Kind", "checked_dictionary", "digest_of", "state_for"]
 
 _CATALOG: sa.Table = PhiAuditCatalogEntry.__table__  # type: ignore[assignment]
 _CACHE_ENTRIES: Final = 200_000
@@ -177,15 +177,26 @@ class AuditState:
             )
         )
         for row in rows.scalars():
-            if hashlib.sha256(row.content).digest() != row.sha256:
-                raise Conflict(f"audit dictionary {row.version} of {org} does not match its sha256")
-            codec.add(Dictionary(row.version, row.codec, bytes(row.content), row.sample_count))
+            codec.add(
+                checked_dictionary(
+                    org, row.version, row.codec, row.content, row.sample_count, row.sha256
+                )
+            )
         self._codecs[org] = _CodecEntry(codec, time.monotonic())
         return codec
 
     def forget_codec(self, org: uuid.UUID) -> None:
         """Reload ``org``'s dictionaries on next use (after training a new one)."""
         self._codecs.pop(org, None)
+
+
+def checked_dictionary(
+    org: uuid.UUID, version: int, codec: int, content: bytes, sample_count: int, sha256: bytes
+) -> Dictionary:
+    """A stored dictionary row as a Dictionary (Conflict if its content does not match)."""
+    if hashlib.sha256(content).digest() != bytes(sha256):
+        raise Conflict(f"audit dictionary {version} of {org} does not match its sha256")
+    return Dictionary(int(version), int(codec), bytes(content), int(sample_count))
 
 
 _STATES: weakref.WeakKeyDictionary[Any, AuditState] = weakref.WeakKeyDictionary()

@@ -18,7 +18,8 @@ first record that does not fit is named:
   were deleted.
 
 Each organization is read from one database snapshot (REPEATABLE READ on PostgreSQL;
-a SQLite transaction is one), taken right after its blobs are listed: records committed
+a SQLite transaction is one; :mod:`execstore.audit.snapshot` says what is read and
+how), taken right after its blobs are listed: records committed
 (or archived) while it is verified wait for the next run instead of looking inserted
 past the chain head (or deleted), and no listed checkpoint is newer than the records.
 Checkpoint blobs are found by listing (their names carry seq and hash), so an
@@ -35,7 +36,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -43,7 +44,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from execstore.audit.catalog import AuditState
 from execstore.audit.checkpoints import Evidence, organizations_with_evidence, read_evidence
 from execstore.audit.format import genesis, seq_of_line, split_stored_line
-from execstore.audit.reader import HotRow, Renderer, fetch_hot, segments
+from execstore.audit.reader import HotRow, Renderer, Segment
+from execstore.audit.snapshot import SnapshotReader
 from execstore.blob import Archives
 from execstore.errors import ArchiveError, translate_database_errors
 from execstore.schema.audit import PhiAuditChainHead, PhiAuditCheckpoint
@@ -209,23 +211,18 @@ async def verify_audit(
     report = VerifyReport()
     async with sessions() as session:
         with translate_database_errors():
-            for org in await _organizations(session, archives, organization_id):
-                await session.rollback()  # the previous organization's snapshot ends
+            organizations = await _organizations(session, archives, organization_id)
+            await session.rollback()
+            reader = await SnapshotReader.open(session)
+            for org in organizations:
                 # Listed before the snapshot begins: a checkpoint is written after its
                 # records commit, so the snapshot shows every record a listed one covers.
                 evidence = await read_evidence(archives, org)
-                await _snapshot(session)
-                result = await _verify_one(session, evidence, archives, org, since, on_progress)
+                async with reader.snapshot():
+                    result = await _verify_one(reader, evidence, archives, org, since, on_progress)
                 report.organizations.append(result)
     report.seconds = time.perf_counter() - started
     return report
-
-
-async def _snapshot(session: AsyncSession) -> None:
-    """Begin a transaction that reads one snapshot (from its first statement on)."""
-    if session.get_bind().dialect.name == "postgresql":
-        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-    # A SQLite transaction is a snapshot already.
 
 
 async def _organizations(
@@ -242,7 +239,7 @@ async def _organizations(
 
 
 async def _verify_one(
-    session: AsyncSession,
+    reader: SnapshotReader,
     evidence: Evidence,
     archives: Archives,
     org: uuid.UUID,
@@ -252,29 +249,11 @@ async def _verify_one(
     result = OrganizationVerification(org)
     if evidence.checkpoints:
         result.newest_checkpoint_seq = max(evidence.checkpoints)
-    head = (
-        await session.execute(
-            sa.select(
-                PhiAuditChainHead.seq, PhiAuditChainHead.hash, PhiAuditChainHead.archived_seq
-            ).where(PhiAuditChainHead.organization_id == org)
-        )
-    ).first()
-    indexed = (
-        await session.execute(
-            sa.select(
-                PhiAuditCheckpoint.seq,
-                PhiAuditCheckpoint.hash,
-                PhiAuditCheckpoint.blob_key,
-                PhiAuditCheckpoint.created_at,
-            )
-            .where(PhiAuditCheckpoint.organization_id == org)
-            .order_by(PhiAuditCheckpoint.seq)
-        )
-    ).all()
+    setup = await reader.setup(org)
     start, previous = 1, genesis(org)
-    for seq, digest, key, created_at in indexed:
+    for seq, digest, key, created_at in setup.checkpoints:
         blob = evidence.checkpoints.get(seq)
-        if blob is None or blob[0] != bytes(digest):
+        if blob is None or blob[0] != digest:
             result.problem = Problem(
                 org,
                 seq,
@@ -283,25 +262,27 @@ async def _verify_one(
                 + ("gone" if blob is None else "for a different hash"),
             )
             return result
-        aware = created_at.replace(tzinfo=dt.UTC) if created_at.tzinfo is None else created_at
-        if since is not None and aware < since:
-            start, previous = seq + 1, bytes(digest)
+        if since is not None and created_at < since:
+            start, previous = seq + 1, digest
     chain = _Chain(org, evidence, result, start, previous)
-    archived_seq = 0 if head is None else int(head[2])
+    archived_seq = 0 if setup.head is None else setup.head[2]
+    # A fresh state: verification reads what is stored, never what this process cached.
+    renderer = Renderer(AuditState(), org)
+    renderer.preload(setup.catalog, setup.codec)
     try:
-        await _walk_archives(session, archives, chain, start)
-        await _walk_hot(session, chain, max(chain.expected - 1, archived_seq), on_progress)
-        _check_end(chain, head, evidence)
+        await _walk_archives(await reader.segments(org, after=start - 1), archives, chain, start)
+        await _walk_hot(reader, chain, renderer, max(chain.expected - 1, archived_seq), on_progress)
+        _check_end(chain, setup.head, evidence)
     except _Stop as stop:
         result.problem = stop.problem
     return result
 
 
 async def _walk_archives(
-    session: AsyncSession, archives: Archives, chain: _Chain, start: int
+    segments: Sequence[Segment], archives: Archives, chain: _Chain, start: int
 ) -> None:
     sha256 = hashlib.sha256
-    for segment in await segments(session, chain.org, after=start - 1):
+    for segment in segments:
         try:
             payload = await archives.read_bytes(segment.ref)
         except ArchiveError as exc:
@@ -354,26 +335,22 @@ async def _walk_archives(
 
 
 async def _walk_hot(
-    session: AsyncSession,
+    reader: SnapshotReader,
     chain: _Chain,
+    renderer: Renderer,
     after: int,
     on_progress: Callable[[int], None] | None,
 ) -> None:
-    # A fresh state: verification reads what is stored, never what this process cached.
-    renderer = Renderer(AuditState(), chain.org)
     org = chain.org
     ahead: asyncio.Future[list[HotRow]] | None = None
     try:
-        rows = await fetch_hot(session, org, after=after, limit=_PAGE, as_text=True)
+        rows = await reader.hot(org, after=after, limit=_PAGE)
         while rows:
-            await renderer.load(session, rows)
             if len(rows) == _PAGE:
                 # The next page is on its way while this one is checked: the database
-                # reads and sends while the chain is hashed here (the session is not
+                # reads and sends while the chain is hashed here (the connection is not
                 # used again until it has arrived).
-                ahead = asyncio.ensure_future(
-                    fetch_hot(session, org, after=int(rows[-1][0]), limit=_PAGE, as_text=True)
-                )
+                ahead = asyncio.ensure_future(reader.hot(org, after=int(rows[-1][0]), limit=_PAGE))
             for start in range(0, len(rows), _CHUNK):
                 _check_rows(chain, renderer, rows[start : start + _CHUNK])
                 await asyncio.sleep(0)  # lets the next page stream in meanwhile
@@ -383,28 +360,33 @@ async def _walk_hot(
             # A short page was the last one: the snapshot holds no more.
             rows, ahead = ([] if ahead is None else await ahead), None
     finally:
-        if ahead is not None:  # stopped early: let the fetch finish before the session goes
+        if ahead is not None:  # stopped early: let the fetch finish before the connection goes
             await asyncio.gather(ahead, return_exceptions=True)
 
 
 def _check_rows(chain: _Chain, renderer: Renderer, rows: Sequence[HotRow]) -> None:
     """Extend the chain over ``rows`` (in seq order); raises _Stop at the first misfit."""
-    lines: list[bytes] = []
+    heads: list[bytes] = []
+    details: list[bytes] = []
     failure: Exception | None = None
     try:
-        renderer.lines(rows, lines)
+        renderer.parts(rows, heads, details)
     except Exception as exc:  # a catalog id or dictionary that is not there, bad details
         failure = exc
     sha256, link_of = hashlib.sha256, int.from_bytes
     checkpoints = chain.checkpoints
     previous, expected = chain.previous, chain.expected
-    for row, line in zip(rows, lines, strict=False):
+    for row, head, body in zip(rows, heads, details, strict=False):
         seq = row[0]
         if seq != expected:
             chain.previous, chain.expected = previous, expected
             chain.jump(seq)
             previous, expected = chain.previous, chain.expected
-        digest = sha256(previous + line).digest()
+        # sha256(previous + line), the line (head + details + "}") never joined.
+        hashing = sha256(previous + head)
+        hashing.update(body)
+        hashing.update(b"}")
+        digest = hashing.digest()
         if link_of(digest[:8], "big", signed=True) != row[2]:
             raise chain.fail(
                 seq,
@@ -415,11 +397,11 @@ def _check_rows(chain: _Chain, renderer: Renderer, rows: Sequence[HotRow]) -> No
             chain.checkpoint(seq, digest)
         previous, expected = digest, seq + 1
     chain.previous, chain.expected = previous, expected
-    if lines:
+    if heads:
         chain.count(int(rows[0][0]))
-        chain.count(int(rows[len(lines) - 1][0]))
+        chain.count(int(rows[len(heads) - 1][0]))
     if failure is not None:
-        row = rows[len(lines)]
+        row = rows[len(heads)]
         seq = row[0]
         if seq != chain.expected:
             chain.jump(seq)
@@ -428,7 +410,7 @@ def _check_rows(chain: _Chain, renderer: Renderer, rows: Sequence[HotRow]) -> No
         ) from failure
 
 
-def _check_end(chain: _Chain, head: Any, evidence: Evidence) -> None:
+def _check_end(chain: _Chain, head: tuple[int, bytes, int] | None, evidence: Evidence) -> None:
     last = chain.expected - 1
     beyond = [seq for seq in evidence.checkpoints if seq > last]
     if beyond:
@@ -442,7 +424,7 @@ def _check_end(chain: _Chain, head: Any, evidence: Evidence) -> None:
         if last:
             raise chain.fail(last, MISSING, "the organization's chain head row is missing")
         return
-    head_seq, head_hash = int(head[0]), bytes(head[1])
+    head_seq, head_hash, _ = head
     if head_seq > last:
         raise chain.fail(
             last + 1,
