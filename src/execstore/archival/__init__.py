@@ -13,6 +13,8 @@ from execstore.archival.reconcile import (
     ArchiveTotals,
     Pointer,
     ReconcileReport,
+    pointer_totals,
+    pointers_in_id_order,
     reconcile,
 )
 
@@ -24,6 +26,8 @@ __all__ = [
     "ReconcileReport",
     "SetAside",
     "describe_failure",
+    "pointer_totals",
+    "pointers_in_id_order",
     "reconcile",
     "write_each",
 ]

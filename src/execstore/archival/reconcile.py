@@ -25,14 +25,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.blob import WRITTEN_AT_METADATA, ArchiveRef, Archives, BlobInfo
-from execstore.errors import ArchiveCorrupt, ArchiveMissing
+from execstore.errors import ArchiveCorrupt, ArchiveMissing, translate_database_errors
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -40,6 +41,7 @@ __all__ = [
     "ArchiveTotals",
     "Pointer",
     "ReconcileReport",
+    "pointers_in_id_order",
     "reconcile",
 ]
 
@@ -113,6 +115,47 @@ class ArchiveKind(Protocol):
     ) -> ArchiveTotals:
         """What this kind's pointer rows say it holds (for the storage report)."""
         ...
+
+
+async def pointers_in_id_order(
+    session: AsyncSession,
+    model: Any,
+    to_pointer: Callable[[Any], Pointer],
+    *,
+    after: Any,
+    limit: int,
+    organization_id: uuid.UUID | None,
+) -> tuple[list[Pointer], Any]:
+    """A page of a pointer table with ``id`` and ``organization_id`` columns, in id order.
+
+    The :meth:`ArchiveKind.pointers` of any kind whose pointer rows are keyed that way.
+    """
+    stmt = sa.select(model).order_by(model.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(model.id > after)
+    if organization_id is not None:
+        stmt = stmt.where(model.organization_id == organization_id)
+    with translate_database_errors():
+        rows = (await session.scalars(stmt)).all()
+    return [to_pointer(row) for row in rows], (rows[-1].id if rows else after)
+
+
+async def pointer_totals(
+    session: AsyncSession, model: Any, *, organization_id: uuid.UUID | None = None
+) -> ArchiveTotals:
+    """:meth:`ArchiveKind.totals` of a pointer table with ``organization_id``,
+    ``record_count``, ``stored_size`` and ``raw_size`` columns."""
+    stmt = sa.select(
+        sa.func.count(),
+        sa.func.coalesce(sa.func.sum(model.record_count), 0),
+        sa.func.coalesce(sa.func.sum(model.stored_size), 0),
+        sa.func.coalesce(sa.func.sum(model.raw_size), 0),
+    )
+    if organization_id is not None:
+        stmt = stmt.where(model.organization_id == organization_id)
+    with translate_database_errors():
+        count, records, stored, raw = (await session.execute(stmt)).one()
+    return ArchiveTotals(int(count), int(records), int(stored), int(raw))
 
 
 @dataclass(slots=True)

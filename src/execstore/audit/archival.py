@@ -35,7 +35,14 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival import ArchiveTotals, Pointer, SetAside, describe_failure
+from execstore.archival import (
+    ArchiveTotals,
+    Pointer,
+    SetAside,
+    describe_failure,
+    pointer_totals,
+    pointers_in_id_order,
+)
 from execstore.audit.catalog import AuditState
 from execstore.audit.checkpoints import (
     AUDIT_PREFIX,
@@ -455,17 +462,16 @@ class AuditArchives:
         organization_id: uuid.UUID | None,
     ) -> tuple[list[Pointer], Any]:
         """Segment pointer rows in id order."""
-        stmt = sa.select(PhiAuditArchive).order_by(PhiAuditArchive.id).limit(limit)
-        if after is not None:
-            stmt = stmt.where(PhiAuditArchive.id > after)
-        if organization_id is not None:
-            stmt = stmt.where(PhiAuditArchive.organization_id == organization_id)
-        with translate_database_errors():
-            rows = (await session.execute(stmt)).scalars().all()
         from execstore.audit.reader import segment_ref
 
-        pointers = [Pointer(segment_ref(r), marked_lost=r.blob_missing, row=r.id) for r in rows]
-        return pointers, (rows[-1].id if rows else after)
+        return await pointers_in_id_order(
+            session,
+            PhiAuditArchive,
+            lambda row: Pointer(segment_ref(row), marked_lost=row.blob_missing, row=row.id),
+            after=after,
+            limit=limit,
+            organization_id=organization_id,
+        )
 
     async def referenced(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
         """Keys a pointer row names, and every checkpoint and tombstone key."""
@@ -506,16 +512,5 @@ class AuditArchives:
     async def totals(
         self, session: AsyncSession, *, organization_id: uuid.UUID | None = None
     ) -> ArchiveTotals:
-        """Archived segments: blobs, records and bytes from their pointer rows."""
-        rows = PhiAuditArchive
-        stmt = sa.select(
-            sa.func.count(),
-            sa.func.coalesce(sa.func.sum(rows.record_count), 0),
-            sa.func.coalesce(sa.func.sum(rows.stored_size), 0),
-            sa.func.coalesce(sa.func.sum(rows.raw_size), 0),
-        )
-        if organization_id is not None:
-            stmt = stmt.where(rows.organization_id == organization_id)
-        with translate_database_errors():
-            count, records, stored, raw = (await session.execute(stmt)).one()
-        return ArchiveTotals(int(count), int(records), int(stored), int(raw))
+        """Blobs, records and bytes from the pointer rows."""
+        return await pointer_totals(session, PhiAuditArchive, organization_id=organization_id)

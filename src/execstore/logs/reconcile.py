@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from execstore.archival import ArchiveTotals, Pointer
+from execstore.archival import ArchiveTotals, Pointer, pointer_totals, pointers_in_id_order
 from execstore.errors import translate_database_errors
 from execstore.logs.format import LOGS_PREFIX, first_id_of_key
 from execstore.logs.repository import archive_ref, detached_tables
@@ -47,15 +47,14 @@ class LogArchives:
         organization_id: uuid.UUID | None,
     ) -> tuple[list[Pointer], Any]:
         """Chunk pointer rows in id order."""
-        stmt = sa.select(_archive).order_by(_archive.id).limit(limit)
-        if after is not None:
-            stmt = stmt.where(_archive.id > after)
-        if organization_id is not None:
-            stmt = stmt.where(_archive.organization_id == organization_id)
-        with translate_database_errors():
-            rows = (await session.scalars(stmt)).all()
-        pointers = [Pointer(ref=archive_ref(row), marked_lost=row.lost, row=row.id) for row in rows]
-        return pointers, (rows[-1].id if rows else after)
+        return await pointers_in_id_order(
+            session,
+            _archive,
+            lambda row: Pointer(ref=archive_ref(row), marked_lost=row.lost, row=row.id),
+            after=after,
+            limit=limit,
+            organization_id=organization_id,
+        )
 
     async def referenced(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
         """The keys a chunk pointer row points at."""
@@ -103,15 +102,5 @@ class LogArchives:
     async def totals(
         self, session: AsyncSession, *, organization_id: uuid.UUID | None = None
     ) -> ArchiveTotals:
-        """Archived chunks: blobs, lines and bytes from their pointer rows."""
-        stmt = sa.select(
-            sa.func.count(),
-            sa.func.coalesce(sa.func.sum(_archive.record_count), 0),
-            sa.func.coalesce(sa.func.sum(_archive.stored_size), 0),
-            sa.func.coalesce(sa.func.sum(_archive.raw_size), 0),
-        )
-        if organization_id is not None:
-            stmt = stmt.where(_archive.organization_id == organization_id)
-        with translate_database_errors():
-            count, records, stored, raw = (await session.execute(stmt)).one()
-        return ArchiveTotals(int(count), int(records), int(stored), int(raw))
+        """Blobs, records and bytes from the pointer rows."""
+        return await pointer_totals(session, _archive, organization_id=organization_id)
