@@ -7,6 +7,10 @@ and the commit. A figure without a target is listed as measured.
 
     python benchmarks/run_all.py            # all of them
     python benchmarks/run_all.py logs rag   # only bench_logs.py and bench_rag.py
+
+Every run keeps each benchmark's figures, with the date and commit they were measured
+at, in ``benchmarks/results.json`` and rewrites RESULTS.md from it: running some of them
+again replaces their sections and leaves the others as they were measured.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "RESULTS.md"
+STORED = HERE / "results.json"
 
 # benchmark -> figure -> (comparison, target, goal or None)
 TARGETS: dict[str, dict[str, tuple[str, float, float | None]]] = {
@@ -114,13 +119,11 @@ def _command(*args: str) -> str:
         return "unknown"
 
 
-def render(results: dict[str, dict[str, Any] | None]) -> str:
-    """RESULTS.md as text."""
+def render(results: dict[str, dict[str, Any]]) -> str:
+    """RESULTS.md as text, from the stored runs (see :func:`main`)."""
     lines = [
         "# Benchmark results",
         "",
-        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
-        f"- commit: {_command('git', '-C', str(HERE), 'rev-parse', '--short', 'HEAD')}",
         f"- machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
         f"- PostgreSQL: {_command('psql', '--version')}",
@@ -129,8 +132,15 @@ def render(results: dict[str, dict[str, Any] | None]) -> str:
         "measured in the same run; the machine is shared and noisy, so absolute timings vary",
         "between runs more than the ratios do.",
     ]
-    for name, data in results.items():
-        lines += ["", f"## {name}", ""]
+    for name, stored in sorted(results.items()):
+        lines += [
+            "",
+            f"## {name}",
+            "",
+            f"Measured {stored['date']} at commit {stored['commit']}.",
+            "",
+        ]
+        data = stored["figures"]
         if data is None:
             lines.append("The benchmark failed; see `make bench` output.")
             continue
@@ -160,11 +170,36 @@ def main(only: list[str]) -> int:
     scripts = sorted(HERE.glob("bench_*.py"))
     if only:
         scripts = [s for s in scripts if s.stem.removeprefix("bench_") in only]
-    results = {s.stem.removeprefix("bench_"): run(s) for s in scripts}
-    if not only:
-        RESULTS.write_text(render(results))
-        print(f"\nwrote {RESULTS}")
-    return sum(data is None for data in results.values())
+    stored: dict[str, dict[str, Any]] = json.loads(STORED.read_text()) if STORED.exists() else {}
+    commit = _command("git", "-C", str(HERE), "rev-parse", "--short", "HEAD")
+    changed = _command(
+        "git",
+        "-C",
+        str(HERE.parent),
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "src",
+        "benchmarks/*.py",
+        "tests",
+    )
+    if changed:
+        commit += " with uncommitted changes"
+    failed = 0
+    for script in scripts:
+        figures = run(script)
+        failed += figures is None
+        stored[script.stem.removeprefix("bench_")] = {
+            "date": f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+            "commit": commit,
+            "figures": figures,
+        }
+        # Written after each benchmark, so an interrupted run keeps what it measured.
+        STORED.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
+        RESULTS.write_text(render(stored))
+    print(f"\nwrote {RESULTS}")
+    return failed
 
 
 if __name__ == "__main__":
