@@ -134,12 +134,25 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         ) from exc
 
 
-def emit(data: dict[str, Any], *, as_json: bool, render: Callable[[], None]) -> None:
-    """Print ``data`` as one JSON line (``--json``) or as tables (``render``)."""
+def emit(
+    data: dict[str, Any], *, as_json: bool, render: Callable[[], None], problems: bool = False
+) -> None:
+    """Print ``data`` as one JSON line (``--json``) or as tables (``render``); then, when
+    the command found ``problems``, exit with :attr:`ExitCode.PROBLEMS`."""
     if as_json:
         console.print_json(json.dumps(data, default=str), indent=None)
     else:
         render()
+    if problems:
+        raise typer.Exit(ExitCode.PROBLEMS)
+
+
+def summary_table(title: str) -> Table:
+    """A two-column table of figures: a label, then its value right-aligned."""
+    table = Table(title=title)
+    table.add_column("")
+    table.add_column("value", justify="right")
+    return table
 
 
 @contextmanager

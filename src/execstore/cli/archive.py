@@ -26,6 +26,7 @@ from execstore.cli._common import (
     settings_for,
     show_set_aside,
     size_text,
+    summary_table,
 )
 from execstore.logs import LogArchivalReport, archive_logs
 from execstore.results import (
@@ -84,9 +85,7 @@ def results_command(
     report = run(main())
 
     def render() -> None:
-        table = Table(title="result archival (dry run)" if report.dry_run else "result archival")
-        table.add_column("")
-        table.add_column("value", justify="right")
+        table = summary_table("result archival (dry run)" if report.dry_run else "result archival")
         verb = " to archive" if report.dry_run else " archived"
         table.add_row("jobs" + verb, f"{report.jobs_archived:,}")
         table.add_row("screenshot rows", f"{report.screenshots_moved:,}")
@@ -104,9 +103,7 @@ def results_command(
         "bytes_freed": report.bytes_freed,
         "jobs_set_aside": report.jobs_set_aside,
     }
-    emit(data, as_json=as_json, render=render)
-    if report.set_aside:
-        raise typer.Exit(ExitCode.PROBLEMS)
+    emit(data, as_json=as_json, render=render, problems=bool(report.set_aside))
 
 
 @app.command("audit")
@@ -144,9 +141,7 @@ def audit_command(
     report = run(main())
 
     def render() -> None:
-        table = Table(title="audit archival (dry run)" if report.dry_run else "audit archival")
-        table.add_column("")
-        table.add_column("value", justify="right")
+        table = summary_table("audit archival (dry run)" if report.dry_run else "audit archival")
         table.add_row("organizations", f"{report.organizations:,}")
         table.add_row(
             "segments" + (" (first per organization)" if dry_run else ""), f"{report.segments:,}"
@@ -159,9 +154,9 @@ def audit_command(
         console.print(table)
         show_set_aside(report.set_aside, label="organization")
 
-    emit(dataclasses.asdict(report), as_json=as_json, render=render)
-    if report.set_aside:
-        raise typer.Exit(ExitCode.PROBLEMS)
+    emit(
+        dataclasses.asdict(report), as_json=as_json, render=render, problems=bool(report.set_aside)
+    )
 
 
 @app.command("logs")
@@ -205,9 +200,7 @@ def logs_command(
     report = run(main())
 
     def render() -> None:
-        table = Table(title="log archival (dry run)" if report.dry_run else "log archival")
-        table.add_column("")
-        table.add_column("value", justify="right")
+        table = summary_table("log archival (dry run)" if report.dry_run else "log archival")
         if report.waiting_for_backfill:
             table.add_row("waiting", "execstore backfill logs has not verified yet")
         if report.dry_run:
@@ -229,9 +222,7 @@ def logs_command(
         console.print(table)
         show_set_aside(report.set_aside, label="lines")
 
-    emit(dataclasses.asdict(report), as_json=as_json, render=render)
-    if report.problems:
-        raise typer.Exit(ExitCode.PROBLEMS)
+    emit(dataclasses.asdict(report), as_json=as_json, render=render, problems=report.problems)
 
 
 @app.command("reconcile")

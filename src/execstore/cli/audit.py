@@ -19,7 +19,6 @@ from execstore.audit import (
 )
 from execstore.cli._common import (
     BlobOption,
-    ExitCode,
     JsonOption,
     OrgOption,
     UrlOption,
@@ -29,6 +28,7 @@ from execstore.cli._common import (
     progress,
     run,
     settings_for,
+    summary_table,
 )
 from execstore.store import ExecStore
 
@@ -108,9 +108,7 @@ def verify_command(
         "seconds": report.seconds,
         "organizations": [dataclasses.asdict(o) | {"ok": o.ok} for o in report.organizations],
     }
-    emit(data, as_json=as_json, render=render)
-    if not report.ok:
-        raise typer.Exit(ExitCode.PROBLEMS)
+    emit(data, as_json=as_json, render=render, problems=not report.ok)
 
 
 @app.command("checkpoint")
@@ -139,9 +137,7 @@ def checkpoint_command(
     written, trained = run(main())
 
     def render() -> None:
-        table = Table(title="audit checkpoints")
-        table.add_column("")
-        table.add_column("value", justify="right")
+        table = summary_table("audit checkpoints")
         table.add_row("checkpoints written", str(len(written.written)))
         table.add_row("chains already checkpointed", str(written.up_to_date))
         table.add_row("dictionaries trained", str(len(trained.trained)))

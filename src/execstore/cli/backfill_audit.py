@@ -6,7 +6,6 @@ import dataclasses
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from execstore.audit import AuditBackfillReport, backfill_audit, count_legacy_audit
 from execstore.cli._common import (
@@ -22,6 +21,7 @@ from execstore.cli._common import (
     run,
     settings_for,
     show_set_aside,
+    summary_table,
 )
 from execstore.store import ExecStore
 
@@ -75,9 +75,7 @@ def audit_command(
 
     def render() -> None:
         assert report is not None
-        table = Table(title="audit backfill (dry run)" if report.dry_run else "audit backfill")
-        table.add_column("")
-        table.add_column("value", justify="right")
+        table = summary_table("audit backfill (dry run)" if report.dry_run else "audit backfill")
         table.add_row("legacy rows before", f"{total:,}")
         table.add_row("would move" if report.dry_run else "moved", f"{report.moved:,}")
         table.add_row("organizations", f"{report.organizations:,}")
@@ -87,6 +85,9 @@ def audit_command(
         console.print(table)
         show_set_aside(report.set_aside, label="legacy id")
 
-    emit(dataclasses.asdict(report) | {"legacy_rows_before": total}, as_json=as_json, render=render)
-    if report.set_aside:
-        raise typer.Exit(ExitCode.PROBLEMS)
+    emit(
+        dataclasses.asdict(report) | {"legacy_rows_before": total},
+        as_json=as_json,
+        render=render,
+        problems=bool(report.set_aside),
+    )

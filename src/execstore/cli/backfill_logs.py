@@ -6,12 +6,10 @@ import dataclasses
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from execstore.cli._common import (
     BlobOption,
     DryRunOption,
-    ExitCode,
     JsonOption,
     UrlOption,
     console,
@@ -20,6 +18,7 @@ from execstore.cli._common import (
     run,
     settings_for,
     show_set_aside,
+    summary_table,
 )
 from execstore.logs.backfill import LogBackfillReport, backfill_logs
 from execstore.store import ExecStore
@@ -68,9 +67,7 @@ def logs_command(
     report = run(main())
 
     def render() -> None:
-        table = Table(title="execution_log backfill" + (" (dry run)" if report.dry_run else ""))
-        table.add_column("")
-        table.add_column("value", justify="right")
+        table = summary_table("execution_log backfill" + (" (dry run)" if report.dry_run else ""))
         if not report.legacy_table:
             table.add_row("legacy table", "gone (contract_execution_log ran)")
         table.add_row("phase", report.phase)
@@ -92,6 +89,4 @@ def logs_command(
         for job in report.mismatched_jobs[:20]:
             console.print(f"[red]checksum differs for job {job}[/red]")
 
-    emit(dataclasses.asdict(report), as_json=as_json, render=render)
-    if report.problems:
-        raise typer.Exit(ExitCode.PROBLEMS)
+    emit(dataclasses.asdict(report), as_json=as_json, render=render, problems=report.problems)

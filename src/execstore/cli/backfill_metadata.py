@@ -11,7 +11,6 @@ from rich.table import Table
 from execstore.cli._common import (
     BlobOption,
     DryRunOption,
-    ExitCode,
     JsonOption,
     OrgOption,
     UrlOption,
@@ -95,9 +94,9 @@ def backfill_metadata_command(
         console.print(table)
         show_set_aside(report.set_aside, label="legacy id")
 
-    emit(dataclasses.asdict(report), as_json=as_json, render=render)
-    if report.set_aside:
-        raise typer.Exit(ExitCode.PROBLEMS)
+    emit(
+        dataclasses.asdict(report), as_json=as_json, render=render, problems=bool(report.set_aside)
+    )
 
 
 def _check(settings: Any, batch_size: int, org: Any, as_json: bool) -> None:
@@ -139,9 +138,7 @@ def _check(settings: Any, batch_size: int, org: Any, as_json: bool) -> None:
             )
 
     data = dataclasses.asdict(report) | {"clean": report.clean, "kinds": EXPLAINED}
-    emit(data, as_json=as_json, render=render)
-    if not report.clean:
-        raise typer.Exit(ExitCode.PROBLEMS)
+    emit(data, as_json=as_json, render=render, problems=not report.clean)
 
 
 def _list_mismatches(rows: list[Any], title: str) -> None:

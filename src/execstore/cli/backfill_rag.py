@@ -11,7 +11,6 @@ from rich.table import Table
 from execstore.cli._common import (
     BlobOption,
     DryRunOption,
-    ExitCode,
     JsonOption,
     OrgOption,
     UrlOption,
@@ -123,6 +122,5 @@ def rag_command(
         },
         as_json=as_json,
         render=render,
+        problems=bool(report.set_aside),
     )
-    if report.set_aside:
-        raise typer.Exit(ExitCode.PROBLEMS)

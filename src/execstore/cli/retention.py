@@ -14,13 +14,11 @@ import uuid
 from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from execstore.audit import AuditRetentionReport, apply_audit_retention
 from execstore.cli._common import (
     BlobOption,
     DryRunOption,
-    ExitCode,
     JsonOption,
     OrgOption,
     UrlOption,
@@ -31,6 +29,7 @@ from execstore.cli._common import (
     settings_for,
     show_set_aside,
     size_text,
+    summary_table,
 )
 from execstore.logs import LogRetention
 from execstore.logs.retention import LogRetentionReport, run_retention
@@ -103,9 +102,7 @@ def run_command(
     verb = "to delete" if dry_run else "deleted"
 
     def render() -> None:
-        table = Table(title="retention" + (" (dry run)" if dry_run else ""))
-        table.add_column("")
-        table.add_column("value", justify="right")
+        table = summary_table("retention" + (" (dry run)" if dry_run else ""))
         if logs is not None:
             table.add_row("log organizations", f"{logs.organizations:,}")
             table.add_row(f"log chunks {verb}", f"{logs.chunks_deleted:,}")
@@ -125,9 +122,14 @@ def run_command(
         "logs": None if logs is None else dataclasses.asdict(logs),
         "audit": None if audit is None else dataclasses.asdict(audit),
     }
-    emit(data, as_json=as_json, render=render)
-    if (logs is not None and logs.problems) or (audit is not None and audit.set_aside):
-        raise typer.Exit(ExitCode.PROBLEMS)
+    emit(
+        data,
+        as_json=as_json,
+        render=render,
+        problems=bool(
+            (logs is not None and logs.problems) or (audit is not None and audit.set_aside)
+        ),
+    )
 
 
 def _show(retention: LogRetention, as_json: bool) -> None:
