@@ -1,0 +1,450 @@
+"""Break each stated guarantee on purpose and check that a test notices: ``make mutations``.
+
+README promises tenant scoping, verification before deletion, bounds and locking. Each
+row of :data:`MUTATIONS` names one such guarantee, the exact source snippet that
+implements it, a replacement that breaks it, and the narrow tests that must then fail.
+For every row the runner edits the file in place, runs ``python -m pytest -x -q`` on
+those tests (with this checkout's ``src`` first on ``PYTHONPATH``), and restores the file
+byte for byte (content and mtime, checked by sha256) whatever happens.
+
+- CAUGHT: the tests failed (or timed out) on the mutant;
+- SURVIVED: the tests passed on the mutant: a guarantee no test holds;
+- ERROR: pytest could not run the tests (bad node id, nothing collected, ...).
+
+Before any mutation the selected tests are run once on the untouched code (a test that
+already fails would make every mutant look caught). A snippet that is not found exactly
+once stops the run before anything is changed, so the table cannot rot silently. The
+runner refuses to start if a file it would mutate has uncommitted changes, writes no
+files of its own (no bytecode, no pytest cache) and exits 1 if any mutant survived or
+errored. Standard library only.
+
+    python scripts/mutation_check.py [--list] [--only NAME ...] [--timeout SECONDS]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Mutation:
+    name: str
+    """The guarantee, as a short slug."""
+    path: str
+    """The file to mutate, relative to the repository root."""
+    original: str
+    """Exact text that must occur exactly once in ``path``."""
+    replacement: str
+    tests: tuple[str, ...]
+    """Pytest node ids or paths that must fail on the mutant."""
+
+
+MUTATIONS: tuple[Mutation, ...] = (
+    # -- tenant scoping ----------------------------------------------------------------
+    Mutation(
+        "scope-repository-reads",
+        "src/execstore/repository.py",
+        "return stmt.where(getattr(self.model_type, self.scope_column) == self.organization_id)",
+        "return stmt",
+        (
+            "tests/jobs/test_tenancy.py::test_another_organizations_job_cannot_be_read_changed_or_deleted",
+        ),
+    ),
+    Mutation(
+        "scope-owned-references",
+        "src/execstore/repository.py",
+        ".where(model.id.in_(wanted), model.organization_id == organization_id)",
+        ".where(model.id.in_(wanted))",
+        (
+            "tests/jobs/test_tenancy.py::test_a_job_cannot_name_another_organizations_row",
+            "tests/jobs/test_tenancy.py::test_one_foreign_credential_among_own_ones_is_refused",
+            "tests/jobs/test_tenancy.py::test_a_claim_cannot_name_another_organizations_client",
+        ),
+    ),
+    Mutation(
+        "scope-metadata-create",
+        "src/execstore/metadata/repository.py",
+        ".where(job.id == job_id, job.organization_id == self.organization_id, *checks)",
+        ".where(job.id == job_id, *checks)",
+        ("tests/metadata/test_api.py::test_another_organizations_rows_are_not_found",),
+    ),
+    Mutation(
+        "scope-metadata-writes",
+        "src/execstore/metadata/repository.py",
+        "            _table.c.organization_id == self.organization_id,\n"
+        "            _table.c.job_id == job_id,\n",
+        "            _table.c.job_id == job_id,\n",
+        ("tests/metadata/test_api.py::test_another_organizations_rows_are_not_found",),
+    ),
+    Mutation(
+        "scope-metadata-listing",
+        "src/execstore/metadata/listing.py",
+        '[em.c.organization_id == sa.bindparam("organization_id")]',
+        '[sa.or_(em.c.organization_id == sa.bindparam("organization_id"), sa.true())]',
+        ("tests/metadata/test_listing.py::test_listing_never_shows_another_organization",),
+    ),
+    Mutation(
+        "scope-rag-catalog-per-organization",
+        "src/execstore/rag/normalized.py",
+        "            model.organization_id == organization_id, model.digest.in_(set(keys[kind]))\n",
+        "            model.digest.in_(set(keys[kind]))\n",
+        ("tests/rag/test_tenancy.py",),
+    ),
+    Mutation(
+        "scope-rag-insert-job",
+        "src/execstore/rag/normalized.py",
+        "    ).where(m.Job.id == job_id, m.Job.organization_id == organization_id)\n"
+        "    done = await session.execute(",
+        "    ).where(m.Job.id == job_id)\n    done = await session.execute(",
+        (
+            "tests/rag/test_bad_input.py::test_a_context_for_another_organizations_job_writes_nothing",
+        ),
+    ),
+    # -- verification ------------------------------------------------------------------
+    Mutation(
+        "verify-blob-sha256",
+        "src/execstore/blob/codec.py",
+        "    if digest != ref.sha256:\n",
+        "    if False:\n",
+        ("tests/blob/test_codec.py::test_sha_mismatch_is_corrupt",),
+    ),
+    Mutation(
+        "verify-log-chunk-before-delete",
+        "src/execstore/logs/chunks.py",
+        "    await archives.verify(stored.ref)\n",
+        "",
+        (
+            "tests/logs/test_archival.py::test_a_chunk_that_does_not_read_back_right_keeps_its_lines_hot",
+        ),
+    ),
+    Mutation(
+        "verify-audit-segment-before-delete",
+        "src/execstore/audit/archival.py",
+        'if [line for line in payload.split(b"\\n") if line] != plan.lines:',
+        "if False:",
+        (
+            "tests/audit/test_archived_tamper.py::test_archival_keeps_hot_rows_when_the_stored_segment_differs",
+        ),
+    ),
+    Mutation(
+        "verify-audit-hot-chain-link",
+        "src/execstore/audit/verify.py",
+        'if link_of(digest[:8], "big", signed=True) != row[2]:',
+        "if False:",
+        ("tests/audit/test_tamper.py",),
+    ),
+    Mutation(
+        "verify-audit-archived-chain-link",
+        "src/execstore/audit/verify.py",
+        "            if digest[:8] != link:\n",
+        "            if False:\n",
+        ("tests/audit/test_archived_tamper.py::test_an_edited_archived_record_is_named",),
+    ),
+    Mutation(
+        "reconcile-detects-corrupt",
+        "src/execstore/archival/reconcile.py",
+        '            except ArchiveCorrupt:\n                return "corrupt"\n',
+        '            except ArchiveCorrupt:\n                return "ok"\n',
+        (
+            "tests/results/test_reconcile.py::test_verify_reports_corrupt_blobs_and_never_deletes_them",
+        ),
+    ),
+    Mutation(
+        "reconcile-detects-lost",
+        "src/execstore/archival/reconcile.py",
+        "                elif not await archives.store.exists(pointer.ref.key):\n"
+        '                    return "missing"\n',
+        "                elif not await archives.store.exists(pointer.ref.key):\n"
+        '                    return "ok"\n',
+        (
+            "tests/results/test_reconcile.py::test_lost_blob_is_reported_marked_and_restored",
+            "tests/logs/test_reconcile.py::test_a_lost_chunk_is_marked_and_reads_fail_fast_until_restored",
+        ),
+    ),
+    Mutation(
+        "set-aside-refused-rows",
+        "src/execstore/archival/batch.py",
+        "            aside.append(SetAside(ident(item), describe_failure(exc)))\n",
+        "            raise\n",
+        ("tests/foundation/test_batch.py",),
+    ),
+    Mutation(
+        "results-archival-sets-conflicts-aside",
+        "src/execstore/results/archival.py",
+        "            aside.append(SetAside(str(plan.job.job_id), describe_failure(outcome)))\n",
+        "            raise outcome\n",
+        ("tests/results/test_archival.py", "tests/results/test_faults.py"),
+    ),
+    Mutation(
+        "legacy-uuid-keeps-uuid-text",
+        "src/execstore/ids.py",
+        "    if _UUID_TEXT.match(text):\n",
+        '    if _UUID_TEXT.match(text) and not text.startswith("{"):\n',
+        ("tests/foundation/test_ids.py",),
+    ),
+    # -- bounds ------------------------------------------------------------------------
+    Mutation(
+        "bound-text-marker",
+        "src/execstore/textlimits.py",
+        "    return head + TRUNCATION_MARKER\n",
+        "    return head\n",
+        ("tests/foundation/test_textlimits.py",),
+    ),
+    Mutation(
+        "bound-column-fitted-on-bind",
+        "src/execstore/schema/types.py",
+        "        return fit_text(value, self.length)\n",
+        "        return value\n",
+        ("tests/foundation/test_textlimits.py::TestColumnEnforcement",),
+    ),
+    Mutation(
+        "bound-json-depth",
+        "src/execstore/jsonvalues.py",
+        "    elif kind is list:\n        if depth > max_depth:\n",
+        "    elif kind is list:\n        if depth > max_depth + 1:\n",
+        ("tests/results/test_values.py::test_the_depth_limit_is_exact",),
+    ),
+    Mutation(
+        "bound-listing-page-size",
+        "src/execstore/metadata/listing.py",
+        "    return min(limit, MAX_PAGE_SIZE)\n",
+        "    return limit\n",
+        ("tests/metadata/test_listing.py::test_page_size_is_capped_and_validated",),
+    ),
+    Mutation(
+        "bound-rag-rule-usage-page",
+        "src/execstore/rag/repository.py",
+        "        items = items[:limit]\n",
+        "",
+        ("tests/rag/test_api.py::test_rule_usage_pages_through_the_jobs_that_retrieved_a_rule",),
+    ),
+    Mutation(
+        "bound-cache-bytes",
+        "src/execstore/blob/cache.py",
+        "_CountingLRU(maxsize=max(max_bytes, 1), getsizeof=_byte_size)",
+        "_CountingLRU(maxsize=2**62, getsizeof=_byte_size)",
+        ("tests/blob/test_cache.py",),
+    ),
+    # -- locking -----------------------------------------------------------------------
+    Mutation(
+        "lock-results-archival-skip-locked",
+        "src/execstore/results/archival.py",
+        "stmt = stmt.with_for_update(of=m.Job, skip_locked=True)",
+        "stmt = stmt.with_for_update(of=m.Job)",
+        ("tests/results/test_legacy.py::test_a_claimed_batch_is_skipped_not_waited_for",),
+    ),
+    Mutation(
+        "lock-one-summary-refresh",
+        "src/execstore/metadata/summaries.py",
+        "sa.select(sa.func.pg_try_advisory_xact_lock(REFRESH_LOCK_KEY))",
+        "sa.select(sa.true())",
+        ("tests/metadata/test_summaries.py::test_one_refresh_at_a_time",),
+    ),
+    Mutation(
+        "lock-log-partition-per-worker",
+        "src/execstore/logs/archival.py",
+        "mine = bool(await conn.scalar(sa.select(sa.func.pg_try_advisory_lock(key))))",
+        "mine = True",
+        ("tests/logs/test_archival.py",),
+    ),
+)
+
+
+@dataclass
+class Outcome:
+    mutation: Mutation
+    verdict: str
+    seconds: float
+    detail: str = ""
+
+
+class _Terminated(Exception):
+    """SIGTERM, turned into an exception so the finally blocks restore the file."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def check_table(mutations: tuple[Mutation, ...]) -> list[str]:
+    """Every problem with the table: unknown files, snippets not found exactly once."""
+    problems = []
+    names = [mutation.name for mutation in mutations]
+    for name in sorted({n for n in names if names.count(n) > 1}):
+        problems.append(f"{name}: the name is used twice")
+    for mutation in mutations:
+        path = ROOT / mutation.path
+        if not path.is_file():
+            problems.append(f"{mutation.name}: {mutation.path} does not exist")
+            continue
+        found = path.read_text(encoding="utf-8").count(mutation.original)
+        if found != 1:
+            problems.append(
+                f"{mutation.name}: the original snippet occurs {found} times in "
+                f"{mutation.path} (must be exactly once)"
+            )
+        if mutation.original == mutation.replacement:
+            problems.append(f"{mutation.name}: the replacement equals the original")
+        if not mutation.tests:
+            problems.append(f"{mutation.name}: no tests named")
+    return problems
+
+
+def dirty_files(paths: list[str]) -> list[str]:
+    """Those of ``paths`` with uncommitted changes (staged, unstaged or untracked)."""
+    result = subprocess.run(
+        ["git", "status", "--porcelain", "--", *paths],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return [line[3:] for line in result.stdout.splitlines() if line.strip()]
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    src = str(ROOT / "src")
+    env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # no mutant bytecode may outlive its run
+    return env
+
+
+def run_pytest(tests: tuple[str, ...], timeout: float) -> tuple[int | None, str]:
+    """pytest's exit code (None on timeout) and the tail of its output."""
+    command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group: a timeout kills every child
+    )
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        return None, _tail(output)
+    except BaseException:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+    return process.returncode, _tail(output)
+
+
+def _tail(output: str, lines: int = 15) -> str:
+    return "\n".join(output.strip().splitlines()[-lines:])
+
+
+def apply_and_test(mutation: Mutation, timeout: float) -> Outcome:
+    path = ROOT / mutation.path
+    original = path.read_bytes()
+    stat = path.stat()
+    text = original.decode("utf-8")
+    if text.count(mutation.original) != 1:
+        raise SystemExit(f"{mutation.name}: the original snippet is no longer found exactly once")
+    mutated = text.replace(mutation.original, mutation.replacement, 1).encode("utf-8")
+    started = time.monotonic()
+    try:
+        path.write_bytes(mutated)
+        code, tail = run_pytest(mutation.tests, timeout)
+    finally:
+        path.write_bytes(original)
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+        if _sha(path.read_bytes()) != _sha(original):
+            raise SystemExit(f"FATAL: {mutation.path} was not restored; `git diff` it")
+    seconds = time.monotonic() - started
+    if code is None:
+        return Outcome(mutation, "CAUGHT", seconds, f"timed out after {timeout:.0f} s")
+    if code == 1:
+        return Outcome(mutation, "CAUGHT", seconds)
+    if code == 0:
+        return Outcome(mutation, "SURVIVED", seconds, tail)
+    return Outcome(mutation, "ERROR", seconds, f"pytest exit code {code}\n{tail}")
+
+
+def print_table(outcomes: list[Outcome]) -> None:
+    width = max(len(o.mutation.name) for o in outcomes)
+    print(f"\n{'mutation':<{width}}  {'verdict':<8}  {'seconds':>7}  file")
+    for o in outcomes:
+        print(f"{o.mutation.name:<{width}}  {o.verdict:<8}  {o.seconds:7.1f}  {o.mutation.path}")
+    for o in outcomes:
+        if o.verdict != "CAUGHT" and o.detail:
+            print(f"\n--- {o.mutation.name}: {o.verdict}\n{o.detail}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--list", action="store_true", help="print the mutations and exit")
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="run only these mutations")
+    parser.add_argument(
+        "--timeout", type=float, default=300, help="seconds per pytest run (default 300)"
+    )
+    args = parser.parse_args(argv)
+
+    problems = check_table(MUTATIONS)
+    if problems:
+        print("mutation table is out of date:", *problems, sep="\n  ", file=sys.stderr)
+        return 2
+    selected = MUTATIONS
+    if args.only:
+        known = {mutation.name for mutation in MUTATIONS}
+        unknown = [name for name in args.only if name not in known]
+        if unknown:
+            print(f"unknown mutation(s): {', '.join(unknown)}", file=sys.stderr)
+            return 2
+        selected = tuple(mutation for mutation in MUTATIONS if mutation.name in args.only)
+    if args.list:
+        for mutation in selected:
+            print(f"{mutation.name}  {mutation.path}")
+            for test in mutation.tests:
+                print(f"    {test}")
+        return 0
+
+    dirty = dirty_files(sorted({mutation.path for mutation in selected}))
+    if dirty:
+        print("refusing to mutate files with uncommitted changes:", *dirty, sep="\n  ")
+        return 2
+
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    started = time.monotonic()
+    baseline = tuple(dict.fromkeys(test for mutation in selected for test in mutation.tests))
+    print(f"baseline: {len(baseline)} test selection(s) on the unmodified code ...", flush=True)
+    code, tail = run_pytest(baseline, args.timeout * 2)
+    if code != 0:
+        print(f"the tests fail without any mutation (exit {code}); fix that first:\n{tail}")
+        return 2
+    outcomes = []
+    for index, mutation in enumerate(selected, 1):
+        print(f"[{index}/{len(selected)}] {mutation.name} ...", end=" ", flush=True)
+        outcome = apply_and_test(mutation, args.timeout)
+        print(f"{outcome.verdict} ({outcome.seconds:.1f} s)", flush=True)
+        outcomes.append(outcome)
+    print_table(outcomes)
+    bad = [o for o in outcomes if o.verdict != "CAUGHT"]
+    total = time.monotonic() - started
+    print(
+        f"\n{len(outcomes) - len(bad)} caught, {len(bad)} survived or errored, {total:.0f} s in all"
+    )
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
