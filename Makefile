@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench mutations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ lint: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/run_all.py
+
+# Not part of `make test`: it reruns narrow test selections once per mutation (minutes).
+mutations: $(VENV)/.dev
+	sh scripts/ensure-test-tools.sh
+	sh scripts/ensure-partman.sh
+	$(BIN)/python scripts/mutation_check.py
 
 clean:
 	rm -rf $(VENV) .execstore .pytest_cache .mypy_cache .ruff_cache
