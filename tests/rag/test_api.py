@@ -133,6 +133,26 @@ async def test_rule_usage_pages_through_the_jobs_that_retrieved_a_rule(
 
 
 @pytest.mark.parametrize("mode", MODES)
+async def test_rule_usage_pages_hold_at_most_limit_items(rag_store: Any, mode: str) -> None:
+    org, wf = await new_org(rag_store)
+    jobs = await new_jobs(rag_store, org, wf, 5)
+    async with rag_store.unit(org, rag_mode=mode) as uow:
+        for i, job in enumerate(jobs):
+            await uow.rag.save(job, make_context(2, at=WHEN - dt.timedelta(days=i)))
+    pages = []
+    after = None
+    async with rag_store.unit(org, rag_mode=mode) as uow:
+        while True:
+            page = await uow.rag.rule_usage("R-0001", SINCE, UNTIL, limit=2, after=after)
+            pages.append([u.job_id for u in page.items])
+            if page.next_after is None:
+                break
+            after = page.next_after
+    assert [len(page) for page in pages] == [2, 2, 1]
+    assert [job for page in pages for job in page] == jobs[::-1]  # oldest first, each once
+
+
+@pytest.mark.parametrize("mode", MODES)
 async def test_top_rules_counts_retrievals_and_uses(rag_store: Any, mode: str) -> None:
     org, wf = await new_org(rag_store)
     jobs = await new_jobs(rag_store, org, wf, 3)

@@ -6,6 +6,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from execstore.rag import normalized
+from execstore.rag.repository import as_context
 from execstore.schema import models as m
 
 from .conftest import make_context, new_jobs, new_org
@@ -55,3 +57,19 @@ async def test_deleting_an_organization_removes_only_its_catalog_text(store: Any
     assert await _catalog_rows(store, a) == 0
     async with store.unit(b) as uow:
         assert await uow.rag.get(job_b) == saved_b  # b's copy of the same text is intact
+
+
+async def test_the_insert_itself_refuses_another_organizations_job(store: Any) -> None:
+    """``normalized.insert`` checks the owner in its own statement, whatever the caller read."""
+    a, wf_a = await new_org(store)
+    b, _ = await new_org(store)
+    (job,) = await new_jobs(store, a, wf_a)
+    async with store.sessions() as session:
+        assert not await normalized.insert(session, b, job, as_context(make_context(2)))
+        stored = await session.scalar(
+            sa.select(sa.func.count())
+            .select_from(m.ExecutionRagContext)
+            .where(m.ExecutionRagContext.job_id == job)
+        )
+        assert stored == 0
+        await session.rollback()
