@@ -108,6 +108,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    ).where(m.Job.id == job_id)\n    done = await session.execute(",
         (
             "tests/rag/test_bad_input.py::test_a_context_for_another_organizations_job_writes_nothing",
+            "tests/rag/test_tenancy.py::test_the_insert_itself_refuses_another_organizations_job",
         ),
     ),
     # -- verification ------------------------------------------------------------------
@@ -226,7 +227,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         "src/execstore/rag/repository.py",
         "        items = items[:limit]\n",
         "",
-        ("tests/rag/test_api.py::test_rule_usage_pages_through_the_jobs_that_retrieved_a_rule",),
+        (
+            "tests/rag/test_api.py::test_rule_usage_pages_through_the_jobs_that_retrieved_a_rule",
+            "tests/rag/test_api.py::test_rule_usage_pages_hold_at_most_limit_items",
+        ),
     ),
     Mutation(
         "bound-cache-bytes",
@@ -353,6 +357,14 @@ def _tail(output: str, lines: int = 15) -> str:
     return "\n".join(output.strip().splitlines()[-lines:])
 
 
+def _first_failure(tail: str) -> str:
+    """The short summary line of the test that caught the mutant (``-ra`` prints it)."""
+    for line in tail.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line
+    return ""
+
+
 def apply_and_test(mutation: Mutation, timeout: float) -> Outcome:
     path = ROOT / mutation.path
     original = path.read_bytes()
@@ -374,7 +386,7 @@ def apply_and_test(mutation: Mutation, timeout: float) -> Outcome:
     if code is None:
         return Outcome(mutation, "CAUGHT", seconds, f"timed out after {timeout:.0f} s")
     if code == 1:
-        return Outcome(mutation, "CAUGHT", seconds)
+        return Outcome(mutation, "CAUGHT", seconds, _first_failure(tail))
     if code == 0:
         return Outcome(mutation, "SURVIVED", seconds, tail)
     return Outcome(mutation, "ERROR", seconds, f"pytest exit code {code}\n{tail}")
@@ -385,6 +397,9 @@ def print_table(outcomes: list[Outcome]) -> None:
     print(f"\n{'mutation':<{width}}  {'verdict':<8}  {'seconds':>7}  file")
     for o in outcomes:
         print(f"{o.mutation.name:<{width}}  {o.verdict:<8}  {o.seconds:7.1f}  {o.mutation.path}")
+    for o in outcomes:
+        if o.verdict == "CAUGHT" and o.detail:
+            print(f"  {o.mutation.name}: {o.detail[:150]}")
     for o in outcomes:
         if o.verdict != "CAUGHT" and o.detail:
             print(f"\n--- {o.mutation.name}: {o.verdict}\n{o.detail}")
