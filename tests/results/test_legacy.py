@@ -25,6 +25,7 @@ from execstore.ids import legacy_uuid
 from execstore.migrations.runner import migrate
 from execstore.results import archive_job_results
 from execstore.results.archival import _claim, _legacy_job_uuid
+from execstore.results.format import result_archive_key
 from execstore.schema import legacy
 from execstore.schema import models as m
 from execstore.schema.results import LEGACY_JOB_UUID_INDEX
@@ -70,6 +71,30 @@ async def legacy_rows_of(store: Any, job: uuid.UUID) -> int:
             )
             or 0
         )
+
+
+async def test_a_job_whose_archive_key_holds_other_bytes_is_set_aside(
+    store: Any, org: uuid.UUID
+) -> None:
+    """Other bytes at the job's derived key: the job is set aside, nothing is overwritten."""
+    outputs = await make_legacy_jobs(store, org, 3)
+    taken = sorted(outputs)[1]
+    async with store.sessions() as session:
+        created_at = await session.scalar(sa.select(m.Job.created_at).where(m.Job.id == taken))
+    key = result_archive_key(org, taken, created_at, store.archives.codec)
+    squatter = await store.archives.store_document(key, {"written by": "someone else"})
+    before = await result_of(store, taken)
+
+    report = await archive_job_results(
+        store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
+    )
+
+    assert report.jobs_archived == 2
+    assert [aside.id for aside in report.set_aside] == [str(taken)]
+    assert "ArchiveConflict" in report.set_aside[0].reason
+    assert await result_of(store, taken) == before  # left exactly as it was
+    assert await legacy_left(store, org) == 1
+    assert await store.archives.read_document(squatter.ref) == {"written by": "someone else"}
 
 
 async def test_bad_rows_are_set_aside_and_the_rest_archived(store: Any, org: uuid.UUID) -> None:
