@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -74,6 +75,29 @@ async def test_each_organization_keeps_its_own_retention(store: Any, org: uuid.U
     assert not await store.blobs.exists(old_chunk.blob_key)
     assert await store.blobs.exists(other_old.blob_key)
     assert report.chunks_deleted >= 1
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_a_chunk_another_run_holds_is_skipped_not_waited_for(
+    store: Any, org: uuid.UUID
+) -> None:
+    _, _, (old_chunk, new_chunk) = await _archived_months(store, org)
+    now = new_chunk.end_date + dt.timedelta(days=400)  # both months are past retention
+    async with store.sessions() as holder, holder.begin():
+        # Another retention run has claimed the older chunk and is still deleting it.
+        await holder.execute(
+            sa.select(m.ExecutionLogArchive.id)
+            .where(m.ExecutionLogArchive.id == old_chunk.id)
+            .with_for_update()
+        )
+        # This run must skip that row; a run that waits for it fails here.
+        report = await asyncio.wait_for(_retention(store, now=now, organization_id=org), 5)
+        assert (report.chunks_deleted, report.set_aside) == (1, [])
+        assert await store.blobs.exists(old_chunk.blob_key)
+        assert not await store.blobs.exists(new_chunk.blob_key)
+    again = await _retention(store, now=now, organization_id=org)
+    assert again.chunks_deleted == 1
+    assert not await store.blobs.exists(old_chunk.blob_key)
 
 
 async def test_a_crash_between_blob_and_row_is_finished_by_the_next_run(
