@@ -14,9 +14,10 @@ byte for byte (content and mtime, checked by sha256) whatever happens.
 Before any mutation the selected tests are run once on the untouched code (a test that
 already fails would make every mutant look caught). A snippet that is not found exactly
 once stops the run before anything is changed, so the table cannot rot silently. The
-runner refuses to start if a file it would mutate has uncommitted changes, writes no
-files of its own (no bytecode, no pytest cache) and exits 1 if any mutant survived or
-errored. Standard library only.
+runner refuses to start if a file it would mutate has uncommitted changes (which also
+catches a mutant left behind by a killed run: ``git diff`` shows it), writes no files of
+its own (no bytecode, no pytest cache) and exits 1 if any mutant survived or errored.
+Standard library only.
 
     python scripts/mutation_check.py [--list] [--only NAME ...] [--timeout SECONDS]
 """
@@ -110,6 +111,13 @@ MUTATIONS: tuple[Mutation, ...] = (
             "tests/rag/test_bad_input.py::test_a_context_for_another_organizations_job_writes_nothing",
             "tests/rag/test_tenancy.py::test_the_insert_itself_refuses_another_organizations_job",
         ),
+    ),
+    Mutation(
+        "scope-log-retention-per-organization",
+        "src/execstore/logs/retention.py",
+        ".where(_archive.organization_id == org, _archive.end_date < cutoff)",
+        ".where(_archive.end_date < cutoff)",
+        ("tests/logs/test_retention.py::test_each_organization_keeps_its_own_retention",),
     ),
     # -- verification ------------------------------------------------------------------
     Mutation(
@@ -250,6 +258,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/results/test_legacy.py::test_a_claimed_batch_is_skipped_not_waited_for",),
     ),
     Mutation(
+        "lock-log-retention-skip-locked",
+        "src/execstore/logs/retention.py",
+        "stmt = stmt.with_for_update(skip_locked=True)",
+        "stmt = stmt.with_for_update()",
+        ("tests/logs/test_retention.py::test_a_chunk_another_run_holds_is_skipped_not_waited_for",),
+    ),
+    Mutation(
         "lock-one-summary-refresh",
         "src/execstore/metadata/summaries.py",
         "sa.select(sa.func.pg_try_advisory_xact_lock(REFRESH_LOCK_KEY))",
@@ -331,7 +346,7 @@ def _env() -> dict[str, str]:
 
 
 def run_pytest(tests: tuple[str, ...], timeout: float) -> tuple[int | None, str]:
-    """pytest's exit code (None on timeout) and the tail of its output."""
+    """pytest's exit code (None on timeout) and its output."""
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     process = subprocess.Popen(
         command,
@@ -347,21 +362,21 @@ def run_pytest(tests: tuple[str, ...], timeout: float) -> tuple[int | None, str]
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         output, _ = process.communicate()
-        return None, _tail(output)
+        return None, output
     except BaseException:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()
         raise
-    return process.returncode, _tail(output)
+    return process.returncode, output
 
 
 def _tail(output: str, lines: int = 15) -> str:
     return "\n".join(output.strip().splitlines()[-lines:])
 
 
-def _first_failure(tail: str) -> str:
+def _first_failure(output: str) -> str:
     """The short summary line of the test that caught the mutant (``-ra`` prints it)."""
-    for line in tail.splitlines():
+    for line in output.splitlines():
         if line.startswith(("FAILED ", "ERROR ")):
             return line
     return ""
@@ -378,7 +393,7 @@ def apply_and_test(mutation: Mutation, timeout: float) -> Outcome:
     started = time.monotonic()
     try:
         path.write_bytes(mutated)
-        code, tail = run_pytest(mutation.tests, timeout)
+        code, output = run_pytest(mutation.tests, timeout)
     finally:
         path.write_bytes(original)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
@@ -388,10 +403,10 @@ def apply_and_test(mutation: Mutation, timeout: float) -> Outcome:
     if code is None:
         return Outcome(mutation, "CAUGHT", seconds, f"timed out after {timeout:.0f} s")
     if code == 1:
-        return Outcome(mutation, "CAUGHT", seconds, _first_failure(tail))
+        return Outcome(mutation, "CAUGHT", seconds, _first_failure(output))
     if code == 0:
-        return Outcome(mutation, "SURVIVED", seconds, tail)
-    return Outcome(mutation, "ERROR", seconds, f"pytest exit code {code}\n{tail}")
+        return Outcome(mutation, "SURVIVED", seconds, _tail(output))
+    return Outcome(mutation, "ERROR", seconds, f"pytest exit code {code}\n{_tail(output)}")
 
 
 def print_table(outcomes: list[Outcome]) -> None:
@@ -444,9 +459,10 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     baseline = tuple(dict.fromkeys(test for mutation in selected for test in mutation.tests))
     print(f"baseline: {len(baseline)} test selection(s) on the unmodified code ...", flush=True)
-    code, tail = run_pytest(baseline, args.timeout * 2)
+    code, output = run_pytest(baseline, args.timeout * 2)
     if code != 0:
-        print(f"the tests fail without any mutation (exit {code}); fix that first:\n{tail}")
+        print(f"the tests fail without any mutation (exit {code}); fix that first:")
+        print(_tail(output, 40))
         return 2
     outcomes = []
     for index, mutation in enumerate(selected, 1):
