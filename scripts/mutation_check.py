@@ -480,4 +480,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except (KeyboardInterrupt, _Terminated):
+        # apply_and_test's finally has restored the file and checked it by then.
+        print("\ninterrupted: the mutated file was restored, pytest was stopped", file=sys.stderr)
+        sys.exit(130)
