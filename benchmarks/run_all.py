@@ -152,7 +152,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
             value = flat[key]
             shown = f"{value:,}" if isinstance(value, int) else str(value)
             if isinstance(value, float):
-                shown = f"{value:,.4g}"
+                shown = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
             rule = rules.get(key)
             target = f"{rule[0]} {rule[1]:g}" if rule else ""
             goal = f"{rule[0]} {rule[2]:g}" if rule and rule[2] is not None else ""
