@@ -37,6 +37,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from pydantic import ValidationError
+
 __all__ = [
     "ArchiveConflict",
     "ArchiveCorrupt",
@@ -64,6 +66,7 @@ __all__ = [
     "MigrationRequired",
     "NotFound",
     "RetentionRefused",
+    "explain",
     "translate_database_errors",
 ]
 
@@ -229,3 +232,19 @@ def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def explain(exc: BaseException) -> str:
+    """One line saying what is wrong with an input: the first validation error, located
+    (``field.sub: message (and N more)``), or the first line of any other error."""
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        first = errors[0]
+        # Unions add each member's tag to the location: keep only fields and indexes.
+        where = ".".join(
+            str(p) for p in first.get("loc", ()) if isinstance(p, int) or p.isidentifier()
+        )
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return (f"{where}: {first['msg']}" if where else first["msg"]) + more
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__

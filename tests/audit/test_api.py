@@ -147,6 +147,13 @@ async def test_bad_input_is_refused_with_nothing_written(store: Any, org: uuid.U
             await uow.audit.record(access(1, details={"x": "\ud800"}))
         with pytest.raises(ValueError, match="action"):
             PhiAccess(action="", resource_type="claim")
+        # A field of the wrong kind is named, and the batch before it is not written.
+        with pytest.raises(InvalidAuditRecord, match=r"audit record 1: source_ip: .*IPv4"):
+            await uow.audit.record_many(
+                [access(1), {"action": "view", "resource_type": "claim", "source_ip": "999.1.1.1"}]
+            )
+        with pytest.raises(InvalidAuditRecord, match="audit record 0: actor_id"):
+            await uow.audit.record({"action": "view", "resource_type": "claim", "actor_id": 7})
         long_agent = await uow.audit.record(access(2, user_agent="A" * 5000))
         assert long_agent.seq == 1
         [record] = (await uow.audit.query()).records

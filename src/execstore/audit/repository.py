@@ -48,7 +48,7 @@ from execstore.audit.reader import (
 from execstore.audit.types import AuditPage, AuditReceipt, AuditRecord, PhiAccess
 from execstore.audit.writer import Appended, Pending, append, prepare
 from execstore.blob import Archives
-from execstore.errors import translate_database_errors
+from execstore.errors import InvalidAuditRecord, explain, translate_database_errors
 from execstore.repository import TransactionHooks
 from execstore.schema.audit import PhiAuditLog
 
@@ -113,7 +113,16 @@ class AuditRepository:
         Raises InvalidAuditRecord for a record that cannot be stored and NotFound for one
         naming another organization's job or claim; nothing of the batch is written then.
         """
-        checked = [a if isinstance(a, PhiAccess) else PhiAccess.model_validate(a) for a in accesses]
+        checked = []
+        for index, access in enumerate(accesses):
+            try:
+                checked.append(
+                    access if isinstance(access, PhiAccess) else PhiAccess.model_validate(access)
+                )
+            except ValueError as exc:  # pydantic's ValidationError among them
+                raise InvalidAuditRecord(
+                    f"audit record {index}: {explain(exc)} (nothing of the batch was written)"
+                ) from exc
         if not checked:
             return []
         async with self.sessions() as session:

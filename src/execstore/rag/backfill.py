@@ -32,10 +32,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.archival import SetAside, write_each
-from execstore.errors import translate_database_errors
+from execstore.errors import explain, translate_database_errors
 from execstore.ids import legacy_uuid, legacy_uuid_sql
 from execstore.rag import normalized
-from execstore.rag.format import context_from_legacy, explain
+from execstore.rag.format import context_from_legacy
 from execstore.rag.types import RagContext
 from execstore.schema import models as m
 from execstore.schema.rag import execution_rag_rules_legacy as legacy_table

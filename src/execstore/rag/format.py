@@ -38,8 +38,6 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
-from pydantic import ValidationError
-
 from execstore.rag.types import RagContext, RagModifier, RagPayer, RagRule
 from execstore.repository import as_utc
 
@@ -48,7 +46,6 @@ __all__ = [
     "context_from_legacy",
     "context_to_legacy",
     "digest",
-    "explain",
     "modifier_fields",
     "pack_rule_text",
     "payer_fields",
@@ -244,15 +241,3 @@ def context_from_input(value: Mapping[str, Any]) -> RagContext:
             call_default_factory=True
         )
     return context_from_legacy(row)
-
-
-def explain(exc: BaseException) -> str:
-    """One line saying what is wrong with a context (the first validation error, located)."""
-    if isinstance(exc, ValidationError):
-        errors = exc.errors()
-        first = errors[0]
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        return (f"{where}: {first['msg']}" if where else first["msg"]) + more
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__

@@ -36,9 +36,15 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from execstore.config import RagMode
-from execstore.errors import Conflict, InvalidRagContext, NotFound, translate_database_errors
+from execstore.errors import (
+    Conflict,
+    InvalidRagContext,
+    NotFound,
+    explain,
+    translate_database_errors,
+)
 from execstore.rag import counters, legacy_store, normalized
-from execstore.rag.format import context_from_input, explain
+from execstore.rag.format import context_from_input
 from execstore.rag.types import (
     RagContext,
     RagRule,
