@@ -49,6 +49,7 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "DatabaseError",
+    "DatabaseUnavailable",
     "DowngradeRefused",
     "ExecstoreError",
     "IntegrityViolation",
@@ -67,6 +68,7 @@ __all__ = [
     "NotFound",
     "RetentionRefused",
     "explain",
+    "first_line",
     "translate_database_errors",
 ]
 
@@ -188,6 +190,10 @@ class DatabaseError(ExecstoreError):
     """A database driver error, translated."""
 
 
+class DatabaseUnavailable(DatabaseError):
+    """The database cannot be reached or opened: refused, unknown host or database, login."""
+
+
 class IntegrityViolation(DatabaseError):
     """A constraint (unique, foreign key, not null, check) refused the write."""
 
@@ -221,14 +227,15 @@ def translate_database_errors() -> Iterator[None]:
     except ExecstoreError:
         raise
     except sa_exc.IntegrityError as exc:
-        raise IntegrityViolation(_first_line(exc)) from exc
+        raise IntegrityViolation(first_line(exc)) from exc
     except sa_exc.DBAPIError as exc:
-        raise DatabaseError(_first_line(exc)) from exc
+        raise DatabaseError(first_line(exc)) from exc
     except sa_exc.SQLAlchemyError as exc:
-        raise DatabaseError(_first_line(exc)) from exc
+        raise DatabaseError(first_line(exc)) from exc
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of a (driver's) error message, unwrapped from SQLAlchemy's."""
     orig = getattr(exc, "orig", None)
     text = str(orig if orig is not None else exc)
     return text.strip().splitlines()[0] if text.strip() else type(exc).__name__

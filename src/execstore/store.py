@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cached_property
 
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from execstore.archival import ArchiveKind
@@ -29,7 +30,12 @@ from execstore.audit import AuditArchives, AuditRepository
 from execstore.blob import ArchiveCache, Archives, BlobStore, open_blob_store
 from execstore.config import RagMode, Settings, load_settings
 from execstore.db import create_engine, create_session_factory
-from execstore.errors import ConfigurationError, translate_database_errors
+from execstore.errors import (
+    ConfigurationError,
+    DatabaseUnavailable,
+    first_line,
+    translate_database_errors,
+)
 from execstore.jobs import JobRepository, ReferenceRepository
 from execstore.logs import LogArchives, LogRepository, forget_job_logs
 from execstore.metadata import MetadataRepository
@@ -178,8 +184,14 @@ class ExecStore:
         try:
             revision = None
             if check_schema:
-                async with engine.connect() as conn:
-                    revision = await require_compatible(conn)
+                try:
+                    async with engine.connect() as conn:
+                        revision = await require_compatible(conn)
+                except (OSError, sa_exc.DBAPIError) as exc:
+                    where = engine.url.render_as_string(hide_password=True)
+                    raise DatabaseUnavailable(
+                        f"cannot open the database {where}: {first_line(exc)}"
+                    ) from exc
             blobs = open_blob_store(settings)
             cache = ArchiveCache(max_bytes=settings.cache_bytes)
             archives = Archives(blobs, cache=cache, codec=settings.archive_codec)

@@ -32,6 +32,25 @@ def test_bad_settings_exit_with_a_message(monkeypatch) -> None:
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql+asyncpg://nobody@127.0.0.1:1/x", "Connect call failed"),  # nothing listens
+        ("sqlite+aiosqlite:///{tmp}", "unable to open database file"),  # a directory
+    ],
+)
+@pytest.mark.parametrize("command", [["db", "current"], ["storage-report"]])
+def test_an_unreachable_database_is_one_line_naming_the_setting(
+    url: str, says: str, command: list[str], monkeypatch, tmp_path
+) -> None:
+    monkeypatch.setenv("EXECSTORE_DATABASE_URL", url.format(tmp=tmp_path))
+    result = CliRunner().invoke(app, command)
+    assert result.exit_code == 1
+    assert says in result.output
+    assert "unexpected" not in result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.sqlite
 def test_demo_runs_a_day_on_the_embedded_default(tmp_path, monkeypatch) -> None:
     """The day in the life: every stage runs, archival and retention act, the chain holds."""

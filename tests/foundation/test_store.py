@@ -6,7 +6,8 @@ import uuid
 
 import pytest
 
-from execstore.errors import IntegrityViolation, NotFound
+from execstore import ExecStore, load_settings
+from execstore.errors import DatabaseUnavailable, IntegrityViolation, NotFound
 from execstore.schema.models import Organization
 
 
@@ -65,3 +66,17 @@ class TestUnitOfWork:
                 await uow.reference.add_workflow("once", id=same)
                 await uow.reference.add_workflow("twice", id=same)  # duplicate primary key
         assert caught.value.__cause__ is not None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+asyncpg://nobody@127.0.0.1:1/x",  # nothing listens there
+        "sqlite+aiosqlite:///{tmp}",  # a directory
+    ],
+)
+async def test_open_on_an_unreachable_database_is_database_unavailable(url: str, tmp_path) -> None:
+    settings = load_settings(database_url=url.format(tmp=tmp_path), blob_url=f"file:{tmp_path}")
+    with pytest.raises(DatabaseUnavailable, match="cannot open the database"):
+        async with ExecStore.open(settings):
+            pass

@@ -17,6 +17,7 @@ import asyncio
 import enum
 import json
 import logging
+import socket
 import sys
 import traceback
 import uuid
@@ -35,9 +36,10 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 from rich.table import Table
+from sqlalchemy import exc as sa_exc
 
 from execstore.config import Settings, load_settings
-from execstore.errors import ExecstoreError
+from execstore.errors import ExecstoreError, first_line
 
 __all__ = [
     "BlobOption",
@@ -126,6 +128,17 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise _fail(str(exc), exc) from exc
     except (KeyboardInterrupt, typer.Exit):
         raise
+    except sa_exc.DBAPIError as exc:  # outside a repository: opening the database
+        raise _fail(
+            f"cannot use the database: {first_line(exc)} (check --url or EXECSTORE_DATABASE_URL)",
+            exc,
+        ) from exc
+    except (ConnectionError, socket.gaierror, TimeoutError) as exc:
+        raise _fail(
+            f"cannot connect: {exc} (check --url / EXECSTORE_DATABASE_URL and --blob-url / "
+            "EXECSTORE_BLOB_URL)",
+            exc,
+        ) from exc
     except Exception as exc:
         first = (str(exc).strip().splitlines() or [""])[0]
         raise _fail(
