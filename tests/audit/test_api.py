@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from execstore.audit import PhiAccess, verify_audit
 from execstore.audit.format import chain_step, genesis, split_stored_line
-from execstore.errors import InvalidAuditRecord, NotFound
+from execstore.errors import InvalidArgument, InvalidAuditRecord, NotFound
 
 from .conftest import ACTOR, access, hot_rows
 
@@ -152,6 +152,8 @@ async def test_bad_input_is_refused_with_nothing_written(store: Any, org: uuid.U
             await uow.audit.record_many(
                 [access(1), {"action": "view", "resource_type": "claim", "source_ip": "999.1.1.1"}]
             )
+        with pytest.raises(InvalidArgument, match="limit"):
+            await uow.audit.query(limit=0)
         with pytest.raises(InvalidAuditRecord, match="audit record 0: actor_id"):
             await uow.audit.record({"action": "view", "resource_type": "claim", "actor_id": 7})
         long_agent = await uow.audit.record(access(2, user_agent="A" * 5000))

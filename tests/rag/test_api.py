@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from execstore.errors import Conflict, NotFound
+from execstore.errors import Conflict, InvalidArgument, NotFound
 from execstore.rag import RagContext
 
 from .conftest import MODES, WHEN, make_context, new_jobs, new_org
@@ -150,6 +150,15 @@ async def test_rule_usage_pages_hold_at_most_limit_items(rag_store: Any, mode: s
             after = page.next_after
     assert [len(page) for page in pages] == [2, 2, 1]
     assert [job for page in pages for job in page] == jobs[::-1]  # oldest first, each once
+
+
+async def test_a_bad_usage_query_is_invalid_argument(rag_store: Any) -> None:
+    org, _ = await new_org(rag_store)
+    async with rag_store.unit(org) as uow:
+        with pytest.raises(InvalidArgument, match="limit"):
+            await uow.rag.rule_usage("R-0001", SINCE, UNTIL, limit=0)
+        with pytest.raises(InvalidArgument, match="until"):
+            await uow.rag.top_rules(UNTIL, SINCE)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -56,7 +56,12 @@ from execstore.audit.format import format_time, genesis, split_stored_line, stor
 from execstore.audit.reader import Renderer, Segment, fetch_hot, segments
 from execstore.blob import ArchiveRef, Archives, archive_key
 from execstore.config import AUDIT_RETENTION_FLOOR_DAYS, Codec
-from execstore.errors import ArchiveCorrupt, RetentionRefused, translate_database_errors
+from execstore.errors import (
+    ArchiveCorrupt,
+    InvalidArgument,
+    RetentionRefused,
+    translate_database_errors,
+)
 from execstore.schema.audit import (
     PhiAuditArchive,
     PhiAuditChainHead,
@@ -124,7 +129,7 @@ async def archive_audit(
 ) -> AuditArchivalReport:
     """Archive every organization's records older than ``hot_days`` (see the module docstring)."""
     if hot_days < 0:
-        raise ValueError("hot_days must not be negative")
+        raise InvalidArgument("hot_days must not be negative")
     cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=hot_days)
     report = AuditArchivalReport(dry_run=dry_run)
     async with sessions() as session:

@@ -36,7 +36,7 @@ from execstore.audit.dictionaries import store_dictionary
 from execstore.audit.format import canonical_details
 from execstore.audit.writer import Pending, append, clean_text, source_address
 from execstore.blob import Archives
-from execstore.errors import translate_database_errors
+from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid
 from execstore.schema.audit import PhiAuditDictionary, phi_audit_log_legacy
 from execstore.schema.reference import ClaimSubmission, Job
@@ -147,7 +147,7 @@ async def backfill_audit(
 ) -> AuditBackfillReport:
     """Move legacy audit rows into the chain (see the module docstring)."""
     if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+        raise InvalidArgument("batch_size must be at least 1")
     report = AuditBackfillReport(dry_run=dry_run)
     state = state_for(sessions)
     cursor: tuple[Any, Any, Any] | None = None

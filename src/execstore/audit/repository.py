@@ -48,7 +48,7 @@ from execstore.audit.reader import (
 from execstore.audit.types import AuditPage, AuditReceipt, AuditRecord, PhiAccess
 from execstore.audit.writer import Appended, Pending, append, prepare
 from execstore.blob import Archives
-from execstore.errors import InvalidAuditRecord, explain, translate_database_errors
+from execstore.errors import InvalidArgument, InvalidAuditRecord, explain, translate_database_errors
 from execstore.repository import TransactionHooks
 from execstore.schema.audit import PhiAuditLog
 
@@ -240,7 +240,7 @@ class AuditRepository:
         ``next_cursor``.
         """
         if not 1 <= limit <= _MAX_PAGE:
-            raise ValueError(f"limit must be 1..{_MAX_PAGE}")
+            raise InvalidArgument(f"limit must be 1..{_MAX_PAGE}")
         async with self.sessions() as session:
             return await self._query(
                 session, patient_ref, actor_id, action, since, until, after or 0, limit

@@ -50,7 +50,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from execstore.archival import SetAside
 from execstore.blob import ArchiveRef, Archives
-from execstore.errors import translate_database_errors
+from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.logs.chunks import (
     Chunk,
     ChunkBuilder,
@@ -119,7 +119,7 @@ async def archive_logs(
 ) -> LogArchivalReport:
     """The report of archiving every log line older than ``hot_days`` (see the module doc)."""
     if chunk_rows < 1:
-        raise ValueError("chunk_rows must be at least 1")
+        raise InvalidArgument("chunk_rows must be at least 1")
     report = LogArchivalReport(dry_run=dry_run)
     cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=hot_days)
     run = _Run(engine, sessions, archives, report, chunk_rows, on_progress)

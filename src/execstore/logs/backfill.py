@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from execstore.archival import SetAside
-from execstore.errors import translate_database_errors
+from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid
 from execstore.logs import legacy as old
 from execstore.logs.ingest import (
@@ -116,7 +116,7 @@ async def backfill_logs(
     table (SQLite has one writer at a time; on PostgreSQL it throttles the load).
     """
     if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+        raise InvalidArgument("batch_size must be at least 1")
     report = LogBackfillReport(dry_run=dry_run)
     run = _Run(engine, sessions, report, batch_size, on_progress)
     if not await run.legacy_exists():

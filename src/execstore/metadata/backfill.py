@@ -34,7 +34,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.archival import SetAside, describe_failure, write_each
-from execstore.errors import translate_database_errors
+from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid, legacy_uuid_sql
 from execstore.metadata.repository import MAX_STEPS
 from execstore.schema import models as m
@@ -296,7 +296,7 @@ async def backfill_metadata(
     with the running totals after every batch.
     """
     if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+        raise InvalidArgument("batch_size must be at least 1")
     report = BackfillReport(dry_run=dry_run)
     async with sessions() as session:
         with translate_database_errors():

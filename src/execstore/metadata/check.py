@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.archival import SetAside
-from execstore.errors import translate_database_errors
+from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid
 from execstore.metadata.backfill import (
     LEGACY_TABLE,
@@ -270,7 +270,7 @@ async def check_metadata(
     revision. At most ``max_listed`` unexplained mismatches are listed (all are counted).
     """
     if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+        raise InvalidArgument("batch_size must be at least 1")
     report = CheckReport()
     kinds: Counter[str] = Counter()
     async with sessions() as session:

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.archival import SetAside, write_each
-from execstore.errors import explain, translate_database_errors
+from execstore.errors import InvalidArgument, explain, translate_database_errors
 from execstore.ids import legacy_uuid, legacy_uuid_sql
 from execstore.rag import normalized
 from execstore.rag.format import context_from_legacy
@@ -126,7 +126,7 @@ async def backfill_rag(
     real run would move and set aside, and nothing changes.
     """
     if batch_size < 1 or workers < 1:
-        raise ValueError("batch_size and workers must be at least 1")
+        raise InvalidArgument("batch_size and workers must be at least 1")
     report = RagBackfillReport(dry_run=dry_run)
     budget = [limit]
 

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 from execstore.config import RagMode
 from execstore.errors import (
     Conflict,
+    InvalidArgument,
     InvalidRagContext,
     NotFound,
     explain,
@@ -228,7 +229,7 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
         ``after`` for the next page (None on the last one).
         """
         if limit < 1:
-            raise ValueError("limit must be at least 1")
+            raise InvalidArgument("limit must be at least 1")
         since, until = _window(since, until)
         with translate_database_errors():
             if self._reads_legacy:
@@ -331,7 +332,7 @@ def _window(since: dt.datetime, until: dt.datetime) -> tuple[dt.datetime, dt.dat
     assert start is not None
     assert end is not None
     if end < start:
-        raise ValueError("until must not be before since")
+        raise InvalidArgument("until must not be before since")
     return start, end
 
 

@@ -52,7 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from execstore.archival import SetAside, describe_failure, write_each
 from execstore.blob import ArchiveRef, Archives
 from execstore.blob.codec import serialize
-from execstore.errors import ArchiveConflict, translate_database_errors
+from execstore.errors import ArchiveConflict, InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid, legacy_uuid_sql
 from execstore.jsonvalues import check_json
 from execstore.repository import TransactionHooks
@@ -216,7 +216,7 @@ async def archive_job_results(
     aside. ``on_batch`` is called with the running totals after every batch.
     """
     if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
+        raise InvalidArgument("batch_size must be at least 1")
     urls = screenshot_urls or ScreenshotUrls()
     report = ResultArchivalReport(dry_run=dry_run)
     after: uuid.UUID | None = None
