@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from execstore.config import load_settings
+from execstore.errors import InvalidArgument
 from execstore.metadata import refresh_summaries
 from execstore.metadata.summaries import REFRESH_LOCK_KEY, percentile
 from execstore.migrations.runner import migrate
@@ -252,3 +253,14 @@ async def test_many_stale_groups_take_one_pass_with_the_same_figures(own_store: 
         live = await uow.metadata.summary(first_day=first, last_day=last, live=True)
     assert rolled.days == live.days
     assert rolled.totals.completed == days
+
+
+async def test_an_empty_or_reversed_range_is_invalid_argument(store: Any, world: World) -> None:
+    async with store.unit(world.org) as uow:
+        for days in (0, -3):
+            with pytest.raises(InvalidArgument, match="days must be a positive integer"):
+                await uow.metadata.summary(days=days)
+        with pytest.raises(InvalidArgument, match="is after last_day"):
+            await uow.metadata.summary(first_day=DAY1, last_day=DAY1 - dt.timedelta(days=1))
+        one_day = await uow.metadata.summary(days=1, live=True)
+    assert one_day.first_day == one_day.last_day

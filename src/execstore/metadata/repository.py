@@ -276,8 +276,10 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
         maintain`` refreshes (``refreshed_at`` says when); with ``live``, and always on
         SQLite, from a plain query over the executions.
         """
+        if first_day is None and (not isinstance(days, int) or days < 1):
+            raise InvalidArgument(f"days must be a positive integer, not {days!r}")
         last = last_day or dt.datetime.now(dt.UTC).date()
-        first = first_day or last - dt.timedelta(days=max(days, 1) - 1)
+        first = first_day or last - dt.timedelta(days=days - 1)
         if first > last:
             raise InvalidArgument(f"first_day {first} is after last_day {last}")
         with translate_database_errors():
