@@ -106,14 +106,22 @@ def _json_encoder() -> Callable[[Any], str]:
         ).encode
     # The C encoder built once: JSONEncoder.encode rebuilds it on every call, which is
     # half the cost of preparing a line.
+    markers: dict[int, Any] = {}
     make = c_make_encoder(
-        {}, refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
+        markers, refuse, json.encoder.encode_basestring, None, ":", ",", False, False, False
     )
 
     def encode(value: Any) -> str:
         if isinstance(value, str):
             return str(json.encoder.encode_basestring(value))
-        return "".join(make(value, 0))
+        try:
+            return "".join(make(value, 0))
+        except BaseException:
+            # The C encoder leaves what it was in the middle of in its circular-reference
+            # markers when it fails: encoding the same value again would then say
+            # "Circular reference detected" (and the markers would keep it alive).
+            markers.clear()
+            raise
 
     return encode
 
