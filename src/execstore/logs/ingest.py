@@ -194,6 +194,7 @@ def prepare_rows(
     stamp_type = dt.datetime
     lookup = steps.get
     level_of = _LEVEL_FAST.get
+    encode = _encode
     message_limit = MESSAGE_LIMIT
     job = _driver_uuid(job_id)
     # Lines come in runs of one step: the last step's key and id are reused while the
@@ -241,7 +242,13 @@ def prepare_rows(
         if level_value is None:
             level_value = _level(index, level)
         if metadata is not None:
-            metadata = _metadata(index, metadata)
+            try:
+                text = encode(metadata)
+            except (TypeError, ValueError, RecursionError):
+                text = None  # _metadata says why
+            metadata = (
+                text if text is not None and "\\u0000" not in text else _metadata(index, metadata)
+            )
         if last_step is None:
             missing.setdefault(last_key, []).append(index)
         append((timestamp, job, last_step, duration, level_value, message, metadata))
