@@ -100,8 +100,11 @@ async def test_a_pooled_connection_is_pinged_only_after_idling_or_closing(
             async with idle.connect() as conn:
                 await conn.scalar(sa.text("SELECT 1"))
                 assert pings == 1  # idle longer than the window: pinged first
-                # The server closes the first engine's pooled connection.
-                await conn.scalar(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+                # The server closes the first engine's pooled connection (and the call
+                # waits, up to 5 s, until that backend is gone).
+                await conn.scalar(
+                    sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": first}
+                )
         finally:
             await idle.dispose()
         await asyncio.sleep(0.2)
