@@ -1,7 +1,10 @@
 """Engines and sessions, with each backend's right settings.
 
-PostgreSQL (asyncpg): a bounded pool with pre-ping, UTC sessions and an application
-name, so operators can see execstore in ``pg_stat_activity``.
+PostgreSQL (asyncpg): a bounded pool, UTC sessions and an application name, so operators
+can see execstore in ``pg_stat_activity``. A connection is pinged on checkout when it sat
+in the pool for over a second or its socket is known closed (SQLAlchemy's ``pool_pre_ping``
+pings every checkout, three round trips with asyncpg: BEGIN, the ping, ROLLBACK, which
+cost a busy caller more than its own statements).
 
 SQLite (aiosqlite): WAL journal, ``foreign_keys=ON``, a busy timeout, and
 ``synchronous=NORMAL`` (safe under WAL). Its parent directory is created on first use.
@@ -13,8 +16,9 @@ migration step leaves nothing half-done.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -28,7 +32,11 @@ from sqlalchemy.ext.asyncio import (
 from execstore.config import Settings
 from execstore.ids import SQLITE_FUNCTION, legacy_uuid_text
 
-__all__ = ["create_engine", "create_session_factory", "sqlite_path"]
+__all__ = ["PING_AFTER_IDLE_SECONDS", "create_engine", "create_session_factory", "sqlite_path"]
+
+PING_AFTER_IDLE_SECONDS: Final = 1.0
+"""A pooled connection idle longer than this is pinged before it is handed out."""
+_LAST_USED: Final = "execstore_last_used"
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -61,17 +69,54 @@ def create_engine(
         )
         _configure_sqlite(engine, settings, foreign_keys=foreign_keys)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         target,
         echo=settings.echo_sql,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
-        pool_pre_ping=True,
         connect_args={
             "server_settings": {"application_name": "execstore", "timezone": "UTC"},
         },
     )
+    _ping_when_idle(engine, PING_AFTER_IDLE_SECONDS)
+    return engine
+
+
+def _ping_when_idle(engine: AsyncEngine, idle_seconds: float) -> None:
+    """Pre-ping, but only a connection that sat in the pool (or whose socket closed).
+
+    A connection returned less than ``idle_seconds`` ago worked then, and a server that
+    closed it since (restart, ``idle_session_timeout``) shows as a closed socket: those
+    are pinged, and one that fails is replaced as ``pool_pre_ping`` would (the pool's
+    older connections invalidated with it). The same trade as HikariCP's
+    ``aliveBypassWindowMs``.
+    """
+    dialect = engine.dialect
+
+    @sa.event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @sa.event.listens_for(engine.sync_engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    @sa.event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        used = record.info.get(_LAST_USED)
+        driver = getattr(dbapi_connection, "driver_connection", None)
+        closed = driver is None or driver.is_closed()
+        if not closed and used is not None and time.monotonic() - used < idle_seconds:
+            return
+        try:
+            alive = dialect.do_ping(dbapi_connection)
+        except dialect.loaded_dbapi.Error as exc:
+            if not dialect.is_disconnect(exc, dbapi_connection, None):
+                raise
+            alive = False
+        if not alive:
+            raise sa.exc.InvalidatePoolError("connection closed (ping on checkout failed)")
 
 
 def _configure_sqlite(engine: AsyncEngine, settings: Settings, *, foreign_keys: bool) -> None:

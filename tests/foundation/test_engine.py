@@ -60,3 +60,54 @@ async def test_log_table_is_partitioned_by_month_without_a_default(db_url: str) 
     assert partition_name(this_month) in names
     assert len(names) == 4  # this month and the next three
     assert all("DEFAULT" not in bound for _, bound in parts)
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_a_pooled_connection_is_pinged_only_after_idling_or_closing(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Busy connections skip the ping; an idle one is pinged; a dead one is replaced."""
+    import asyncio
+
+    from execstore import db
+    from execstore.config import load_settings
+
+    engine = db.create_engine(load_settings(database_url=db_url))
+    pings = 0
+    real_ping = engine.dialect.do_ping
+
+    def counting_ping(dbapi_connection: object) -> bool:
+        nonlocal pings
+        pings += 1
+        return real_ping(dbapi_connection)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(engine.dialect, "do_ping", counting_ping)
+
+    async def backend_pid() -> int:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(sa.text("SELECT pg_backend_pid()")))
+
+    try:
+        first = await backend_pid()
+        assert await backend_pid() == first
+        assert pings == 0  # just used: handed out as it is
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.0)
+        idle = db.create_engine(load_settings(database_url=db_url))
+        try:
+            async with idle.connect() as conn:
+                await conn.scalar(sa.text("SELECT 1"))
+            monkeypatch.setattr(idle.dialect, "do_ping", counting_ping)
+            async with idle.connect() as conn:
+                await conn.scalar(sa.text("SELECT 1"))
+                assert pings == 1  # idle longer than the window: pinged first
+                # The server closes the first engine's pooled connection (and the call
+                # waits, up to 5 s, until that backend is gone).
+                await conn.scalar(
+                    sa.text("SELECT pg_terminate_backend(:pid, 5000)"), {"pid": first}
+                )
+        finally:
+            await idle.dispose()
+        await asyncio.sleep(0.2)
+        assert await backend_pid() != first
+    finally:
+        await engine.dispose()

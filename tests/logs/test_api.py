@@ -190,6 +190,20 @@ async def test_a_bad_entry_late_in_a_large_batch_refuses_all_of_it(
     assert all(e.message.startswith("ok ") for e in got)
 
 
+async def test_metadata_refused_once_is_accepted_once_fixed(
+    store: Any, org: uuid.UUID, job: uuid.UUID
+) -> None:
+    """A refused encoding leaves nothing behind: the same dict, fixed, goes in."""
+    metadata: dict[str, Any] = {"attempt": {"at": object()}}
+    async with store.unit(org) as uow:
+        with pytest.raises(InvalidLogEntry, match="metadata cannot be encoded"):
+            await uow.logs.append(job, [NewLogEntry("x", metadata=metadata)])
+        metadata["attempt"]["at"] = 3
+        assert await uow.logs.append(job, [NewLogEntry("x", metadata=metadata)]) == 1
+    got = await read_all(store, org, job)
+    assert [e.metadata for e in got] == [{"attempt": {"at": 3}}]
+
+
 async def test_a_foreign_cursor_or_level_is_refused(
     store: Any, org: uuid.UUID, job: uuid.UUID
 ) -> None:

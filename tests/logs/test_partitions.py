@@ -57,6 +57,25 @@ async def test_a_month_without_a_partition_gets_one_on_the_spot(
     assert (month_start(far_ahead), next_month(month_start(far_ahead))) in bounds
 
 
+async def test_a_partition_dropped_behind_the_cache_is_recreated_in_the_same_unit(
+    store: Any, org: uuid.UUID, job: uuid.UUID
+) -> None:
+    """Another process archived and dropped a month this process still thinks exists:
+    the COPY fails inside its savepoint, the month is created and the COPY retried, and
+    the unit's earlier work stays."""
+    long_ago = dt.datetime(2019, 3, 5, tzinfo=dt.UTC)
+    async with store.unit(org) as uow:
+        await uow.logs.append(job, [NewLogEntry("gone", timestamp=long_ago)])
+    parts = [p for p in await _partitions(store) if p.start == month_start(long_ago)]
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql(f'DROP TABLE "{parts[0].name}"')
+    async with store.unit(org) as uow:
+        await uow.logs.append(job, [NewLogEntry("now")])
+        await uow.logs.append(job, [NewLogEntry("then", timestamp=long_ago)])
+    got = await read_all(store, org, job)
+    assert sorted(e.message for e in got) == ["now", "then"]
+
+
 async def test_bounds_come_from_the_catalog_not_from_names(
     store: Any, org: uuid.UUID, job: uuid.UUID
 ) -> None:

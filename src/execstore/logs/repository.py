@@ -48,7 +48,6 @@ from execstore.logs.types import (
 from execstore.repository import ScopedRepository, TransactionHooks
 from execstore.schema import models as m
 from execstore.schema.enums import LogLevel
-from execstore.schema.types import GUID
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -64,9 +63,9 @@ __all__ = [
 ]
 
 MAX_RETENTION_DAYS: Final = 36_500
-_JOB_FOR_APPEND: Final = sa.text(
-    "SELECT workflow_id FROM jobs WHERE id = :job AND organization_id = :org FOR KEY SHARE"
-).bindparams(sa.bindparam("job", type_=GUID()), sa.bindparam("org", type_=GUID()))
+_JOB_FOR_APPEND_SQL: Final = (
+    "SELECT workflow_id FROM jobs WHERE id = $1 AND organization_id = $2 FOR KEY SHARE"
+)
 _entry = m.ExecutionLogEntry
 _step = m.ExecutionLogStep
 _archive = m.ExecutionLogArchive
@@ -262,14 +261,21 @@ class LogRepository(ScopedRepository[m.Job]):
     async def _workflow_of(self, job_id: uuid.UUID, *, lock: bool) -> uuid.UUID:
         if lock and self.session.get_bind().dialect.name == "postgresql":
             # FOR KEY SHARE: a concurrent job deletion waits for this unit, then sees its
-            # lines. Plain text SQL: appends are hot and this is most of their fixed cost.
-            # It also begins the unit's transaction, which the COPY that follows (on the
+            # lines. The driver's own SQL through SQLAlchemy's connection: appends are hot,
+            # and this skips compiling (~60 µs of the ~170 a text() statement costs). It
+            # also begins the unit's transaction, which the COPY that follows (on the
             # driver's connection) must run inside.
-            stmt: Any = _JOB_FOR_APPEND.bindparams(job=job_id, org=self.organization_id)
+            with translate_database_errors():
+                connection = await self.session.connection()
+                workflow = (
+                    await connection.exec_driver_sql(
+                        _JOB_FOR_APPEND_SQL, (job_id, self.organization_id)
+                    )
+                ).scalar()
         else:
             stmt = self._scoped(sa.select(m.Job.workflow_id).where(m.Job.id == job_id))
-        with translate_database_errors():
-            workflow = await self.session.scalar(stmt)
+            with translate_database_errors():
+                workflow = await self.session.scalar(stmt)
         if workflow is None:
             raise NotFound(f"jobs {job_id} not found")
         return workflow  # type: ignore[no-any-return]
