@@ -2,8 +2,9 @@
 
 The denormalized table (names, account arrays) becomes ``execution_metadata_legacy``
 until ``execstore backfill metadata`` moves its rows; the slim table keys on ``job_id``
-with a single ``(organization_id, created_at)`` index (see execstore.schema.metadata for
-the measurements behind its shape). Also created:
+with a single listing index, ``(organization_id, created_at)`` (on PostgreSQL
+``(uuid_hash(organization_id), created_at)`` and extended statistics on the pair; see
+execstore.schema.metadata for the measurements behind its shape). Also created:
 
 - ``execution_progress``: the step counters of runs in flight (the churn of progress
   reports kept off the metadata rows);
