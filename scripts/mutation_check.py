@@ -90,9 +90,13 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "scope-metadata-listing",
         "src/execstore/metadata/listing.py",
-        '[em.c.organization_id == sa.bindparam("organization_id")]',
-        '[sa.or_(em.c.organization_id == sa.bindparam("organization_id"), sa.true())]',
-        ("tests/metadata/test_listing.py::test_listing_never_shows_another_organization",),
+        "[em.c.organization_id == org]",
+        "[sa.or_(em.c.organization_id == org, sa.true())]",
+        (
+            "tests/metadata/test_listing.py::test_listing_never_shows_another_organization",
+            "tests/metadata/test_listing.py::"
+            "test_organizations_whose_ids_hash_alike_still_see_only_their_own",
+        ),
     ),
     Mutation(
         "scope-rag-catalog-per-organization",

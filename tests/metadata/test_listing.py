@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from execstore.errors import InvalidArgument, InvalidCursor
 from execstore.metadata import MAX_PAGE_SIZE
@@ -136,3 +137,26 @@ async def test_listing_never_shows_another_organization(store: Any, world: World
     theirs = await _jobs_at(store, other, [T0, T0 + dt.timedelta(seconds=1)])
     assert [j for p in await _all_pages(store, world.org) for j in p] == mine
     assert sorted(j for p in await _all_pages(store, other.org) for j in p) == sorted(theirs)
+
+
+COLLIDING_UUIDS = sa.text("""
+    SELECT (array_agg(id))[1] AS first, (array_agg(id))[2] AS second
+    FROM (SELECT gen_random_uuid() AS id FROM generate_series(1, 300000)) u
+    GROUP BY uuid_hash(id) HAVING count(*) > 1
+    LIMIT 1
+""")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("backend", ["postgres"])  # the hash-keyed index is PostgreSQL's
+async def test_organizations_whose_ids_hash_alike_still_see_only_their_own(store: Any) -> None:
+    """The listing index leads with uuid_hash(organization_id): two organizations whose
+    uuids share a hash share a range of it, and the statement's uuid equality alone keeps
+    them apart. 300,000 random uuids hold about ten such pairs (a 32-bit hash)."""
+    async with store.engine.connect() as conn:
+        pair = (await conn.execute(COLLIDING_UUIDS)).one()
+    first, second = await make_world(store, pair.first), await make_world(store, pair.second)
+    mine = await _jobs_at(store, first, [T0, T0 + dt.timedelta(seconds=2)])
+    theirs = await _jobs_at(store, second, [T0 + dt.timedelta(seconds=1)])
+    assert sorted(j for p in await _all_pages(store, first.org) for j in p) == sorted(mine)
+    assert [j for p in await _all_pages(store, second.org) for j in p] == theirs
