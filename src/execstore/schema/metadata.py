@@ -22,12 +22,10 @@ reports, complete or fail; one committed statement each), 20,000-200,000 executi
 - Columns widest alignment first (timestamps, int4, int2, then the 1-byte-aligned
   uuids, then text), so the row pays no padding beyond the final MAXALIGN.
 
-At 200,000 executions (``benchmarks/bench_dashboard.py``), with the uuid-keyed listing
-index: 312 B/row, of which 193 heap, 73 the listing index (half full: fifty
-organizations each append to their own part of it, and B-tree splits there were 50/50),
-43 the primary key, 3 ``execution_progress``. Both listing indexes side by side on one
-table through the same 200,000-execution lifecycle (a loaded machine: 92% of updates
-HOT, the heap at 326 B/row): 77.0 B/row keyed on the uuid, 60.8 on its hash. Updates
+At 200,000 executions (``benchmarks/bench_dashboard.py``): 296 B/row, of which 193 heap,
+57 the hash-keyed listing index, 44 the primary key, 3 ``execution_progress``; keyed on
+the uuid, the listing index measured 73 (half full: fifty organizations each append to
+their own part of it, and B-tree splits there were 50/50), 312 B/row in all. Updates
 that cannot be HOT still add entries in the middle of an organization's range, and those
 split pages in half; with inserts alone the hash-keyed index measured 34 B/row to 72.
 
