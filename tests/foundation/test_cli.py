@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from typer.testing import CliRunner
 
@@ -48,6 +50,9 @@ def test_an_unreachable_database_is_one_line_naming_the_setting(
 ) -> None:
     monkeypatch.setenv("EXECSTORE_DATABASE_URL", url.format(tmp=tmp_path))
     result = CliRunner().invoke(app, command)
+    for thread in threading.enumerate():  # let aiosqlite's thread end within this test
+        if "_connection_worker_thread" in thread.name:
+            thread.join(timeout=5)
     assert result.exit_code == 1
     assert says in result.output
     assert "unexpected" not in result.output
