@@ -253,5 +253,4 @@ def explain(exc: BaseException) -> str:
         )
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         return (f"{where}: {first['msg']}" if where else first["msg"]) + more
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else type(exc).__name__
+    return first_line(exc)

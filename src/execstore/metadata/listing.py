@@ -33,6 +33,7 @@ from execstore.metadata.views import row_columns, view_select
 from execstore.repository import as_utc
 from execstore.schema import models as m
 from execstore.schema.enums import ExecutionStatus
+from execstore.schema.metadata import on_listing_key
 
 __all__ = [
     "DEFAULT_PAGE_SIZE",
@@ -177,7 +178,7 @@ def _list_statement(
     where: list[sa.ColumnElement[bool]] = [em.c.organization_id == org]
     if dialect == "postgresql":
         # What the listing index is keyed on (execstore.schema.metadata.LISTING_INDEX).
-        where.insert(0, sa.func.uuid_hash(em.c.organization_id) == sa.func.uuid_hash(org))
+        where.insert(0, on_listing_key(em.c.organization_id, org))
     if has_statuses:
         where.append(em.c.status.in_(sa.bindparam("statuses", expanding=True)))
     if has_workflow:

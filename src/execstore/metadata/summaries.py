@@ -42,6 +42,7 @@ from execstore.metadata.types import DailySummary, ExecutionSummary, StatusCount
 from execstore.repository import as_utc
 from execstore.schema import models as m
 from execstore.schema.enums import ExecutionStatus
+from execstore.schema.metadata import on_listing_key
 
 __all__ = [
     "REFRESH_LOCK_KEY",
@@ -349,9 +350,7 @@ async def _live_days(
     if workflow_id is not None:
         stmt = stmt.where(e.workflow_id == workflow_id)
     if session.get_bind().dialect.name == "postgresql":  # the listing index's key
-        stmt = stmt.where(
-            sa.func.uuid_hash(e.organization_id) == sa.func.uuid_hash(sa.literal(organization_id))
-        )
+        stmt = stmt.where(on_listing_key(e.organization_id, sa.literal(organization_id)))
     groups: dict[tuple[dt.date, uuid.UUID], dict[str, Any]] = {}
     for wf_id, name, created_at, status, duration in (await session.execute(stmt)).all():
         key = (as_utc(created_at).date(), wf_id)
