@@ -27,7 +27,8 @@ figure includes ``execution_progress``.
 Latency: p50/p95 of the first page (50 rows), a deep page by cursor (a random position
 in the organization's history), ``get`` and a 30-day summary, cycling over all 50
 organizations, each run through the same SQLAlchemy connection for both schemas (the
-slim statements are the repository's own). The legacy table is measured with its own
+slim queries go as the repository sends them: ``ViewQuery.rows``, its driver SQL
+compiled once; the legacy ones as ``text()`` statements). The legacy table is measured with its own
 indexes and, for the listings, also with an ``(organization_id, created_at)`` index
 added, so the ratio isolates the cost of joining names. ``api_*`` is the full
 repository call (transaction, joins, pydantic), slim only.
@@ -64,9 +65,9 @@ from rich.table import Table
 
 from execstore.config import load_settings
 from execstore.metadata import refresh_summaries
-from execstore.metadata.listing import ListFilter, list_params, list_statement
+from execstore.metadata.listing import ListFilter, list_params, list_query
 from execstore.metadata.summaries import aggregates_sql, rollup_statement
-from execstore.metadata.views import get_statement
+from execstore.metadata.views import ViewQuery, get_query
 from execstore.migrations.runner import migrate
 from execstore.schema.enums import ExecutionStatus
 from execstore.store import ExecStore
@@ -245,11 +246,11 @@ async def _latencies(store: ExecStore, dsn: str, samples: int, seed: int) -> dic
     # Exactly what uow.metadata sends: the cached statements and their parameters.
     def slim_list(org: uuid.UUID, after: Any = None, statuses: Any = None) -> tuple[Any, Any]:
         filters = ListFilter.of(statuses=statuses)
-        stmt = list_statement("postgresql", filters, after=after is not None, limit=PAGE)
-        return stmt, list_params(org, filters, after)
+        query = list_query("postgresql", filters, after=after is not None, limit=PAGE)
+        return query, list_params(org, filters, after)
 
     def slim_get(org: uuid.UUID, job: uuid.UUID) -> tuple[Any, Any]:
-        return get_statement("postgresql"), {"organization_id": org, "job_id": job}
+        return get_query("postgresql"), {"organization_id": org, "job_id": job}
 
     sampler = Sampler()
     failed = {ExecutionStatus.FAILED}
@@ -257,6 +258,8 @@ async def _latencies(store: ExecStore, dsn: str, samples: int, seed: int) -> dic
     async with store.engine.connect() as conn:
 
         async def rows(stmt: Any, params: dict[str, Any]) -> list[Any]:
+            if isinstance(stmt, ViewQuery):  # the repository's own path
+                return list(await stmt.rows(conn, params))
             return list((await conn.execute(stmt, params)).mappings().all())
 
         summary_params = {"first_day": first_30, "last_day": END_DAY}
@@ -327,12 +330,10 @@ async def _latencies(store: ExecStore, dsn: str, samples: int, seed: int) -> dic
     # The same statements straight through asyncpg (no SQLAlchemy): the database's share.
     raw = await asyncpg.connect(dsn)
     try:
-        dialect = store.engine.dialect
 
-        def compiled(stmt: Any, params: dict[str, Any]) -> tuple[str, list[Any]]:
-            done = stmt.compile(dialect=dialect)
-            order = done.positiontup or []
-            return str(done), [params[name] for name in order]
+        def compiled(query: ViewQuery, params: dict[str, Any]) -> tuple[str, list[Any]]:
+            assert query.driver_sql is not None
+            return query.driver_sql, [params[name] for name in query.names]
 
         legacy_sql = {
             "first page": "SELECT * FROM execution_metadata_legacy WHERE organization_id = $1 "

@@ -73,6 +73,33 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "scope-metadata-page-account-names",
+        "src/execstore/metadata/views.py",
+        ".where(cred.organization_id == organization, cred.id.in_(wanted))",
+        ".where(sa.true(), cred.id.in_(wanted))",
+        (
+            "tests/metadata/test_api.py::"
+            "test_another_organizations_credential_in_a_job_reads_as_none",
+        ),
+    ),
+    Mutation(
+        "scope-metadata-row-account-names",
+        "src/execstore/metadata/views.py",
+        ".where(cred.organization_id == rows.c.organization_id, wanted)",
+        ".where(sa.true(), wanted)",
+        (
+            "tests/metadata/test_api.py::"
+            "test_another_organizations_credential_in_a_job_reads_as_none",
+        ),
+    ),
+    Mutation(
+        "plan-listing-values-out-of-sight",
+        "src/execstore/metadata/listing.py",
+        "return sa.select(bound).scalar_subquery() if on_postgres else bound",
+        "return bound",
+        ("tests/metadata/test_explain.py::test_deep_pages_settle_on_one_generic_plan",),
+    ),
+    Mutation(
         "scope-metadata-create",
         "src/execstore/metadata/repository.py",
         ".where(job.id == job_id, job.organization_id == self.organization_id, *checks)",

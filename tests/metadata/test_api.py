@@ -210,7 +210,7 @@ async def test_get_and_a_full_page_are_one_statement_each(store: Any, world: Wor
     statements: list[str] = []
 
     def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
             statements.append(statement)
 
     sa.event.listen(store.engine.sync_engine, "before_cursor_execute", record)
@@ -288,3 +288,27 @@ async def test_a_deleted_credential_keeps_its_place_as_none(store: Any, world: W
     assert view.all_account_ids == world.accounts[1:]
     assert view.all_account_names == ["portal-beta", None]
     assert view.account_count == 2
+
+
+async def test_another_organizations_credential_in_a_job_reads_as_none(
+    store: Any, world: World
+) -> None:
+    # jobs.credential_ids is an array (no foreign key): legacy rows, or a writer that
+    # skipped the API, can name a credential of another organization. Its name must
+    # not show, in get or in a listing.
+    other = await make_world(store)
+    job = await new_job(store, world)  # accounts beta (primary), gamma
+    foreign = other.accounts[0]
+    async with store.unit(world.org) as uow:
+        await uow.session.execute(
+            sa.update(m.Job)
+            .where(m.Job.id == job)
+            .values(credential_ids=[world.accounts[1], foreign])
+        )
+    async with store.unit(world.org) as uow:
+        view = await uow.metadata.get(job)
+        (listed,) = [item for item in (await uow.metadata.list()).items if item.job_id == job]
+    for seen in (view, listed):
+        assert seen.all_account_ids == [world.accounts[1], foreign]
+        assert seen.all_account_names == ["portal-beta", None]
+        assert seen.primary_account_name == "portal-beta"

@@ -71,7 +71,7 @@ class Captured:
         self.sent: list[tuple[str, Any]] = []
 
     def _record(self, conn: Any, cursor: Any, statement: str, parameters: Any, *rest: Any) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
             self.sent.append((statement, parameters))
 
     def __enter__(self) -> Captured:
@@ -197,3 +197,45 @@ async def test_get_reads_one_row_through_the_primary_key(dashboard: Any) -> None
     assert scan["Node Type"] == "Index Scan"
     assert scan["Index Name"] == "pk_execution_metadata"
     assert _rows_read(scan) == 1
+
+
+async def test_deep_pages_settle_on_one_generic_plan(dashboard: Any) -> None:
+    # Planning the joins costs more than running them. With the cursor's values in
+    # view, PostgreSQL priced its generic plan above the custom plans of the largest
+    # organizations and planned every page again; through a subquery it settles.
+    orgs = await _orgs_by_size(dashboard)
+    async with dashboard.sessions() as session:
+        rows = (
+            await session.execute(
+                sa.text(
+                    "SELECT DISTINCT ON (organization_id) organization_id, created_at, job_id "
+                    "FROM execution_metadata WHERE organization_id = ANY(:orgs) "
+                    "ORDER BY organization_id, created_at"
+                ),
+                {"orgs": orgs[:4]},
+            )
+        ).all()
+    oldest = {org: (at, job) for org, at, job in rows}
+    from execstore.metadata.listing import encode_cursor
+
+    # The oldest page of each of the four largest organizations, again and again.
+    async with dashboard.engine.connect() as conn:
+        pages = 0
+        for _ in range(4):
+            for org in orgs[:4]:
+                at, job = oldest[org]
+                with Captured(dashboard) as captured:
+                    async with dashboard.unit(org) as uow:
+                        await uow.metadata.list(cursor=encode_cursor(at, job), limit=PAGE)
+                ((statement, parameters),) = captured.sent
+                await conn.exec_driver_sql(statement, parameters)
+                pages += 1
+        generic, custom = (
+            await conn.exec_driver_sql(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement = $1",
+                (statement,),
+            )
+        ).one()
+    assert generic + custom == pages
+    assert generic == pages - 5, (generic, custom)

@@ -47,12 +47,18 @@ from execstore.metadata.listing import (
     decode_cursor,
     encode_cursor,
     list_params,
-    list_statement,
+    list_query,
     page_size,
 )
 from execstore.metadata.summaries import read_summary
-from execstore.metadata.types import ExecutionPage, ExecutionSummary, ExecutionView
-from execstore.metadata.views import get_statement, to_view
+from execstore.metadata.types import (
+    FAILURE_STATUSES,
+    LIVE_STATUSES,
+    ExecutionPage,
+    ExecutionSummary,
+    ExecutionView,
+)
+from execstore.metadata.views import get_query, to_view, to_views
 from execstore.repository import ScopedRepository, as_utc
 from execstore.schema import models as m
 from execstore.schema.base import TZ
@@ -61,13 +67,6 @@ from execstore.schema.types import GUID
 
 __all__ = ["FAILURE_STATUSES", "LIVE_STATUSES", "MAX_STEPS", "MetadataRepository"]
 
-LIVE_STATUSES: Final = frozenset(
-    {ExecutionStatus.PENDING, ExecutionStatus.QUEUED, ExecutionStatus.RUNNING}
-)
-"""Statuses an execution can still leave."""
-FAILURE_STATUSES: Final = frozenset(
-    {ExecutionStatus.FAILED, ExecutionStatus.CANCELLED, ExecutionStatus.TIMED_OUT}
-)
 MAX_STEPS: Final = 32767
 """Step counters are smallints."""
 _MAX_DURATION_MS: Final = 2**31 - 1
@@ -252,13 +251,12 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
 
     async def get(self, job_id: uuid.UUID) -> ExecutionView:
         """The dashboard view of the job's execution (one round trip), or NotFound."""
-        stmt = get_statement(self._dialect)
         params = {"organization_id": self.organization_id, "job_id": job_id}
         with translate_database_errors():
-            found = (await self.session.execute(stmt, params)).mappings().first()
-        if found is None:
+            found = await get_query(self._dialect).rows(self.session, params)
+        if not found:
             raise NotFound(f"execution metadata for job {job_id} not found")
-        return to_view(found)
+        return to_view(found[0])
 
     async def summary(
         self,
@@ -321,11 +319,11 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
             created_to=created_to,
         )
         after = None if cursor is None else decode_cursor(cursor)
-        stmt = list_statement(self._dialect, filters, after=after is not None, limit=size)
+        query = list_query(self._dialect, filters, after=after is not None, limit=size)
         params = list_params(self.organization_id, filters, after)
         with translate_database_errors():
-            found = (await self.session.execute(stmt, params)).mappings().all()
-        items: builtins.list[ExecutionView] = [to_view(row) for row in found[:size]]
+            found = await query.rows(self.session, params)
+        items: builtins.list[ExecutionView] = to_views(found[:size])
         more = len(found) > size
         last = items[-1] if more and items else None
         return ExecutionPage(

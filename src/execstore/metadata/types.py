@@ -5,17 +5,28 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from decimal import Decimal
+from typing import Final
 
 from execstore.repository import PublicModel, UtcDateTime
 from execstore.schema.enums import ExecutionStatus
 
 __all__ = [
+    "FAILURE_STATUSES",
+    "LIVE_STATUSES",
     "DailySummary",
     "ExecutionPage",
     "ExecutionSummary",
     "ExecutionView",
     "StatusCounts",
 ]
+
+LIVE_STATUSES: Final = frozenset(
+    {ExecutionStatus.PENDING, ExecutionStatus.QUEUED, ExecutionStatus.RUNNING}
+)
+"""Statuses an execution can still leave."""
+FAILURE_STATUSES: Final = frozenset(
+    {ExecutionStatus.FAILED, ExecutionStatus.CANCELLED, ExecutionStatus.TIMED_OUT}
+)
 
 
 class ExecutionView(PublicModel):
