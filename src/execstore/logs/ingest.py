@@ -18,6 +18,7 @@ savepoint. SQLite writes with one ``executemany`` in the unit's transaction.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import json
 import uuid
 import weakref
@@ -92,8 +93,14 @@ _LEVEL_FAST: Final[dict[Any, int]] = {
 }
 
 
-def _json_encoder() -> Callable[[Any], str]:
+def _standard_encoder() -> Callable[[Any], str]:
     def refuse(value: Any) -> Any:
+        # Two documented conversions (a uuid as its text, an Enum member as its value:
+        # what orjson, when installed, does by itself); anything else is not JSON.
+        if isinstance(value, uuid.UUID):
+            return str(value)
+        if isinstance(value, enum.Enum):
+            return value.value
         raise TypeError(f"{type(value).__name__} is not JSON")
 
     try:
@@ -126,7 +133,44 @@ def _json_encoder() -> Callable[[Any], str]:
     return encode
 
 
-_encode = _json_encoder()
+def _with_orjson(standard: Callable[[Any], str]) -> Callable[[Any], str]:
+    """``standard``, fronted by orjson when it is installed (the ``fast`` extra).
+
+    orjson writes a line's small metadata object about six times faster; what it does
+    differently goes to ``standard``, which decides: anything it refuses (a subclass of
+    str, int, dict or list, a datetime, a dataclass, a non-str key, an int beyond 64
+    bits, invalid UTF-8) and any output holding ``null``, since orjson writes NaN and
+    infinities as null where ``standard`` refuses them. The text may differ (``1e16``
+    for ``1e+16``); the JSON value never does.
+    """
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - the fast extra is not installed
+        return standard
+    dumps = orjson.dumps
+    options = (
+        orjson.OPT_PASSTHROUGH_DATETIME
+        | orjson.OPT_PASSTHROUGH_DATACLASS
+        | orjson.OPT_PASSTHROUGH_SUBCLASS
+    )
+
+    def decline(value: Any) -> Any:
+        raise TypeError("left to the standard encoder")
+
+    def encode(value: Any) -> str:
+        try:
+            out = dumps(value, default=decline, option=options)
+        except TypeError:  # orjson.JSONEncodeError included
+            return standard(value)
+        if b"null" in out:
+            return standard(value)
+        return out.decode()
+
+    return encode
+
+
+_standard = _standard_encoder()
+_encode = _with_orjson(_standard)
 
 try:
     # asyncpg's own UUID: COPY encodes it with a memcpy, a uuid.UUID through a Python
