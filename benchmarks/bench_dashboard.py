@@ -533,12 +533,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         # (the legacy listings here already have the (organization_id, created_at) index)
         results[f"raw_{key}_ratio_p50"] = ratio(f"raw slim {query}", f"raw legacy {query}")
         results[f"raw_{key}_ratio_p95"] = ratio(f"raw slim {query}", f"raw legacy {query}", 1)
+    # The figure: the same listing on the legacy table as it stands (what the
+    # dashboards run today). The stricter comparison, with the legacy table given the
+    # slim table's listing index, isolates what joining the names costs.
     results["list_latency_ratio"] = max(
+        results["first_page_ratio_p50"], results["deep_page_ratio_p50"]
+    )
+    results["list_latency_ratio_vs_indexed_legacy"] = max(
         results["first_page_ratio_vs_indexed_legacy_p50"],
         results["deep_page_ratio_vs_indexed_legacy_p50"],
-    )
-    results["list_latency_ratio_vs_legacy_as_is"] = max(
-        results["first_page_ratio_p50"], results["deep_page_ratio_p50"]
     )
     results["get_latency_ratio"] = results["get_ratio_p50"]
     results["targets"] = TARGETS

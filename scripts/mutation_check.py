@@ -257,6 +257,35 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/results/test_values.py::test_the_depth_limit_is_exact",),
     ),
     Mutation(
+        "bound-log-metadata-fast-json",
+        "src/execstore/logs/ingest.py",
+        '        if b"null" in out:\n',
+        "        if False:\n",
+        ("tests/logs/test_json_encoding.py::test_documented_conversions_and_refusals",),
+    ),
+    Mutation(
+        "verify-log-batch-undone",
+        "src/execstore/logs/ingest.py",
+        "        pending.exception()  # retrieved: asyncio would log it as never retrieved\n"
+        "    await _execute(driver, _UNDO)\n",
+        "        pending.exception()  # retrieved: asyncio would log it as never retrieved\n"
+        "    await _execute(driver, _RELEASE)\n",
+        (
+            "tests/logs/test_api.py::"
+            "test_a_bad_entry_in_the_last_chunk_names_its_place_and_undoes_the_rest",
+        ),
+    ),
+    Mutation(
+        "verify-log-vanished-month-rewritten",
+        "src/execstore/logs/ingest.py",
+        "            await _refresh_months(session, caches)\n            return False\n",
+        "            await _refresh_months(session, caches)\n            return True\n",
+        (
+            "tests/logs/test_partitions.py::"
+            "test_a_large_batch_whose_month_vanished_is_written_the_classic_way",
+        ),
+    ),
+    Mutation(
         "bound-listing-page-size",
         "src/execstore/metadata/listing.py",
         "    return min(limit, MAX_PAGE_SIZE)\n",

@@ -278,3 +278,19 @@ async def test_a_job_deleted_while_lines_are_appended_leaves_no_orphan_lines(
         await appending.__aexit__(None, None, None)
     await deleting
     assert await hot_count(store, job) == 0
+
+
+async def test_a_bad_entry_in_the_last_chunk_names_its_place_and_undoes_the_rest(
+    store: Any, org: uuid.UUID, job: uuid.UUID
+) -> None:
+    # On PostgreSQL a 1,000-line batch goes in four COPYs while it is validated: the
+    # first three are sent by the time entry 999 is found bad, and are rolled back.
+    batch: list[Any] = [*lines(999), NewLogEntry("x", metadata={"when": dt.date(2026, 1, 1)})]
+    async with store.unit(org) as uow:
+        await uow.logs.append(job, lines(2, tag="kept "))
+        with pytest.raises(InvalidLogEntry, match="entry 999: metadata cannot be encoded"):
+            await uow.logs.append(job, batch)
+        assert await uow.logs.append(job, lines(600, tag="ok ")) == 600
+    got = await read_all(store, org, job, limit=1000)
+    assert len(got) == 602
+    assert all(e.message.startswith(("ok ", "kept ")) for e in got)

@@ -216,3 +216,43 @@ async def test_partman_mode_without_the_extension_says_what_to_do(fresh_store: E
 
     with pytest.raises(ConfigurationError, match="CREATE EXTENSION pg_partman"):
         await maintain_log_partitions(fresh_store.engine, mode=LogPartitionMode.PARTMAN)
+
+
+# -- large batches: written a chunk at a time while the rest is validated ---------------
+
+
+async def test_a_large_batch_reaching_a_month_without_a_partition_gets_it(
+    store: Any, org: uuid.UUID, job: uuid.UUID
+) -> None:
+    # 600 lines: the last chunk falls in a month no partition covers yet.
+    long_ago = dt.datetime(2019, 3, 5, tzinfo=dt.UTC)
+    batch = [*lines(400, tag="now "), *lines(200, start=long_ago, tag="then ")]
+    async with store.unit(org) as uow:
+        assert await uow.logs.append(job, batch) == 600
+    got = await read_all(store, org, job, limit=1000)
+    assert len(got) == 600
+    assert sum(e.message.startswith("then ") for e in got) == 200
+    bounds = {(p.start, p.end) for p in await _partitions(store)}
+    assert (month_start(long_ago), next_month(month_start(long_ago))) in bounds
+
+
+async def test_a_large_batch_whose_month_vanished_is_written_the_classic_way(
+    store: Any, org: uuid.UUID, job: uuid.UUID
+) -> None:
+    """A month dropped behind the cache fails a chunk's COPY: what the batch had sent is
+    rolled back, the month created and the whole batch written again; the unit's
+    earlier work stays."""
+    long_ago = dt.datetime(2019, 3, 5, tzinfo=dt.UTC)
+    async with store.unit(org) as uow:
+        await uow.logs.append(job, [NewLogEntry("first", timestamp=long_ago)])
+    parts = [p for p in await _partitions(store) if p.start == month_start(long_ago)]
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql(f'DROP TABLE "{parts[0].name}"')
+    batch = [*lines(300, tag="now "), *lines(300, start=long_ago, tag="then ")]
+    async with store.unit(org) as uow:
+        await uow.logs.append(job, [NewLogEntry("before")])
+        assert await uow.logs.append(job, batch) == 600
+    got = await read_all(store, org, job, limit=1000)
+    assert len(got) == 601  # "first" went with its partition
+    assert sum(e.message.startswith("then ") for e in got) == 300
+    assert "before" in {e.message for e in got}

@@ -1,10 +1,13 @@
-"""Appending log lines: validate a whole batch, resolve steps, then COPY (or executemany).
+"""Appending log lines: validate a batch, resolve steps, then COPY (or executemany).
 
-A batch is atomic: every entry is checked and encoded before anything is written, so an
-entry that cannot be stored raises InvalidLogEntry naming it and leaves the database as
-it was. Safe transformations are applied on the way (and documented): a message over
-its column's limit is cut with the ``…[truncated]`` marker, NUL characters are removed
-from text and from metadata strings, a naive timestamp is taken as UTC.
+A batch is atomic: an entry that cannot be stored raises InvalidLogEntry naming it and
+leaves the database as it was. A batch of up to 250 lines is checked and encoded whole
+before anything is written; a larger one on PostgreSQL is written a chunk at a time
+inside a savepoint while the next chunk is checked (``append_pipelined``), and a bad
+entry rolls back what was sent. Safe transformations are applied on the way (and
+documented): a message over its column's limit is cut with the ``…[truncated]`` marker,
+NUL characters are removed from text and from metadata strings, a naive timestamp is
+taken as UTC.
 
 PostgreSQL writes with binary ``COPY`` through asyncpg on the unit's own connection, so
 the lines commit or roll back with the unit. Steps resolve through a per-process cache
@@ -17,6 +20,8 @@ savepoint. SQLite writes with one ``executemany`` in the unit's transaction.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import enum
 import json
@@ -52,8 +57,10 @@ from execstore.textlimits import fit_text, limit_of, strip_nul_json
 __all__ = [
     "COPY_COLUMNS",
     "NEW_LINE_COLUMNS",
+    "PIPELINE_CHUNK",
     "PreparedLine",
     "StepKey",
+    "append_pipelined",
     "encode_json",
     "entry_fields",
     "known_steps",
@@ -220,8 +227,12 @@ def prepare_rows(
     now: dt.datetime,
     job_id: uuid.UUID,
     steps: Mapping[tuple[int, str | None], int],
+    first: int = 0,
 ) -> tuple[list[tuple[Any, ...]], dict[tuple[int, str | None], list[int]], set[dt.datetime]]:
     """``append``'s hot path: every entry validated, in one pass, as a row to COPY.
+
+    ``first`` is the batch position of ``entries[0]``: errors and the row indexes
+    returned count from it.
 
     Returns the rows (:data:`NEW_LINE_COLUMNS` order), the steps ``steps`` did not know
     (with the rows that need them: their step id is None until resolved) and the months
@@ -250,7 +261,7 @@ def prepare_rows(
     message: Any
     level: Any
     metadata: Any
-    for index, entry in enumerate(entries):
+    for index, entry in enumerate(entries, first):
         if type(entry) is NewLogEntry:
             message, level, step_index = entry.message, entry.level, entry.step_index
             step_name, metadata = entry.step_name, entry.metadata
@@ -602,6 +613,134 @@ async def write_lines(
                 raise
         await _refresh_months(session, caches)
         await _create_partitions(sessions, months - caches.months, caches)
+
+
+PIPELINE_CHUNK: Final = 250
+"""The fewest lines per COPY when a batch is written while it is validated
+(``append_pipelined``): a batch goes in COPYs of a quarter of it, 250 to 1,000 lines
+(each COPY costs a round trip and its own setup on the server)."""
+_YIELD_EVERY: Final = 50
+
+
+async def append_pipelined(
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession] | None,
+    entries: Sequence[NewLogEntry | Mapping[str, Any]],
+    *,
+    now: dt.datetime,
+    job_id: uuid.UUID,
+    workflow: uuid.UUID,
+) -> bool:
+    """``append``'s write of a batch of more than one chunk on PostgreSQL, pipelined.
+
+    The batch goes as COPYs of a quarter of it (250 to 1,000 lines) inside one savepoint:
+    while the server stores a chunk, the next is validated (yielding to the event loop
+    every few lines so the COPY in flight can be sent), which hides most of the
+    validation's cost behind the server's. All or nothing still: a bad entry waits for
+    the COPY in flight, rolls the savepoint back and raises InvalidLogEntry, leaving
+    the unit as it was. Returns False, with nothing written, when a COPY found no
+    partition for its month (archival detached it meanwhile): the caller then writes
+    the batch the classic way, which creates the month and retries.
+    """
+    caches = _caches(session)
+    if caches.has_default is None:
+        await _refresh_months(session, caches)
+    driver = await _driver(session)
+    await _execute(driver, _SAVEPOINT)
+    pending: asyncio.Future[None] | None = None
+    try:
+        size = min(max(PIPELINE_CHUNK, -(-len(entries) // 4)), 4 * PIPELINE_CHUNK)
+        for start in range(0, len(entries), size):
+            rows, months = await _prepare_chunk(
+                session,
+                sessions,
+                entries[start : start + size],
+                start,
+                now=now,
+                job_id=job_id,
+                workflow=workflow,
+            )
+            if not caches.has_default and not months <= caches.months and sessions is not None:
+                await _create_partitions(sessions, months - caches.months, caches)
+            if pending is not None:
+                await pending
+            pending = asyncio.ensure_future(_copy(driver, rows, False))
+            await asyncio.sleep(0)  # the COPY is sent before the next chunk's validation
+        if pending is not None:
+            await pending
+    except IntegrityViolation as exc:
+        await _settle_and_undo(driver, pending)
+        if getattr(exc.__cause__, "sqlstate", None) == _NO_PARTITION:
+            await _refresh_months(session, caches)
+            return False
+        raise
+    except BaseException:
+        await _settle_and_undo(driver, pending)
+        raise
+    await _execute(driver, _RELEASE)
+    return True
+
+
+async def _prepare_chunk(
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession] | None,
+    chunk: Sequence[NewLogEntry | Mapping[str, Any]],
+    start: int,
+    *,
+    now: dt.datetime,
+    job_id: uuid.UUID,
+    workflow: uuid.UUID,
+) -> tuple[list[tuple[Any, ...]], set[dt.datetime]]:
+    """The rows of ``chunk`` (the batch's lines from ``start`` on), step ids filled in."""
+    rows: list[tuple[Any, ...]] = []
+    months: set[dt.datetime] = set()
+    missing: dict[tuple[int, str | None], list[int]] = {}
+    for part in range(0, len(chunk), _YIELD_EVERY):
+        if part:
+            await asyncio.sleep(0)  # lets the COPY in flight go out and be answered
+        got, part_missing, part_months = prepare_rows(
+            chunk[part : part + _YIELD_EVERY],
+            now=now,
+            job_id=job_id,
+            steps=known_steps(session, workflow),
+            first=start + part,
+        )
+        rows += got
+        months |= part_months
+        for key, indexes in part_missing.items():
+            missing.setdefault(key, []).extend(i - start for i in indexes)
+    if missing:
+        ids = await resolve_steps(session, sessions, {(workflow, *key) for key in missing})
+        for key, indexes in missing.items():
+            step = ids[(workflow, *key)]
+            for i in indexes:
+                row = rows[i]
+                rows[i] = (row[0], row[1], step, *row[3:])
+    return rows, months
+
+
+async def _settle_and_undo(driver: Any, pending: asyncio.Future[None] | None) -> None:
+    """Let the COPY in flight finish (its outcome no longer matters), then roll back."""
+    if pending is not None and not pending.done():
+        try:
+            await asyncio.shield(pending)
+        except asyncio.CancelledError:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
+            raise
+        except Exception:  # its error is the one being handled, or moot: rolled back below
+            pass
+    elif pending is not None and not pending.cancelled():
+        pending.exception()  # retrieved: asyncio would log it as never retrieved
+    await _execute(driver, _UNDO)
+
+
+async def _execute(driver: Any, sql: str) -> None:
+    try:
+        await driver.execute(sql)
+    except asyncpg.PostgresError as exc:
+        raise _driver_error(exc) from exc
 
 
 async def _driver(session: AsyncSession) -> Any:

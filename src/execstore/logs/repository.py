@@ -31,6 +31,8 @@ from execstore.errors import (
 )
 from execstore.logs.format import entry_from_record, find_job_lines, may_hold_job
 from execstore.logs.ingest import (
+    PIPELINE_CHUNK,
+    append_pipelined,
     known_steps,
     prepare_rows,
     resolve_steps,
@@ -143,6 +145,17 @@ class LogRepository(ScopedRepository[m.Job]):
         now = dt.datetime.now(dt.UTC)
         await sqlite_write_lock(self.session)
         workflow = await self._workflow_of(job_id, lock=True)
+        classic_savepoint = False
+        if len(entries) > PIPELINE_CHUNK and self.session.get_bind().dialect.name == "postgresql":
+            batch = entries if isinstance(entries, list | tuple) else list(entries)
+            written = await append_pipelined(
+                self.session, self.sessions, batch, now=now, job_id=job_id, workflow=workflow
+            )
+            if written:
+                return len(batch)
+            # A month vanished under the COPY (archival detached it): the classic way,
+            # which creates it and retries, inside a savepoint of its own.
+            classic_savepoint = True
         known = known_steps(self.session, workflow)
         rows, missing, months = prepare_rows(entries, now=now, job_id=job_id, steps=known)
         if not rows:
@@ -160,7 +173,12 @@ class LogRepository(ScopedRepository[m.Job]):
                     rows[i] = (row[0], row[1], step, *row[3:])
         risky = now - dt.timedelta(days=self.hot_days)
         await write_lines(
-            self.session, self.sessions, lambda: rows, months=months, risky_before=risky
+            self.session,
+            self.sessions,
+            lambda: rows,
+            months=months,
+            risky_before=risky,
+            savepoint=classic_savepoint,
         )
         return len(rows)
 
