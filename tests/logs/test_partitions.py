@@ -57,18 +57,27 @@ async def test_a_month_without_a_partition_gets_one_on_the_spot(
     assert (month_start(far_ahead), next_month(month_start(far_ahead))) in bounds
 
 
+async def _a_month_dropped_behind_the_cache(
+    store: Any, org: uuid.UUID, job: uuid.UUID, message: str
+) -> dt.datetime:
+    """A line in March 2019, then that month's partition dropped as another process's
+    archival would: this process's cache still lists the month."""
+    long_ago = dt.datetime(2019, 3, 5, tzinfo=dt.UTC)
+    async with store.unit(org) as uow:
+        await uow.logs.append(job, [NewLogEntry(message, timestamp=long_ago)])
+    parts = [p for p in await _partitions(store) if p.start == month_start(long_ago)]
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql(f'DROP TABLE "{parts[0].name}"')
+    return long_ago
+
+
 async def test_a_partition_dropped_behind_the_cache_is_recreated_in_the_same_unit(
     store: Any, org: uuid.UUID, job: uuid.UUID
 ) -> None:
     """Another process archived and dropped a month this process still thinks exists:
     the COPY fails inside its savepoint, the month is created and the COPY retried, and
     the unit's earlier work stays."""
-    long_ago = dt.datetime(2019, 3, 5, tzinfo=dt.UTC)
-    async with store.unit(org) as uow:
-        await uow.logs.append(job, [NewLogEntry("gone", timestamp=long_ago)])
-    parts = [p for p in await _partitions(store) if p.start == month_start(long_ago)]
-    async with store.engine.begin() as conn:
-        await conn.exec_driver_sql(f'DROP TABLE "{parts[0].name}"')
+    long_ago = await _a_month_dropped_behind_the_cache(store, org, job, "gone")
     async with store.unit(org) as uow:
         await uow.logs.append(job, [NewLogEntry("now")])
         await uow.logs.append(job, [NewLogEntry("then", timestamp=long_ago)])
@@ -242,12 +251,7 @@ async def test_a_large_batch_whose_month_vanished_is_written_the_classic_way(
     """A month dropped behind the cache fails a chunk's COPY: what the batch had sent is
     rolled back, the month created and the whole batch written again; the unit's
     earlier work stays."""
-    long_ago = dt.datetime(2019, 3, 5, tzinfo=dt.UTC)
-    async with store.unit(org) as uow:
-        await uow.logs.append(job, [NewLogEntry("first", timestamp=long_ago)])
-    parts = [p for p in await _partitions(store) if p.start == month_start(long_ago)]
-    async with store.engine.begin() as conn:
-        await conn.exec_driver_sql(f'DROP TABLE "{parts[0].name}"')
+    long_ago = await _a_month_dropped_behind_the_cache(store, org, job, "first")
     batch = [*lines(300, tag="now "), *lines(300, start=long_ago, tag="then ")]
     async with store.unit(org) as uow:
         await uow.logs.append(job, [NewLogEntry("before")])
