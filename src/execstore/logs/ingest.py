@@ -63,6 +63,7 @@ __all__ = [
     "append_pipelined",
     "encode_json",
     "entry_fields",
+    "fill_steps",
     "known_steps",
     "line_rest",
     "line_time",
@@ -709,14 +710,28 @@ async def _prepare_chunk(
         months |= part_months
         for key, indexes in part_missing.items():
             missing.setdefault(key, []).extend(i - start for i in indexes)
-    if missing:
-        ids = await resolve_steps(session, sessions, {(workflow, *key) for key in missing})
-        for key, indexes in missing.items():
-            step = ids[(workflow, *key)]
-            for i in indexes:
-                row = rows[i]
-                rows[i] = (row[0], row[1], step, *row[3:])
+    await fill_steps(session, sessions, workflow, rows, missing)
     return rows, months
+
+
+async def fill_steps(
+    session: AsyncSession,
+    sessions: async_sessionmaker[AsyncSession] | None,
+    workflow: uuid.UUID,
+    rows: list[tuple[Any, ...]],
+    missing: Mapping[tuple[int, str | None], list[int]],
+) -> None:
+    """Give the rows :func:`prepare_rows` left without a step id (``missing``: step key ->
+    row indexes) their ids, adding steps this process has not seen to the catalog (in a
+    committed transaction of their own on PostgreSQL)."""
+    if not missing:
+        return
+    ids = await resolve_steps(session, sessions, {(workflow, *key) for key in missing})
+    for key, indexes in missing.items():
+        step = ids[(workflow, *key)]
+        for i in indexes:
+            row = rows[i]
+            rows[i] = (row[0], row[1], step, *row[3:])
 
 
 async def _settle_and_undo(driver: Any, pending: asyncio.Future[None] | None) -> None:

@@ -33,9 +33,9 @@ from execstore.logs.format import entry_from_record, find_job_lines, may_hold_jo
 from execstore.logs.ingest import (
     PIPELINE_CHUNK,
     append_pipelined,
+    fill_steps,
     known_steps,
     prepare_rows,
-    resolve_steps,
     sqlite_write_lock,
     write_lines,
 )
@@ -160,17 +160,7 @@ class LogRepository(ScopedRepository[m.Job]):
         rows, missing, months = prepare_rows(entries, now=now, job_id=job_id, steps=known)
         if not rows:
             return 0
-        if missing:
-            # Steps this process has not seen yet: resolve (adding them to the catalog
-            # in a committed transaction of its own) and fill in the rows that need them.
-            ids = await resolve_steps(
-                self.session, self.sessions, {(workflow, *key) for key in missing}
-            )
-            for key, indexes in missing.items():
-                step = ids[(workflow, *key)]
-                for i in indexes:
-                    row = rows[i]
-                    rows[i] = (row[0], row[1], step, *row[3:])
+        await fill_steps(self.session, self.sessions, workflow, rows, missing)
         risky = now - dt.timedelta(days=self.hot_days)
         await write_lines(
             self.session,
