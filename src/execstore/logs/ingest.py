@@ -625,7 +625,7 @@ _YIELD_EVERY: Final = 50
 
 async def append_pipelined(
     session: AsyncSession,
-    sessions: async_sessionmaker[AsyncSession] | None,
+    sessions: async_sessionmaker[AsyncSession],
     entries: Sequence[NewLogEntry | Mapping[str, Any]],
     *,
     now: dt.datetime,
@@ -661,7 +661,7 @@ async def append_pipelined(
                 job_id=job_id,
                 workflow=workflow,
             )
-            if not caches.has_default and not months <= caches.months and sessions is not None:
+            if not caches.has_default and not months <= caches.months:
                 await _create_partitions(sessions, months - caches.months, caches)
             if pending is not None:
                 await pending

@@ -146,7 +146,10 @@ class LogRepository(ScopedRepository[m.Job]):
         await sqlite_write_lock(self.session)
         workflow = await self._workflow_of(job_id, lock=True)
         classic_savepoint = False
-        if len(entries) > PIPELINE_CHUNK and self.session.get_bind().dialect.name == "postgresql":
+        postgres = self.session.get_bind().dialect.name == "postgresql"
+        # Pipelined only with sessions of its own for the catalog and new partitions: the
+        # unit's connection is busy with a COPY while the next chunk is prepared.
+        if len(entries) > PIPELINE_CHUNK and postgres and self.sessions is not None:
             batch = entries if isinstance(entries, list | tuple) else list(entries)
             written = await append_pipelined(
                 self.session, self.sessions, batch, now=now, job_id=job_id, workflow=workflow
