@@ -137,11 +137,11 @@ def view_select(
     client = sa.orm.aliased(m.Client, name="client")
     claim = sa.orm.aliased(m.ClaimSubmission, name="claim")
     org = base.c.organization_id
+    steps = m.ExecutionProgress
     progress: Any
     if postgres:
         # Only a run in flight has counters in execution_progress: for the others the
         # lookup is skipped (a one-time filter, kept by OFFSET 0 from being flattened).
-        steps = m.ExecutionProgress
         live = sa.or_(*(base.c.status == sa.literal_column(str(int(s))) for s in LIVE_STATUSES))
         progress = (
             sa.select(steps.completed_steps, steps.total_steps)
@@ -151,15 +151,13 @@ def view_select(
         )
         on_progress: Any = sa.true()
     else:
-        progress = sa.orm.aliased(m.ExecutionProgress, name="progress")
-        on_progress = progress.job_id == base.c.job_id
+        progress = sa.select(steps.job_id, steps.completed_steps, steps.total_steps).subquery(
+            "progress"
+        )
+        on_progress = progress.c.job_id == base.c.job_id
     counters = {
-        "completed_steps": sa.func.coalesce(progress.c.completed_steps, base.c.completed_steps)
-        if postgres
-        else sa.func.coalesce(progress.completed_steps, base.c.completed_steps),
-        "total_steps": sa.func.coalesce(progress.c.total_steps, base.c.total_steps)
-        if postgres
-        else sa.func.coalesce(progress.total_steps, base.c.total_steps),
+        name: sa.func.coalesce(progress.c[name], base.c[name])
+        for name in ("completed_steps", "total_steps")
     }
     stmt = sa.select(
         *[counters[name].label(name) if name in counters else base.c[name] for name in row_columns],
