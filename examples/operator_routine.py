@@ -25,7 +25,7 @@ from execstore.report.live import live_report
 
 async def seed(store: ExecStore, org: uuid.UUID) -> None:
     """A job that logged two months ago and one that logged today; one audited access."""
-    now = dt.datetime.now(dt.UTC)
+    now = store.clock.now()  # the store's clock: the wall clock unless given another
     async with store.unit(org) as uow:
         await uow.reference.add_organization("Operator Example Clinic")
         workflow = await uow.reference.add_workflow("Claim status check")
@@ -48,12 +48,21 @@ async def main() -> None:
     await migrate(settings.database_url, settings=settings)
     async with ExecStore.open(settings) as store:
         await seed(store, uuid.uuid4())
+        # Every job takes the store's clock, so a test can run this routine years ahead.
+        clock = store.clock
         partitions = await maintain_log_partitions(
-            store.engine, mode=settings.log_partition_mode, months_ahead=settings.log_months_ahead
+            store.engine,
+            mode=settings.log_partition_mode,
+            months_ahead=settings.log_months_ahead,
+            clock=clock,
         )
         print(f"partitions: {partitions.partitions} ({partitions.skipped or 'kept ahead'})")
         logs = await archive_logs(
-            store.engine, store.sessions, store.archives, hot_days=settings.log_hot_days
+            store.engine,
+            store.sessions,
+            store.archives,
+            hot_days=settings.log_hot_days,
+            clock=clock,
         )
         print(f"archive logs: {logs.lines_archived} line(s) in {logs.chunks_written} chunk(s)")
         expired = await run_retention(
@@ -61,14 +70,17 @@ async def main() -> None:
             store.archives,
             default_days=settings.log_retention_days,
             hot_days=settings.log_hot_days,
+            clock=clock,
         )
         print(f"retention: {expired.chunks_deleted} chunk(s) past retention deleted")
         audit = await archive_audit(
-            store.sessions, store.archives, hot_days=settings.audit_hot_days
+            store.sessions, store.archives, hot_days=settings.audit_hot_days, clock=clock
         )
-        checkpoints = await checkpoint_organizations(store.sessions, store.archives)
+        checkpoints = await checkpoint_organizations(store.sessions, store.archives, clock=clock)
         print(f"audit: {audit.records} archived, {len(checkpoints.written)} checkpoint(s) written")
-        reports = await reconcile(store.sessions, store.archives, store.archive_kinds, repair=True)
+        reports = await reconcile(
+            store.sessions, store.archives, store.archive_kinds, repair=True, clock=clock
+        )
         print("reconcile: " + ", ".join(f"{r.kind} clean={r.clean}" for r in reports))
         verified = await verify_audit(store.sessions, store.archives)
         print(f"audit verify: {verified.records} record(s), intact={verified.ok}")

@@ -338,6 +338,40 @@ MUTATIONS: tuple[Mutation, ...] = (
         "mine = True",
         ("tests/logs/test_archival.py",),
     ),
+    # -- time: the store's clock, never the wall clock ---------------------------------
+    # (tests/foundation/test_clock.py's scan catches each of these too; the tests named
+    # here show the behaviour itself goes wrong.)
+    Mutation(
+        "clock-log-archival-cutoff",
+        "src/execstore/logs/archival.py",
+        "cutoff = clock.now() - dt.timedelta(days=hot_days)",
+        "cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=hot_days)",
+        ("tests/clock/test_log_windows.py::test_archival_and_retention_follow_the_clock",),
+    ),
+    Mutation(
+        "clock-audit-checkpoint-due",
+        "src/execstore/audit/writer.py",
+        "    now = clock.now()\n",
+        "    now = dt.datetime.now(dt.UTC)\n",
+        ("tests/clock/test_audit_windows.py::test_a_checkpoint_falls_due_by_the_clock",),
+    ),
+    Mutation(
+        "clock-reconcile-grace",
+        "src/execstore/archival/reconcile.py",
+        "cutoff = clock.now() - grace",
+        "cutoff = dt.datetime.now(dt.UTC) - grace",
+        (
+            "tests/clock/test_operator_windows.py"
+            "::test_an_orphan_blob_is_young_until_grace_has_passed_by_the_clock",
+        ),
+    ),
+    Mutation(
+        "clock-stamp-left-to-the-server",
+        "src/execstore/logs/repository.py",
+        "                        updated_at=self.clock.now(),\n",
+        "",
+        ("tests/clock/test_stamps.py::test_every_write_is_stamped_by_the_clock",),
+    ),
 )
 
 

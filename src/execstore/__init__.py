@@ -9,6 +9,7 @@
 The public types each capability returns are importable from here too.
 """
 
+from execstore.clock import SYSTEM_CLOCK, Clock, ManualClock, SystemClock
 from execstore.config import Settings, load_settings
 from execstore.errors import *  # noqa: F403
 from execstore.errors import __all__ as _error_names
@@ -32,8 +33,10 @@ from execstore.store import ExecStore, UnitOfWork
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "SYSTEM_CLOCK",
     "ClaimSubmissionRecord",
     "ClientRecord",
+    "Clock",
     "CredentialRecord",
     "ExecStore",
     "ExecutionPage",
@@ -41,11 +44,13 @@ __all__ = [
     "ExecutionSummary",
     "ExecutionView",
     "JobRecord",
+    "ManualClock",
     "OrganizationRecord",
     "ResultDetail",
     "ResultSummary",
     "ScreenshotRecord",
     "Settings",
+    "SystemClock",
     "UnitOfWork",
     "WorkflowRecord",
     "__version__",

@@ -6,6 +6,9 @@ of work, owns the transaction. Rows of another organization are "not found", and
 write that names another row checks, in the same statement, that the row belongs to
 the unit's organization (:meth:`ScopedRepository._insert_owned`).
 
+Every timestamp a repository writes and every decision it makes by date reads its
+``clock`` (:mod:`execstore.clock`), never the wall clock.
+
 Blob side effects follow the transaction through :class:`TransactionHooks`: work to do
 after a commit (delete a blob the rows no longer point at) or after a rollback (delete
 a blob this transaction uploaded).
@@ -23,6 +26,7 @@ import sqlalchemy as sa
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import NotFound, translate_database_errors
 from execstore.schema.base import Base
 
@@ -117,10 +121,13 @@ class ScopedRepository(Generic[ModelT]):
         session: AsyncSession,
         organization_id: uuid.UUID,
         hooks: TransactionHooks | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.session = session
         self.organization_id = organization_id
         self.hooks = hooks
+        self.clock = clock
+        """What time it is for this repository's decisions and the timestamps it writes."""
 
     def _scoped(self, stmt: Any) -> Any:
         return stmt.where(getattr(self.model_type, self.scope_column) == self.organization_id)

@@ -6,6 +6,9 @@
             await uow.results.save(job.id, output)
         # committed here; rolled back if the block raised
 
+``ExecStore.open(settings, clock=...)`` sets the one clock every repository and operator
+job of the store reads (``store.clock``; the wall clock by default).
+
 A unit is one transaction scoped to one organization; its repositories share the
 session and never commit on their own. Blob work follows the transaction: archives
 written inside a unit whose transaction then fails are deleted on the way out, blobs of
@@ -28,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from execstore.archival import ArchiveKind
 from execstore.audit import AuditArchives, AuditRepository
 from execstore.blob import ArchiveCache, Archives, BlobStore, open_blob_store
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import RagMode, Settings, load_settings
 from execstore.db import create_engine, create_session_factory
 from execstore.errors import (
@@ -76,6 +80,7 @@ class UnitOfWork(TransactionHooks):
             session=self.session,
             organization_id=self.organization_id,
             hooks=self,
+            clock=self.store.clock,
             on_delete=[
                 forget_result_archive(self.store.archives),
                 forget_job_logs(self.store.archives, self.organization_id),
@@ -94,13 +99,17 @@ class UnitOfWork(TransactionHooks):
             sessions=self.store.sessions,
             hot_days=settings.log_hot_days,
             default_retention_days=settings.log_retention_days,
+            clock=self.store.clock,
         )
 
     @cached_property
     def reference(self) -> ReferenceRepository:
         """The organization itself, its workflows, clients, claim submissions and credentials."""
         return ReferenceRepository(
-            session=self.session, organization_id=self.organization_id, hooks=self
+            session=self.session,
+            organization_id=self.organization_id,
+            hooks=self,
+            clock=self.store.clock,
         )
 
     @cached_property
@@ -113,6 +122,7 @@ class UnitOfWork(TransactionHooks):
             archives=self.store.archives,
             sessions=self.store.sessions,
             screenshot_urls=ScreenshotUrls(self.store.settings.screenshot_base_url),
+            clock=self.store.clock,
         )
 
     @cached_property
@@ -125,6 +135,7 @@ class UnitOfWork(TransactionHooks):
             archives=self.store.archives,
             hooks=self,
             checkpoint_every=dt.timedelta(hours=self.store.settings.audit_checkpoint_hours),
+            clock=self.store.clock,
         )
 
     @cached_property
@@ -137,13 +148,17 @@ class UnitOfWork(TransactionHooks):
             mode=self.rag_mode,
             sessions=self.store.sessions,
             shadow_sample_rate=self.store.settings.rag_shadow_sample_rate,
+            clock=self.store.clock,
         )
 
     @cached_property
     def metadata(self) -> MetadataRepository:
         """Execution metadata: lifecycle writes, dashboard views, listings, summaries."""
         return MetadataRepository(
-            session=self.session, organization_id=self.organization_id, hooks=self
+            session=self.session,
+            organization_id=self.organization_id,
+            hooks=self,
+            clock=self.store.clock,
         )
 
 
@@ -158,8 +173,11 @@ class ExecStore:
         archives: Archives,
         *,
         revision: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.settings = settings
+        self.clock = clock
+        """What time it is for every repository, archive and operator job of this store."""
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = create_session_factory(engine)
         self.blobs = blobs
@@ -170,14 +188,22 @@ class ExecStore:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, settings: Settings | None = None, *, check_schema: bool = True
+        cls,
+        settings: Settings | None = None,
+        *,
+        clock: Clock | None = None,
+        check_schema: bool = True,
     ) -> AsyncIterator[ExecStore]:
         """An ExecStore for ``settings`` (default: from the environment), closed on exit.
 
-        With ``check_schema`` (the default) it raises MigrationRequired unless the
+        ``clock`` (default: the wall clock, :data:`~execstore.clock.SYSTEM_CLOCK`) is what
+        time it is for everything the store decides and stamps: pass a
+        :class:`~execstore.clock.ManualClock` to run years of archival and retention in a
+        test. With ``check_schema`` (the default) it raises MigrationRequired unless the
         database is at a revision this package can use (head, or head without the
         optional contract steps: see ``execstore db upgrade``).
         """
+        clock = clock or SYSTEM_CLOCK
         settings = settings or load_settings()
         engine = create_engine(settings)
         blobs = None
@@ -194,8 +220,8 @@ class ExecStore:
                     ) from exc
             blobs = open_blob_store(settings)
             cache = ArchiveCache(max_bytes=settings.cache_bytes)
-            archives = Archives(blobs, cache=cache, codec=settings.archive_codec)
-            store = cls(settings, engine, blobs, archives, revision=revision)
+            archives = Archives(blobs, cache=cache, codec=settings.archive_codec, clock=clock)
+            store = cls(settings, engine, blobs, archives, revision=revision, clock=clock)
             store.require_rag_mode(settings.rag_mode)
             yield store
         finally:

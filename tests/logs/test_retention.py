@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from execstore.archival import reconcile
+from execstore.clock import ManualClock
 from execstore.logs import LogArchives
 from execstore.logs.retention import run_retention
 from execstore.schema import models as m
@@ -49,10 +50,10 @@ async def test_chunks_past_the_organizations_retention_are_deleted(
     # A moment when only the older month is past 60 days.
     now = old_chunk.end_date + dt.timedelta(days=61)
     assert new_chunk.end_date + dt.timedelta(days=60) > now
-    dry = await _retention(store, now=now, dry_run=True, organization_id=org)
+    dry = await _retention(store, clock=ManualClock(now), dry_run=True, organization_id=org)
     assert (dry.chunks_deleted, dry.lines_deleted) == (1, 6)
     assert await store.blobs.exists(old_chunk.blob_key)
-    report = await _retention(store, now=now, organization_id=org)
+    report = await _retention(store, clock=ManualClock(now), organization_id=org)
     assert (report.chunks_deleted, report.lines_deleted, report.set_aside) == (1, 6, [])
     assert not await store.blobs.exists(old_chunk.blob_key)
     assert await store.blobs.exists(new_chunk.blob_key)
@@ -71,7 +72,7 @@ async def test_each_organization_keeps_its_own_retention(store: Any, org: uuid.U
     async with store.unit(other) as uow:
         await uow.logs.set_retention(3650)
     now = old_chunk.end_date + dt.timedelta(days=366)  # past the default 365 for org
-    report = await _retention(store, now=now, default_days=365)
+    report = await _retention(store, clock=ManualClock(now), default_days=365)
     assert not await store.blobs.exists(old_chunk.blob_key)
     assert await store.blobs.exists(other_old.blob_key)
     assert report.chunks_deleted >= 1
@@ -91,11 +92,13 @@ async def test_a_chunk_another_run_holds_is_skipped_not_waited_for(
             .with_for_update()
         )
         # This run must skip that row; a run that waits for it fails here.
-        report = await asyncio.wait_for(_retention(store, now=now, organization_id=org), 5)
+        report = await asyncio.wait_for(
+            _retention(store, clock=ManualClock(now), organization_id=org), 5
+        )
         assert (report.chunks_deleted, report.set_aside) == (1, [])
         assert await store.blobs.exists(old_chunk.blob_key)
         assert not await store.blobs.exists(new_chunk.blob_key)
-    again = await _retention(store, now=now, organization_id=org)
+    again = await _retention(store, clock=ManualClock(now), organization_id=org)
     assert again.chunks_deleted == 1
     assert not await store.blobs.exists(old_chunk.blob_key)
 
@@ -113,10 +116,10 @@ async def test_a_crash_between_blob_and_row_is_finished_by_the_next_run(
 
     monkeypatch.setattr(retention, "_delete_pointer", crash)
     with pytest.raises(RuntimeError, match="crash"):
-        await _retention(store, now=now, organization_id=org)
+        await _retention(store, clock=ManualClock(now), organization_id=org)
     assert not await store.blobs.exists(old_chunk.blob_key)  # blob first
     monkeypatch.undo()
-    report = await _retention(store, now=now, organization_id=org)
+    report = await _retention(store, clock=ManualClock(now), organization_id=org)
     assert report.chunks_deleted == 2
     async with store.sessions() as session:
         left = await session.scalar(
@@ -134,7 +137,10 @@ async def test_a_stored_retention_below_the_hot_window_is_set_aside(
     async with store.unit(org) as uow:
         await uow.logs.set_retention(40)
     report = await _retention(
-        store, now=old_chunk.end_date + dt.timedelta(days=400), hot_days=45, organization_id=org
+        store,
+        clock=ManualClock(old_chunk.end_date + dt.timedelta(days=400)),
+        hot_days=45,
+        organization_id=org,
     )
     assert report.problems
     assert report.set_aside[0].id == f"organization {org}"

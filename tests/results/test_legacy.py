@@ -173,8 +173,8 @@ async def test_a_row_the_database_refuses_is_set_aside(
 
     real = archival.archive_values
 
-    def values(job_id: uuid.UUID, ref: Any) -> dict[str, Any]:
-        row = real(job_id, ref)
+    def values(job_id: uuid.UUID, ref: Any, *, archived_at: Any) -> dict[str, Any]:
+        row = real(job_id, ref, archived_at=archived_at)
         # A NULL where the table has NOT NULL: the database refuses this one row's insert.
         return {**row, "sha256": None} if job_id == refused else row
 

@@ -33,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.blob import WRITTEN_AT_METADATA, ArchiveRef, Archives, BlobInfo
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import ArchiveCorrupt, ArchiveMissing, translate_database_errors
 
 __all__ = [
@@ -212,7 +213,7 @@ async def reconcile(
     verify: bool = False,
     organization_id: uuid.UUID | None = None,
     batch_size: int = 500,
-    now: dt.datetime | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> list[ReconcileReport]:
     """One report per kind, after checking every pointer row and every blob of the kind.
 
@@ -220,8 +221,13 @@ async def reconcile(
     crash leftovers older than ``grace`` are deleted. ``verify`` also downloads each blob
     and checks its sha256 (slow; corrupt blobs are reported, never deleted).
     ``organization_id`` limits both directions to one organization.
+
+    "Older than ``grace``" is by ``clock`` (the store's: ``store.clock``), compared with
+    the time each archive recorded when it was written (by the same clock). Crash
+    leftovers have no such record: the blob store ages them by its own modification
+    times, so with a clock far from the wall a leftover's age is off by the difference.
     """
-    cutoff = (now or dt.datetime.now(dt.UTC)) - grace
+    cutoff = clock.now() - grace
     reports = []
     for kind in kinds:
         report = ReconcileReport(kind=kind.name, repair=repair)

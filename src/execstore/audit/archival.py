@@ -55,6 +55,7 @@ from execstore.audit.checkpoints import (
 from execstore.audit.format import format_time, genesis, split_stored_line, stored_line
 from execstore.audit.reader import Renderer, Segment, fetch_hot, segments
 from execstore.blob import ArchiveRef, Archives, archive_key
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import AUDIT_RETENTION_FLOOR_DAYS, Codec
 from execstore.errors import (
     ArchiveCorrupt,
@@ -126,11 +127,16 @@ async def archive_audit(
     segment_records: int = SEGMENT_RECORDS,
     dry_run: bool = False,
     on_progress: Callable[[AuditArchivalReport], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> AuditArchivalReport:
-    """Archive every organization's records older than ``hot_days`` (see the module docstring)."""
+    """Archive every organization's records older than ``hot_days`` (see the module docstring).
+
+    "Older" is by ``clock`` (the store's: ``store.clock``), which also stamps the
+    pointer and checkpoint rows.
+    """
     if hot_days < 0:
         raise InvalidArgument("hot_days must not be negative")
-    cutoff = dt.datetime.now(dt.UTC) - dt.timedelta(days=hot_days)
+    cutoff = clock.now() - dt.timedelta(days=hot_days)
     report = AuditArchivalReport(dry_run=dry_run)
     async with sessions() as session:
         stmt = sa.select(_HEADS.c.organization_id).order_by(_HEADS.c.organization_id)
@@ -151,7 +157,7 @@ async def archive_audit(
                 report.raw_bytes += sum(len(line) + 1 for line in plan.lines)
                 if dry_run:
                     break
-                ref = await _store_segment(sessions, archives, org, plan)
+                ref = await _store_segment(sessions, archives, org, plan, clock)
                 report.archive_bytes += ref.stored_size
                 report.keys.append(ref.key)
                 if on_progress is not None:
@@ -246,7 +252,11 @@ def _segment_key(archives: Archives, org: uuid.UUID, plan: _Plan) -> str:
 
 
 async def _store_segment(
-    sessions: async_sessionmaker[AsyncSession], archives: Archives, org: uuid.UUID, plan: _Plan
+    sessions: async_sessionmaker[AsyncSession],
+    archives: Archives,
+    org: uuid.UUID,
+    plan: _Plan,
+    clock: Clock,
 ) -> ArchiveRef:
     key = _segment_key(archives, org, plan)
     # The codec serializes each record; records parsed from canonical lines serialize
@@ -256,7 +266,7 @@ async def _store_segment(
     payload = await archives.read_bytes(ref)
     if [line for line in payload.split(b"\n") if line] != plan.lines:
         raise ArchiveCorrupt(key, "the stored segment differs from the verified records")
-    await write_checkpoint(sessions, archives, org, plan.last, plan.end_hash, plan.end)
+    await write_checkpoint(sessions, archives, org, plan.last, plan.end_hash, plan.end, clock=clock)
     async with sessions() as session:
         with translate_database_errors():
             async with session.begin():
@@ -283,6 +293,7 @@ async def _store_segment(
                         record_count=ref.record_count,
                         codec=ArchiveCodec.GZIP if ref.codec is Codec.GZIP else ArchiveCodec.ZSTD,
                         format_version=ref.format_version,
+                        archived_at=clock.now(),
                     )
                 )
                 await session.execute(
@@ -336,10 +347,14 @@ async def apply_audit_retention(
     retention_days: int,
     organization_id: uuid.UUID | None = None,
     dry_run: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> AuditRetentionReport:
-    """Delete archived segments past retention; never a record younger than six years."""
+    """Delete archived segments past retention; never a record younger than six years.
+
+    Ages are measured from the clock's now.
+    """
     check_retention(retention_days)
-    now = dt.datetime.now(dt.UTC)
+    now = clock.now()
     cutoff = now - dt.timedelta(days=retention_days)
     report = AuditRetentionReport(dry_run=dry_run, retention_days=retention_days)
     async with sessions() as session:
@@ -364,7 +379,9 @@ async def apply_audit_retention(
             try:
                 if not dry_run:
                     report.tombstones.append(
-                        await _delete_segment(sessions, archives, org, segment, retention_days)
+                        await _delete_segment(
+                            sessions, archives, org, segment, retention_days, clock
+                        )
                     )
                 report.segments += 1
                 report.records += segment.last_seq - segment.first_seq + 1
@@ -380,6 +397,7 @@ async def _delete_segment(
     org: uuid.UUID,
     segment: Segment,
     retention_days: int,
+    clock: Clock,
 ) -> str:
     # Evidence first: the segment must still verify, and its end must be anchored.
     previous = await _hash_before(sessions, archives, org, segment.first_seq)
@@ -393,7 +411,9 @@ async def _delete_segment(
             digest = hashlib.sha256(digest + parts[0]).digest()
     if digest != segment.end_hash:
         raise ArchiveCorrupt(segment.ref.key, "does not verify: run `execstore audit verify`")
-    await write_checkpoint(sessions, archives, org, segment.last_seq, digest, segment.end_date)
+    await write_checkpoint(
+        sessions, archives, org, segment.last_seq, digest, segment.end_date, clock=clock
+    )
     key = tombstone_key(archives, org, segment.first_seq, segment.last_seq, segment.end_date)
     await archives.store_document(
         key,

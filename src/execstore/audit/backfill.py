@@ -36,6 +36,7 @@ from execstore.audit.dictionaries import store_dictionary
 from execstore.audit.format import canonical_details
 from execstore.audit.writer import Pending, append, clean_text, source_address
 from execstore.blob import Archives
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid
 from execstore.schema.audit import PhiAuditDictionary, phi_audit_log_legacy
@@ -144,8 +145,12 @@ async def backfill_audit(
     limit: int | None = None,
     dry_run: bool = False,
     on_batch: Callable[[AuditBackfillReport], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> AuditBackfillReport:
-    """Move legacy audit rows into the chain (see the module docstring)."""
+    """Move legacy audit rows into the chain (see the module docstring).
+
+    Records keep their legacy times; ``clock`` stamps the dictionaries and checkpoints.
+    """
     if batch_size < 1:
         raise InvalidArgument("batch_size must be at least 1")
     report = AuditBackfillReport(dry_run=dry_run)
@@ -173,8 +178,8 @@ async def backfill_audit(
         for org, members in groups.items():
             if org not in trained and not dry_run:
                 trained.add(org)
-                report.dictionaries += await _train_if_missing(sessions, org)
-            step = await _move(sessions, state, org, members, dry_run)
+                report.dictionaries += await _train_if_missing(sessions, org, clock)
+            step = await _move(sessions, state, org, members, dry_run, clock)
             report.moved += step.moved
             report.set_aside.extend(step.set_aside)
             if step.moved:
@@ -185,7 +190,9 @@ async def backfill_audit(
             on_batch(report)
     if not dry_run:
         for org in sorted(touched, key=str):
-            written = await checkpoint_organizations(sessions, archives, organization_id=org)
+            written = await checkpoint_organizations(
+                sessions, archives, organization_id=org, clock=clock
+            )
             report.checkpoints += len(written.written)
     return report
 
@@ -241,6 +248,7 @@ async def _move(
     org: uuid.UUID,
     rows: list[Any],
     dry_run: bool,
+    clock: Clock,
 ) -> _Step:
     step = _Step()
     async with sessions() as session:
@@ -287,7 +295,7 @@ async def _move(
                 mine = [(row, p) for row, p in prepared if row.id in still]  # others took the rest
 
                 async def write(items: Sequence[tuple[Any, Pending]]) -> None:
-                    appended = await append(session, org, [p for _, p in items], state)
+                    appended = await append(session, org, [p for _, p in items], state, clock=clock)
                     ids_cache.update(appended.catalog_ids)
                     await session.execute(
                         sa.delete(_LEGACY).where(_LEGACY.c.id.in_([row.id for row, _ in items]))
@@ -333,7 +341,9 @@ async def _foreign_ids(session: AsyncSession, org: uuid.UUID, rows: list[Any]) -
     return found
 
 
-async def _train_if_missing(sessions: async_sessionmaker[AsyncSession], org: uuid.UUID) -> int:
+async def _train_if_missing(
+    sessions: async_sessionmaker[AsyncSession], org: uuid.UUID, clock: Clock
+) -> int:
     async with sessions() as session:
         with translate_database_errors():
             exists = await session.scalar(
@@ -362,4 +372,4 @@ async def _train_if_missing(sessions: async_sessionmaker[AsyncSession], org: uui
         if canonical is not None:
             samples.append(canonical.encode("utf-8"))
     samples.reverse()
-    return 0 if await store_dictionary(sessions, org, samples) is None else 1
+    return 0 if await store_dictionary(sessions, org, samples, clock=clock) is None else 1

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.audit.format import format_time, genesis
 from execstore.blob import Archives, archive_key
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import translate_database_errors
 from execstore.schema.audit import PhiAuditChainHead, PhiAuditCheckpoint
 
@@ -96,8 +97,13 @@ async def write_checkpoint(
     seq: int,
     digest: bytes,
     created_at: dt.datetime,
+    *,
+    clock: Clock,
 ) -> str:
-    """Write (or find, identical) the checkpoint blob of ``(seq, digest)`` and index it."""
+    """Write (or find, identical) the checkpoint blob of ``(seq, digest)`` and index it.
+
+    ``created_at`` is the head's (its last record's) time; ``clock`` stamps the index row.
+    """
     key = checkpoint_key(archives, org, seq, digest, created_at)
     document = {
         "format": "execstore-audit-checkpoint/1",
@@ -119,6 +125,7 @@ async def write_checkpoint(
                         seq=seq,
                         hash=digest,
                         created_at=created_at,
+                        written_at=clock.now(),
                         blob_key=key,
                     ).on_conflict_do_nothing()
                 )
@@ -144,6 +151,7 @@ async def checkpoint_organizations(
     *,
     organization_id: uuid.UUID | None = None,
     on_progress: Callable[[int], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> CheckpointReport:
     """Checkpoint every organization's chain head that moved since its last checkpoint."""
     report = CheckpointReport()
@@ -165,7 +173,9 @@ async def checkpoint_organizations(
         else:
             when = last_at.replace(tzinfo=dt.UTC) if last_at.tzinfo is None else last_at
             report.written.append(
-                await write_checkpoint(sessions, archives, org, seq, bytes(digest), when)
+                await write_checkpoint(
+                    sessions, archives, org, seq, bytes(digest), when, clock=clock
+                )
             )
         if on_progress is not None:
             on_progress(done)

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.audit.catalog import state_for
 from execstore.audit.codec import Dictionary, build_dictionary
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import translate_database_errors
 from execstore.schema.audit import PhiAuditChainHead, PhiAuditDictionary, PhiAuditLog
 
@@ -42,9 +43,16 @@ class DictionaryReport:
 
 
 async def store_dictionary(
-    sessions: async_sessionmaker[AsyncSession], org: uuid.UUID, samples: Sequence[bytes]
+    sessions: async_sessionmaker[AsyncSession],
+    org: uuid.UUID,
+    samples: Sequence[bytes],
+    *,
+    clock: Clock,
 ) -> Dictionary | None:
-    """Train on ``samples`` and store the result as ``org``'s next version (None if too few)."""
+    """Train on ``samples`` and store the result as ``org``'s next version (None if too few).
+
+    The version is created at the clock's time (what ``retrain_after`` counts from).
+    """
     async with sessions() as session:
         with translate_database_errors():
             async with session.begin():
@@ -67,6 +75,7 @@ async def store_dictionary(
                         sample_count=dictionary.sample_count,
                         sha256=dictionary.sha256,
                         content=dictionary.content,
+                        created_at=clock.now(),
                     ).on_conflict_do_nothing()
                 )
     state_for(sessions).forget_codec(org)
@@ -79,8 +88,12 @@ async def train_dictionaries(
     organization_id: uuid.UUID | None = None,
     min_records: int = MIN_RECORDS,
     retrain_after: dt.timedelta = RETRAIN_AFTER,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> DictionaryReport:
-    """Train a dictionary for every organization that needs one (see the module docstring)."""
+    """Train a dictionary for every organization that needs one (see the module docstring).
+
+    A dictionary's age (``retrain_after``) is measured by ``clock``.
+    """
     report = DictionaryReport()
     state = state_for(sessions)
     async with sessions() as session:
@@ -92,11 +105,13 @@ async def train_dictionaries(
     for org in organizations:
         async with sessions() as session:
             with translate_database_errors():
-                samples = await _samples_if_due(session, org, min_records, retrain_after, state)
+                samples = await _samples_if_due(
+                    session, org, min_records, retrain_after, state, clock.now()
+                )
         if samples is None:
             report.skipped += 1
             continue
-        dictionary = await store_dictionary(sessions, org, samples)
+        dictionary = await store_dictionary(sessions, org, samples, clock=clock)
         if dictionary is None:
             report.skipped += 1
         else:
@@ -112,6 +127,7 @@ async def _samples_if_due(
     min_records: int,
     retrain_after: dt.timedelta,
     state: object,
+    now: dt.datetime,
 ) -> list[bytes] | None:
     newest = (
         await session.execute(
@@ -125,7 +141,7 @@ async def _samples_if_due(
     since = None
     if newest is not None:
         created = newest[0] if newest[0].tzinfo else newest[0].replace(tzinfo=dt.UTC)
-        if dt.datetime.now(dt.UTC) - created < retrain_after:
+        if now - created < retrain_after:
             return None
         since = created
     recent = sa.select(log.c.seq).where(log.c.organization_id == org)

@@ -48,6 +48,7 @@ from execstore.audit.reader import (
 from execstore.audit.types import AuditPage, AuditReceipt, AuditRecord, PhiAccess
 from execstore.audit.writer import Appended, Pending, append, prepare
 from execstore.blob import Archives
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, InvalidAuditRecord, explain, translate_database_errors
 from execstore.repository import TransactionHooks
 from execstore.schema.audit import PhiAuditLog
@@ -89,7 +90,10 @@ class AuditRepository:
         archives: Archives,
         hooks: TransactionHooks | None = None,
         checkpoint_every: dt.timedelta = dt.timedelta(hours=24),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock
+        """Stamps records without a time of their own and decides when a checkpoint is due."""
         self.session = session
         self.organization_id = organization_id
         self.sessions = sessions
@@ -159,6 +163,7 @@ class AuditRepository:
                         pending,
                         self.state,
                         checkpoint_every=self.checkpoint_every,
+                        clock=self.clock,
                     )
         await self._after_commit(appended)
         return appended
@@ -174,12 +179,15 @@ class AuditRepository:
                     appended.head_seq,
                     appended.head_hash,
                     appended.head_at,
+                    clock=self.clock,
                 )
             except Exception:  # the record is committed; `audit checkpoint` retries
                 log.warning("audit checkpoint of %s failed", self.organization_id, exc_info=True)
             try:
                 # Once a checkpoint interval: a first dictionary, or a fresh one a month on.
-                await train_dictionaries(self.sessions, organization_id=self.organization_id)
+                await train_dictionaries(
+                    self.sessions, organization_id=self.organization_id, clock=self.clock
+                )
             except Exception:  # compression only; the records are committed
                 log.warning("audit dictionary training failed", exc_info=True)
 
@@ -213,7 +221,7 @@ class AuditRepository:
                 "%d audit record(s) of %s could not be written after their unit ended: %s",
                 len(pending),
                 self.organization_id,
-                [p.line(0, dt.datetime.now(dt.UTC), self.organization_id) for p in pending],
+                [p.line(0, self.clock.now(), self.organization_id) for p in pending],
                 exc_info=True,
             )
             raise

@@ -412,6 +412,11 @@ def _check_rows(chain: _Chain, renderer: Renderer, rows: Sequence[HotRow]) -> No
 
 def _check_end(chain: _Chain, head: tuple[int, bytes, int] | None, evidence: Evidence) -> None:
     last = chain.expected - 1
+    if head is not None and head[0] > last and _covered(chain.tombstones, last + 1, head[0]):
+        # Retention deleted the newest records too (an organization quiet for six years):
+        # the tombstones and the checkpoint at the head account for them, as for any gap.
+        chain.jump(head[0] + 1)
+        last = chain.expected - 1
     beyond = [seq for seq in evidence.checkpoints if seq > last]
     if beyond:
         raise chain.fail(

@@ -40,6 +40,7 @@ from execstore.audit.format import (
     render_line,
 )
 from execstore.audit.types import PhiAccess
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidAuditRecord, NotFound
 from execstore.schema.audit import PhiAuditChainHead, PhiAuditLog
 from execstore.schema.reference import ClaimSubmission, Job
@@ -286,14 +287,15 @@ async def append(
     state: AuditState,
     *,
     checkpoint_every: dt.timedelta | None = None,
-    now: dt.datetime | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Appended:
     """Append ``pending`` to ``org``'s chain inside the session's (open) transaction.
 
-    Raises NotFound, with nothing written, if a record names another organization's
-    job or claim. With ``checkpoint_every``, claims the organization's next checkpoint
-    when the last claim is older (``Appended.checkpoint_due``): the caller writes it
-    after the commit.
+    A record without its own ``created_at`` is stamped with the clock's time (never
+    earlier than the chain's last record). Raises NotFound, with nothing written, if a
+    record names another organization's job or claim. With ``checkpoint_every``, claims
+    the organization's next checkpoint when the last claim is older than that by the
+    clock (``Appended.checkpoint_due``): the caller writes it after the commit.
     """
     head = await lock_head(session, org, pending)
     if head.foreign_job is not None:
@@ -303,8 +305,8 @@ async def append(
     ids = await state.catalog.ids(
         session, org, (pair for p in pending for pair in p.catalog_values())
     )
-    clock = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
-    live_at = clock if head.last_at is None or clock >= head.last_at else head.last_at
+    now = clock.now()
+    live_at = now if head.last_at is None or now >= head.last_at else head.last_at
     last_at = head.last_at
     digest = head.hash
     seq = head.seq
@@ -343,9 +345,9 @@ async def append(
         out.times.append(created)
     values: dict[str, Any] = {"seq": seq, "hash": digest, "last_at": last_at}
     if checkpoint_every is not None and (
-        head.checkpoint_claimed_at is None or head.checkpoint_claimed_at <= clock - checkpoint_every
+        head.checkpoint_claimed_at is None or head.checkpoint_claimed_at <= now - checkpoint_every
     ):
-        values["checkpoint_claimed_at"] = clock
+        values["checkpoint_claimed_at"] = now
         out.checkpoint_due = True
     if session.get_bind().dialect.name == "postgresql" and rows:
         # One round trip, one statement text whatever the batch size (prepared once per

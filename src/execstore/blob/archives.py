@@ -10,7 +10,6 @@ checks the recorded sha256; whole-payload reads go through the byte-bounded cach
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from contextlib import aclosing, asynccontextmanager
@@ -28,6 +27,7 @@ from execstore.blob.codec import (
     iter_payload_records,
     verify_stream,
 )
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import Codec
 from execstore.errors import ArchiveCorrupt, BlobStoreError
 
@@ -55,7 +55,11 @@ class StoredArchive:
 
 
 class Archives:
-    """Compressed, verified archives on ``store``, read through an optional ``cache``."""
+    """Compressed, verified archives on ``store``, read through an optional ``cache``.
+
+    Every blob records when it was first written (:data:`WRITTEN_AT_METADATA`) by
+    ``clock``: an opened ExecStore gives its archives the store's clock.
+    """
 
     def __init__(
         self,
@@ -64,9 +68,11 @@ class Archives:
         cache: ArchiveCache | None = None,
         codec: Codec = Codec.GZIP,
         compression_level: int | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
         self.cache = cache
+        self.clock = clock
         self.codec = Codec(codec)
         # None means the codec's default (gzip 6, zstd 3); exposed for bulk jobs and tests.
         self.compression_level = compression_level
@@ -89,7 +95,7 @@ class Archives:
     ) -> StoredArchive:
         """Like :meth:`write_records`, also saying whether this call created the blob."""
         encoder = self._encoder(PayloadFormat.NDJSON)
-        written_at = _now()
+        written_at = self._written_at()
         async with aclosing(encode_records(records, encoder)) as chunks:
             result = await self.store.put(
                 key, chunks, metadata=lambda: {**encoder.metadata(), **written_at}
@@ -100,7 +106,9 @@ class Archives:
         """Like :meth:`write_document`, also saying whether this call created the blob."""
         stored, encoder = self.encode_document(document)
         # One document is in memory anyway; a single put is one request instead of a stream.
-        result = await self.store.put(key, stored, metadata={**encoder.metadata(), **_now()})
+        result = await self.store.put(
+            key, stored, metadata={**encoder.metadata(), **self._written_at()}
+        )
         return StoredArchive(self._checked_ref(key, encoder, result.sha256), result.created)
 
     def encode_document(self, document: Any) -> tuple[bytes, ArchiveEncoder]:
@@ -166,6 +174,9 @@ class Archives:
             self.cache.discard(key)
         return existed
 
+    def _written_at(self) -> dict[str, str]:
+        return {WRITTEN_AT_METADATA: self.clock.now().isoformat()}
+
     def _encoder(self, payload: PayloadFormat) -> ArchiveEncoder:
         return ArchiveEncoder(self.codec, payload=payload, level=self.compression_level)
 
@@ -184,10 +195,6 @@ class Archives:
         if ref.raw_size > _INLINE_DECODE_LIMIT:
             return await asyncio.to_thread(decode_payload, ref, stored)
         return decode_payload(ref, stored)
-
-
-def _now() -> dict[str, str]:
-    return {WRITTEN_AT_METADATA: dt.datetime.now(dt.UTC).isoformat()}
 
 
 @asynccontextmanager

@@ -10,6 +10,7 @@ from execstore.blob.archives import Archives
 from execstore.blob.base import BlobStore
 from execstore.blob.cache import ArchiveCache
 from execstore.blob.local import LocalBlobStore
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import Settings
 from execstore.errors import ConfigurationError
 
@@ -38,10 +39,12 @@ def open_blob_store(settings: Settings) -> BlobStore:
     raise ConfigurationError("EXECSTORE_BLOB_URL must be file:/path or azure://<container>")
 
 
-def open_archives(settings: Settings) -> Archives:
+def open_archives(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> Archives:
     """Archives on the configured store, codec and a cache of ``settings.cache_bytes``."""
     cache = ArchiveCache(settings.cache_bytes) if settings.cache_bytes > 0 else None
-    return Archives(open_blob_store(settings), cache=cache, codec=settings.archive_codec)
+    return Archives(
+        open_blob_store(settings), cache=cache, codec=settings.archive_codec, clock=clock
+    )
 
 
 def _azure_credential(value: str) -> Any:

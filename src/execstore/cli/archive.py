@@ -80,6 +80,7 @@ def results_command(
                     organization_id=org,
                     screenshot_urls=ScreenshotUrls(screenshot_base or settings.screenshot_base_url),
                     on_batch=lambda report: advance(report.jobs_seen),
+                    clock=store.clock,
                 )
 
     report = run(main())
@@ -136,6 +137,7 @@ def audit_command(
                     segment_records=segment_records,
                     dry_run=dry_run,
                     on_progress=lambda report: advance(report.records),
+                    clock=store.clock,
                 )
 
     report = run(main())
@@ -184,6 +186,7 @@ def logs_command(
                 hot_days=hot_days,
                 chunk_rows=rows,
                 dry_run=True,
+                clock=store.clock,
             )
             if dry_run:
                 return plan
@@ -195,6 +198,7 @@ def logs_command(
                     hot_days=hot_days,
                     chunk_rows=rows,
                     on_progress=lambda r: advance(r.lines_archived),
+                    clock=store.clock,
                 )
 
     report = run(main())
@@ -255,6 +259,7 @@ def reconcile_command(
                 grace=dt.timedelta(minutes=grace_minutes),
                 verify=verify,
                 organization_id=org,
+                clock=store.clock,
             )
 
     reports = run(main())

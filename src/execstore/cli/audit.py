@@ -127,10 +127,16 @@ def checkpoint_command(
 
     async def main() -> tuple[CheckpointReport, DictionaryReport]:
         async with ExecStore.open(settings) as store:
-            trained = await train_dictionaries(store.sessions, organization_id=org)
+            trained = await train_dictionaries(
+                store.sessions, organization_id=org, clock=store.clock
+            )
             with progress("checkpointing", None) as advance:
                 written = await checkpoint_organizations(
-                    store.sessions, store.archives, organization_id=org, on_progress=advance
+                    store.sessions,
+                    store.archives,
+                    organization_id=org,
+                    on_progress=advance,
+                    clock=store.clock,
                 )
             return written, trained
 

@@ -59,6 +59,7 @@ def audit_command(
                     limit=limit,
                     dry_run=dry_run,
                     on_batch=lambda r: advance(r.moved + len(r.set_aside)),
+                    clock=store.clock,
                 )
             return total, report
 

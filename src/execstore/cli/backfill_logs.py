@@ -62,6 +62,7 @@ def logs_command(
                     lock_timeout_seconds=lock_timeout,
                     pause_seconds=pause_ms / 1000,
                     on_progress=lambda r: advance(r.copied),
+                    clock=store.clock,
                 )
 
     report = run(main())

@@ -109,6 +109,7 @@ def _check(settings: Any, batch_size: int, org: Any, as_json: bool) -> None:
                     batch_size=batch_size,
                     organization_id=org,
                     on_batch=lambda report: advance(report.legacy_rows),
+                    clock=store.clock,
                 )
 
     report = run(main())

@@ -74,6 +74,7 @@ def rag_command(
                     replace_differing=replace_differing,
                     dry_run=dry_run,
                     on_batch=lambda r: advance(r.verified + len(r.set_aside)),
+                    clock=store.clock,
                 )
 
     found = run(main())

@@ -18,6 +18,7 @@ SQLite and a local blob directory (``.execstore/``), nothing to install or start
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -27,6 +28,7 @@ from rich.table import Table
 from execstore.archival import reconcile
 from execstore.audit import archive_audit, checkpoint_organizations, verify_audit
 from execstore.cli._common import console, run, settings_for, size_text
+from execstore.clock import SYSTEM_CLOCK
 from execstore.config import Settings
 from execstore.logs import archive_logs
 from execstore.logs.retention import run_retention
@@ -47,8 +49,9 @@ async def _timed(call: Callable[[], Awaitable[T]]) -> tuple[T, float]:
     return value, (time.perf_counter() - started) * 1000
 
 
-def _jobs(today: int, seed: int) -> tuple[Platform, list[SyntheticJob], list[SyntheticJob]]:
-    now = dt.datetime.now(dt.UTC)
+def _jobs(
+    today: int, seed: int, now: dt.datetime
+) -> tuple[Platform, list[SyntheticJob], list[SyntheticJob]]:
     day = Platform(
         seed=seed, organizations=2, rules=400, month_start=now - dt.timedelta(days=1), days=1
     )
@@ -76,10 +79,12 @@ async def _demo(settings: Settings, jobs: int) -> None:
     console.rule("[bold]execstore demo: a day of a small claim-automation platform")
     console.print(f"database {settings.database_url}\nblobs    {settings.blob_url}\n")
     await runner.migrate(settings.database_url, settings=settings)
-    platform, today, backlog = _jobs(jobs, seed=int(time.time()) % 10_000)
+    # The demo is a real day: the wall clock, the store's default.
+    clock = SYSTEM_CLOCK
+    platform, today, backlog = _jobs(jobs, seed=secrets.randbelow(10_000), now=clock.now())
     org = platform.organizations[0]
 
-    async with ExecStore.open(settings) as store:
+    async with ExecStore.open(settings, clock=clock) as store:
         await write_organizations(store, platform.organizations)
         await write_jobs(store, today)
         await write_jobs(store, backlog)
@@ -93,7 +98,11 @@ async def _demo(settings: Settings, jobs: int) -> None:
 
         console.print("\n[bold]2. the nightly work[/bold]")
         archived = await archive_logs(
-            store.engine, store.sessions, store.archives, hot_days=settings.log_hot_days
+            store.engine,
+            store.sessions,
+            store.archives,
+            hot_days=settings.log_hot_days,
+            clock=store.clock,
         )
         console.print(
             f"   log archival: {archived.lines_archived:,} lines older than "
@@ -105,21 +114,26 @@ async def _demo(settings: Settings, jobs: int) -> None:
             store.archives,
             default_days=settings.log_retention_days,
             hot_days=settings.log_hot_days,
+            clock=store.clock,
         )
         console.print(
             f"   retention: {expired.chunks_deleted} archived chunk(s) older than "
             f"{settings.log_retention_days} days deleted ({expired.lines_deleted:,} lines)"
         )
         audit = await archive_audit(
-            store.sessions, store.archives, hot_days=settings.audit_hot_days
+            store.sessions, store.archives, hot_days=settings.audit_hot_days, clock=store.clock
         )
-        checkpoints = await checkpoint_organizations(store.sessions, store.archives)
+        checkpoints = await checkpoint_organizations(
+            store.sessions, store.archives, clock=store.clock
+        )
         console.print(
             f"   audit: {audit.records} record(s) past the {settings.audit_hot_days}-day hot "
             f"window archived; chain heads checkpointed to blob storage "
             f"({len(checkpoints.written)} written)"
         )
-        reports = await reconcile(store.sessions, store.archives, store.archive_kinds)
+        reports = await reconcile(
+            store.sessions, store.archives, store.archive_kinds, clock=store.clock
+        )
         clean = all(r.clean for r in reports)
         console.print(
             "   reconcile: "

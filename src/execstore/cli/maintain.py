@@ -65,7 +65,10 @@ async def create_log_partitions(store: ExecStore, options: MaintenanceOptions) -
     del options
     settings = store.settings
     report = await maintain_log_partitions(
-        store.engine, mode=settings.log_partition_mode, months_ahead=settings.log_months_ahead
+        store.engine,
+        mode=settings.log_partition_mode,
+        months_ahead=settings.log_months_ahead,
+        clock=store.clock,
     )
     if report.skipped:
         return StepResult("partitions", "skipped", details={"reason": report.skipped})
@@ -75,7 +78,7 @@ async def create_log_partitions(store: ExecStore, options: MaintenanceOptions) -
 async def refresh_execution_summaries(store: ExecStore, options: MaintenanceOptions) -> StepResult:
     """Recompute stale dashboard summaries (one refresh at a time across schedulers)."""
     async with store.sessions() as session, session.begin():
-        report = await refresh_summaries(session, full=options.rebuild_summaries)
+        report = await refresh_summaries(session, full=options.rebuild_summaries, clock=store.clock)
     details: dict[str, Any] = {"groups": report.groups, "full": report.full}
     if report.skipped:
         return StepResult("summaries", "skipped", details={"reason": report.reason})

@@ -85,6 +85,7 @@ def run_command(
                         dry_run=dry_run,
                         organization_id=org,
                         on_progress=lambda r: advance(r.chunks_deleted),
+                        clock=store.clock,
                     )
             if kind in (Kind.ALL, Kind.AUDIT):
                 audit = await apply_audit_retention(
@@ -95,6 +96,7 @@ def run_command(
                     else audit_days,
                     organization_id=org,
                     dry_run=dry_run,
+                    clock=store.clock,
                 )
         return logs, audit
 

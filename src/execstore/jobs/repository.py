@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import NotFound, translate_database_errors
 from execstore.jobs.types import (
     ClaimSubmissionRecord,
@@ -42,7 +43,7 @@ class ReferenceRepository(ScopedRepository[m.Workflow]):
 
     async def add_organization(self, name: str) -> OrganizationRecord:
         """Create the unit's own organization (its id is the unit's ``organization_id``)."""
-        row = m.Organization(id=self.organization_id, name=name)
+        row = m.Organization(id=self.organization_id, name=name, created_at=self.clock.now())
         return OrganizationRecord.model_validate(await self._add(row))
 
     async def organization(self) -> OrganizationRecord:
@@ -55,7 +56,12 @@ class ReferenceRepository(ScopedRepository[m.Workflow]):
 
     async def add_workflow(self, name: str, *, id: uuid.UUID | None = None) -> WorkflowRecord:
         """A new workflow in this organization."""
-        row = m.Workflow(id=id or uuid.uuid4(), organization_id=self.organization_id, name=name)
+        row = m.Workflow(
+            id=id or uuid.uuid4(),
+            organization_id=self.organization_id,
+            name=name,
+            created_at=self.clock.now(),
+        )
         return WorkflowRecord.model_validate(await self._add(row))
 
     async def add_client(
@@ -63,7 +69,11 @@ class ReferenceRepository(ScopedRepository[m.Workflow]):
     ) -> ClientRecord:
         """A new client in this organization."""
         row = m.Client(
-            id=id or uuid.uuid4(), organization_id=self.organization_id, name=name, npi=npi
+            id=id or uuid.uuid4(),
+            organization_id=self.organization_id,
+            name=name,
+            npi=npi,
+            created_at=self.clock.now(),
         )
         return ClientRecord.model_validate(await self._add(row))
 
@@ -82,6 +92,7 @@ class ReferenceRepository(ScopedRepository[m.Workflow]):
             "client_id": client_id,
             "patient_name": patient_name,
             "patient_id": patient_id,
+            "created_at": self.clock.now(),
         }
         await self._insert_owned(m.ClaimSubmission, values, owned={"client_id": m.Client})
         return ClaimSubmissionRecord.model_validate(values)
@@ -91,7 +102,11 @@ class ReferenceRepository(ScopedRepository[m.Workflow]):
     ) -> CredentialRecord:
         """A new payer-portal credential in this organization."""
         row = m.Credential(
-            id=id or uuid.uuid4(), organization_id=self.organization_id, name=name, portal=portal
+            id=id or uuid.uuid4(),
+            organization_id=self.organization_id,
+            name=name,
+            portal=portal,
+            created_at=self.clock.now(),
         )
         return CredentialRecord.model_validate(await self._add(row))
 
@@ -108,8 +123,9 @@ class JobRepository(ScopedRepository[m.Job]):
         organization_id: uuid.UUID,
         hooks: TransactionHooks | None = None,
         on_delete: Sequence[JobDeletion] = (),
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__(session=session, organization_id=organization_id, hooks=hooks)
+        super().__init__(session=session, organization_id=organization_id, hooks=hooks, clock=clock)
         self.on_delete = tuple(on_delete)
 
     async def create(
@@ -137,7 +153,7 @@ class JobRepository(ScopedRepository[m.Job]):
             "claim_submission_id": claim_submission_id,
             "credential_ids": list(credential_ids or []),
             "status": status,
-            "created_at": created_at or dt.datetime.now(dt.UTC),
+            "created_at": created_at or self.clock.now(),
         }
         await self._insert_owned(
             m.Job,

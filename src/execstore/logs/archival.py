@@ -1,6 +1,7 @@
 """Archive log lines older than the hot window: ``execstore archive logs``.
 
-PostgreSQL (native mode), per month whose partition ends before ``now - hot_days``:
+PostgreSQL (native mode), per month whose partition ends before the clock's
+``now - hot_days``:
 
 1. register the partition in ``execution_log_detached`` (readers include it from now
    on), then ``DETACH PARTITION ... CONCURRENTLY`` on an autocommit connection: no
@@ -50,6 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from execstore.archival import SetAside
 from execstore.blob import ArchiveRef, Archives
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.logs.chunks import (
     Chunk,
@@ -113,16 +115,20 @@ async def archive_logs(
     *,
     hot_days: int = 30,
     chunk_rows: int = 2000,
-    now: dt.datetime | None = None,
+    clock: Clock = SYSTEM_CLOCK,
     dry_run: bool = False,
     on_progress: Callable[[LogArchivalReport], None] | None = None,
 ) -> LogArchivalReport:
-    """The report of archiving every log line older than ``hot_days`` (see the module doc)."""
+    """The report of archiving every log line older than ``hot_days`` (see the module doc).
+
+    "Older" is by ``clock`` (the store's: ``store.clock``), which also stamps the
+    pointer rows and the detach registry.
+    """
     if chunk_rows < 1:
         raise InvalidArgument("chunk_rows must be at least 1")
     report = LogArchivalReport(dry_run=dry_run)
-    cutoff = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(days=hot_days)
-    run = _Run(engine, sessions, archives, report, chunk_rows, on_progress)
+    cutoff = clock.now() - dt.timedelta(days=hot_days)
+    run = _Run(engine, sessions, archives, report, chunk_rows, on_progress, clock)
     if await run.backfill_busy():
         report.waiting_for_backfill = True
         return report
@@ -179,7 +185,9 @@ class _Run:
         report: LogArchivalReport,
         chunk_rows: int,
         on_progress: Callable[[LogArchivalReport], None] | None,
+        clock: Clock,
     ) -> None:
+        self.clock = clock
         self.engine = engine
         self.sessions = sessions
         self.archives = archives
@@ -230,7 +238,12 @@ class _Run:
         async with self.sessions() as session, session.begin():
             stmt = (
                 postgresql.insert(_detached)
-                .values(table_name=part.name, range_start=part.start, range_end=part.end)
+                .values(
+                    table_name=part.name,
+                    range_start=part.start,
+                    range_end=part.end,
+                    registered_at=self.clock.now(),
+                )
                 .on_conflict_do_nothing(index_elements=["table_name"])
             )
             with translate_database_errors():
@@ -350,7 +363,7 @@ class _Run:
             self.report.chunks_skipped += 1  # recorded by an earlier (crashed) run or a peer
             return
         ref = await _upload(self.archives, chunk)
-        values = pointer_values(chunk, ref, source_id=source_id)
+        values = pointer_values(chunk, ref, source_id=source_id, archived_at=self.clock.now())
         try:
             async with self.sessions() as session:
                 with translate_database_errors():

@@ -42,6 +42,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from execstore.archival import SetAside
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid
 from execstore.logs import legacy as old
@@ -58,6 +59,7 @@ __all__ = ["FIRST_ID", "BackfillPhase", "LogBackfillReport", "backfill_logs"]
 
 FIRST_ID: Final = -(2**62)
 _SETASIDE_SHOWN: Final = 1000
+_EVERY_MONTH: Final = dt.datetime.max.replace(tzinfo=dt.UTC)
 _state = m.ExecutionLogBackfill
 _change = m.ExecutionLogBackfillChange
 _entry_table: sa.Table = m.ExecutionLogEntry.__table__  # type: ignore[assignment]
@@ -109,16 +111,18 @@ async def backfill_logs(
     lock_timeout_seconds: float = 30.0,
     pause_seconds: float = 0.0,
     on_progress: Callable[[LogBackfillReport], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> LogBackfillReport:
     """Move the legacy log rows (see the module docstring); resumable, safe to re-run.
 
     ``pause_seconds`` between batches leaves room for the writers still using the legacy
-    table (SQLite has one writer at a time; on PostgreSQL it throttles the load).
+    table (SQLite has one writer at a time; on PostgreSQL it throttles the load). The
+    phases' start, swap and verification times are the clock's.
     """
     if batch_size < 1:
         raise InvalidArgument("batch_size must be at least 1")
     report = LogBackfillReport(dry_run=dry_run)
-    run = _Run(engine, sessions, report, batch_size, on_progress)
+    run = _Run(engine, sessions, report, batch_size, on_progress, clock)
     if not await run.legacy_exists():
         report.legacy_table = False
         report.phase = (await run.phase()).name.lower()
@@ -158,7 +162,9 @@ class _Run:
         report: LogBackfillReport,
         batch_size: int,
         on_progress: Callable[[LogBackfillReport], None] | None,
+        clock: Clock,
     ) -> None:
+        self.clock = clock
         self.engine = engine
         self.sessions = sessions
         self.report = report
@@ -234,7 +240,13 @@ class _Run:
                     if await session.scalar(sa.select(_state.id).where(_state.id == 1)):
                         return  # a concurrent run started it
                     session.add(
-                        _state(id=1, phase=int(BackfillPhase.COPYING), next_id=FIRST_ID, copied=0)
+                        _state(
+                            id=1,
+                            phase=int(BackfillPhase.COPYING),
+                            next_id=FIRST_ID,
+                            copied=0,
+                            started_at=self.clock.now(),
+                        )
                     )
                     await session.flush()
                     await self._ddl(session, old.CAPTURE_DDL[self.dialect])
@@ -348,14 +360,14 @@ class _Run:
             )
         if rows:
             await session.flush()
-            # Legacy lines are old: the month may have no partition (created on the spot).
-            future = dt.datetime.now(dt.UTC) + dt.timedelta(days=3660)
+            # Legacy lines are old: the month may have no partition (created on the spot)
+            # or be detached by archival meanwhile, whatever the date: every month is risky.
             await write_lines(
                 session,
                 self.sessions,
                 lambda: rows,
                 months={month_start(row[0]) for row in rows},
-                risky_before=future,
+                risky_before=_EVERY_MONTH,
                 with_ids=True,
             )
         state.copied += len(rows)
@@ -516,7 +528,7 @@ class _Run:
                     # must reach the copies; inserts and updates are refused from now on.
                     await self._ddl(session, old.RETIRED_DDL[self.dialect])
                     state.phase = int(BackfillPhase.SWAPPED)
-                    state.swapped_at = dt.datetime.now(dt.UTC)
+                    state.swapped_at = self.clock.now()
         self.report.swapped = True
 
     # -- 4. verify -----------------------------------------------------------------------
@@ -573,7 +585,7 @@ class _Run:
                     self.report.legacy_rows_removed = int(removed.rowcount or 0)  # type: ignore[attr-defined]
                     await self._ddl(session, old.RETIRED_INSERTS_ONLY_DDL[self.dialect])
                     state.phase = int(BackfillPhase.VERIFIED)
-                    state.verified_at = dt.datetime.now(dt.UTC)
+                    state.verified_at = self.clock.now()
         self.report.verified = True
 
     async def _legacy_sums(

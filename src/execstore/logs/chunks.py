@@ -162,9 +162,14 @@ async def upload_chunk(archives: Archives, chunk: Chunk, *, revision: int = 0) -
 
 
 def pointer_values(
-    chunk: Chunk, ref: ArchiveRef, *, source_id: int | None, revision: int = 0
+    chunk: Chunk,
+    ref: ArchiveRef,
+    *,
+    source_id: int | None,
+    archived_at: dt.datetime,
+    revision: int = 0,
 ) -> dict[str, Any]:
-    """The ``execution_log_archives`` row of an uploaded chunk."""
+    """The ``execution_log_archives`` row of an uploaded chunk, archived at ``archived_at``."""
     assert chunk.start is not None
     assert chunk.end is not None
     return {
@@ -177,7 +182,7 @@ def pointer_values(
         "source_id": source_id,
         "revision": revision,
         "lost": False,
-        "archived_at": dt.datetime.now(dt.UTC),
+        "archived_at": archived_at,
         "raw_size": ref.raw_size,
         "stored_size": ref.stored_size,
         "record_count": ref.record_count,

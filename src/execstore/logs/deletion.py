@@ -137,7 +137,13 @@ async def rewrite_without(
             ref = await upload_chunk(archives, rebuilt, revision=revision)
             if hooks is not None and not existed:
                 hooks.on_rollback(functools.partial(archives.delete, key))
-            values = pointer_values(rebuilt, ref, source_id=chunk.source_id, revision=revision)
+            values = pointer_values(
+                rebuilt,
+                ref,
+                source_id=chunk.source_id,
+                archived_at=archives.clock.now(),  # the store's clock: the blob is new
+                revision=revision,
+            )
             await session.execute(
                 sa.update(_archive).where(_archive.id == chunk.id).values(**values)
             )

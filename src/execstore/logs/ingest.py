@@ -215,11 +215,13 @@ class PreparedLine(NamedTuple):
 
 
 def prepare_entries(
-    entries: Sequence[NewLogEntry | Mapping[str, Any]], *, now: dt.datetime | None = None
+    entries: Sequence[NewLogEntry | Mapping[str, Any]], *, now: dt.datetime
 ) -> list[PreparedLine]:
-    """Every entry validated and encoded, or InvalidLogEntry naming the first bad one."""
-    stamp = now or dt.datetime.now(dt.UTC)
-    return [_prepare(index, entry, stamp) for index, entry in enumerate(entries)]
+    """Every entry validated and encoded, or InvalidLogEntry naming the first bad one.
+
+    ``now`` (the clock's time) stamps the entries that carry no timestamp.
+    """
+    return [_prepare(index, entry, now) for index, entry in enumerate(entries)]
 
 
 def prepare_rows(

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import LogPartitionMode
 from execstore.errors import ConfigurationError, translate_database_errors
 from execstore.schema.partitions import (
@@ -60,9 +61,13 @@ async def maintain_log_partitions(
     *,
     mode: LogPartitionMode = LogPartitionMode.NATIVE,
     months_ahead: int = 3,
-    now: dt.datetime | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> PartitionReport:
-    """Create the log partitions the coming months need (see the module docstring)."""
+    """Create the log partitions the coming months need (see the module docstring).
+
+    "This month" is the clock's. pg_partman's ``run_maintenance`` (partman mode) decides
+    by the database's own clock: it is pg_partman's code, not execstore's.
+    """
     report = PartitionReport(mode=LogPartitionMode(mode).value)
     if engine.dialect.name != "postgresql":
         report.skipped = "SQLite has no partitions"
@@ -70,10 +75,10 @@ async def maintain_log_partitions(
     with translate_database_errors():
         async with engine.begin() as conn:
             if report.mode == LogPartitionMode.PARTMAN:
-                await _partman(conn, report, months_ahead, now)
+                await _partman(conn, report, months_ahead, clock)
             else:
                 report.created = await conn.run_sync(
-                    lambda c: ensure_partitions_ahead(c, months_ahead=months_ahead, now=now)
+                    lambda c: ensure_partitions_ahead(c, months_ahead=months_ahead, clock=clock)
                 )
             parts = await conn.run_sync(log_partitions)
             report.partitions = sum(1 for p in parts if not p.default)
@@ -90,7 +95,7 @@ def previous_month(start: dt.datetime) -> dt.datetime:
 
 
 async def _partman(
-    conn: AsyncConnection, report: PartitionReport, months_ahead: int, now: dt.datetime | None
+    conn: AsyncConnection, report: PartitionReport, months_ahead: int, clock: Clock
 ) -> None:
     await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PARTITION_LOCK})")
     schema = await conn.scalar(
@@ -114,7 +119,7 @@ async def _partman(
     )
     if known is None:
         starts = [p.start for p in await conn.run_sync(log_partitions) if p.start is not None]
-        earliest = min(starts, default=None) or month_start(now or dt.datetime.now(dt.UTC))
+        earliest = min(starts, default=None) or month_start(clock.now())
         # pg_partman 4.7 stops before creating its DEFAULT partition and template table
         # when every child it would create exists already: start one month earlier, so
         # it creates one (empty, old: the next archival run drops it).

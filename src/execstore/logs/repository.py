@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import (
     ArchiveMissing,
     InvalidLogQuery,
@@ -123,8 +124,9 @@ class LogRepository(ScopedRepository[m.Job]):
         sessions: async_sessionmaker[AsyncSession] | None = None,
         hot_days: int = 30,
         default_retention_days: int = 365,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__(session=session, organization_id=organization_id, hooks=hooks)
+        super().__init__(session=session, organization_id=organization_id, hooks=hooks, clock=clock)
         self.archives = archives
         # Own short transactions for the step catalog and new partitions (PostgreSQL).
         self.sessions = sessions
@@ -140,9 +142,10 @@ class LogRepository(ScopedRepository[m.Job]):
 
         Raises NotFound for a job of another organization and InvalidLogEntry (naming
         the entry) for a line that cannot be stored; then nothing is written and the
-        unit stays usable. The whole batch is checked before anything is sent.
+        unit stays usable. The whole batch is checked before anything is sent. A line
+        without a timestamp is stamped with the clock's time.
         """
-        now = dt.datetime.now(dt.UTC)
+        now = self.clock.now()
         await sqlite_write_lock(self.session)
         workflow = await self._workflow_of(job_id, lock=True)
         classic_savepoint = False
@@ -262,7 +265,7 @@ class LogRepository(ScopedRepository[m.Job]):
                     sa.insert(table).values(
                         organization_id=self.organization_id,
                         retention_days=days,
-                        updated_at=dt.datetime.now(dt.UTC),
+                        updated_at=self.clock.now(),
                     )
                 )
         return await self.retention()

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.archival import SetAside, describe_failure
 from execstore.blob import Archives
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import translate_database_errors
 from execstore.logs.ingest import sqlite_write_lock
 from execstore.schema import models as m
@@ -59,15 +60,19 @@ async def run_retention(
     *,
     default_days: int = 365,
     hot_days: int = 30,
-    now: dt.datetime | None = None,
+    clock: Clock = SYSTEM_CLOCK,
     dry_run: bool = False,
     organization_id: uuid.UUID | None = None,
     batch_size: int = 200,
     on_progress: Callable[[LogRetentionReport], None] | None = None,
 ) -> LogRetentionReport:
-    """The report of deleting every archive chunk past its organization's retention."""
+    """The report of deleting every archive chunk past its organization's retention.
+
+    A chunk is past it when its newest line is older than the clock's now minus the
+    retention.
+    """
     report = LogRetentionReport(dry_run=dry_run)
-    moment = now or dt.datetime.now(dt.UTC)
+    moment = clock.now()
     for org, days in await _retentions(sessions, default_days, organization_id):
         report.organizations += 1
         if days < hot_days:

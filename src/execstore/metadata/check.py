@@ -40,6 +40,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.archival import SetAside
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid
 from execstore.metadata.backfill import (
@@ -263,11 +264,13 @@ async def check_metadata(
     max_listed: int = 200,
     examples_per_kind: int = 5,
     on_batch: Callable[[CheckReport], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> CheckReport:
     """The comparison of every legacy row (of ``organization_id``, or all) with its slim view.
 
-    A complete check (``organization_id`` None) records its result for the contract
-    revision. At most ``max_listed`` unexplained mismatches are listed (all are counted).
+    A complete check (``organization_id`` None) records its result, at the clock's time,
+    for the contract revision. At most ``max_listed`` unexplained mismatches are listed
+    (all are counted).
     """
     if batch_size < 1:
         raise InvalidArgument("batch_size must be at least 1")
@@ -334,6 +337,7 @@ async def check_metadata(
                             "explained": report.explained,
                             "table": LEGACY_TABLE,
                         },
+                        at=clock.now(),
                     )
         report.recorded = True
     return report

@@ -164,8 +164,8 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
         raise Conflict(f"execution metadata for job {job_id} already exists")
 
     async def start(self, job_id: uuid.UUID, *, started_at: dt.datetime | None = None) -> None:
-        """Mark the execution running from ``started_at`` (default: now)."""
-        when = _utc("started_at", started_at)
+        """Mark the execution running from ``started_at`` (default: the clock's now)."""
+        when = self._when("started_at", started_at)
         await self._transition(
             job_id,
             "start",
@@ -201,11 +201,12 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
                 await self._refuse(job_id, "record progress of")
 
     async def complete(self, job_id: uuid.UUID, *, completed_at: dt.datetime | None = None) -> None:
-        """Mark the execution completed (every step done) at ``completed_at`` (default: now).
+        """Mark the execution completed (every step done) at ``completed_at``.
 
-        ``duration_ms`` is the time since ``started_at`` (None if it never started).
+        ``completed_at`` defaults to the clock's now. ``duration_ms`` is the time since
+        ``started_at`` (None if it never started).
         """
-        when = _utc("completed_at", completed_at)
+        when = self._when("completed_at", completed_at)
         await self._transition(
             job_id,
             "complete",
@@ -233,7 +234,7 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
         """
         if status not in FAILURE_STATUSES:
             raise InvalidArgument(f"status: {status} is not a failure status")
-        when = _utc("completed_at", completed_at)
+        when = self._when("completed_at", completed_at)
         await self._transition(
             job_id,
             "fail",
@@ -270,13 +271,13 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
         """Counts by status and duration percentiles per workflow and UTC day.
 
         The range is ``first_day``..``last_day`` inclusive (default: the ``days`` days up
-        to today, UTC). On PostgreSQL the figures come from the rollup ``execstore
+        to the clock's today, UTC). On PostgreSQL the figures come from the rollup ``execstore
         maintain`` refreshes (``refreshed_at`` says when); with ``live``, and always on
         SQLite, from a plain query over the executions.
         """
         if first_day is None and (not isinstance(days, int) or days < 1):
             raise InvalidArgument(f"days must be a positive integer, not {days!r}")
-        last = last_day or dt.datetime.now(dt.UTC).date()
+        last = last_day or self.clock.now().date()
         first = first_day or last - dt.timedelta(days=days - 1)
         if first > last:
             raise InvalidArgument(f"first_day {first} is after last_day {last}")
@@ -288,6 +289,7 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
                 last,
                 workflow_id=workflow_id,
                 live=live or self._dialect != "postgresql",
+                clock=self.clock,
             )
 
     async def list(
@@ -395,6 +397,14 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
             return sa.literal_column("(jobs.credential_ids)[1]", GUID())
         return sa.type_coerce(sa.func.json_extract(m.Job.credential_ids, "$[0]"), GUID())
 
+    def _when(self, name: str, value: dt.datetime | None) -> dt.datetime:
+        """``value`` in UTC, or the clock's now; InvalidArgument for a naive value."""
+        if value is None:
+            return self.clock.now()
+        if value.tzinfo is None:
+            raise InvalidArgument(f"{name} must be timezone-aware")
+        return as_utc(value)
+
     def _duration_until(self, when: dt.datetime) -> sa.ColumnElement[Any]:
         """Milliseconds from ``started_at`` to ``when`` (None if never started), in SQL."""
         started = _table.c.started_at
@@ -412,11 +422,3 @@ def _steps(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_STEPS:
         raise InvalidArgument(f"{name} must be an integer from 0 to {MAX_STEPS}, not {value!r}")
     return value
-
-
-def _utc(name: str, value: dt.datetime | None) -> dt.datetime:
-    if value is None:
-        return dt.datetime.now(dt.UTC)
-    if value.tzinfo is None:
-        raise InvalidArgument(f"{name} must be timezone-aware")
-    return as_utc(value)

@@ -22,12 +22,13 @@ __all__ = ["read_state", "record_state"]
 _state: sa.Table = m.ExecutionMetadataState.__table__  # type: ignore[assignment]
 
 
-async def record_state(session: AsyncSession, name: str, details: dict[str, Any]) -> None:
-    """Set ``name`` to ``details``, recorded now (the transaction's time on PostgreSQL)."""
+async def record_state(
+    session: AsyncSession, name: str, details: dict[str, Any], *, at: dt.datetime
+) -> None:
+    """Set ``name`` to ``details``, recorded ``at`` (the clock's time)."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    now: Any = sa.func.now() if dialect == "postgresql" else dt.datetime.now(dt.UTC)
-    stmt = insert(_state).values(name=name, recorded_at=now, details=details)
+    stmt = insert(_state).values(name=name, recorded_at=at, details=details)
     await session.execute(
         stmt.on_conflict_do_update(
             index_elements=["name"],

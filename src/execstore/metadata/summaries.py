@@ -37,6 +37,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.metadata.state import read_state, record_state
 from execstore.metadata.types import DailySummary, ExecutionSummary, StatusCounts
 from execstore.repository import as_utc
@@ -181,8 +182,10 @@ GROUP BY 1, 2, 3
 )
 
 
-async def refresh_summaries(session: AsyncSession, *, full: bool = False) -> SummaryRefresh:
-    """Recompute the stale summary groups (``full``: every group) and record when.
+async def refresh_summaries(
+    session: AsyncSession, *, full: bool = False, clock: Clock = SYSTEM_CLOCK
+) -> SummaryRefresh:
+    """Recompute the stale summary groups (``full``: every group) and record when (``clock``).
 
     Runs in the caller's transaction (commit it to publish). On PostgreSQL only one
     refresh runs at a time: if another holds the advisory lock this returns at once
@@ -210,7 +213,7 @@ async def refresh_summaries(session: AsyncSession, *, full: bool = False) -> Sum
         groups, written, removed = (await session.execute(_REFRESH_DIRTY)).one()
     seconds = time.perf_counter() - started
     details = {"full": full, "groups": int(groups), "seconds": round(seconds, 3)}
-    await record_state(session, SUMMARY_STATE, details)
+    await record_state(session, SUMMARY_STATE, details, at=clock.now())
     return SummaryRefresh(
         full=full,
         groups=int(groups),
@@ -232,12 +235,16 @@ async def read_summary(
     *,
     workflow_id: uuid.UUID | None = None,
     live: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> ExecutionSummary:
-    """The summary of ``first_day``..``last_day`` (UTC, inclusive) for one organization."""
+    """The summary of ``first_day``..``last_day`` (UTC, inclusive) for one organization.
+
+    A ``live`` summary is as fresh as the clock's now; a rollup as its last refresh.
+    """
     refreshed: dt.datetime | None
     if live:
         days = await _live_days(session, organization_id, first_day, last_day, workflow_id)
-        refreshed = dt.datetime.now(dt.UTC)
+        refreshed = clock.now()
     else:
         days = await _rollup_days(session, organization_id, first_day, last_day, workflow_id)
         state = await read_state(session, SUMMARY_STATE)

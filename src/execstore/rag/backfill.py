@@ -23,6 +23,7 @@ legacy row is verified (:func:`backfill_status`).
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.archival import SetAside, write_each
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, explain, translate_database_errors
 from execstore.ids import legacy_uuid, legacy_uuid_sql
 from execstore.rag import normalized
@@ -114,6 +116,7 @@ async def backfill_rag(
     replace_differing: bool = False,
     dry_run: bool = False,
     on_batch: Callable[[RagBackfillReport], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> RagBackfillReport:
     """Move and verify up to ``limit`` legacy rows, ``batch_size`` per commit, ``workers`` at once.
 
@@ -123,7 +126,8 @@ async def backfill_rag(
     legacy row is set aside, or with ``replace_differing`` rewritten from the legacy row
     (for rows changed in the ``legacy`` mode after they were moved). With ``dry_run``
     every batch is done and verified as usual, then rolled back: the report says what a
-    real run would move and set aside, and nothing changes.
+    real run would move and set aside, and nothing changes. Verification marks are
+    stamped with the clock's time.
     """
     if batch_size < 1 or workers < 1:
         raise InvalidArgument("batch_size and workers must be at least 1")
@@ -149,7 +153,7 @@ async def backfill_rag(
                             return
                         after = claimed[-1].id
                         moved, found, aside = await _move_batch(
-                            session, claimed, replace=replace_differing
+                            session, claimed, replace=replace_differing, at=clock.now()
                         )
                     except BaseException:
                         await transaction.rollback()
@@ -189,7 +193,7 @@ async def _claim(
 
 
 async def _move_batch(
-    session: AsyncSession, rows: Sequence[sa.Row[Any]], *, replace: bool
+    session: AsyncSession, rows: Sequence[sa.Row[Any]], *, replace: bool, at: dt.datetime
 ) -> tuple[int, int, list[SetAside]]:
     aside: list[SetAside] = []
     items: list[_Item] = []
@@ -252,7 +256,8 @@ async def _move_batch(
                     "(--replace-differing rewrites it from legacy)"
                 )
         await session.execute(
-            sa.insert(verified_table), [{"legacy_id": item.legacy_id} for item in batch]
+            sa.insert(verified_table),
+            [{"legacy_id": item.legacy_id, "verified_at": at} for item in batch],
         )
 
     done, refused = await write_each(session, ready, write, lambda item: item.legacy_id)

@@ -7,6 +7,7 @@ for, or holds, that unit's locks. A failure to count is logged and forgotten.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Mapping
 
@@ -28,8 +29,10 @@ MISMATCHES = "shadow_mismatches"
 FAILURES = "shadow_failures"
 
 
-async def bump(sessions: async_sessionmaker[AsyncSession], counts: Mapping[str, int]) -> None:
-    """Add ``counts`` to the named counters (best effort: errors are logged, not raised)."""
+async def bump(
+    sessions: async_sessionmaker[AsyncSession], counts: Mapping[str, int], *, at: dt.datetime
+) -> None:
+    """Add ``counts`` to the named counters, stamped ``at`` (best effort: errors are logged)."""
     try:
         async with sessions() as session, session.begin():
             dialect = session.get_bind().dialect.name
@@ -38,13 +41,15 @@ async def bump(sessions: async_sessionmaker[AsyncSession], counts: Mapping[str, 
                 if dialect == "postgresql"
                 else sqlite_dialect.insert(RagCounter)
             )
-            stmt = insert.values([{"name": k, "value": v} for k, v in counts.items() if v])
+            stmt = insert.values(
+                [{"name": k, "value": v, "updated_at": at} for k, v in counts.items() if v]
+            )
             await session.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["name"],
                     set_={
                         "value": RagCounter.value + stmt.excluded.value,
-                        "updated_at": sa.func.now(),
+                        "updated_at": stmt.excluded.updated_at,
                     },
                 )
             )

@@ -121,7 +121,8 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def context_to_legacy(context: RagContext) -> dict[str, Any]:
-    """The legacy row's columns (without ids) holding ``context``."""
+    """The legacy row's columns (without ids) holding ``context`` (a stored one: stamped)."""
+    assert context.retrieved_at is not None, "save stamps retrieved_at before storing"
     return {
         "payers": [
             {"payerName": p.payer_name, "payerId": p.payer_id, "scenario": p.scenario}
@@ -235,9 +236,4 @@ def context_from_input(value: Mapping[str, Any]) -> RagContext:
         "retrievedAt": "retrieved_at",
     }
     row = {legacy_keys.get(k, k): v for k, v in value.items()}
-    if row.get("retrieved_at") is None:
-        row.pop("retrieved_at", None)
-        row["retrieved_at"] = RagContext.model_fields["retrieved_at"].get_default(
-            call_default_factory=True
-        )
     return context_from_legacy(row)

@@ -14,6 +14,7 @@ import uuid
 
 import sqlalchemy as sa
 
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.rag.format import context_to_legacy
 from execstore.rag.normalized import context_of, every_context_sql
 from execstore.schema.models import ExecutionRagContext
@@ -26,8 +27,11 @@ __all__ = ["contexts_not_in_legacy", "refill_legacy"]
 _BATCH = 500
 
 
-def refill_legacy(bind: sa.Connection) -> int:
-    """Write a legacy row for every normalized context; how many were written."""
+def refill_legacy(bind: sa.Connection, *, clock: Clock = SYSTEM_CLOCK) -> int:
+    """Write a legacy row for every normalized context; how many were written.
+
+    The rows are marked verified at the clock's time (a migration runs on the wall clock).
+    """
     sql = every_context_sql(bind.dialect.name)
     job_type = execution_rag_context.c.job_id.type
     after: uuid.UUID = uuid.UUID(int=0)
@@ -53,7 +57,8 @@ def refill_legacy(bind: sa.Connection) -> int:
         ]
         bind.execute(sa.insert(execution_rag_rules_legacy), legacy_rows)
         bind.execute(
-            sa.insert(rag_backfill_verified), [{"legacy_id": r["id"]} for r in legacy_rows]
+            sa.insert(rag_backfill_verified),
+            [{"legacy_id": r["id"], "verified_at": clock.now()} for r in legacy_rows],
         )
         written += len(legacy_rows)
 

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import RagMode
 from execstore.errors import (
     Conflict,
@@ -92,8 +93,9 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
         hooks: TransactionHooks | None = None,
         shadow_sample_rate: float = 0.0,
         sample: Callable[[], float] = random.random,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__(session=session, organization_id=organization_id, hooks=hooks)
+        super().__init__(session=session, organization_id=organization_id, hooks=hooks, clock=clock)
         self.mode = mode
         self.sessions = sessions
         self.shadow_sample_rate = shadow_sample_rate
@@ -116,14 +118,22 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
     async def save(self, job_id: uuid.UUID, context: RagContext | Mapping[str, Any]) -> RagContext:
         """The stored context (text fitted): written once per job.
 
-        Raises InvalidRagContext for bad input, NotFound for a job of another
-        organization, Conflict if the job already has a different context.
+        A context without ``retrieved_at`` is stamped with the clock's time; saved again
+        without one, it matches the stored context whatever time that holds. Raises
+        InvalidRagContext for bad input, NotFound for a job of another organization,
+        Conflict if the job already has a different context.
         """
-        ctx = as_context(context)
+        given = as_context(context)
+        ctx = given
+        if given.retrieved_at is None:
+            ctx = given.model_copy(update={"retrieved_at": millis(self.clock.now())})
         with translate_database_errors():
             existing = await self._read(job_id)
             if existing is not None:
-                if existing != ctx:
+                same_time = given.retrieved_at is None or existing.retrieved_at == ctx.retrieved_at
+                if not same_time or existing.model_copy(update={"retrieved_at": None}) != (
+                    ctx.model_copy(update={"retrieved_at": None})
+                ):
                     raise Conflict(f"job {job_id} already has a different RAG context")
                 return existing
             if self.mode is RagMode.NORMALIZED:
@@ -162,10 +172,11 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
     ) -> RagRule:
         """The rule (by rule id, or by position in the context) marked used; updates both sides.
 
-        Marking a rule again replaces its step, time and reason; ``total_rules_used``
-        grows only the first time. NotFound if the job, its context or the rule is not there.
+        Used ``at`` (default: the clock's now). Marking a rule again replaces its step,
+        time and reason; ``total_rules_used`` grows only the first time. NotFound if the
+        job, its context or the rule is not there.
         """
-        when = millis(at or dt.datetime.now(dt.UTC))
+        when = millis(at or self.clock.now())
         with translate_database_errors():
             legacy_row = (
                 await legacy_store.find(self.session, self.organization_id, job_id, lock=True)
@@ -303,7 +314,7 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
             log.warning("RAG shadow read of job %s failed", job_id, exc_info=True)
 
         async def count() -> None:
-            await counters.bump(self.sessions, counts)
+            await counters.bump(self.sessions, counts, at=self.clock.now())
 
         if self.hooks is None:
             await count()

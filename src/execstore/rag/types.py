@@ -26,7 +26,6 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from execstore.repository import PublicModel, as_utc
-from execstore.schema.base import utcnow
 from execstore.schema.rag import (
     RULE_ACTION_LIMIT,
     RULE_CONDITION_LIMIT,
@@ -138,10 +137,11 @@ class RagContext(PublicModel):
 
     ``get`` returns exactly what ``save`` stored (order kept). Totals are the caller's
     figures, kept as given; ``mark_rule_used`` adds one to ``total_rules_used`` the
-    first time a rule is marked.
+    first time a rule is marked. ``retrieved_at`` left None is stamped by ``save`` with
+    its clock's time; a stored context always has it.
     """
 
-    retrieved_at: Millis = Field(default_factory=utcnow)
+    retrieved_at: OptionalMillis = None
     rag_retrieval_time_ms: int = Field(ge=0, le=2**31 - 1)
     total_rules_retrieved: int = Field(ge=0, le=2**31 - 1)
     total_rules_used: int = Field(default=0, ge=0, le=2**31 - 1)

@@ -33,6 +33,7 @@ from typing import Any
 
 from sqlalchemy.engine import make_url
 
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import Settings, load_settings
 from execstore.db import create_engine
 from execstore.migrations.runner import migrate
@@ -145,13 +146,17 @@ async def simulate(
     seed: int = 7,
     keep: bool = False,
     on_step: Any = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> SimulationResult:
     """Generate ``jobs`` jobs of one month into a fresh legacy and a fresh optimized database
-    on the server (or directory) of ``base_url``, archive as at steady state, and measure."""
+    on the server (or directory) of ``base_url``, archive as at steady state, and measure.
+
+    The month ends well before the clock's now; the optimized store runs on ``clock``.
+    """
     say = on_step or (lambda _text: None)
     # The month lies far enough back that its logs and audit records are past their windows.
     base = load_settings(database_url=base_url)
-    start = (dt.datetime.now(dt.UTC) - dt.timedelta(days=base.audit_hot_days + 45)).replace(
+    start = (clock.now() - dt.timedelta(days=base.audit_hot_days + 45)).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
     platform = Platform(seed=seed, month_start=start)
@@ -186,12 +191,12 @@ async def simulate(
         await migrate(optimized_url, settings=settings)
         optimized_empty = await _measure(settings)
         say("optimized: writing the month through execstore's API")
-        async with ExecStore.open(settings) as store:
+        async with ExecStore.open(settings, clock=clock) as store:
             await write_organizations(store, platform.organizations)
             await write_jobs(store, month, settle=lambda: _vacuum(settings, "execution_metadata"))
         before = await _measure(settings)
         say("optimized: archiving logs and audit records past their hot windows")
-        blob_bytes = await _archive(settings)
+        blob_bytes = await _archive(settings, clock)
         after = await _measure(settings)
         optimized_result = await _result_bytes(settings)
 
@@ -217,18 +222,23 @@ async def _blob_directory() -> AsyncIterator[Path]:
         yield Path(folder)
 
 
-async def _archive(settings: Settings) -> dict[str, int]:
+async def _archive(settings: Settings, clock: Clock) -> dict[str, int]:
     """Archive as steady state would; the blob bytes per kind afterwards."""
     from execstore.audit import archive_audit
     from execstore.logs import archive_logs
 
-    async with ExecStore.open(settings) as store:
+    async with ExecStore.open(settings, clock=clock) as store:
         await archive_logs(
-            store.engine, store.sessions, store.archives, hot_days=settings.log_hot_days
+            store.engine,
+            store.sessions,
+            store.archives,
+            hot_days=settings.log_hot_days,
+            clock=store.clock,
         )
-        # Audit records carry the time they were recorded (now): archiving everything
-        # recorded so far is what the archival run does once they are past the window.
-        await archive_audit(store.sessions, store.archives, hot_days=0)
+        # Audit records carry the time they were recorded (the clock's now): archiving
+        # everything recorded so far is what the archival run does once they are past the
+        # window.
+        await archive_audit(store.sessions, store.archives, hot_days=0, clock=store.clock)
         totals = {}
         async with store.sessions() as session:
             for kind in store.archive_kinds:

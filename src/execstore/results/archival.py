@@ -52,6 +52,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from execstore.archival import SetAside, describe_failure, write_each
 from execstore.blob import ArchiveRef, Archives
 from execstore.blob.codec import serialize
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import ArchiveConflict, InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid, legacy_uuid_sql
 from execstore.jsonvalues import check_json
@@ -206,6 +207,7 @@ async def archive_job_results(
     organization_id: uuid.UUID | None = None,
     screenshot_urls: ScreenshotUrls | None = None,
     on_batch: Callable[[ResultArchivalReport], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> ResultArchivalReport:
     """The report of archiving up to ``limit`` legacy results, ``batch_size`` jobs per commit.
 
@@ -213,7 +215,8 @@ async def archive_job_results(
     be archived are set aside (``report.set_aside``) and the run goes on; ``limit``
     counts them too. With ``dry_run`` nothing is written or uploaded and the report
     says how many jobs and bytes a real run would move and which jobs it would set
-    aside. ``on_batch`` is called with the running totals after every batch.
+    aside. ``on_batch`` is called with the running totals after every batch. Every
+    legacy result is due whatever its age; ``clock`` stamps the pointer rows.
     """
     if batch_size < 1:
         raise InvalidArgument("batch_size must be at least 1")
@@ -235,7 +238,7 @@ async def archive_job_results(
                     if dry_run:
                         step = await _measure_only(session, batch, urls)
                     else:
-                        step = await _archive_batch(session, archives, batch, urls)
+                        step = await _archive_batch(session, archives, batch, urls, clock)
         report = _add(report, step)
         if on_batch is not None:
             on_batch(report)
@@ -408,6 +411,7 @@ async def _archive_batch(
     archives: Archives,
     batch: list[_Candidate],
     urls: ScreenshotUrls,
+    clock: Clock,
 ) -> ResultArchivalReport:
     dialect = session.get_bind().dialect.name
     ids = [job.job_id for job in batch]
@@ -418,9 +422,10 @@ async def _archive_batch(
     aside += refused
 
     async def write(items: Sequence[tuple[_Plan, ArchiveRef]]) -> None:
+        now = clock.now()
         await session.execute(
             sa.insert(m.JobResultArchive),
-            [archive_values(plan.job.job_id, ref) for plan, ref in items],
+            [archive_values(plan.job.job_id, ref, archived_at=now) for plan, ref in items],
         )
         shots = [row.values(plan.job.job_id) for plan, _ in items for row in plan.rows]
         if shots:

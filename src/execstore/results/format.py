@@ -372,10 +372,13 @@ def parse_result_key(key: str) -> tuple[uuid.UUID, uuid.UUID] | None:
 _RESULT_FILES: Final = frozenset(RESULT_NAME + file_suffix(codec, document=True) for codec in Codec)
 
 
-def archive_values(job_id: uuid.UUID, ref: ArchiveRef) -> dict[str, Any]:
+def archive_values(
+    job_id: uuid.UUID, ref: ArchiveRef, *, archived_at: dt.datetime
+) -> dict[str, Any]:
     """Insert values of the ``job_result_archives`` row for ``ref`` (the key is derived)."""
     return {
         "job_id": job_id,
+        "archived_at": archived_at,
         "codec": ArchiveCodec[Codec(ref.codec).name],
         "sha256": ref.sha256,
         "raw_size": ref.raw_size,

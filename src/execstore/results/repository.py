@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import (
     ArchiveMissing,
     Conflict,
@@ -83,8 +84,9 @@ class ResultRepository(ScopedRepository[m.Job]):
         hooks: TransactionHooks | None = None,
         sessions: async_sessionmaker[AsyncSession] | None = None,
         screenshot_urls: ScreenshotUrls | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
-        super().__init__(session=session, organization_id=organization_id, hooks=hooks)
+        super().__init__(session=session, organization_id=organization_id, hooks=hooks, clock=clock)
         self.archives = archives
         # A session of its own (outside the unit's transaction) for the rollback check.
         self.sessions = sessions
@@ -131,7 +133,9 @@ class ResultRepository(ScopedRepository[m.Job]):
         )
         with translate_database_errors():
             await self.session.execute(
-                sa.insert(m.JobResultArchive).values(**archive_values(job_id, ref))
+                sa.insert(m.JobResultArchive).values(
+                    **archive_values(job_id, ref, archived_at=self.clock.now())
+                )
             )
             if rows:
                 await self.session.execute(

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from execstore.schema import legacy
-from execstore.schema.base import ArchivePointer, Base, new_metadata, transitional_copy, utcnow
+from execstore.schema.base import ArchivePointer, Base, new_metadata, transitional_copy
 from execstore.schema.types import SafeText
 
 __all__ = [
@@ -157,7 +157,7 @@ class PhiAuditCheckpoint(Base):
     __table_args__ = (sa.PrimaryKeyConstraint("organization_id", "seq"),)
     seq: Mapped[int] = mapped_column(sa.BigInteger(), autoincrement=False)
     created_at: Mapped[dt.datetime]
-    written_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    written_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     organization_id: Mapped[uuid.UUID]
     hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
     blob_key: Mapped[str] = mapped_column(sa.String(400))
@@ -168,7 +168,7 @@ class PhiAuditDictionary(Base):
 
     __tablename__ = "phi_audit_dictionaries"
     __table_args__ = (sa.PrimaryKeyConstraint("organization_id", "version"),)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     organization_id: Mapped[uuid.UUID]
     version: Mapped[int] = mapped_column(sa.SmallInteger(), autoincrement=False)
     codec: Mapped[int] = mapped_column(sa.SmallInteger())

@@ -27,7 +27,6 @@ __all__ = [
     "new_metadata",
     "owned_by",
     "transitional_copy",
-    "utcnow",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -45,11 +44,6 @@ BIGID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 def new_metadata() -> sa.MetaData:
     """A MetaData carrying execstore's naming convention."""
     return sa.MetaData(naming_convention=NAMING_CONVENTION)
-
-
-def utcnow() -> dt.datetime:
-    """Now, timezone-aware, in UTC (the ORM-side default of every timestamp)."""
-    return dt.datetime.now(dt.UTC)
 
 
 class Base(DeclarativeBase):
@@ -84,9 +78,13 @@ def owned_by(table: str, column: str, *, ondelete: str | None = None) -> sa.Fore
 
 
 class ArchivePointer:
-    """Where a verified archive blob is and how to check it (key, never a URL or secret)."""
+    """Where a verified archive blob is and how to check it (key, never a URL or secret).
 
-    archived_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    ``archived_at`` has no ORM default: the writer passes its clock's time (see
+    :mod:`execstore.clock`); the server default only serves rows other programs write.
+    """
+
+    archived_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     raw_size: Mapped[int] = mapped_column(sa.BigInteger())
     stored_size: Mapped[int] = mapped_column(sa.BigInteger())
     record_count: Mapped[int] = mapped_column(sa.Integer())

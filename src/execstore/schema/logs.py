@@ -41,7 +41,6 @@ from execstore.schema.base import (
     Base,
     new_metadata,
     transitional_copy,
-    utcnow,
 )
 from execstore.schema.enums import IntEnumColumn, LogLevel
 from execstore.schema.types import BoundedString
@@ -84,7 +83,7 @@ class ExecutionLogEntry(Base):
         {"postgresql_partition_by": 'RANGE ("timestamp")'},
     )
     __mapper_args__ = {"primary_key": ["id"]}  # noqa: RUF012 - mapper identity only
-    timestamp: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    timestamp: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[int] = mapped_column(BIGID, sa.Identity())
     job_id: Mapped[uuid.UUID]
     step_id: Mapped[int] = mapped_column(sa.Integer())
@@ -145,7 +144,7 @@ class ExecutionLogRetention(Base):
     """An organization's own log retention (days); absent means the configured default."""
 
     __tablename__ = "execution_log_retention"
-    updated_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     organization_id: Mapped[uuid.UUID] = mapped_column(
         sa.ForeignKey("organizations.id", ondelete="CASCADE"), primary_key=True
     )
@@ -162,7 +161,7 @@ class ExecutionLogDetached(Base):
     __tablename__ = "execution_log_detached"
     range_start: Mapped[dt.datetime]
     range_end: Mapped[dt.datetime]
-    registered_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    registered_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[int] = mapped_column(sa.Integer(), sa.Identity(), primary_key=True)
     table_name: Mapped[str] = mapped_column(sa.String(63), unique=True)
 
@@ -173,7 +172,7 @@ class ExecutionLogBackfill(Base):
     __tablename__ = "execution_log_backfill"
     cursor_ts: Mapped[str | None] = mapped_column(sa.Text())
     """The legacy ``timestamp`` of the last copied row, as the database spells it."""
-    started_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    started_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     swapped_at: Mapped[dt.datetime | None]
     verified_at: Mapped[dt.datetime | None]
     next_id: Mapped[int] = mapped_column(sa.BigInteger())

@@ -51,7 +51,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from execstore.schema import legacy
-from execstore.schema.base import Base, job_fk, new_metadata, owned_by, transitional_copy, utcnow
+from execstore.schema.base import Base, job_fk, new_metadata, owned_by, transitional_copy
 from execstore.schema.enums import ExecutionStatus, IntEnumColumn
 from execstore.schema.types import BoundedString
 
@@ -206,7 +206,7 @@ class ExecutionMetadataState(Base):
 
     __tablename__ = "execution_metadata_state"
     name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
-    recorded_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    recorded_at: Mapped[dt.datetime] = mapped_column()
     details: Mapped[dict[str, Any]]
 
 

@@ -23,6 +23,8 @@ from typing import Final
 
 import sqlalchemy as sa
 
+from execstore.clock import SYSTEM_CLOCK, Clock
+
 __all__ = [
     "LOG_TABLE",
     "PARTITION_LOCK",
@@ -153,10 +155,10 @@ def ensure_log_partitions(conn: sa.Connection, months: Iterable[dt.datetime]) ->
 
 
 def ensure_partitions_ahead(
-    conn: sa.Connection, *, months_ahead: int, now: dt.datetime | None = None
+    conn: sa.Connection, *, months_ahead: int, clock: Clock = SYSTEM_CLOCK
 ) -> list[str]:
-    """Create this month's partition and the next ``months_ahead`` if missing."""
-    month = month_start(now or dt.datetime.now(dt.UTC))
+    """Create the clock's month's partition and the next ``months_ahead`` if missing."""
+    month = month_start(clock.now())
     months = [month]
     for _ in range(months_ahead):
         month = next_month(month)

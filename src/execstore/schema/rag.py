@@ -40,7 +40,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from execstore.ids import legacy_uuid_sql
 from execstore.schema import legacy
-from execstore.schema.base import TZ, Base, job_fk, new_metadata, transitional_copy, utcnow
+from execstore.schema.base import TZ, Base, job_fk, new_metadata, transitional_copy
 from execstore.schema.types import GUID, BoundedString
 
 __all__ = [
@@ -101,7 +101,7 @@ class ExecutionRagContext(Base):
             postgresql_with={"fastupdate": "off"},
         ).ddl_if(dialect="postgresql"),
     )
-    retrieved_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    retrieved_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     job_id: Mapped[uuid.UUID] = mapped_column(job_fk(), primary_key=True)
     organization_id: Mapped[uuid.UUID] = mapped_column(sa.ForeignKey("organizations.id"))
     rag_retrieval_time_ms: Mapped[int] = mapped_column(sa.Integer())
@@ -195,7 +195,7 @@ class RagCounter(Base):
     __tablename__ = "rag_counters"
     name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     value: Mapped[int] = mapped_column(sa.BigInteger(), default=0, server_default="0")
-    updated_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
 transitional_metadata = new_metadata()

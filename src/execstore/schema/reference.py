@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from execstore.schema.base import Base, job_fk, owned_by, utcnow
+from execstore.schema.base import Base, job_fk, owned_by
 from execstore.schema.types import BoundedString, uuid_array
 
 __all__ = [
@@ -44,7 +44,7 @@ class Organization(Base):
     """A tenant; every read and write is scoped to one."""
 
     __tablename__ = "organizations"
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(sa.Text())
 
@@ -54,7 +54,7 @@ class Workflow(Base):
 
     __tablename__ = "workflows"
     __table_args__ = (_tenant_key(),)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     name: Mapped[str] = mapped_column(sa.Text())
@@ -65,7 +65,7 @@ class Client(Base):
 
     __tablename__ = "clients"
     __table_args__ = (_tenant_key(),)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     name: Mapped[str] = mapped_column(sa.Text())
@@ -77,7 +77,7 @@ class ClaimSubmission(Base):
 
     __tablename__ = "claim_submissions"
     __table_args__ = (_tenant_key(), owned_by("clients", "client_id"))
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     client_id: Mapped[uuid.UUID | None]
@@ -90,7 +90,7 @@ class Credential(Base):
 
     __tablename__ = "credentials"
     __table_args__ = (_tenant_key(),)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     name: Mapped[str] = mapped_column(sa.Text())
@@ -107,7 +107,7 @@ class Job(Base):
         owned_by("clients", "client_id"),
         owned_by("claim_submissions", "claim_submission_id"),
     )
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     started_at: Mapped[dt.datetime | None]
     completed_at: Mapped[dt.datetime | None]
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -126,7 +126,7 @@ class ScheduleExecution(Base):
 
     __tablename__ = "schedule_executions"
     __table_args__ = (owned_by("workflows", "workflow_id"),)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     workflow_id: Mapped[uuid.UUID | None]
@@ -142,7 +142,7 @@ class HealingAttempt(Base):
     """
 
     __tablename__ = "healing_attempts"
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     job_id: Mapped[uuid.UUID] = mapped_column(job_fk(), primary_key=True)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     step_index: Mapped[int] = mapped_column(sa.Integer())
@@ -155,7 +155,7 @@ class HealingSuggestion(Base):
 
     __tablename__ = "healing_suggestions"
     __table_args__ = (owned_by("workflows", "workflow_id"),)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     workflow_id: Mapped[uuid.UUID | None]

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from execstore.ids import legacy_uuid_sql
 from execstore.schema import legacy
-from execstore.schema.base import Base, job_fk, transitional_copy, utcnow
+from execstore.schema.base import Base, job_fk, transitional_copy
 from execstore.schema.enums import ArchiveCodec, IntEnumColumn
 
 __all__ = ["ExecutionScreenshot", "JobResultArchive", "execution_screenshots_legacy"]
@@ -28,7 +28,7 @@ class JobResultArchive(Base):
     """
 
     __tablename__ = "job_result_archives"
-    archived_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now(), default=utcnow)
+    archived_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     job_id: Mapped[uuid.UUID] = mapped_column(job_fk(), primary_key=True)
     raw_size: Mapped[int] = mapped_column(sa.Integer())
     stored_size: Mapped[int] = mapped_column(sa.Integer())
