@@ -33,12 +33,15 @@ __all__ = ["NODE_SETTINGS", "CitusCluster", "citus_cluster", "citus_installed"]
 
 # fsync is already off in throwaway clusters. Inter-node connections go over loopback
 # without TLS (the throwaway clusters have none). wal_level logical lets Citus move shards
-# with logical replication, which the rebalancer uses while writes go on.
+# with logical replication, which the rebalancer uses while writes go on. Every database
+# with the extension runs a Citus maintenance daemon (a background worker): PostgreSQL's
+# default of 8 runs out after a few test databases.
 NODE_SETTINGS = {
     "shared_preload_libraries": "'citus'",
     "citus.node_conninfo": "'sslmode=disable'",
     "wal_level": "logical",
     "max_connections": "200",
+    "max_worker_processes": "64",
 }
 
 
