@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint bench mutations clean
+.PHONY: demo test test-citus lint bench mutations clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,12 @@ test: $(VENV)/.dev
 	sh scripts/ensure-test-tools.sh
 	sh scripts/ensure-partman.sh
 	$(BIN)/pytest -q
+
+# Not part of `make test`: builds Citus once if it is missing (minutes), then starts a
+# coordinator and two workers for tests/citus (see README, "Citus").
+test-citus: $(VENV)/.dev
+	sh scripts/ensure-citus.sh
+	$(BIN)/pytest -q -m citus tests/citus
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests benchmarks examples scripts

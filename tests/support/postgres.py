@@ -21,13 +21,20 @@ import socket
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 
-__all__ = ["PgServer", "create_database", "drop_database", "find_server", "throwaway_cluster"]
+__all__ = [
+    "PgServer",
+    "create_database",
+    "drop_database",
+    "find_server",
+    "pg_bindir",
+    "throwaway_cluster",
+]
 
 
 @dataclass(frozen=True)
@@ -69,7 +76,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _pg_bindir() -> Path:
+def pg_bindir() -> Path:
+    """The bin directory of the newest installed PostgreSQL server."""
     candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)
     for c in candidates:
         if Path(c, "initdb").exists():
@@ -81,9 +89,13 @@ def _pg_bindir() -> Path:
 
 
 @contextlib.contextmanager
-def throwaway_cluster() -> Iterator[PgServer]:
-    """A new PostgreSQL cluster on a free port, removed on exit."""
-    bindir = _pg_bindir()
+def throwaway_cluster(settings: Mapping[str, str] | None = None) -> Iterator[PgServer]:
+    """A new PostgreSQL cluster on a free port, removed on exit.
+
+    ``settings`` are appended to its ``postgresql.conf`` before it starts (values as
+    PostgreSQL reads them there, e.g. ``{"shared_preload_libraries": "'citus'"}``).
+    """
+    bindir = pg_bindir()
     root = Path(tempfile.mkdtemp(prefix="execstore-pg-"))
     data = root / "data"
     port = _free_port()
@@ -96,18 +108,26 @@ def throwaway_cluster() -> Iterator[PgServer]:
     )
     try:
         run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8")
+        if settings:
+            # Appending keeps the file's owner (postgres) when we run as root.
+            with (data / "postgresql.conf").open("a") as conf:
+                conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
         opts = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        run(
-            str(bindir / "pg_ctl"),
-            "-D",
-            str(data),
-            "-o",
-            opts,
-            "-l",
-            str(root / "log"),
-            "-w",
-            "start",
-        )
+        try:
+            run(
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-o",
+                opts,
+                "-l",
+                str(root / "log"),
+                "-w",
+                "start",
+            )
+        except subprocess.CalledProcessError as exc:
+            log = (root / "log").read_text(errors="replace") if (root / "log").exists() else ""
+            raise RuntimeError(f"PostgreSQL did not start on port {port}:\n{log[-2000:]}") from exc
         yield PgServer("127.0.0.1", port)
     finally:
         with contextlib.suppress(Exception):
