@@ -127,22 +127,27 @@ async def test_rag_verified_marks_through_every_write_and_the_contract(
     assert await rag_verified(store) == (3, 0)
     partial = await backfill_rag(store.sessions, limit=2, clock=store.clock)
     assert (partial.moved, partial.status.remaining) == (2, 1)
-    with pytest.raises(BackfillIncomplete, match="1 legacy RAG row"):
+    # A dual write while the backfill is part-way: both sides at once, verified as found.
+    plain = want.jobs["plain"]
+    async with store.unit(want.org, rag_mode="dual_write_read_normalized") as uow:
+        await uow.rag.save(plain, {"ragRetrievalTimeMs": 5, "totalRulesRetrieved": 0})
+    assert await rag_verified(store) == (4, 2)
+    with pytest.raises(BackfillIncomplete, match="2 legacy RAG row"):
         await migrate(legacy_url, "contract_rag_rules")
     assert await current_revision(legacy_url) == "contract_execution_metadata"
     done = await backfill_rag(store.sessions, clock=store.clock)
-    assert (done.moved, done.status.complete) == (1, True)
+    assert (done.moved, done.already_normalized, done.status.complete) == (1, 1, True)
 
     cuid, upper = want.jobs["cuid"], want.jobs["upper"]
     # Writes in the dual modes change both sides: the row stays verified.
     for mode in ("dual_write_read_legacy", "dual_write_read_normalized"):
         async with store.unit(want.org, rag_mode=mode) as uow:
             await uow.rag.mark_rule_used(cuid, 0, step_index=1)
-    assert await rag_verified(store) == (3, 3)
+    assert await rag_verified(store) == (4, 4)
     # A legacy-mode write changes one side only: that row is verified no more.
     async with store.unit(want.org, rag_mode="legacy") as uow:
         await uow.rag.mark_rule_used(upper, 1, step_index=2)
-    assert await rag_verified(store) == (3, 2)
+    assert await rag_verified(store) == (4, 3)
     with pytest.raises(BackfillIncomplete, match="1 legacy RAG row"):
         await migrate(legacy_url, "contract_rag_rules")
     # Its normalized copy now differs: set aside, unless rewritten from legacy.
@@ -158,6 +163,6 @@ async def test_rag_verified_marks_through_every_write_and_the_contract(
         assert (await uow.rag.get(upper)).rules[1].used_at_step_index == 2
     # A verified row deleted from legacy leaves its mark behind: it is not counted.
     await sql(store, "DELETE FROM execution_rag_rules_legacy WHERE job_id = :j", j=JOBS["braced"])
-    assert await rag_verified(store) == (2, 2)
+    assert await rag_verified(store) == (3, 3)
     await migrate(legacy_url, "contract_rag_rules")
     assert await current_revision(legacy_url) == "contract_rag_rules"

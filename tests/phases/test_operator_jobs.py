@@ -278,13 +278,14 @@ PHASES = [
         (MigrationRequired, "phi_audit_log_legacy still holds", "contract_execution_log"),
     ),
     Phase("everything moved", False, None),
+    Phase("contracted", False, None),
 ]
 
 
-CLI_PHASES = ("part-way", "everything moved")
+CLI_PHASES = ("part-way", "everything moved", "contracted")
 
 
-CLI_PHASES = ("part-way", "everything moved")
+CLI_PHASES = ("part-way", "everything moved", "contracted")
 
 
 @asynccontextmanager
