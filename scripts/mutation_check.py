@@ -530,6 +530,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "phase-contract-metadata-refuses-unexplained",
+        "src/execstore/migrations/versions/r0007_contract_execution_metadata.py",
+        '        if found.get("unmigrated") or found.get("unexplained"):\n',
+        '        if found.get("unmigrated"):\n',
+        (
+            "tests/phases/test_contract_gates.py"
+            "::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
+        ),
+    ),
+    Mutation(
         "side-metadata-check-orphans-are-explained",
         "src/execstore/metadata/check.py",
         "            report.orphaned.append(aside.id)\n",

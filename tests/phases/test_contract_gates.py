@@ -15,6 +15,7 @@ copy differs aside unless told to rewrite it (``--replace-differing``).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -66,6 +67,15 @@ async def test_the_metadata_check_with_either_side_missing_gates_the_contract(
     scoped = await check_metadata(store.sessions, organization_id=want.org, clock=store.clock)
     assert (scoped.compared, scoped.identical, scoped.clean, scoped.recorded) == (4, 4, True, False)
     await refused(legacy_url, store, "check never ran")
+    # A difference nothing explains (the legacy row's creation time), nothing unmigrated.
+    moved = "UPDATE execution_metadata_legacy SET created_at = :at WHERE id = :id"
+    first = {"id": "ckmeta0000000000000000000"}
+    await sql(store, moved, at=dt.datetime(2020, 1, 1), **first)
+    odd = await check_metadata(store.sessions, clock=store.clock)
+    assert (odd.unmigrated, odd.unexplained_count, odd.clean) == ([], 1, False)
+    assert [x.field for x in odd.unexplained] == ["created_at"]
+    await refused(legacy_url, store, "found 0 unmigrated row.* and 1 unexplained")
+    await sql(store, moved, at=dt.datetime(2026, 9, 10, 8, 0), **first)
     full = await check_metadata(store.sessions, clock=store.clock)
     assert (full.legacy_rows, full.compared, full.clean, full.recorded) == (4, 4, True, True)
 
