@@ -443,6 +443,17 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "rag-unreadable-legacy-row-is-typed",
+        "src/execstore/rag/legacy_store.py",
+        "    except (ValidationError, ValueError, TypeError) as exc:\n"
+        "        raise InvalidRagContext(",
+        "    except ImportError as exc:\n        raise InvalidRagContext(",
+        (
+            "tests/rag/test_modes.py"
+            "::test_a_legacy_row_that_is_not_a_context_is_a_typed_error_in_every_mode[sqlite]",
+        ),
+    ),
+    Mutation(
         "rag-modes-refused-after-contract",
         "src/execstore/store.py",
         "if mode.uses_legacy_table and self.revision in rag_contracted_revisions():",

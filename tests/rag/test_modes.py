@@ -24,7 +24,7 @@ import pytest
 import sqlalchemy as sa
 
 from execstore.config import load_settings
-from execstore.errors import ConfigurationError, Conflict, NotFound
+from execstore.errors import ConfigurationError, Conflict, InvalidRagContext, NotFound
 from execstore.rag import legacy_store, normalized
 from execstore.rag.repository import as_context
 from execstore.rag.types import RagContext
@@ -234,3 +234,40 @@ async def test_modes_that_need_the_legacy_table_are_refused_after_the_contract(
             for other in MODES:
                 async with early.unit(org, rag_mode=other) as uow:
                     assert uow.rag.mode.value == other
+
+
+async def test_a_legacy_row_that_is_not_a_context_is_a_typed_error_in_every_mode(
+    rag_store: Any,
+) -> None:
+    """The backfill sets such rows aside; a read that meets one says so as an
+    InvalidRagContext naming the row (never pydantic's own error), and changes nothing."""
+    org, jobs = await jobs_on_every_side(rag_store, A)
+    job = jobs["both"]
+    async with rag_store.sessions() as session, session.begin():
+        await session.execute(
+            sa.update(legacy_table)
+            .where(legacy_table.c.job_id == str(job))
+            .values(payers=[{"name": "no payerName, payerId or scenario"}])
+        )
+        raw = (await session.execute(sa.select(legacy_table))).all()
+    for mode in MODES:
+        for name, call in (
+            ("get", lambda uow: uow.rag.get(job)),
+            ("save", lambda uow: uow.rag.save(job, A)),
+            ("mark", lambda uow: uow.rag.mark_rule_used(job, 0, step_index=1)),
+        ):
+            # A dual write's mark rewrites the legacy row too, so it reads it.
+            reads_legacy = mode in READS_LEGACY or (mode in WRITES_LEGACY and name == "mark")
+            async with rag_store.unit(org, rag_mode=mode) as uow:
+                if reads_legacy:
+                    with pytest.raises(InvalidRagContext, match="is not a RAG context"):
+                        await call(uow)
+                elif name == "mark":
+                    await uow.rag.mark_rule_used(job, 0, step_index=1)
+                else:
+                    assert await call(uow) == A
+    async with rag_store.sessions() as session:
+        assert (await session.execute(sa.select(legacy_table))).all() == raw
+        marked = await normalized.fetch(session, org, job)
+    assert marked is not None
+    assert marked.rules[0].used_at_step_index == 1  # only the normalized mode's mark

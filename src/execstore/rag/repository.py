@@ -299,12 +299,7 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
     async def _read_unread_side(self, job_id: uuid.UUID) -> RagContext | None:
         if self._reads_legacy:
             return await normalized.fetch(self.session, self.organization_id, job_id)
-        try:
-            row = await legacy_store.find(self.session, self.organization_id, job_id)
-        except ValueError as exc:  # legacy JSON that is not a context: not equal to anything
-            raise Conflict(
-                f"job {job_id} already has a legacy RAG context that cannot be read: {explain(exc)}"
-            ) from exc
+        row = await legacy_store.find(self.session, self.organization_id, job_id)
         return None if row is None else row.context
 
     async def _require_job(self, job_id: uuid.UUID) -> None:
