@@ -372,6 +372,271 @@ MUTATIONS: tuple[Mutation, ...] = (
         "",
         ("tests/clock/test_stamps.py::test_every_write_is_stamped_by_the_clock",),
     ),
+    # -- negative paths: every transition, every missing side, every phase -------------
+    Mutation(
+        "transition-start-only-from-pending-or-queued",
+        "src/execstore/metadata/repository.py",
+        "            {ExecutionStatus.PENDING, ExecutionStatus.QUEUED},\n",
+        "            LIVE_STATUSES,\n",
+        ("tests/metadata/test_transitions.py::test_each_write_from_every_status[sqlite-start]",),
+    ),
+    Mutation(
+        "transition-finished-runs-stay-finished",
+        "src/execstore/metadata/repository.py",
+        '            "complete",\n            LIVE_STATUSES,\n',
+        '            "complete",\n            set(ExecutionStatus),\n',
+        ("tests/metadata/test_transitions.py::test_each_write_from_every_status[sqlite-complete]",),
+    ),
+    Mutation(
+        "transition-refusal-is-invalid-transition",
+        "src/execstore/metadata/repository.py",
+        "        if current is None:\n"
+        '            raise NotFound(f"execution metadata for job {job_id} not found")\n',
+        "        if current is not None:\n"
+        '            raise NotFound(f"execution metadata for job {job_id} not found")\n',
+        (
+            "tests/metadata/test_transitions.py::test_each_write_from_every_status[postgres-fail-cancelled]",
+        ),
+    ),
+    Mutation(
+        "transition-progress-only-while-live",
+        "src/execstore/metadata/repository.py",
+        ").where(*self._live_row(job_id, LIVE_STATUSES))",
+        ").where(*self._live_row(job_id, set(ExecutionStatus)))",
+        ("tests/metadata/test_transitions.py::test_each_write_from_every_status[sqlite-progress]",),
+    ),
+    Mutation(
+        "transition-finish-folds-progress",
+        "src/execstore/metadata/repository.py",
+        'if _table.c.status.name in values and values["status"] not in LIVE_STATUSES:',
+        "if False:",
+        (
+            "tests/metadata/test_transitions.py::test_each_write_from_every_status[postgres-fail-timed_out]",
+        ),
+    ),
+    Mutation(
+        "transition-job-status-keeps-times-not-given",
+        "src/execstore/jobs/repository.py",
+        '        if started_at is not None:\n            values["started_at"] = started_at\n',
+        '        values["started_at"] = started_at\n',
+        ("tests/jobs/test_status.py",),
+    ),
+    Mutation(
+        "rag-dual-save-sees-the-unread-side",
+        "src/execstore/rag/repository.py",
+        "if existing is None and self._writes_legacy and self._writes_normalized:",
+        "if False:",
+        (
+            "tests/rag/test_modes.py::test_save_is_write_once_whichever_side_holds_the_context"
+            "[sqlite-dual_write_read_normalized]",
+        ),
+    ),
+    Mutation(
+        "rag-legacy-write-unverifies",
+        "src/execstore/rag/repository.py",
+        "                if self.mode is RagMode.LEGACY:\n"
+        "                    # Changed on one side only",
+        "                if False:\n                    # Changed on one side only",
+        (
+            "tests/rag/test_modes.py::test_marking_a_rule_updates_the_modes_sides_and_only_legacy_unverifies"
+            "[sqlite-legacy]",
+        ),
+    ),
+    Mutation(
+        "rag-unreadable-legacy-row-is-typed",
+        "src/execstore/rag/legacy_store.py",
+        "    except (ValidationError, ValueError, TypeError) as exc:\n"
+        "        raise InvalidRagContext(",
+        "    except ImportError as exc:\n        raise InvalidRagContext(",
+        (
+            "tests/rag/test_modes.py"
+            "::test_a_legacy_row_that_is_not_a_context_is_a_typed_error_in_every_mode[sqlite]",
+        ),
+    ),
+    Mutation(
+        "rag-modes-refused-after-contract",
+        "src/execstore/store.py",
+        "if mode.uses_legacy_table and self.revision in rag_contracted_revisions():",
+        "if False:",
+        (
+            "tests/rag/test_modes.py::test_modes_that_need_the_legacy_table_are_refused_after_the_contract",
+        ),
+    ),
+    Mutation(
+        "rag-shadow-missing-side-is-a-mismatch",
+        "src/execstore/rag/repository.py",
+        "            if legacy != found:",
+        "            if legacy is not None and found is not None and legacy != found:",
+        (
+            "tests/rag/test_shadow.py",
+            "tests/rag/test_modes.py::test_shadow_reads_count_a_missing_side_as_a_mismatch",
+        ),
+    ),
+    Mutation(
+        "rag-backfill-after-contract-reports-complete",
+        "src/execstore/rag/backfill.py",
+        "            if not await _legacy_table_present(session):"
+        "  # contract_rag_rules ran: all done",
+        "            if False:",
+        (
+            "tests/phases/test_operator_jobs.py::test_every_operator_job_in_every_phase_then_the_contract[sqlite]",
+        ),
+    ),
+    Mutation(
+        "phase-log-archival-waits-until-verified",
+        "src/execstore/logs/archival.py",
+        "BACKFILL_BUSY_PHASES: Final = (1, 2)",
+        "BACKFILL_BUSY_PHASES: Final = (1,)",
+        ("tests/phases/test_log_backfill.py::test_every_call_from_every_phase",),
+    ),
+    Mutation(
+        "phase-log-verify-compares-per-job",
+        "src/execstore/logs/backfill.py",
+        "        if legacy_sums != moved_sums:\n",
+        "        if sum(c for c, _ in legacy_sums.values())"
+        " != sum(c for c, _ in moved_sums.values()):\n",
+        ("tests/phases/test_log_backfill.py::test_every_call_from_every_phase[sqlite]",),
+    ),
+    Mutation(
+        "phase-log-mismatch-keeps-legacy",
+        "src/execstore/logs/backfill.py",
+        "            )\n            return\n        total = sum(",
+        "            )\n        total = sum(",
+        ("tests/phases/test_log_backfill.py::test_every_call_from_every_phase[sqlite]",),
+    ),
+    Mutation(
+        "phase-contract-log-refused-while-rows",
+        "src/execstore/migrations/versions/r0009_contract_execution_log.py",
+        "    if left:\n",
+        "    if False:\n",
+        (
+            "tests/phases/test_operator_jobs.py::test_every_operator_job_in_every_phase_then_the_contract[sqlite]",
+        ),
+    ),
+    Mutation(
+        "phase-contract-audit-refused-while-rows",
+        "src/execstore/migrations/versions/r0010_contract_phi_audit.py",
+        "    if left:\n",
+        "    if False:\n",
+        (
+            "tests/phases/test_operator_jobs.py::test_every_operator_job_in_every_phase_then_the_contract[sqlite]",
+        ),
+    ),
+    Mutation(
+        "phase-contract-rag-refused-while-unverified",
+        "src/execstore/migrations/versions/r0008_contract_rag_rules.py",
+        "    if waiting:\n",
+        "    if False:\n",
+        (
+            "tests/phases/test_contract_gates.py::test_rag_verified_marks_through_every_write_and_the_contract[sqlite]",
+        ),
+    ),
+    Mutation(
+        "phase-contract-metadata-recounts-slim-rows",
+        "src/execstore/migrations/versions/r0007_contract_execution_metadata.py",
+        "        missing = _unmigrated(bind, table)\n",
+        "        missing = 0\n",
+        (
+            "tests/phases/test_contract_gates.py::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
+        ),
+    ),
+    Mutation(
+        "phase-contract-metadata-refuses-unexplained",
+        "src/execstore/migrations/versions/r0007_contract_execution_metadata.py",
+        '        if found.get("unmigrated") or found.get("unexplained"):\n',
+        '        if found.get("unmigrated"):\n',
+        (
+            "tests/phases/test_contract_gates.py"
+            "::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
+        ),
+    ),
+    Mutation(
+        "side-metadata-check-orphans-are-explained",
+        "src/execstore/metadata/check.py",
+        "            report.orphaned.append(aside.id)\n",
+        "            report.unmigrated.append(aside)\n",
+        (
+            "tests/phases/test_contract_gates.py::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
+        ),
+    ),
+    Mutation(
+        "side-metadata-check-lists-unmoved-rows",
+        "src/execstore/metadata/check.py",
+        '    report.unmigrated += [SetAside(legacy_id, "not moved yet")'
+        " for legacy_id, _ in keep]\n",
+        "",
+        (
+            "tests/phases/test_contract_gates.py::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
+        ),
+    ),
+    Mutation(
+        "side-reconcile-marks-only-with-repair",
+        "src/execstore/archival/reconcile.py",
+        "if report.repair and not pointer.marked_lost:",
+        "if not pointer.marked_lost:",
+        ("tests/phases/test_archive_sides.py",),
+    ),
+    Mutation(
+        "side-reconcile-clears-restored-with-repair",
+        "src/execstore/archival/reconcile.py",
+        "                    report.restored.append(key)\n                    if report.repair:\n",
+        "                    report.restored.append(key)\n                    if False:\n",
+        ("tests/phases/test_archive_sides.py",),
+    ),
+    Mutation(
+        "side-reconcile-corrupt-is-not-lost",
+        "src/execstore/archival/reconcile.py",
+        '                if state == "missing":\n',
+        '                if state in ("missing", "corrupt"):\n',
+        ("tests/phases/test_archive_sides.py",),
+    ),
+    Mutation(
+        "side-legacy-screenshot-row-listed-once",
+        "src/execstore/results/archival.py",
+        "        if not (isinstance(row.url, str) and row.url in known)",
+        "        if True",
+        (
+            "tests/results/test_states.py::test_legacy_screenshot_rows_against_the_json_with_either_side_missing",
+        ),
+    ),
+    Mutation(
+        "side-legacy-screenshot-key-never-overwritten",
+        "src/execstore/results/archival.py",
+        "        if LEGACY_SCREENSHOTS_KEY in document:\n",
+        "        if False:\n",
+        (
+            "tests/results/test_states.py::test_legacy_screenshot_rows_against_the_json_with_either_side_missing",
+        ),
+    ),
+    Mutation(
+        "side-audit-indexed-checkpoint-needs-its-blob",
+        "src/execstore/audit/verify.py",
+        "        if blob is None or blob[0] != digest:",
+        "        if blob is not None and blob[0] != digest:",
+        ("tests/audit/test_verify_sides.py::test_each_missing_side_is_named_and_nothing_else_is",),
+    ),
+    Mutation(
+        "side-audit-gap-needs-a-tombstone",
+        "src/execstore/audit/verify.py",
+        "        if not covered or anchor is None:",
+        "        if anchor is None:",
+        ("tests/audit/test_verify_sides.py::test_each_missing_side_is_named_and_nothing_else_is",),
+    ),
+    Mutation(
+        "side-audit-records-need-a-chain-head",
+        "src/execstore/audit/verify.py",
+        "    if head is None:\n        if last:\n",
+        "    if head is None:\n        if False:\n",
+        ("tests/audit/test_verify_sides.py::test_each_missing_side_is_named_and_nothing_else_is",),
+    ),
+    Mutation(
+        "state-detached-month-archives-each-line-once",
+        "src/execstore/logs/archival.py",
+        "                    if (row.job_id, row.id) in archived:\n"
+        "                        continue\n",
+        "",
+        ("tests/logs/test_partition_states.py",),
+    ),
 )
 
 

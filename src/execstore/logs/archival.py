@@ -39,6 +39,7 @@ worker got there first). A backfill of the legacy table in progress pauses archi
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -61,7 +62,7 @@ from execstore.logs.chunks import (
     source_rows,
     upload_chunk,
 )
-from execstore.logs.repository import entry_table_named
+from execstore.logs.repository import archive_ref, entry_table_named
 from execstore.schema import models as m
 from execstore.schema.partitions import LOG_TABLE, Partition, log_partitions
 
@@ -314,6 +315,7 @@ class _Run:
         for organization_id in sorted(by_org, key=str):
             jobs = [job for job, _ in by_org[organization_id]]
             builder = ChunkBuilder(organization_id, self.chunk_rows)
+            archived = await self._archived_lines(source_id, organization_id)
             for start in range(0, len(jobs), _JOBS_PER_QUERY):
                 batch = jobs[start : start + _JOBS_PER_QUERY]
                 async with self.sessions() as session:
@@ -322,11 +324,44 @@ class _Run:
                             await session.execute(source_rows(table, batch, before=before))
                         ).all()
                 for row in rows:
+                    if (row.job_id, row.id) in archived:
+                        continue
                     done = builder.add(row)
                     if done is not None:
                         await self._write(table, done, source_id=source_id, delete=delete)
             for chunk in builder.finish():
                 await self._write(table, chunk, source_id=source_id, delete=delete)
+
+    async def _archived_lines(
+        self, source_id: int | None, organization_id: uuid.UUID
+    ) -> set[tuple[uuid.UUID, int]]:
+        """The lines of a detached partition an earlier run already put in chunks.
+
+        Only a run that stopped before the drop leaves any. They are skipped rather than
+        chunked again: a job deleted since rewrote the chunks it shared, so chunking the
+        rest anew would cut other chunks (other keys) and archive those lines twice.
+        """
+        if source_id is None:
+            return set()
+        async with self.sessions() as session:
+            with translate_database_errors():
+                chunks = (
+                    await session.scalars(
+                        sa.select(_archive).where(
+                            _archive.source_id == source_id,
+                            _archive.organization_id == organization_id,
+                            _archive.lost.is_(False),
+                        )
+                    )
+                ).all()
+        found: set[tuple[uuid.UUID, int]] = set()
+        for chunk in chunks:
+            payload = await self.archives.read_bytes(archive_ref(chunk))
+            for line in payload.split(b"\n"):
+                if line:
+                    record = json.loads(line)
+                    found.add((uuid.UUID(record["job_id"]), int(record["id"])))
+        return found
 
     async def _jobs_by_organization(
         self, table: sa.Table, before: dt.datetime | None

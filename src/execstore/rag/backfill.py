@@ -90,14 +90,24 @@ class _Item:
 
 
 async def backfill_status(sessions: async_sessionmaker[AsyncSession]) -> BackfillStatus:
-    """Legacy rows and verified rows, counted now (verified marks of deleted rows ignored)."""
+    """Legacy rows and verified rows, counted now (verified marks of deleted rows ignored).
+
+    Nothing is left (0 and 0: complete) once ``contract_rag_rules`` dropped the table.
+    """
     async with sessions() as session:
         with translate_database_errors():
+            if not await _legacy_table_present(session):
+                return BackfillStatus(legacy_rows=0, verified_rows=0)
             legacy_rows = await session.scalar(sa.select(sa.func.count()).select_from(legacy_table))
             verified = await session.scalar(
                 sa.select(sa.func.count()).select_from(legacy_table).where(_is_verified())
             )
     return BackfillStatus(legacy_rows=int(legacy_rows or 0), verified_rows=int(verified or 0))
+
+
+async def _legacy_table_present(session: AsyncSession) -> bool:
+    connection = await session.connection()
+    return bool(await connection.run_sync(lambda c: sa.inspect(c).has_table(legacy_table.name)))
 
 
 def _is_verified() -> sa.ColumnElement[bool]:
@@ -124,7 +134,9 @@ async def backfill_rag(
     called with the running report after every batch. The report ends with the
     :class:`BackfillStatus` after the run. A normalized copy that differs from its
     legacy row is set aside, or with ``replace_differing`` rewritten from the legacy row
-    (for rows changed in the ``legacy`` mode after they were moved). With ``dry_run``
+    (for rows changed in the ``legacy`` mode after they were moved). Once
+    ``contract_rag_rules`` dropped the legacy table there is nothing to do: the report
+    says complete. With ``dry_run``
     every batch is done and verified as usual, then rolled back: the report says what a
     real run would move and set aside, and nothing changes. Verification marks are
     stamped with the clock's time.
@@ -132,6 +144,11 @@ async def backfill_rag(
     if batch_size < 1 or workers < 1:
         raise InvalidArgument("batch_size and workers must be at least 1")
     report = RagBackfillReport(dry_run=dry_run)
+    async with sessions() as session:
+        with translate_database_errors():
+            if not await _legacy_table_present(session):  # contract_rag_rules ran: all done
+                report.status = BackfillStatus(legacy_rows=0, verified_rows=0)
+                return report
     budget = [limit]
 
     def take(n: int) -> int:

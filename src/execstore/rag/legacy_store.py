@@ -15,8 +15,10 @@ import uuid
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execstore.errors import InvalidRagContext, explain
 from execstore.ids import legacy_uuid, legacy_uuid_sql
 from execstore.rag.format import context_from_legacy, context_to_legacy
 from execstore.rag.types import RagContext, RuleUse
@@ -75,12 +77,19 @@ async def find(
     """The job's legacy row (locked for update with ``lock``), None if it has none.
 
     A row naming another organization is not this organization's: None.
-    Raises ValueError (pydantic's ValidationError) if the row's JSON is not a context.
+    Raises InvalidRagContext (also a ValueError) if the row's JSON is not a context (the
+    backfill sets such rows aside; a read of one names the row and what is wrong).
     """
     row = await _find_raw(session, job_id, lock=lock)
     if row is None or legacy_uuid(row.organization_id) != organization_id:
         return None
-    return LegacyRow(row.id, organization_id, context_from_legacy(row._mapping))
+    try:
+        context = context_from_legacy(row._mapping)
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise InvalidRagContext(
+            f"the legacy RAG row {row.id} of job {job_id} is not a RAG context: {explain(exc)}"
+        ) from exc
+    return LegacyRow(row.id, organization_id, context)
 
 
 async def insert(

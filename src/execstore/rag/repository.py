@@ -129,6 +129,10 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
             ctx = given.model_copy(update={"retrieved_at": millis(self.clock.now())})
         with translate_database_errors():
             existing = await self._read(job_id)
+            if existing is None and self._writes_legacy and self._writes_normalized:
+                # A dual write writes both sides, so a context on the side this mode does
+                # not read (saved before the switch, or not backfilled yet) is the job's.
+                existing = await self._read_unread_side(job_id)
             if existing is not None:
                 same_time = given.retrieved_at is None or existing.retrieved_at == ctx.retrieved_at
                 if not same_time or existing.model_copy(update={"retrieved_at": None}) != (
@@ -289,6 +293,12 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
         if not self._reads_legacy:
             return await normalized.fetch(self.session, self.organization_id, job_id)
         await self._require_job(job_id)
+        row = await legacy_store.find(self.session, self.organization_id, job_id)
+        return None if row is None else row.context
+
+    async def _read_unread_side(self, job_id: uuid.UUID) -> RagContext | None:
+        if self._reads_legacy:
+            return await normalized.fetch(self.session, self.organization_id, job_id)
         row = await legacy_store.find(self.session, self.organization_id, job_id)
         return None if row is None else row.context
 

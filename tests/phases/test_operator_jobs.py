@@ -1,0 +1,365 @@
+"""Every operator job in every phase of the online migrations, then the contract steps.
+
+One legacy database per backend walks the migration of README's "Migrating an existing
+database, step by step": nothing moved; every backfill part-way (logs copying); metadata
+moved and checked while RAG is part-way; RAG verified while logs are swapped but not
+verified; logs failing verification; logs verified while audit is part-way; all done.
+In each phase every scheduled job runs (maintain, archive logs/audit/results, retention,
+reconcile --repair, audit checkpoint, audit verify, the storage report, every backfill's
+dry run) and must change nothing any read returns, with the documented refusals (log
+archival waits until the log migration is verified), then ``db upgrade`` must apply
+the contract steps whose backfill is done and refuse the first whose is not
+(BackfillIncomplete / MigrationRequired), leaving its legacy table as it was. At the end
+every line, record, context, result and execution reads back exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from execstore.archival import reconcile
+from execstore.audit import (
+    apply_audit_retention,
+    archive_audit,
+    backfill_audit,
+    checkpoint_organizations,
+    verify_audit,
+)
+from execstore.cli import app
+from execstore.cli.maintain import MaintenanceOptions, run_steps
+from execstore.config import load_settings
+from execstore.errors import BackfillIncomplete, MigrationRequired, NotFound
+from execstore.logs import archive_logs
+from execstore.logs.backfill import LogBackfillReport, _Run, backfill_logs
+from execstore.logs.retention import run_retention
+from execstore.metadata import backfill_metadata
+from execstore.metadata.check import check_metadata
+from execstore.migrations.runner import current_revision, head_revision, migrate
+from execstore.rag import backfill_rag
+from execstore.report.live import live_report
+from execstore.results import archive_job_results, count_legacy_results
+from execstore.store import ExecStore
+
+from .legacy_world import LAST_EXPAND, clock, expected
+
+LEGACY_TABLES = (
+    "execution_metadata_legacy",
+    "execution_rag_rules_legacy",
+    "execution_log",
+    "phi_audit_log_legacy",
+    "execution_screenshots_legacy",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    name: str
+    logs_busy: bool
+    """Log archival must wait (the log migration started and is not verified)."""
+    upgrade: tuple[type[Exception], str, str] | None
+    """What ``db upgrade`` raises and the revision it leaves (None: it reaches head)."""
+
+
+async def legacy_counts(store: Any) -> dict[str, Any]:
+    """Rows of every legacy table still there, and jobs still holding a legacy result."""
+    found: dict[str, Any] = {}
+    async with store.engine.connect() as conn:
+        names = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
+        for table in LEGACY_TABLES:
+            if table in names:
+                found[table] = await conn.scalar(sa.text(f"SELECT count(*) FROM {table}"))
+    found["legacy results"] = await count_legacy_results(store.sessions)
+    return found
+
+
+async def reads(store: Any, rag_mode: str) -> dict[str, Any]:
+    """What every read of the organization returns now (logs, RAG, metadata, results, audit)."""
+    want = expected()
+    seen: dict[str, Any] = {}
+    async with store.unit(want.org, rag_mode=rag_mode) as uow:
+        for kind, job in want.jobs.items():
+            lines = (await uow.logs.for_job(job, limit=200)).entries
+            try:
+                view: Any = (await uow.metadata.get(job)).model_dump()
+            except NotFound:
+                view = None
+            detail = await uow.results.detail(job)
+            seen[kind] = (
+                [(e.message, e.timestamp, e.level) for e in lines],
+                await uow.rag.get(job),
+                view,
+                None if detail is None else detail.output,
+                [s.url for s in await uow.results.screenshots(job)],
+            )
+        page = await uow.audit.query(limit=500)
+        seen["audit"] = [(r.seq, r.id, r.resource_id, r.created_at) for r in page.records]
+    return seen
+
+
+Job = Callable[[Any, Phase], Awaitable[None]]
+
+
+async def _maintain(store: Any, phase: Phase) -> None:
+    steps = await run_steps(store, MaintenanceOptions())
+    assert [s.status for s in steps if s.status == "failed"] == [], steps
+
+
+async def _archive_logs(store: Any, phase: Phase) -> None:
+    report = await archive_logs(
+        store.engine, store.sessions, store.archives, hot_days=30, clock=store.clock
+    )
+    assert report.waiting_for_backfill is phase.logs_busy, phase.name
+    assert not report.problems
+    if phase.logs_busy:
+        assert (report.lines_archived, report.partitions_detached) == (0, [])
+
+
+async def _archive_audit(store: Any, phase: Phase) -> None:
+    await archive_audit(store.sessions, store.archives, hot_days=90, clock=store.clock)
+
+
+async def _archive_results(store: Any, phase: Phase) -> None:
+    report = await archive_job_results(store.sessions, store.archives, clock=store.clock)
+    assert report.set_aside == ()
+
+
+async def _retention(store: Any, phase: Phase) -> None:
+    logs = await run_retention(store.sessions, store.archives, clock=store.clock)
+    audit = await apply_audit_retention(
+        store.sessions, store.archives, retention_days=2192, clock=store.clock
+    )
+    assert (logs.chunks_deleted, logs.set_aside) == (0, [])  # nothing is a year old
+    assert (audit.segments, audit.records, audit.set_aside) == (0, 0, [])
+
+
+async def _reconcile(store: Any, phase: Phase) -> None:
+    for report in await reconcile(
+        store.sessions,
+        store.archives,
+        store.archive_kinds,
+        repair=True,
+        verify=True,
+        clock=store.clock,
+    ):
+        assert (report.lost, report.corrupt, report.orphans) == ([], [], []), report
+
+
+async def _checkpoint(store: Any, phase: Phase) -> None:
+    await checkpoint_organizations(store.sessions, store.archives, clock=store.clock)
+
+
+async def _verify(store: Any, phase: Phase) -> None:
+    report = await verify_audit(store.sessions, store.archives)
+    assert report.ok, report.problems
+
+
+async def _storage_report(store: Any, phase: Phase) -> None:
+    report = await live_report(store)
+    assert report["revision"] == store.revision
+    assert json.dumps(report, default=str)
+
+
+async def _dry_runs(store: Any, phase: Phase) -> None:
+    before = await legacy_counts(store)
+    await backfill_metadata(store.sessions, dry_run=True)
+    await backfill_rag(store.sessions, dry_run=True, clock=store.clock)
+    await backfill_logs(store.engine, store.sessions, dry_run=True, clock=store.clock)
+    await backfill_audit(store.sessions, store.archives, dry_run=True, clock=store.clock)
+    await archive_job_results(store.sessions, store.archives, dry_run=True, clock=store.clock)
+    assert await legacy_counts(store) == before
+
+
+OPERATOR_JOBS: dict[str, Job] = {
+    "maintain": _maintain,
+    "archive logs": _archive_logs,
+    "archive audit": _archive_audit,
+    "archive results": _archive_results,
+    "retention run": _retention,
+    "archive reconcile --repair --verify": _reconcile,
+    "audit checkpoint": _checkpoint,
+    "audit verify": _verify,
+    "storage-report": _storage_report,
+    "backfill ... --dry-run": _dry_runs,
+}
+
+
+async def _copy_one_batch(store: Any) -> None:
+    """The log migration started and copied one batch (a run stopped there)."""
+    run = _Run(store.engine, store.sessions, LogBackfillReport(), 5, None, store.clock)
+    await run.start()
+    assert await run.copy_batch() == 5
+
+
+async def _swap_only(store: Any) -> None:
+    """Swapped, not verified yet (a run stopped between the swap and the verification)."""
+    run = _Run(store.engine, store.sessions, LogBackfillReport(), 100, None, store.clock)
+    await run.swap(30)
+    assert run.report.swapped
+
+
+TAMPER = "UPDATE execution_log_partitioned SET level = 40 WHERE message = 'upper line 1'"
+UNTAMPER = "UPDATE execution_log_partitioned SET level = 20 WHERE message = 'upper line 1'"
+
+
+async def _tamper(store: Any, statement: str) -> None:
+    async with store.engine.begin() as conn:
+        assert (await conn.execute(sa.text(statement))).rowcount == 1
+
+
+async def _enter(store: Any, name: str) -> None:
+    """Move the migrations into the phase ``name`` (each step as an operator would)."""
+    if name == "part-way":
+        await archive_job_results(store.sessions, store.archives, limit=1, clock=store.clock)
+        assert (await backfill_metadata(store.sessions, limit=2)).moved == 2
+        assert (await backfill_rag(store.sessions, limit=1, clock=store.clock)).moved == 1
+        assert (
+            await backfill_audit(store.sessions, store.archives, limit=2, clock=store.clock)
+        ).moved == 2
+        await _copy_one_batch(store)
+        assert not (await check_metadata(store.sessions, clock=store.clock)).clean
+    elif name == "metadata checked, logs copied":
+        await backfill_metadata(store.sessions)
+        assert (await check_metadata(store.sessions, clock=store.clock)).clean
+        copied = await backfill_logs(store.engine, store.sessions, swap=False, clock=store.clock)
+        assert copied.phase == "copying"
+    elif name == "rag verified, logs swapped":
+        assert (await backfill_rag(store.sessions, clock=store.clock)).status.complete
+        await _swap_only(store)
+    elif name == "logs failed verification":
+        await _tamper(store, TAMPER)
+        failed = await backfill_logs(store.engine, store.sessions, clock=store.clock)
+        assert (failed.phase, failed.mismatched_jobs) == (
+            "swapped",
+            [str(expected().jobs["upper"])],
+        )
+    elif name == "logs verified, audit part-way":
+        await _tamper(store, UNTAMPER)
+        verified = await backfill_logs(store.engine, store.sessions, clock=store.clock)
+        assert verified.verified, verified.mismatched_jobs
+        assert (
+            await backfill_audit(store.sessions, store.archives, limit=2, clock=store.clock)
+        ).moved == 2
+    elif name == "everything moved":
+        await backfill_audit(store.sessions, store.archives, clock=store.clock)
+        await archive_job_results(store.sessions, store.archives, clock=store.clock)
+
+
+PHASES = [
+    Phase("nothing moved", False, (BackfillIncomplete, "check never ran", LAST_EXPAND)),
+    Phase("part-way", True, (BackfillIncomplete, "2 unmigrated row", LAST_EXPAND)),
+    Phase(
+        "metadata checked, logs copied",
+        True,
+        (BackfillIncomplete, "not yet moved and verified", "contract_execution_metadata"),
+    ),
+    Phase(
+        "rag verified, logs swapped",
+        True,
+        (MigrationRequired, "execution_log still holds", "contract_rag_rules"),
+    ),
+    Phase(
+        "logs failed verification",
+        True,
+        (MigrationRequired, "execution_log still holds", "contract_rag_rules"),
+    ),
+    Phase(
+        "logs verified, audit part-way",
+        False,
+        (MigrationRequired, "phi_audit_log_legacy still holds", "contract_execution_log"),
+    ),
+    Phase("everything moved", False, None),
+    Phase("contracted", False, None),
+]
+
+
+CLI_PHASES = ("part-way", "everything moved", "contracted")
+
+
+CLI_PHASES = ("part-way", "everything moved", "contracted")
+
+
+@asynccontextmanager
+async def opened(url: str, blobs: Path) -> Any:
+    revision = await current_revision(url)
+    mode = (
+        "dual_write_read_legacy"
+        if revision in (LAST_EXPAND, "contract_execution_metadata")
+        else "normalized"
+    )
+    settings = load_settings(
+        database_url=url, blob_url=f"file:{blobs}", rag_mode=mode, rag_shadow_sample_rate=0.0
+    )
+    async with ExecStore.open(settings, clock=clock()) as store:
+        yield store, mode
+
+
+async def cli(*argv: str) -> Any:
+    return await asyncio.to_thread(CliRunner().invoke, app, list(argv), terminal_width=200)
+
+
+async def test_every_operator_job_in_every_phase_then_the_contract(
+    legacy_url: str, tmp_path: Path
+) -> None:
+    blobs = tmp_path / "blobs"
+    common = ["--url", legacy_url, "--blob-url", f"file:{blobs}"]
+    for phase in PHASES:
+        async with opened(legacy_url, blobs) as (store, mode):
+            await _enter(store, phase.name)
+            before = await reads(store, mode)
+            for job in OPERATOR_JOBS.values():
+                await job(store, phase)
+            assert await reads(store, mode) == before, phase.name
+            if phase.name in CLI_PHASES:  # the exit codes a scheduler sees
+                held = await cli("archive", "logs", "--json", *common)
+                assert held.exit_code == 0, held.output
+                waiting = json.loads(held.stdout.strip().splitlines()[-1])["waiting_for_backfill"]
+                assert waiting is phase.logs_busy
+                check = await cli("backfill", "audit", "--check", "--json", *common)
+                assert check.exit_code == (0 if phase.upgrade is None else 3), check.output
+            counts = await legacy_counts(store)
+        if phase.name == "part-way":  # as a scheduler sees it: exit 1, one line on what to run
+            refused = await cli("db", "upgrade", "--url", legacy_url)
+            assert refused.exit_code == 1, refused.output
+            assert "backfill metadata" in refused.output
+            assert "Traceback" not in refused.output
+        if phase.upgrade is None:
+            await migrate(legacy_url)
+            assert await current_revision(legacy_url) == head_revision()
+            continue
+        error, message, left_at = phase.upgrade
+        with pytest.raises(error, match=message):
+            await migrate(legacy_url)
+        assert await current_revision(legacy_url) == left_at, phase.name
+        async with opened(legacy_url, blobs) as (store, _):
+            after = await legacy_counts(store)
+        # Contract steps that ran dropped their (finished) tables; the rest are untouched.
+        assert {t: n for t, n in counts.items() if t in after} == after, phase.name
+    want = expected()
+    async with opened(legacy_url, blobs) as (store, mode):
+        assert mode == "normalized"
+        assert await legacy_counts(store) == {
+            "execution_screenshots_legacy": 0,
+            "legacy results": 0,
+        }
+        got = await reads(store, mode)
+        assert (await verify_audit(store.sessions, store.archives)).ok
+    for kind, job in want.jobs.items():
+        lines, rag, view, output, shots = got[kind]
+        assert [m for m, _, _ in lines] == want.messages[job], kind
+        assert rag == want.rag[job], kind
+        assert view is not None, kind
+        assert view["status"].name == "COMPLETED", kind
+        assert output == want.results[job], kind
+        assert shots == ([] if output is None else [output["screenshots"][0]["url"]]), kind
+    assert [resource for _, _, resource, _ in got["audit"]] == want.audit_resources
+    assert [seq for seq, _, _, _ in got["audit"]] == list(range(1, len(want.audit_resources) + 1))
