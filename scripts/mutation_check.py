@@ -50,6 +50,25 @@ class Mutation:
     """Pytest node ids or paths that must fail on the mutant."""
 
 
+_LOG_BOUNDS = "tests/logs/test_boundaries.py::"
+_LOG_EDGE = (
+    _LOG_BOUNDS + "test_the_hot_window_and_retention_at_a_year_edge_with_a_chunk_spanning_weeks"
+)
+_LOG_TENANTS = "tests/logs/test_tenants.py::"
+_AUDIT_BOUNDS = "tests/audit/test_boundaries.py::"
+_AUDIT_WINDOW = (
+    _AUDIT_BOUNDS + "test_since_is_inclusive_and_until_exclusive_over_archived_and_hot_records"
+)
+_AUDIT_TENANTS = "tests/audit/test_tenants.py::"
+_AUDIT_TRIGGER = (
+    _AUDIT_TENANTS
+    + "test_a_delete_is_let_through_only_for_records_their_own_organizations_pointer_covers"
+)
+_AUDIT_READS = _AUDIT_TENANTS + "test_reads_and_verification_see_one_organization_among_twins"
+_AUDIT_OPERATORS = (
+    _AUDIT_TENANTS + "test_archival_and_retention_for_one_organization_leave_the_others_records"
+)
+
 MUTATIONS: tuple[Mutation, ...] = (
     # -- tenant scoping ----------------------------------------------------------------
     Mutation(
@@ -371,6 +390,325 @@ MUTATIONS: tuple[Mutation, ...] = (
         "                        updated_at=self.clock.now(),\n",
         "",
         ("tests/clock/test_stamps.py::test_every_write_is_stamped_by_the_clock",),
+    ),
+    # -- boundaries: every window at its exact value, with data spanning it -------------
+    # (tests/*/test_boundaries.py: chunks and segments span weeks, so "first" and
+    # "newest" differ; each boundary is tried at its value, one below and one above.)
+    Mutation(
+        "log-hot-window-line-at-cutoff",
+        "src/execstore/logs/chunks.py",
+        "        stmt = stmt.where(table.c.timestamp < before)\n",
+        "        stmt = stmt.where(table.c.timestamp <= before)\n",
+        (_LOG_EDGE,),
+    ),
+    Mutation(
+        "log-hot-window-partition-end",
+        "src/execstore/logs/archival.py",
+        "p.end is not None and p.end <= cutoff",
+        "p.end is not None and p.end < cutoff",
+        (_LOG_EDGE,),
+    ),
+    Mutation(
+        "log-hot-window-partition-start",
+        "src/execstore/logs/archival.py",
+        "p.end is not None and p.end <= cutoff",
+        "p.start is not None and p.start <= cutoff",
+        (_LOG_EDGE,),
+    ),
+    Mutation(
+        "log-chunk-pointer-start",
+        "src/execstore/logs/chunks.py",
+        '        "start_date": chunk.start,\n',
+        '        "start_date": chunk.end,\n',
+        (_LOG_EDGE, _LOG_BOUNDS + "test_chunk_rows_cut_an_organizations_month_in_the_database"),
+    ),
+    Mutation(
+        "log-chunk-span-earliest",
+        "src/execstore/logs/chunks.py",
+        "self.start = timestamp if self.start is None else min(self.start, timestamp)",
+        "self.start = timestamp if self.start is None else max(self.start, timestamp)",
+        (_LOG_BOUNDS + "test_chunk_rows_cut_an_organizations_month_in_the_database",),
+    ),
+    Mutation(
+        "log-chunk-rows-at-job-boundary",
+        "src/execstore/logs/chunks.py",
+        "if chunk is not None and len(chunk) >= self.chunk_rows:",
+        "if chunk is not None and len(chunk) > self.chunk_rows:",
+        (
+            _LOG_BOUNDS
+            + "test_a_chunk_closes_at_the_first_job_boundary_once_it_holds_chunk_rows_lines",
+            _LOG_BOUNDS + "test_chunk_rows_cut_an_organizations_month_in_the_database",
+        ),
+    ),
+    Mutation(
+        "log-chunk-rows-giant-job",
+        "src/execstore/logs/chunks.py",
+        "len(chunk) >= self.chunk_rows * _GIANT_JOB_FACTOR",
+        "len(chunk) > self.chunk_rows * _GIANT_JOB_FACTOR",
+        (_LOG_BOUNDS + "test_a_single_job_is_cut_at_four_times_chunk_rows",),
+    ),
+    Mutation(
+        "log-read-cursor-chunk-newest-line",
+        "src/execstore/logs/repository.py",
+        "                _archive.end_date\n                >= dt.datetime(1970",
+        "                _archive.start_date\n                >= dt.datetime(1970",
+        (_LOG_EDGE,),
+    ),
+    Mutation(
+        "log-read-cursor-same-instant",
+        "src/execstore/logs/repository.py",
+        "                _archive.end_date\n                >= dt.datetime(1970",
+        "                _archive.end_date\n                > dt.datetime(1970",
+        (_LOG_EDGE,),
+    ),
+    Mutation(
+        "log-retention-newest-line",
+        "src/execstore/logs/retention.py",
+        ".where(_archive.organization_id == org, _archive.end_date < cutoff)",
+        ".where(_archive.organization_id == org, _archive.start_date < cutoff)",
+        (_LOG_EDGE,),
+    ),
+    Mutation(
+        "log-retention-exact-age",
+        "src/execstore/logs/retention.py",
+        ".where(_archive.organization_id == org, _archive.end_date < cutoff)",
+        ".where(_archive.organization_id == org, _archive.end_date <= cutoff)",
+        (_LOG_EDGE, _LOG_BOUNDS + "test_retention_counts_days_across_a_leap_day"),
+    ),
+    Mutation(
+        "log-retention-equal-to-hot-window",
+        "src/execstore/logs/retention.py",
+        "        if days < hot_days:\n",
+        "        if days <= hot_days:\n",
+        (
+            _LOG_BOUNDS
+            + "test_a_stored_retention_equal_to_the_hot_window_applies_one_day_less_is_set_aside",
+        ),
+    ),
+    Mutation(
+        "log-set-retention-hot-window",
+        "src/execstore/logs/repository.py",
+        "            if days < self.hot_days:\n",
+        "            if days <= self.hot_days:\n",
+        (
+            _LOG_BOUNDS
+            + "test_set_retention_refuses_one_day_under_the_hot_window_and_over_the_maximum",
+        ),
+    ),
+    Mutation(
+        "log-set-retention-maximum",
+        "src/execstore/logs/repository.py",
+        "            if days > MAX_RETENTION_DAYS:\n",
+        "            if days >= MAX_RETENTION_DAYS:\n",
+        (
+            _LOG_BOUNDS
+            + "test_set_retention_refuses_one_day_under_the_hot_window_and_over_the_maximum",
+        ),
+    ),
+    Mutation(
+        "audit-archive-record-at-cutoff",
+        "src/execstore/audit/archival.py",
+        "                    if created >= cutoff:\n",
+        "                    if created > cutoff:\n",
+        (_AUDIT_BOUNDS + "test_archival_at_a_year_edge_with_a_segment_spanning_weeks",),
+    ),
+    Mutation(
+        "audit-segment-month-of-its-year",
+        "src/execstore/audit/archival.py",
+        "(created.year, created.month) != (\n"
+        "                        plan.start.year,\n"
+        "                        plan.start.month,\n",
+        "(created.month,) != (\n                        plan.start.month,\n",
+        (
+            _AUDIT_BOUNDS
+            + "test_a_segment_never_holds_two_months_not_even_the_same_month_of_two_years",
+        ),
+    ),
+    Mutation(
+        "audit-segment-record-limit",
+        "src/execstore/audit/archival.py",
+        "while plan is None or len(plan.lines) < limit:",
+        "while plan is None or len(plan.lines) <= limit:",
+        (_AUDIT_BOUNDS + "test_a_segment_holds_at_most_segment_records",),
+    ),
+    Mutation(
+        "audit-segment-default-size",
+        "src/execstore/audit/archival.py",
+        "SEGMENT_RECORDS: Final = 50_000",
+        "SEGMENT_RECORDS: Final = 5_000",
+        (_AUDIT_BOUNDS + "test_fifty_thousand_records_a_segment_unless_told",),
+    ),
+    Mutation(
+        "audit-retention-newest-record",
+        "src/execstore/audit/archival.py",
+        "if s.end_date < cutoff and six_years_after(s.end_date) <= now",
+        "if s.start_date < cutoff and six_years_after(s.start_date) <= now",
+        (_AUDIT_BOUNDS + "test_retention_on_the_sixth_anniversary_of_a_leap_day",),
+    ),
+    Mutation(
+        "audit-retention-exact-age",
+        "src/execstore/audit/archival.py",
+        "if s.end_date < cutoff and six_years_after(s.end_date) <= now",
+        "if s.end_date <= cutoff and six_years_after(s.end_date) <= now",
+        (_AUDIT_BOUNDS + "test_retention_on_the_sixth_anniversary_of_a_leap_day",),
+    ),
+    Mutation(
+        "audit-query-segment-ends-after-since",
+        "src/execstore/audit/reader.py",
+        "stmt = stmt.where(_ARCHIVES.c.end_date >= since)",
+        "stmt = stmt.where(_ARCHIVES.c.start_date >= since)",
+        (_AUDIT_WINDOW,),
+    ),
+    Mutation(
+        "audit-query-segment-starts-before-until",
+        "src/execstore/audit/reader.py",
+        "stmt = stmt.where(_ARCHIVES.c.start_date < until)",
+        "stmt = stmt.where(_ARCHIVES.c.end_date < until)",
+        (_AUDIT_WINDOW,),
+    ),
+    Mutation(
+        "audit-query-archived-since-inclusive",
+        "src/execstore/audit/repository.py",
+        "return created >= low and (high is None or created < high)",
+        "return created > low and (high is None or created < high)",
+        (_AUDIT_WINDOW,),
+    ),
+    Mutation(
+        "audit-query-archived-until-exclusive",
+        "src/execstore/audit/repository.py",
+        "return created >= low and (high is None or created < high)",
+        "return created >= low and (high is None or created <= high)",
+        (_AUDIT_WINDOW,),
+    ),
+    Mutation(
+        "audit-query-hot-since-inclusive",
+        "src/execstore/audit/repository.py",
+        "        if since is not None:\n            filters.append(_LOG.c.created_at >= since)\n",
+        "        if since is not None:\n            filters.append(_LOG.c.created_at > since)\n",
+        (_AUDIT_WINDOW,),
+    ),
+    Mutation(
+        "audit-export-hot-until-exclusive",
+        "src/execstore/audit/repository.py",
+        "                    filters.append(_LOG.c.created_at < until)\n",
+        "                    filters.append(_LOG.c.created_at <= until)\n",
+        (_AUDIT_WINDOW,),
+    ),
+    Mutation(
+        "audit-query-page-limit",
+        "src/execstore/audit/repository.py",
+        "if not 1 <= limit <= _MAX_PAGE:",
+        "if not 1 <= limit < _MAX_PAGE:",
+        (_AUDIT_BOUNDS + "test_a_page_holds_one_to_a_thousand_records",),
+    ),
+    # -- deletion: verified first, evidence left behind ---------------------------------
+    Mutation(
+        "audit-retention-reverifies-the-segment",
+        "src/execstore/audit/archival.py",
+        "    if digest != segment.end_hash:\n",
+        "    if False:\n",
+        (_AUDIT_BOUNDS + "test_a_segment_that_no_longer_verifies_is_set_aside_not_deleted",),
+    ),
+    Mutation(
+        "audit-retention-writes-a-tombstone",
+        "src/execstore/audit/archival.py",
+        "    await archives.store_document(\n        key,\n",
+        "    (\n        key,\n",
+        (_AUDIT_BOUNDS + "test_retention_on_the_sixth_anniversary_of_a_leap_day",),
+    ),
+    # -- tenants: a second organization whose rows would match were it ignored ---------
+    Mutation(
+        "tenant-log-read-archived-chunks",
+        "src/execstore/logs/repository.py",
+        "            _archive.organization_id == self.organization_id,\n"
+        "            _archive.first_job <= job_id,\n",
+        "            _archive.first_job <= job_id,\n",
+        (_LOG_TENANTS + "test_reads_ignore_another_organizations_chunk_that_covers_the_job",),
+    ),
+    Mutation(
+        "tenant-log-delete-archived-chunks",
+        "src/execstore/logs/deletion.py",
+        "                _archive.organization_id == organization_id,\n",
+        "",
+        (_LOG_TENANTS + "test_deleting_a_job_leaves_another_organizations_chunk_that_covers_it",),
+    ),
+    Mutation(
+        "tenant-log-archival-chunk-jobs",
+        "src/execstore/logs/chunks.py",
+        "        .where(table.c.job_id.in_(list(job_ids)))\n",
+        "",
+        (_LOG_TENANTS + "test_archival_files_each_organizations_lines_under_its_own_chunks",),
+    ),
+    Mutation(
+        "tenant-log-retention-org-option",
+        "src/execstore/logs/retention.py",
+        "        orgs = orgs.where(_archive.organization_id == organization_id)\n",
+        "        orgs = orgs\n",
+        (_LOG_TENANTS + "test_retention_for_one_organization_leaves_the_others_chunks",),
+    ),
+    Mutation(
+        "tenant-audit-trigger-own-pointer",
+        "src/execstore/schema/audit.py",
+        "WHERE a.organization_id = OLD.organization_id",
+        "WHERE 1 = 1",
+        (_AUDIT_TRIGGER,),
+    ),
+    Mutation(
+        "tenant-audit-trigger-first-seq-covered",
+        "src/execstore/schema/audit.py",
+        " AND OLD.seq BETWEEN a.first_seq AND a.last_seq)",
+        " AND OLD.seq > a.first_seq AND OLD.seq <= a.last_seq)",
+        (_AUDIT_TRIGGER,),
+    ),
+    Mutation(
+        "tenant-audit-read-segments",
+        "src/execstore/audit/reader.py",
+        '            _ARCHIVES.c.organization_id == sa.bindparam("org"),\n',
+        "",
+        (_AUDIT_READS,),
+    ),
+    Mutation(
+        "tenant-audit-read-hot-rows",
+        "src/execstore/audit/reader.py",
+        ".where(_LOG.c.organization_id == org, _LOG.c.seq > after,",
+        ".where(_LOG.c.seq > after,",
+        (_AUDIT_READS,),
+    ),
+    Mutation(
+        "tenant-audit-verify-hot-rows",
+        "src/execstore/audit/reader.py",
+        '"WHERE organization_id = $1 AND seq > $2',
+        '"WHERE $1::uuid IS NOT NULL AND seq > $2',
+        (_AUDIT_READS,),
+    ),
+    Mutation(
+        "tenant-audit-archived-cursor",
+        "src/execstore/audit/reader.py",
+        "sa.select(PhiAuditChainHead.archived_seq).where(PhiAuditChainHead.organization_id == org)",
+        "sa.select(PhiAuditChainHead.archived_seq)",
+        (_AUDIT_READS,),
+    ),
+    Mutation(
+        "tenant-audit-archive-org-option",
+        "src/execstore/audit/archival.py",
+        "            stmt = stmt.where(_HEADS.c.organization_id == organization_id)\n",
+        "            stmt = stmt\n",
+        (_AUDIT_OPERATORS,),
+    ),
+    Mutation(
+        "tenant-audit-archive-deletes-own-rows",
+        "src/execstore/audit/archival.py",
+        "                        _LOG.c.organization_id == org,\n"
+        "                        _LOG.c.seq >= plan.first,\n",
+        "                        _LOG.c.seq >= plan.first,\n",
+        (_AUDIT_OPERATORS,),
+    ),
+    Mutation(
+        "tenant-audit-retention-org-option",
+        "src/execstore/audit/archival.py",
+        "            stmt = stmt.where(PhiAuditArchive.organization_id == organization_id)\n",
+        "            stmt = stmt\n",
+        (_AUDIT_OPERATORS,),
     ),
 )
 
