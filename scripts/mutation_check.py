@@ -69,6 +69,23 @@ _AUDIT_OPERATORS = (
     _AUDIT_TENANTS + "test_archival_and_retention_for_one_organization_leave_the_others_records"
 )
 
+_METADATA_BOUNDS = "tests/metadata/test_boundaries.py::"
+_METADATA_WINDOW = (
+    _METADATA_BOUNDS + "test_created_from_is_inclusive_and_created_to_exclusive_to_the_microsecond"
+)
+_METADATA_DAYS = _METADATA_BOUNDS + "test_the_summary_days_are_whole_utc_days_across_a_leap_day"
+_METADATA_STALE = (
+    _METADATA_BOUNDS + "test_another_organizations_writes_mark_only_its_own_groups_stale"
+)
+_RAG_BOUNDS = "tests/rag/test_boundaries.py::"
+_RAG_WINDOW = _RAG_BOUNDS + "test_since_is_inclusive_and_until_exclusive_to_the_millisecond"
+_RECONCILE_TENANTS = (
+    "tests/archival/test_reconcile_tenants.py::"
+    "test_a_run_for_one_organization_leaves_the_others_losses_and_orphans"
+)
+_BOUNDS = "tests/foundation/test_bounds.py::"
+_LOST = "tests/archival/test_lost_marks.py::"
+
 MUTATIONS: tuple[Mutation, ...] = (
     # -- tenant scoping ----------------------------------------------------------------
     Mutation(
@@ -527,8 +544,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "audit-segment-record-limit",
         "src/execstore/audit/archival.py",
-        "while plan is None or len(plan.lines) < limit:",
-        "while plan is None or len(plan.lines) <= limit:",
+        "limit=min(5000, limit - (len(plan.lines) if plan else 0)),",
+        "limit=5000,",
         (_AUDIT_BOUNDS + "test_a_segment_holds_at_most_segment_records",),
     ),
     Mutation(
@@ -603,6 +620,160 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     # -- deletion: verified first, evidence left behind ---------------------------------
     Mutation(
+        "log-message-at-its-limit",
+        "src/execstore/schema/logs.py",
+        "message: Mapped[str] = mapped_column(BoundedString(8000))",
+        "message: Mapped[str] = mapped_column(BoundedString(7999))",
+        (_LOG_BOUNDS + "test_a_message_of_8000_characters_is_kept_one_more_is_fitted",),
+    ),
+    Mutation(
+        "log-partitions-months-ahead",
+        "src/execstore/schema/partitions.py",
+        "    for _ in range(months_ahead):\n",
+        "    for _ in range(months_ahead - 1):\n",
+        (_LOG_BOUNDS + "test_partitions_ahead_cross_a_year_edge",),
+    ),
+    Mutation(
+        "metadata-listing-created-from-inclusive",
+        "src/execstore/metadata/listing.py",
+        'where.append(em.c.created_at >= value("created_from", em.c.created_at.type))',
+        'where.append(em.c.created_at > value("created_from", em.c.created_at.type))',
+        (_METADATA_WINDOW,),
+    ),
+    Mutation(
+        "metadata-listing-created-to-exclusive",
+        "src/execstore/metadata/listing.py",
+        'where.append(em.c.created_at < value("created_to", em.c.created_at.type))',
+        'where.append(em.c.created_at <= value("created_to", em.c.created_at.type))',
+        (_METADATA_WINDOW,),
+    ),
+    Mutation(
+        "metadata-page-cap-200",
+        "src/execstore/metadata/listing.py",
+        "MAX_PAGE_SIZE: Final = 200",
+        "MAX_PAGE_SIZE: Final = 100",
+        (_METADATA_BOUNDS + "test_a_page_holds_one_to_two_hundred_rows",),
+    ),
+    Mutation(
+        "metadata-summary-n-days",
+        "src/execstore/metadata/repository.py",
+        "first = first_day or last - dt.timedelta(days=days - 1)",
+        "first = first_day or last - dt.timedelta(days=days)",
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "metadata-summary-live-first-instant",
+        "src/execstore/metadata/summaries.py",
+        "            e.created_at >= _day_start(first_day),\n",
+        "            e.created_at > _day_start(first_day),\n",
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "metadata-summary-live-last-day",
+        "src/execstore/metadata/summaries.py",
+        "            e.created_at < _day_start(last_day + dt.timedelta(days=1)),\n",
+        "            e.created_at <= _day_start(last_day + dt.timedelta(days=1)),\n",
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "metadata-summary-rollup-first-day",
+        "src/execstore/metadata/summaries.py",
+        '            s.c.day >= sa.bindparam("first_day"),\n',
+        '            s.c.day > sa.bindparam("first_day"),\n',
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "metadata-summary-rollup-last-day",
+        "src/execstore/metadata/summaries.py",
+        '            s.c.day <= sa.bindparam("last_day"),\n',
+        '            s.c.day < sa.bindparam("last_day"),\n',
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "metadata-trigger-status-change-is-stale",
+        "src/execstore/schema/metadata.py",
+        '    "WHEN (OLD.status IS DISTINCT FROM NEW.status "\n    "OR ',
+        '    "WHEN (',
+        (_METADATA_STALE,),
+    ),
+    Mutation(
+        "rag-usage-since-inclusive",
+        "src/execstore/rag/normalized.py",
+        "            c.retrieved_at >= since,\n",
+        "            c.retrieved_at > since,\n",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "rag-usage-until-exclusive",
+        "src/execstore/rag/normalized.py",
+        "            c.retrieved_at < until,\n",
+        "            c.retrieved_at <= until,\n",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "rag-top-rules-until-exclusive-postgres",
+        "src/execstore/rag/normalized.py",
+        "retrieved_at < :until\n), r AS (\n  SELECT x AS id",
+        "retrieved_at <= :until\n), r AS (\n  SELECT x AS id",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "rag-top-rules-since-inclusive-sqlite",
+        "src/execstore/rag/normalized.py",
+        "retrieved_at >= :since AND retrieved_at < :until\n), r AS (\n  SELECT x.value AS id",
+        "retrieved_at > :since AND retrieved_at < :until\n), r AS (\n  SELECT x.value AS id",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "rag-legacy-read-until-exclusive",
+        "src/execstore/rag/legacy_store.py",
+        "            table.c.retrieved_at < naive[1],\n",
+        "            table.c.retrieved_at <= naive[1],\n",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "bound-checkpoint-hours",
+        "src/execstore/config.py",
+        "audit_checkpoint_hours: int = Field(default=24, ge=1, le=24)",
+        "audit_checkpoint_hours: int = Field(default=24, ge=1, le=48)",
+        (_BOUNDS + "test_settings_at_their_bounds",),
+    ),
+    Mutation(
+        "bound-audit-retention-floor",
+        "src/execstore/config.py",
+        "AUDIT_RETENTION_FLOOR_DAYS = 6 * 365 + 2",
+        "AUDIT_RETENTION_FLOOR_DAYS = 6 * 365 + 1",
+        (_BOUNDS + "test_the_six_year_floor_is_2192_days",),
+    ),
+    Mutation(
+        "bound-json-int-4000-digits",
+        "src/execstore/jsonvalues.py",
+        "_INT_LIMIT: Final = 10**MAX_INT_DIGITS",
+        "_INT_LIMIT: Final = 10 ** (MAX_INT_DIGITS - 1)",
+        (_BOUNDS + "test_integers_of_4000_digits_are_json_4001_are_not",),
+    ),
+    Mutation(
+        "bound-json-negative-int",
+        "src/execstore/jsonvalues.py",
+        "if not -_INT_LIMIT < value < _INT_LIMIT:",
+        "if not -_INT_LIMIT <= value < _INT_LIMIT:",
+        (_BOUNDS + "test_integers_of_4000_digits_are_json_4001_are_not",),
+    ),
+    Mutation(
+        "bound-text-at-its-limit-kept",
+        "src/execstore/textlimits.py",
+        "    if limit is None or len(value) <= limit:\n",
+        "    if limit is None or len(value) < limit:\n",
+        (_BOUNDS + "test_text_at_its_limit_is_kept_one_over_is_cut_to_the_limit_with_the_marker",),
+    ),
+    Mutation(
+        "bound-cache-exactly-its-bytes",
+        "src/execstore/blob/cache.py",
+        "        if len(value) > self.max_bytes:\n",
+        "        if len(value) >= self.max_bytes:\n",
+        (_BOUNDS + "test_the_cache_holds_exactly_its_bytes",),
+    ),
+    Mutation(
         "audit-retention-reverifies-the-segment",
         "src/execstore/audit/archival.py",
         "    if digest != segment.end_hash:\n",
@@ -615,6 +786,34 @@ MUTATIONS: tuple[Mutation, ...] = (
         "    await archives.store_document(\n        key,\n",
         "    (\n        key,\n",
         (_AUDIT_BOUNDS + "test_retention_on_the_sixth_anniversary_of_a_leap_day",),
+    ),
+    Mutation(
+        "lost-mark-honoured-by-log-reads",
+        "src/execstore/logs/repository.py",
+        "            if chunk.lost:\n",
+        "            if False:\n",
+        (_LOST + "test_a_lost_mark_holds_until_a_repair_run_clears_it",),
+    ),
+    Mutation(
+        "lost-mark-honoured-by-result-reads",
+        "src/execstore/results/repository.py",
+        "        if summary.archive_missing:\n",
+        "        if False:\n",
+        (_LOST + "test_a_lost_mark_holds_until_a_repair_run_clears_it",),
+    ),
+    Mutation(
+        "lost-mark-set-on-log-chunks",
+        "src/execstore/logs/reconcile.py",
+        ".values(lost=lost)",
+        ".values(lost=False)",
+        (_LOST + "test_a_lost_mark_holds_until_a_repair_run_clears_it",),
+    ),
+    Mutation(
+        "lost-chunk-left-alone-by-job-deletion",
+        "src/execstore/logs/deletion.py",
+        "if chunk.lost or not may_hold_job(bytes(chunk.job_keys), job_id):",
+        "if not may_hold_job(bytes(chunk.job_keys), job_id):",
+        (_LOST + "test_deleting_a_job_leaves_a_lost_chunk_alone",),
     ),
     # -- tenants: a second organization whose rows would match were it ignored ---------
     Mutation(
@@ -645,6 +844,95 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        orgs = orgs.where(_archive.organization_id == organization_id)\n",
         "        orgs = orgs\n",
         (_LOG_TENANTS + "test_retention_for_one_organization_leaves_the_others_chunks",),
+    ),
+    Mutation(
+        "tenant-metadata-summary-live",
+        "src/execstore/metadata/summaries.py",
+        "            e.organization_id == organization_id,\n",
+        "",
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "tenant-metadata-summary-rollup",
+        "src/execstore/metadata/summaries.py",
+        '            s.c.organization_id == sa.bindparam("organization_id"),\n',
+        "",
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "tenant-rag-top-rules-sqlite",
+        "src/execstore/rag/normalized.py",
+        "  WHERE organization_id = :organization_id AND retrieved_at >= :since"
+        " AND retrieved_at < :until\n), r AS (\n  SELECT x.value AS id",
+        "  WHERE (organization_id = :organization_id OR 1 = 1) AND retrieved_at >= :since"
+        " AND retrieved_at < :until\n), r AS (\n  SELECT x.value AS id",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "tenant-rag-legacy-read",
+        "src/execstore/rag/legacy_store.py",
+        '            == (organization_id if dialect == "postgresql" else str(organization_id)),\n',
+        "            != None,  # noqa: E711\n",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "tenant-rag-backfill-org-option",
+        "src/execstore/rag/backfill.py",
+        "stmt = stmt.where(legacy_uuid_sql(legacy_table.c.organization_id, dialect) == org)",
+        "stmt = stmt",
+        (_RAG_BOUNDS + "test_a_backfill_for_one_organization_moves_only_its_rows",),
+    ),
+    Mutation(
+        "lock-rag-backfill-skip-locked",
+        "src/execstore/rag/backfill.py",
+        "stmt = stmt.with_for_update(skip_locked=True, of=legacy_table)",
+        "stmt = stmt.with_for_update(of=legacy_table)",
+        (_RAG_BOUNDS + "test_a_backfill_skips_a_row_another_worker_holds",),
+    ),
+    Mutation(
+        "tenant-results-archival-org-option",
+        "src/execstore/results/archival.py",
+        "        stmt = stmt.where(m.Job.organization_id == org)\n",
+        "        stmt = stmt\n",
+        (
+            "tests/results/test_tenants.py::"
+            "test_archiving_one_organizations_results_leaves_the_others",
+        ),
+    ),
+    Mutation(
+        "tenant-reconcile-pointer-rows",
+        "src/execstore/archival/reconcile.py",
+        "    if organization_id is not None:\n"
+        "        stmt = stmt.where(model.organization_id == organization_id)\n"
+        "    with translate_database_errors():\n        rows =",
+        "    if organization_id is not None:\n"
+        "        stmt = stmt\n"
+        "    with translate_database_errors():\n        rows =",
+        (_RECONCILE_TENANTS,),
+    ),
+    Mutation(
+        "tenant-reconcile-result-rows",
+        "src/execstore/results/reconcile.py",
+        "            stmt = stmt.where(m.Job.organization_id == organization_id)\n",
+        "            stmt = stmt\n",
+        (_RECONCILE_TENANTS,),
+    ),
+    Mutation(
+        "tenant-reconcile-blob-prefix",
+        "src/execstore/archival/reconcile.py",
+        "kind.prefix if organization_id is None else kind.organization_prefix(organization_id)",
+        "kind.prefix",
+        (_RECONCILE_TENANTS,),
+    ),
+    Mutation(
+        "reconcile-looks-again-before-deleting",
+        "src/execstore/archival/reconcile.py",
+        "                if await kind.referenced(session, [info.key]):\n",
+        "                if False:\n",
+        (
+            "tests/archival/test_reconcile_tenants.py::"
+            "test_an_orphan_whose_row_commits_meanwhile_is_not_deleted",
+        ),
     ),
     Mutation(
         "tenant-audit-trigger-own-pointer",

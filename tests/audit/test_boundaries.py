@@ -259,40 +259,45 @@ async def test_a_page_holds_one_to_a_thousand_records(store_at: Any) -> None:
 
 
 async def test_retention_on_the_sixth_anniversary_of_a_leap_day(store_at: Any) -> None:
-    # 29 February 2036's sixth anniversary is 1 March 2042: 2,192 days later.
+    # 29 February 2036's sixth anniversary is 1 March 2042: 2,192 days later. An older
+    # segment (January) is due all along, so the organization is always considered.
+    january = utc(2036, 1, 10, 12)
     newest = utc(2036, 2, 29, 12)
     middle = utc(2036, 2, 15, 12)
-    times = [utc(2036, 2, 3, 12), middle, newest]
-    clock = ManualClock(utc(2036, 2, 1))
+    times = [january, utc(2036, 2, 3, 12), middle, newest]
+    clock = ManualClock(utc(2036, 1, 1))
     async with store_at(clock) as store:
         org, _ = await new_org(store)
         await _record_at(store, clock, org, times)
         clock.set(utc(2036, 3, 1) + dt.timedelta(days=HOT_DAYS))
         await _archive(store, clock, org)
-        [segment] = await _segments(store, org)
-        assert segment == (1, 3, times[0], newest)
-        [key] = await _keys(store, org)
+        assert await _segments(store, org) == [(1, 1, january, january), (2, 4, times[1], newest)]
+        old_key, key = await _keys(store, org)
 
-        # The segment's first records are past six years; its newest is not: it stays.
+        # February's first records are past six years; its newest is not: only January.
         clock.set(middle + dt.timedelta(days=AUDIT_RETENTION_FLOOR_DAYS))
-        assert (await _retain(store, clock, org)).segments == 0
-        clock.set(utc(2042, 3, 1, 12))
+        dry = await _retain(store, clock, org, dry_run=True)
+        assert (dry.segments, dry.records, dry.tombstones) == (1, 1, [])
+        assert await store.blobs.exists(old_key)  # a dry run deletes nothing
+
+        clock.set(utc(2042, 3, 1, 12))  # exactly 2,192 days after February's newest
         assert newest + dt.timedelta(days=AUDIT_RETENTION_FLOOR_DAYS) == clock.now()
-        assert (await _retain(store, clock, org, dry_run=True)).segments == 0
-        assert (await _retain(store, clock, org)).segments == 0
+        first = await _retain(store, clock, org)
+        assert (first.segments, first.records, first.set_aside) == (1, 1, [])
+        assert await _segments(store, org) == [(2, 4, times[1], newest)]
+        assert not await store.blobs.exists(old_key)
         assert await store.blobs.exists(key)
 
         clock.advance(TICK)
-        assert (await _retain(store, clock, org, dry_run=True)).segments == 1
-        assert await store.blobs.exists(key)  # a dry run deletes nothing
         done = await _retain(store, clock, org)
         assert (done.segments, done.records, done.set_aside) == (1, 3, [])
         assert await _segments(store, org) == []
         assert not await store.blobs.exists(key)
-        [tombstone] = done.tombstones
-        assert f"/{org}/2036/02/retention/" in tombstone
-        record = json.loads(gzip.decompress(await store.blobs.get(tombstone)))
-        assert (record["first_seq"], record["last_seq"], record["segment_key"]) == (1, 3, key)
+        tombstones = first.tombstones + done.tombstones
+        assert [f"/{org}/2036/01/retention/" in t for t in tombstones] == [True, False]
+        assert f"/{org}/2036/02/retention/" in tombstones[1]
+        record = json.loads(gzip.decompress(await store.blobs.get(tombstones[1])))
+        assert (record["first_seq"], record["last_seq"], record["segment_key"]) == (2, 4, key)
         assert record["retention_days"] == AUDIT_RETENTION_FLOOR_DAYS
         assert (await verify_audit(store.sessions, store.archives, organization_id=org)).ok
 

@@ -345,3 +345,48 @@ async def test_chunk_rows_cut_an_organizations_month_in_the_database(store_at: A
             (utc(2035, 4, 2, 0), utc(2035, 4, 20, 0)),
             (utc(2035, 4, 2, 1), utc(2035, 4, 11, 2)),
         ]
+
+
+async def test_a_message_of_8000_characters_is_kept_one_more_is_fitted(store_at: Any) -> None:
+    from execstore.textlimits import TRUNCATION_MARKER
+
+    clock = ManualClock(utc(2035, 8, 1))
+    exact = "m" * 7999 + "é"
+    fitted = exact[: 8000 - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+    async with store_at(clock) as store:
+        org, workflow = await new_org(store)
+        job = await new_job(store, org, workflow)
+        small = [NewLogEntry(exact), {"message": exact + "x"}]
+        # More than 250 lines: PostgreSQL validates them a chunk at a time, another path.
+        large = [NewLogEntry(exact) if i % 2 else {"message": exact + "x"} for i in range(300)]
+        async with store.unit(org) as uow:
+            await uow.logs.append(job, small)
+            await uow.logs.append(job, large)
+            entries = (await uow.logs.for_job(job, limit=1000)).entries
+        assert [e.message for e in entries] == [exact, fitted] + [
+            exact if i % 2 else fitted for i in range(300)
+        ]
+
+
+def _month(year: int, month: int) -> str:
+    return f"execution_log_partitioned_p{year}_{month:02d}"
+
+
+@pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
+async def test_partitions_ahead_cross_a_year_edge(store_at: Any) -> None:
+    from execstore.logs.maintenance import maintain_log_partitions
+
+    clock = ManualClock(utc(2044, 11, 30, 23, 59, 59, 999_999))
+    async with store_at(clock) as store:
+        ahead = store.settings.log_months_ahead
+        assert ahead == 3
+        report = await maintain_log_partitions(store.engine, months_ahead=ahead, clock=clock)
+        assert report.created == [
+            _month(2044, 11),
+            _month(2044, 12),
+            _month(2045, 1),
+            _month(2045, 2),
+        ]
+        clock.advance(TICK)  # 1 December: March comes into view, nothing else
+        report = await maintain_log_partitions(store.engine, months_ahead=ahead, clock=clock)
+        assert report.created == [_month(2045, 3)]
