@@ -16,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from execstore.errors import InvalidArgument
+
 from .conftest import make_context, new_jobs, new_org
 
 MS = dt.timedelta(milliseconds=1)
@@ -71,6 +73,35 @@ async def test_since_is_inclusive_and_until_exclusive_to_the_millisecond(
                 break
             after = page.next_after
         assert seen == [by_time[t] for t in (SINCE, SINCE + MS, UNTIL - MS)]
+
+
+@pytest.mark.parametrize("mode", ["normalized", "dual_write_read_legacy"])
+async def test_window_ends_between_two_milliseconds_hold_to_the_stored_times(
+    rag_store: Any, mode: str
+) -> None:
+    # Contexts are kept to the millisecond: one stored at SINCE is before SINCE + 0.5 ms
+    # (not in a window starting there) and before UNTIL = SINCE + 0.5 ms (in a window
+    # ending there).
+    half = MS / 2
+    org, workflow = await new_org(rag_store)
+    [job] = await new_jobs(rag_store, org, workflow, 1)
+    async with rag_store.unit(org, rag_mode=mode) as uow:
+        await uow.rag.save(job, make_context(2, at=SINCE + dt.timedelta(microseconds=400)))
+        assert (await uow.rag.get(job)).retrieved_at == SINCE  # type: ignore[union-attr]
+        day = dt.timedelta(days=1)
+        for since, until, found in [
+            (SINCE + half, SINCE + day, []),
+            (SINCE - day, SINCE + half, [job]),
+            (SINCE, SINCE + half, [job]),
+            (SINCE - half, SINCE, []),
+            (SINCE - half, SINCE + dt.timedelta(microseconds=1), [job]),
+        ]:
+            page = await uow.rag.rule_usage("R-0000", since, until)
+            assert [u.job_id for u in page.items] == found, (since, until)
+            top = await uow.rag.top_rules(since, until)
+            assert [t.retrieved for t in top] == [1, 1] * len(found), (since, until)
+        with pytest.raises(InvalidArgument, match="until"):
+            await uow.rag.rule_usage("R-0000", SINCE + half, SINCE + half / 2)
 
 
 async def test_a_backfill_for_one_organization_moves_only_its_rows(rag_store: Any) -> None:
