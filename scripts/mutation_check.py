@@ -85,6 +85,9 @@ _RECONCILE_TENANTS = (
 )
 _BOUNDS = "tests/foundation/test_bounds.py::"
 _LOST = "tests/archival/test_lost_marks.py::"
+_TENANT_KEYS = (
+    "tests/jobs/test_tenant_keys.py::test_a_row_naming_another_organizations_reference_is_refused"
+)
 
 MUTATIONS: tuple[Mutation, ...] = (
     # -- tenant scoping ----------------------------------------------------------------
@@ -732,6 +735,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_RAG_WINDOW,),
     ),
     Mutation(
+        "rag-window-rounds-up-to-the-millisecond",
+        "src/execstore/rag/repository.py",
+        "    return _ceil_millis(since), _ceil_millis(until)\n",
+        "    return millis(since), millis(until)  # type: ignore[return-value]\n",
+        (_RAG_BOUNDS + "test_window_ends_between_two_milliseconds_hold_to_the_stored_times",),
+    ),
+    Mutation(
         "bound-checkpoint-hours",
         "src/execstore/config.py",
         "audit_checkpoint_hours: int = Field(default=24, ge=1, le=24)",
@@ -898,6 +908,20 @@ MUTATIONS: tuple[Mutation, ...] = (
             "tests/results/test_tenants.py::"
             "test_archiving_one_organizations_results_leaves_the_others",
         ),
+    ),
+    Mutation(
+        "tenant-key-metadata-primary-account",
+        "src/execstore/schema/metadata.py",
+        '        owned_by("credentials", "primary_account_id"),\n',
+        "",
+        (_TENANT_KEYS,),
+    ),
+    Mutation(
+        "tenant-key-job-client",
+        "src/execstore/schema/reference.py",
+        '        owned_by("clients", "client_id"),\n        owned_by("claim_submissions",',
+        '        owned_by("claim_submissions",',
+        (_TENANT_KEYS,),
     ),
     Mutation(
         "tenant-reconcile-pointer-rows",
