@@ -918,9 +918,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "tenant-key-job-client",
-        "src/execstore/schema/reference.py",
-        '        owned_by("clients", "client_id"),\n        owned_by("claim_submissions",',
-        '        owned_by("claim_submissions",',
+        "src/execstore/migrations/versions/r0001_add_varchar_limits.py",
+        '    ("jobs", "client_id", "clients"),\n',
+        "",
         (_TENANT_KEYS,),
     ),
     Mutation(
