@@ -85,6 +85,14 @@ _RECONCILE_TENANTS = (
 )
 _BOUNDS = "tests/foundation/test_bounds.py::"
 _LOST = "tests/archival/test_lost_marks.py::"
+_AUDIT_BACKFILL = (
+    "tests/audit/test_backfill_tenants.py::"
+    "test_one_organizations_backfill_leaves_the_twin_and_skips_a_locked_row"
+)
+_CLI_WINDOWS = (
+    "tests/cli/test_windows_from_settings.py::"
+    "test_archive_audit_and_log_retention_read_their_days_from_the_settings"
+)
 _TENANT_KEYS = (
     "tests/jobs/test_tenant_keys.py::test_a_row_naming_another_organizations_reference_is_refused"
 )
@@ -784,6 +792,30 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_BOUNDS + "test_the_cache_holds_exactly_its_bytes",),
     ),
     Mutation(
+        "settings-audit-hot-window-reaches-the-cli",
+        "src/execstore/cli/archive.py",
+        "days = settings.audit_hot_days if hot_days is None else hot_days",
+        "days = settings.log_hot_days if hot_days is None else hot_days",
+        (_CLI_WINDOWS,),
+    ),
+    Mutation(
+        "settings-log-retention-reaches-the-cli",
+        "src/execstore/cli/retention.py",
+        "default_days=settings.log_retention_days,",
+        "default_days=settings.log_hot_days,",
+        (_CLI_WINDOWS,),
+    ),
+    Mutation(
+        "settings-log-hot-window-reaches-the-unit",
+        "src/execstore/store.py",
+        "            hot_days=settings.log_hot_days,\n",
+        "            hot_days=settings.log_retention_days,\n",
+        (
+            _LOG_BOUNDS
+            + "test_set_retention_refuses_one_day_under_the_hot_window_and_over_the_maximum",
+        ),
+    ),
+    Mutation(
         "audit-retention-reverifies-the-segment",
         "src/execstore/audit/archival.py",
         "    if digest != segment.end_hash:\n",
@@ -922,6 +954,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         '    ("jobs", "client_id", "clients"),\n',
         "",
         (_TENANT_KEYS,),
+    ),
+    Mutation(
+        "tenant-audit-backfill-org-option",
+        "src/execstore/audit/backfill.py",
+        'stmt = stmt.where(_LEGACY.c.organization_id.in_(wanted or [""]))',
+        "stmt = stmt",
+        (_AUDIT_BACKFILL,),
+    ),
+    Mutation(
+        "lock-audit-backfill-skip-locked",
+        "src/execstore/audit/backfill.py",
+        "                            .with_for_update(skip_locked=True)\n",
+        "                            .with_for_update()\n",
+        (_AUDIT_BACKFILL,),
     ),
     Mutation(
         "tenant-reconcile-pointer-rows",
