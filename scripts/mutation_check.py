@@ -816,6 +816,27 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "log-page-200-lines",
+        "src/execstore/logs/repository.py",
+        "        limit: int = 200,\n",
+        "        limit: int = 199,\n",
+        (_LOG_BOUNDS + "test_a_page_is_200_lines_unless_told",),
+    ),
+    Mutation(
+        "audit-page-100-records",
+        "src/execstore/audit/repository.py",
+        "        limit: int = 100,\n",
+        "        limit: int = 101,\n",
+        (_AUDIT_BOUNDS + "test_a_page_is_100_records_unless_told",),
+    ),
+    Mutation(
+        "metadata-summary-30-days",
+        "src/execstore/metadata/repository.py",
+        "        days: int = 30,\n",
+        "        days: int = 31,\n",
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
         "audit-retention-reverifies-the-segment",
         "src/execstore/audit/archival.py",
         "    if digest != segment.end_hash:\n",
@@ -993,6 +1014,26 @@ MUTATIONS: tuple[Mutation, ...] = (
         "kind.prefix if organization_id is None else kind.organization_prefix(organization_id)",
         "kind.prefix",
         (_RECONCILE_TENANTS,),
+    ),
+    Mutation(
+        "reconcile-grace-one-hour",
+        "src/execstore/archival/reconcile.py",
+        "DEFAULT_GRACE: Final = dt.timedelta(hours=1)",
+        "DEFAULT_GRACE: Final = dt.timedelta(hours=2)",
+        (
+            "tests/archival/test_reconcile_tenants.py::"
+            "test_the_default_grace_is_one_hour_to_the_microsecond",
+        ),
+    ),
+    Mutation(
+        "reconcile-grace-exact",
+        "src/execstore/archival/reconcile.py",
+        "if written is not None and written > cutoff:",
+        "if written is not None and written >= cutoff:",
+        (
+            "tests/archival/test_reconcile_tenants.py::"
+            "test_the_default_grace_is_one_hour_to_the_microsecond",
+        ),
     ),
     Mutation(
         "reconcile-looks-again-before-deleting",

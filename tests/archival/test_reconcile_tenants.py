@@ -159,3 +159,35 @@ async def test_an_orphan_whose_row_commits_meanwhile_is_not_deleted(store_at: An
         assert await store.blobs.exists(key)
         async with store.unit(org) as uow:
             assert [e.id for e in (await uow.logs.for_job(job)).entries] == [10**9 + 1]
+
+
+async def test_the_default_grace_is_one_hour_to_the_microsecond(store_at: Any) -> None:
+    import inspect
+
+    from execstore.archival import DEFAULT_GRACE
+    from execstore.cli.archive import reconcile_command
+
+    assert dt.timedelta(hours=1) == DEFAULT_GRACE
+    assert inspect.signature(reconcile_command).parameters["grace_minutes"].default == 60
+    written = utc(2038, 12, 31, 23, 30)
+    clock = ManualClock(written)
+    async with store_at(clock) as store:
+        org, _ = await new_org(store)
+        orphan = result_archive_key(org, uuid.uuid4(), written, store.archives.codec)
+        await store.archives.write_document(orphan, {"steps": []})
+
+        async def check() -> Any:
+            [report] = await reconcile(
+                store.sessions,
+                store.archives,
+                [ResultArchives()],
+                organization_id=org,
+                repair=True,
+                clock=clock,
+            )
+            return report
+
+        clock.set(written + dt.timedelta(hours=1) - dt.timedelta(microseconds=1))
+        assert ((await check()).young, await store.blobs.exists(orphan)) == ([orphan], True)
+        clock.advance(dt.timedelta(microseconds=1))  # the new year: exactly an hour old
+        assert ((await check()).deleted, await store.blobs.exists(orphan)) == (1, False)

@@ -327,3 +327,15 @@ async def test_a_segment_that_no_longer_verifies_is_set_aside_not_deleted(store_
         assert [(f, last) for f, last, *_ in await _segments(store, org)] == [(3, 3)]
         assert await store.blobs.exists(keys[1])
         assert not await store.blobs.exists(keys[0])
+
+
+async def test_a_page_is_100_records_unless_told(store_at: Any) -> None:
+    clock = ManualClock(utc(2035, 7, 2))
+    async with store_at(clock) as store:
+        org, _ = await new_org(store)
+        async with store.unit(org) as uow:
+            await uow.audit.record_many([_access(i) for i in range(101)])
+            first = await uow.audit.query()
+            rest = await uow.audit.query(after=first.next_cursor)
+        assert (len(first.records), first.next_cursor) == (100, 100)
+        assert ([r.seq for r in rest.records], rest.next_cursor) == ([101], None)

@@ -390,3 +390,22 @@ async def test_partitions_ahead_cross_a_year_edge(store_at: Any) -> None:
         clock.advance(TICK)  # 1 December: March comes into view, nothing else
         report = await maintain_log_partitions(store.engine, months_ahead=ahead, clock=clock)
         assert report.created == [_month(2045, 3)]
+
+
+async def test_a_page_is_200_lines_unless_told(store_at: Any) -> None:
+    clock = ManualClock(utc(2035, 9, 1))
+    async with store_at(clock) as store:
+        org, workflow = await new_org(store)
+        exact, over = await new_job(store, org, workflow), await new_job(store, org, workflow)
+        async with store.unit(org) as uow:
+            for job, count in ((exact, 200), (over, 201)):
+                await uow.logs.append(
+                    job,
+                    [NewLogEntry(f"{i}", timestamp=clock.now() + i * TICK) for i in range(count)],
+                )
+            full = await uow.logs.for_job(exact)
+            first = await uow.logs.for_job(over)
+            rest = await uow.logs.for_job(over, after=first.next_cursor)
+        assert (len(full.entries), full.next_cursor) == (200, None)
+        assert (len(first.entries), first.next_cursor is not None) == (200, True)
+        assert [e.message for e in rest.entries] == ["200"]

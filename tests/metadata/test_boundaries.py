@@ -145,6 +145,9 @@ async def test_the_summary_days_are_whole_utc_days_across_a_leap_day(store_at: A
             assert rollup == expected
         with pytest.raises(InvalidArgument, match="days"):
             await _pending(store, a, days=0)
+        async with store.unit(a) as uow:
+            default = await uow.metadata.summary()  # 30 days unless told
+        assert (default.first_day, default.last_day) == (dt.date(2032, 2, 1), mar1)
 
 
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
