@@ -3,22 +3,25 @@
 Two organizations' legacy records share their times, actions and patient references;
 ``backfill audit --org A`` moves A's and leaves B's where they are. A row another worker
 has locked is skipped, not waited for (``FOR UPDATE SKIP LOCKED``), and the next run
-moves it. PostgreSQL: the only backend on which several workers run.
+moves it: after records that are newer, so the chain's times do not follow its seqs, and
+an archived segment still spans its earliest record (a query until then finds it, hot or
+archived). PostgreSQL: the only backend on which several workers run.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from execstore.audit import backfill_audit, count_legacy_audit
+from execstore.audit import archive_audit, backfill_audit, count_legacy_audit
 from execstore.ids import legacy_uuid
-from execstore.schema.audit import phi_audit_log_legacy
+from execstore.schema.audit import PhiAuditArchive, phi_audit_log_legacy
 from execstore.store import ExecStore
 
 from .test_lifecycle import insert_legacy, open_legacy_store
@@ -65,7 +68,7 @@ async def test_one_organizations_backfill_leaves_the_twin_and_skips_a_locked_row
         async with store.unit(legacy_uuid(b)) as uow:
             assert (await uow.audit.query()).records == []
 
-        held = _rows(b, 3)[1]["id"]
+        held = _rows(b, 3)[0]["id"]  # B's earliest
         async with store.sessions() as holder, holder.begin():
             await holder.execute(
                 sa.select(phi_audit_log_legacy.c.id)
@@ -81,5 +84,29 @@ async def test_one_organizations_backfill_leaves_the_twin_and_skips_a_locked_row
         rest = await backfill_audit(store.sessions, store.archives, organization_id=legacy_uuid(b))
         assert rest.moved == 1
         assert await count_legacy_audit(store.sessions) == 0
+        earliest = THEN.replace(tzinfo=dt.UTC)
+        window = {"until": earliest + dt.timedelta(seconds=30)}
         async with store.unit(legacy_uuid(b)) as uow:
-            assert len((await uow.audit.query()).records) == 3
+            assert [r.created_at for r in (await uow.audit.query()).records] == [
+                earliest + dt.timedelta(minutes=1),
+                earliest + dt.timedelta(minutes=2),
+                earliest,  # skipped once, moved last
+            ]
+            assert [r.seq for r in (await uow.audit.query(**window)).records] == [3]
+        archived = await archive_audit(
+            store.sessions, store.archives, hot_days=0, organization_id=legacy_uuid(b)
+        )
+        assert (archived.segments, archived.records) == (1, 3)
+        async with store.sessions() as session:
+            span = (
+                await session.execute(
+                    sa.select(PhiAuditArchive.start_date, PhiAuditArchive.end_date).where(
+                        PhiAuditArchive.organization_id == legacy_uuid(b)
+                    )
+                )
+            ).one()
+        assert tuple(span) == (earliest, earliest + dt.timedelta(minutes=2))
+        async with store.unit(legacy_uuid(b)) as uow:
+            assert [r.seq for r in (await uow.audit.query(**window)).records] == [3]
+            exported = [json.loads(line)["seq"] async for line in uow.audit.export(**window)]
+        assert exported == [3]
