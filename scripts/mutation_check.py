@@ -560,6 +560,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_AUDIT_BOUNDS + "test_a_segment_holds_at_most_segment_records",),
     ),
     Mutation(
+        "audit-segment-start-earliest",
+        "src/execstore/audit/archival.py",
+        "                    plan.start = min(plan.start, created)\n",
+        "",
+        (_AUDIT_BACKFILL,),
+    ),
+    Mutation(
         "audit-segment-default-size",
         "src/execstore/audit/archival.py",
         "SEGMENT_RECORDS: Final = 50_000",
