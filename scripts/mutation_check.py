@@ -50,6 +50,53 @@ class Mutation:
     """Pytest node ids or paths that must fail on the mutant."""
 
 
+_LOG_BOUNDS = "tests/logs/test_boundaries.py::"
+_LOG_EDGE = (
+    _LOG_BOUNDS + "test_the_hot_window_and_retention_at_a_year_edge_with_a_chunk_spanning_weeks"
+)
+_LOG_TENANTS = "tests/logs/test_tenants.py::"
+_AUDIT_BOUNDS = "tests/audit/test_boundaries.py::"
+_AUDIT_WINDOW = (
+    _AUDIT_BOUNDS + "test_since_is_inclusive_and_until_exclusive_over_archived_and_hot_records"
+)
+_AUDIT_TENANTS = "tests/audit/test_tenants.py::"
+_AUDIT_TRIGGER = (
+    _AUDIT_TENANTS
+    + "test_a_delete_is_let_through_only_for_records_their_own_organizations_pointer_covers"
+)
+_AUDIT_READS = _AUDIT_TENANTS + "test_reads_and_verification_see_one_organization_among_twins"
+_AUDIT_OPERATORS = (
+    _AUDIT_TENANTS + "test_archival_and_retention_for_one_organization_leave_the_others_records"
+)
+
+_METADATA_BOUNDS = "tests/metadata/test_boundaries.py::"
+_METADATA_WINDOW = (
+    _METADATA_BOUNDS + "test_created_from_is_inclusive_and_created_to_exclusive_to_the_microsecond"
+)
+_METADATA_DAYS = _METADATA_BOUNDS + "test_the_summary_days_are_whole_utc_days_across_a_leap_day"
+_METADATA_STALE = (
+    _METADATA_BOUNDS + "test_another_organizations_writes_mark_only_its_own_groups_stale"
+)
+_RAG_BOUNDS = "tests/rag/test_boundaries.py::"
+_RAG_WINDOW = _RAG_BOUNDS + "test_since_is_inclusive_and_until_exclusive_to_the_millisecond"
+_RECONCILE_TENANTS = (
+    "tests/archival/test_reconcile_tenants.py::"
+    "test_a_run_for_one_organization_leaves_the_others_losses_and_orphans"
+)
+_BOUNDS = "tests/foundation/test_bounds.py::"
+_LOST = "tests/archival/test_lost_marks.py::"
+_AUDIT_BACKFILL = (
+    "tests/audit/test_backfill_tenants.py::"
+    "test_one_organizations_backfill_leaves_the_twin_and_skips_a_locked_row"
+)
+_CLI_WINDOWS = (
+    "tests/cli/test_windows_from_settings.py::"
+    "test_archive_audit_and_log_retention_read_their_days_from_the_settings"
+)
+_TENANT_KEYS = (
+    "tests/jobs/test_tenant_keys.py::test_a_row_naming_another_organizations_reference_is_refused"
+)
+
 MUTATIONS: tuple[Mutation, ...] = (
     # -- tenant scoping ----------------------------------------------------------------
     Mutation(
@@ -636,6 +683,702 @@ MUTATIONS: tuple[Mutation, ...] = (
         "                        continue\n",
         "",
         ("tests/logs/test_partition_states.py",),
+    # -- boundaries: every window at its exact value, with data spanning it -------------
+    # (tests/*/test_boundaries.py: chunks and segments span weeks, so "first" and
+    # "newest" differ; each boundary is tried at its value, one below and one above.)
+    Mutation(
+        "log-hot-window-line-at-cutoff",
+        "src/execstore/logs/chunks.py",
+        "        stmt = stmt.where(table.c.timestamp < before)\n",
+        "        stmt = stmt.where(table.c.timestamp <= before)\n",
+        (_LOG_EDGE,),
+    ),
+    Mutation(
+        "log-hot-window-partition-end",
+        "src/execstore/logs/archival.py",
+        "p.end is not None and p.end <= cutoff",
+        "p.end is not None and p.end < cutoff",
+        (_LOG_EDGE,),
+    ),
+    Mutation(
+        "log-hot-window-partition-start",
+        "src/execstore/logs/archival.py",
+        "p.end is not None and p.end <= cutoff",
+        "p.start is not None and p.start <= cutoff",
+        (_LOG_EDGE,),
+    ),
+    Mutation(
+        "log-chunk-pointer-start",
+        "src/execstore/logs/chunks.py",
+        '        "start_date": chunk.start,\n',
+        '        "start_date": chunk.end,\n',
+        (_LOG_EDGE, _LOG_BOUNDS + "test_chunk_rows_cut_an_organizations_month_in_the_database"),
+    ),
+    Mutation(
+        "log-chunk-span-earliest",
+        "src/execstore/logs/chunks.py",
+        "self.start = timestamp if self.start is None else min(self.start, timestamp)",
+        "self.start = timestamp if self.start is None else max(self.start, timestamp)",
+        (_LOG_BOUNDS + "test_chunk_rows_cut_an_organizations_month_in_the_database",),
+    ),
+    Mutation(
+        "log-chunk-rows-at-job-boundary",
+        "src/execstore/logs/chunks.py",
+        "if chunk is not None and len(chunk) >= self.chunk_rows:",
+        "if chunk is not None and len(chunk) > self.chunk_rows:",
+        (
+            _LOG_BOUNDS
+            + "test_a_chunk_closes_at_the_first_job_boundary_once_it_holds_chunk_rows_lines",
+            _LOG_BOUNDS + "test_chunk_rows_cut_an_organizations_month_in_the_database",
+        ),
+    ),
+    Mutation(
+        "log-chunk-rows-giant-job",
+        "src/execstore/logs/chunks.py",
+        "len(chunk) >= self.chunk_rows * _GIANT_JOB_FACTOR",
+        "len(chunk) > self.chunk_rows * _GIANT_JOB_FACTOR",
+        (_LOG_BOUNDS + "test_a_single_job_is_cut_at_four_times_chunk_rows",),
+    ),
+    Mutation(
+        "log-read-cursor-chunk-newest-line",
+        "src/execstore/logs/repository.py",
+        "                _archive.end_date\n                >= dt.datetime(1970",
+        "                _archive.start_date\n                >= dt.datetime(1970",
+        (_LOG_EDGE,),
+    ),
+    Mutation(
+        "log-read-cursor-same-instant",
+        "src/execstore/logs/repository.py",
+        "                _archive.end_date\n                >= dt.datetime(1970",
+        "                _archive.end_date\n                > dt.datetime(1970",
+        (_LOG_EDGE,),
+    ),
+    Mutation(
+        "log-retention-newest-line",
+        "src/execstore/logs/retention.py",
+        ".where(_archive.organization_id == org, _archive.end_date < cutoff)",
+        ".where(_archive.organization_id == org, _archive.start_date < cutoff)",
+        (_LOG_EDGE,),
+    ),
+    Mutation(
+        "log-retention-exact-age",
+        "src/execstore/logs/retention.py",
+        ".where(_archive.organization_id == org, _archive.end_date < cutoff)",
+        ".where(_archive.organization_id == org, _archive.end_date <= cutoff)",
+        (_LOG_EDGE, _LOG_BOUNDS + "test_retention_counts_days_across_a_leap_day"),
+    ),
+    Mutation(
+        "log-retention-equal-to-hot-window",
+        "src/execstore/logs/retention.py",
+        "        if days < hot_days:\n",
+        "        if days <= hot_days:\n",
+        (
+            _LOG_BOUNDS
+            + "test_a_stored_retention_equal_to_the_hot_window_applies_one_day_less_is_set_aside",
+        ),
+    ),
+    Mutation(
+        "log-set-retention-hot-window",
+        "src/execstore/logs/repository.py",
+        "            if days < self.hot_days:\n",
+        "            if days <= self.hot_days:\n",
+        (
+            _LOG_BOUNDS
+            + "test_set_retention_refuses_one_day_under_the_hot_window_and_over_the_maximum",
+        ),
+    ),
+    Mutation(
+        "log-set-retention-maximum",
+        "src/execstore/logs/repository.py",
+        "            if days > MAX_RETENTION_DAYS:\n",
+        "            if days >= MAX_RETENTION_DAYS:\n",
+        (
+            _LOG_BOUNDS
+            + "test_set_retention_refuses_one_day_under_the_hot_window_and_over_the_maximum",
+        ),
+    ),
+    Mutation(
+        "audit-archive-record-at-cutoff",
+        "src/execstore/audit/archival.py",
+        "                    if created >= cutoff:\n",
+        "                    if created > cutoff:\n",
+        (_AUDIT_BOUNDS + "test_archival_at_a_year_edge_with_a_segment_spanning_weeks",),
+    ),
+    Mutation(
+        "audit-segment-month-of-its-year",
+        "src/execstore/audit/archival.py",
+        "(created.year, created.month) != (\n"
+        "                        plan.start.year,\n"
+        "                        plan.start.month,\n",
+        "(created.month,) != (\n                        plan.start.month,\n",
+        (
+            _AUDIT_BOUNDS
+            + "test_a_segment_never_holds_two_months_not_even_the_same_month_of_two_years",
+        ),
+    ),
+    Mutation(
+        "audit-segment-record-limit",
+        "src/execstore/audit/archival.py",
+        "limit=min(5000, limit - (len(plan.lines) if plan else 0)),",
+        "limit=5000,",
+        (_AUDIT_BOUNDS + "test_a_segment_holds_at_most_segment_records",),
+    ),
+    Mutation(
+        "audit-segment-start-earliest",
+        "src/execstore/audit/archival.py",
+        "                    plan.start = min(plan.start, created)\n",
+        "",
+        (_AUDIT_BACKFILL,),
+    ),
+    Mutation(
+        "audit-segment-default-size",
+        "src/execstore/audit/archival.py",
+        "SEGMENT_RECORDS: Final = 50_000",
+        "SEGMENT_RECORDS: Final = 5_000",
+        (_AUDIT_BOUNDS + "test_fifty_thousand_records_a_segment_unless_told",),
+    ),
+    Mutation(
+        "audit-retention-newest-record",
+        "src/execstore/audit/archival.py",
+        "if s.end_date < cutoff and six_years_after(s.end_date) <= now",
+        "if s.start_date < cutoff and six_years_after(s.start_date) <= now",
+        (_AUDIT_BOUNDS + "test_retention_on_the_sixth_anniversary_of_a_leap_day",),
+    ),
+    Mutation(
+        "audit-retention-exact-age",
+        "src/execstore/audit/archival.py",
+        "if s.end_date < cutoff and six_years_after(s.end_date) <= now",
+        "if s.end_date <= cutoff and six_years_after(s.end_date) <= now",
+        (_AUDIT_BOUNDS + "test_retention_on_the_sixth_anniversary_of_a_leap_day",),
+    ),
+    Mutation(
+        "audit-query-segment-ends-after-since",
+        "src/execstore/audit/reader.py",
+        "stmt = stmt.where(_ARCHIVES.c.end_date >= since)",
+        "stmt = stmt.where(_ARCHIVES.c.start_date >= since)",
+        (_AUDIT_WINDOW,),
+    ),
+    Mutation(
+        "audit-query-segment-starts-before-until",
+        "src/execstore/audit/reader.py",
+        "stmt = stmt.where(_ARCHIVES.c.start_date < until)",
+        "stmt = stmt.where(_ARCHIVES.c.end_date < until)",
+        (_AUDIT_WINDOW,),
+    ),
+    Mutation(
+        "audit-query-archived-since-inclusive",
+        "src/execstore/audit/repository.py",
+        "return created >= low and (high is None or created < high)",
+        "return created > low and (high is None or created < high)",
+        (_AUDIT_WINDOW,),
+    ),
+    Mutation(
+        "audit-query-archived-until-exclusive",
+        "src/execstore/audit/repository.py",
+        "return created >= low and (high is None or created < high)",
+        "return created >= low and (high is None or created <= high)",
+        (_AUDIT_WINDOW,),
+    ),
+    Mutation(
+        "audit-query-hot-since-inclusive",
+        "src/execstore/audit/repository.py",
+        "        if since is not None:\n            filters.append(_LOG.c.created_at >= since)\n",
+        "        if since is not None:\n            filters.append(_LOG.c.created_at > since)\n",
+        (_AUDIT_WINDOW,),
+    ),
+    Mutation(
+        "audit-export-hot-until-exclusive",
+        "src/execstore/audit/repository.py",
+        "                    filters.append(_LOG.c.created_at < until)\n",
+        "                    filters.append(_LOG.c.created_at <= until)\n",
+        (_AUDIT_WINDOW,),
+    ),
+    Mutation(
+        "audit-query-page-limit",
+        "src/execstore/audit/repository.py",
+        "if not 1 <= limit <= _MAX_PAGE:",
+        "if not 1 <= limit < _MAX_PAGE:",
+        (_AUDIT_BOUNDS + "test_a_page_holds_one_to_a_thousand_records",),
+    ),
+    # -- deletion: verified first, evidence left behind ---------------------------------
+    Mutation(
+        "log-message-at-its-limit",
+        "src/execstore/schema/logs.py",
+        "message: Mapped[str] = mapped_column(BoundedString(8000))",
+        "message: Mapped[str] = mapped_column(BoundedString(7999))",
+        (_LOG_BOUNDS + "test_a_message_of_8000_characters_is_kept_one_more_is_fitted",),
+    ),
+    Mutation(
+        "log-partitions-months-ahead",
+        "src/execstore/schema/partitions.py",
+        "    for _ in range(months_ahead):\n",
+        "    for _ in range(months_ahead - 1):\n",
+        (_LOG_BOUNDS + "test_partitions_ahead_cross_a_year_edge",),
+    ),
+    Mutation(
+        "metadata-listing-created-from-inclusive",
+        "src/execstore/metadata/listing.py",
+        'where.append(em.c.created_at >= value("created_from", em.c.created_at.type))',
+        'where.append(em.c.created_at > value("created_from", em.c.created_at.type))',
+        (_METADATA_WINDOW,),
+    ),
+    Mutation(
+        "metadata-listing-created-to-exclusive",
+        "src/execstore/metadata/listing.py",
+        'where.append(em.c.created_at < value("created_to", em.c.created_at.type))',
+        'where.append(em.c.created_at <= value("created_to", em.c.created_at.type))',
+        (_METADATA_WINDOW,),
+    ),
+    Mutation(
+        "metadata-page-cap-200",
+        "src/execstore/metadata/listing.py",
+        "MAX_PAGE_SIZE: Final = 200",
+        "MAX_PAGE_SIZE: Final = 100",
+        (_METADATA_BOUNDS + "test_a_page_holds_one_to_two_hundred_rows",),
+    ),
+    Mutation(
+        "metadata-summary-n-days",
+        "src/execstore/metadata/repository.py",
+        "first = first_day or last - dt.timedelta(days=days - 1)",
+        "first = first_day or last - dt.timedelta(days=days)",
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "metadata-summary-live-first-instant",
+        "src/execstore/metadata/summaries.py",
+        "            e.created_at >= _day_start(first_day),\n",
+        "            e.created_at > _day_start(first_day),\n",
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "metadata-summary-live-last-day",
+        "src/execstore/metadata/summaries.py",
+        "            e.created_at < _day_start(last_day + dt.timedelta(days=1)),\n",
+        "            e.created_at <= _day_start(last_day + dt.timedelta(days=1)),\n",
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "metadata-summary-rollup-first-day",
+        "src/execstore/metadata/summaries.py",
+        '            s.c.day >= sa.bindparam("first_day"),\n',
+        '            s.c.day > sa.bindparam("first_day"),\n',
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "metadata-summary-rollup-last-day",
+        "src/execstore/metadata/summaries.py",
+        '            s.c.day <= sa.bindparam("last_day"),\n',
+        '            s.c.day < sa.bindparam("last_day"),\n',
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "metadata-trigger-status-change-is-stale",
+        "src/execstore/schema/metadata.py",
+        '    "WHEN (OLD.status IS DISTINCT FROM NEW.status "\n    "OR ',
+        '    "WHEN (',
+        (_METADATA_STALE,),
+    ),
+    Mutation(
+        "rag-usage-since-inclusive",
+        "src/execstore/rag/normalized.py",
+        "            c.retrieved_at >= since,\n",
+        "            c.retrieved_at > since,\n",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "rag-usage-until-exclusive",
+        "src/execstore/rag/normalized.py",
+        "            c.retrieved_at < until,\n",
+        "            c.retrieved_at <= until,\n",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "rag-top-rules-until-exclusive-postgres",
+        "src/execstore/rag/normalized.py",
+        "retrieved_at < :until\n), r AS (\n  SELECT x AS id",
+        "retrieved_at <= :until\n), r AS (\n  SELECT x AS id",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "rag-top-rules-since-inclusive-sqlite",
+        "src/execstore/rag/normalized.py",
+        "retrieved_at >= :since AND retrieved_at < :until\n), r AS (\n  SELECT x.value AS id",
+        "retrieved_at > :since AND retrieved_at < :until\n), r AS (\n  SELECT x.value AS id",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "rag-legacy-read-until-exclusive",
+        "src/execstore/rag/legacy_store.py",
+        "            table.c.retrieved_at < naive[1],\n",
+        "            table.c.retrieved_at <= naive[1],\n",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "rag-window-rounds-up-to-the-millisecond",
+        "src/execstore/rag/repository.py",
+        "    return _ceil_millis(since), _ceil_millis(until)\n",
+        "    return millis(since), millis(until)  # type: ignore[return-value]\n",
+        (_RAG_BOUNDS + "test_window_ends_between_two_milliseconds_hold_to_the_stored_times",),
+    ),
+    Mutation(
+        "bound-checkpoint-hours",
+        "src/execstore/config.py",
+        "audit_checkpoint_hours: int = Field(default=24, ge=1, le=24)",
+        "audit_checkpoint_hours: int = Field(default=24, ge=1, le=48)",
+        (_BOUNDS + "test_settings_at_their_bounds",),
+    ),
+    Mutation(
+        "bound-audit-retention-floor",
+        "src/execstore/config.py",
+        "AUDIT_RETENTION_FLOOR_DAYS = 6 * 365 + 2",
+        "AUDIT_RETENTION_FLOOR_DAYS = 6 * 365 + 1",
+        (_BOUNDS + "test_the_six_year_floor_is_2192_days",),
+    ),
+    Mutation(
+        "bound-json-int-4000-digits",
+        "src/execstore/jsonvalues.py",
+        "_INT_LIMIT: Final = 10**MAX_INT_DIGITS",
+        "_INT_LIMIT: Final = 10 ** (MAX_INT_DIGITS - 1)",
+        (_BOUNDS + "test_integers_of_4000_digits_are_json_4001_are_not",),
+    ),
+    Mutation(
+        "bound-json-negative-int",
+        "src/execstore/jsonvalues.py",
+        "if not -_INT_LIMIT < value < _INT_LIMIT:",
+        "if not -_INT_LIMIT <= value < _INT_LIMIT:",
+        (_BOUNDS + "test_integers_of_4000_digits_are_json_4001_are_not",),
+    ),
+    Mutation(
+        "bound-text-at-its-limit-kept",
+        "src/execstore/textlimits.py",
+        "    if limit is None or len(value) <= limit:\n",
+        "    if limit is None or len(value) < limit:\n",
+        (_BOUNDS + "test_text_at_its_limit_is_kept_one_over_is_cut_to_the_limit_with_the_marker",),
+    ),
+    Mutation(
+        "bound-cache-exactly-its-bytes",
+        "src/execstore/blob/cache.py",
+        "        if len(value) > self.max_bytes:\n",
+        "        if len(value) >= self.max_bytes:\n",
+        (_BOUNDS + "test_the_cache_holds_exactly_its_bytes",),
+    ),
+    Mutation(
+        "settings-audit-hot-window-reaches-the-cli",
+        "src/execstore/cli/archive.py",
+        "days = settings.audit_hot_days if hot_days is None else hot_days",
+        "days = settings.log_hot_days if hot_days is None else hot_days",
+        (_CLI_WINDOWS,),
+    ),
+    Mutation(
+        "settings-log-retention-reaches-the-cli",
+        "src/execstore/cli/retention.py",
+        "default_days=settings.log_retention_days,",
+        "default_days=settings.log_hot_days,",
+        (_CLI_WINDOWS,),
+    ),
+    Mutation(
+        "settings-log-hot-window-reaches-the-unit",
+        "src/execstore/store.py",
+        "            hot_days=settings.log_hot_days,\n",
+        "            hot_days=settings.log_retention_days,\n",
+        (
+            _LOG_BOUNDS
+            + "test_set_retention_refuses_one_day_under_the_hot_window_and_over_the_maximum",
+        ),
+    ),
+    Mutation(
+        "log-page-200-lines",
+        "src/execstore/logs/repository.py",
+        "        limit: int = 200,\n",
+        "        limit: int = 199,\n",
+        (_LOG_BOUNDS + "test_a_page_is_200_lines_unless_told",),
+    ),
+    Mutation(
+        "audit-page-100-records",
+        "src/execstore/audit/repository.py",
+        "        limit: int = 100,\n",
+        "        limit: int = 101,\n",
+        (_AUDIT_BOUNDS + "test_a_page_is_100_records_unless_told",),
+    ),
+    Mutation(
+        "metadata-summary-30-days",
+        "src/execstore/metadata/repository.py",
+        "        days: int = 30,\n",
+        "        days: int = 31,\n",
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "audit-retention-reverifies-the-segment",
+        "src/execstore/audit/archival.py",
+        "    if digest != segment.end_hash:\n",
+        "    if False:\n",
+        (_AUDIT_BOUNDS + "test_a_segment_that_no_longer_verifies_is_set_aside_not_deleted",),
+    ),
+    Mutation(
+        "audit-retention-writes-a-tombstone",
+        "src/execstore/audit/archival.py",
+        "    await archives.store_document(\n        key,\n",
+        "    (\n        key,\n",
+        (_AUDIT_BOUNDS + "test_retention_on_the_sixth_anniversary_of_a_leap_day",),
+    ),
+    Mutation(
+        "lost-mark-honoured-by-log-reads",
+        "src/execstore/logs/repository.py",
+        "            if chunk.lost:\n",
+        "            if False:\n",
+        (_LOST + "test_a_lost_mark_holds_until_a_repair_run_clears_it",),
+    ),
+    Mutation(
+        "lost-mark-honoured-by-result-reads",
+        "src/execstore/results/repository.py",
+        "        if summary.archive_missing:\n",
+        "        if False:\n",
+        (_LOST + "test_a_lost_mark_holds_until_a_repair_run_clears_it",),
+    ),
+    Mutation(
+        "lost-mark-set-on-log-chunks",
+        "src/execstore/logs/reconcile.py",
+        ".values(lost=lost)",
+        ".values(lost=False)",
+        (_LOST + "test_a_lost_mark_holds_until_a_repair_run_clears_it",),
+    ),
+    Mutation(
+        "lost-chunk-left-alone-by-job-deletion",
+        "src/execstore/logs/deletion.py",
+        "if chunk.lost or not may_hold_job(bytes(chunk.job_keys), job_id):",
+        "if not may_hold_job(bytes(chunk.job_keys), job_id):",
+        (_LOST + "test_deleting_a_job_leaves_a_lost_chunk_alone",),
+    ),
+    # -- tenants: a second organization whose rows would match were it ignored ---------
+    Mutation(
+        "tenant-log-read-archived-chunks",
+        "src/execstore/logs/repository.py",
+        "            _archive.organization_id == self.organization_id,\n"
+        "            _archive.first_job <= job_id,\n",
+        "            _archive.first_job <= job_id,\n",
+        (_LOG_TENANTS + "test_reads_ignore_another_organizations_chunk_that_covers_the_job",),
+    ),
+    Mutation(
+        "tenant-log-delete-archived-chunks",
+        "src/execstore/logs/deletion.py",
+        "                _archive.organization_id == organization_id,\n",
+        "",
+        (_LOG_TENANTS + "test_deleting_a_job_leaves_another_organizations_chunk_that_covers_it",),
+    ),
+    Mutation(
+        "tenant-log-archival-chunk-jobs",
+        "src/execstore/logs/chunks.py",
+        "        .where(table.c.job_id.in_(list(job_ids)))\n",
+        "",
+        (_LOG_TENANTS + "test_archival_files_each_organizations_lines_under_its_own_chunks",),
+    ),
+    Mutation(
+        "tenant-log-retention-org-option",
+        "src/execstore/logs/retention.py",
+        "        orgs = orgs.where(_archive.organization_id == organization_id)\n",
+        "        orgs = orgs\n",
+        (_LOG_TENANTS + "test_retention_for_one_organization_leaves_the_others_chunks",),
+    ),
+    Mutation(
+        "tenant-metadata-summary-live",
+        "src/execstore/metadata/summaries.py",
+        "            e.organization_id == organization_id,\n",
+        "",
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "tenant-metadata-summary-rollup",
+        "src/execstore/metadata/summaries.py",
+        '            s.c.organization_id == sa.bindparam("organization_id"),\n',
+        "",
+        (_METADATA_DAYS,),
+    ),
+    Mutation(
+        "tenant-rag-top-rules-sqlite",
+        "src/execstore/rag/normalized.py",
+        "  WHERE organization_id = :organization_id AND retrieved_at >= :since"
+        " AND retrieved_at < :until\n), r AS (\n  SELECT x.value AS id",
+        "  WHERE (organization_id = :organization_id OR 1 = 1) AND retrieved_at >= :since"
+        " AND retrieved_at < :until\n), r AS (\n  SELECT x.value AS id",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "tenant-rag-legacy-read",
+        "src/execstore/rag/legacy_store.py",
+        '            == (organization_id if dialect == "postgresql" else str(organization_id)),\n',
+        "            != None,  # noqa: E711\n",
+        (_RAG_WINDOW,),
+    ),
+    Mutation(
+        "tenant-rag-backfill-org-option",
+        "src/execstore/rag/backfill.py",
+        "stmt = stmt.where(legacy_uuid_sql(legacy_table.c.organization_id, dialect) == org)",
+        "stmt = stmt",
+        (_RAG_BOUNDS + "test_a_backfill_for_one_organization_moves_only_its_rows",),
+    ),
+    Mutation(
+        "lock-rag-backfill-skip-locked",
+        "src/execstore/rag/backfill.py",
+        "stmt = stmt.with_for_update(skip_locked=True, of=legacy_table)",
+        "stmt = stmt.with_for_update(of=legacy_table)",
+        (_RAG_BOUNDS + "test_a_backfill_skips_a_row_another_worker_holds",),
+    ),
+    Mutation(
+        "tenant-results-archival-org-option",
+        "src/execstore/results/archival.py",
+        "        stmt = stmt.where(m.Job.organization_id == org)\n",
+        "        stmt = stmt\n",
+        (
+            "tests/results/test_tenants.py::"
+            "test_archiving_one_organizations_results_leaves_the_others",
+        ),
+    ),
+    Mutation(
+        "tenant-key-metadata-primary-account",
+        "src/execstore/schema/metadata.py",
+        '        owned_by("credentials", "primary_account_id"),\n',
+        "",
+        (_TENANT_KEYS,),
+    ),
+    Mutation(
+        "tenant-key-job-client",
+        "src/execstore/migrations/versions/r0001_add_varchar_limits.py",
+        '    ("jobs", "client_id", "clients"),\n',
+        "",
+        (_TENANT_KEYS,),
+    ),
+    Mutation(
+        "tenant-audit-backfill-org-option",
+        "src/execstore/audit/backfill.py",
+        'stmt = stmt.where(_LEGACY.c.organization_id.in_(wanted or [""]))',
+        "stmt = stmt",
+        (_AUDIT_BACKFILL,),
+    ),
+    Mutation(
+        "lock-audit-backfill-skip-locked",
+        "src/execstore/audit/backfill.py",
+        "                            .with_for_update(skip_locked=True)\n",
+        "                            .with_for_update()\n",
+        (_AUDIT_BACKFILL,),
+    ),
+    Mutation(
+        "tenant-reconcile-pointer-rows",
+        "src/execstore/archival/reconcile.py",
+        "    if organization_id is not None:\n"
+        "        stmt = stmt.where(model.organization_id == organization_id)\n"
+        "    with translate_database_errors():\n        rows =",
+        "    if organization_id is not None:\n"
+        "        stmt = stmt\n"
+        "    with translate_database_errors():\n        rows =",
+        (_RECONCILE_TENANTS,),
+    ),
+    Mutation(
+        "tenant-reconcile-result-rows",
+        "src/execstore/results/reconcile.py",
+        "            stmt = stmt.where(m.Job.organization_id == organization_id)\n",
+        "            stmt = stmt\n",
+        (_RECONCILE_TENANTS,),
+    ),
+    Mutation(
+        "tenant-reconcile-blob-prefix",
+        "src/execstore/archival/reconcile.py",
+        "kind.prefix if organization_id is None else kind.organization_prefix(organization_id)",
+        "kind.prefix",
+        (_RECONCILE_TENANTS,),
+    ),
+    Mutation(
+        "reconcile-grace-one-hour",
+        "src/execstore/archival/reconcile.py",
+        "DEFAULT_GRACE: Final = dt.timedelta(hours=1)",
+        "DEFAULT_GRACE: Final = dt.timedelta(hours=2)",
+        (
+            "tests/archival/test_reconcile_tenants.py::"
+            "test_the_default_grace_is_one_hour_to_the_microsecond",
+        ),
+    ),
+    Mutation(
+        "reconcile-grace-exact",
+        "src/execstore/archival/reconcile.py",
+        "if written is not None and written > cutoff:",
+        "if written is not None and written >= cutoff:",
+        (
+            "tests/archival/test_reconcile_tenants.py::"
+            "test_the_default_grace_is_one_hour_to_the_microsecond",
+        ),
+    ),
+    Mutation(
+        "reconcile-looks-again-before-deleting",
+        "src/execstore/archival/reconcile.py",
+        "                if await kind.referenced(session, [info.key]):\n",
+        "                if False:\n",
+        (
+            "tests/archival/test_reconcile_tenants.py::"
+            "test_an_orphan_whose_row_commits_meanwhile_is_not_deleted",
+        ),
+    ),
+    Mutation(
+        "tenant-audit-trigger-own-pointer",
+        "src/execstore/schema/audit.py",
+        "WHERE a.organization_id = OLD.organization_id",
+        "WHERE 1 = 1",
+        (_AUDIT_TRIGGER,),
+    ),
+    Mutation(
+        "tenant-audit-trigger-first-seq-covered",
+        "src/execstore/schema/audit.py",
+        " AND OLD.seq BETWEEN a.first_seq AND a.last_seq)",
+        " AND OLD.seq > a.first_seq AND OLD.seq <= a.last_seq)",
+        (_AUDIT_TRIGGER,),
+    ),
+    Mutation(
+        "tenant-audit-read-segments",
+        "src/execstore/audit/reader.py",
+        '            _ARCHIVES.c.organization_id == sa.bindparam("org"),\n',
+        "",
+        (_AUDIT_READS,),
+    ),
+    Mutation(
+        "tenant-audit-read-hot-rows",
+        "src/execstore/audit/reader.py",
+        ".where(_LOG.c.organization_id == org, _LOG.c.seq > after,",
+        ".where(_LOG.c.seq > after,",
+        (_AUDIT_READS,),
+    ),
+    Mutation(
+        "tenant-audit-verify-hot-rows",
+        "src/execstore/audit/reader.py",
+        '"WHERE organization_id = $1 AND seq > $2',
+        '"WHERE $1::uuid IS NOT NULL AND seq > $2',
+        (_AUDIT_READS,),
+    ),
+    Mutation(
+        "tenant-audit-archived-cursor",
+        "src/execstore/audit/reader.py",
+        "sa.select(PhiAuditChainHead.archived_seq).where(PhiAuditChainHead.organization_id == org)",
+        "sa.select(PhiAuditChainHead.archived_seq)",
+        (_AUDIT_READS,),
+    ),
+    Mutation(
+        "tenant-audit-archive-org-option",
+        "src/execstore/audit/archival.py",
+        "            stmt = stmt.where(_HEADS.c.organization_id == organization_id)\n",
+        "            stmt = stmt\n",
+        (_AUDIT_OPERATORS,),
+    ),
+    Mutation(
+        "tenant-audit-archive-deletes-own-rows",
+        "src/execstore/audit/archival.py",
+        "                        _LOG.c.organization_id == org,\n"
+        "                        _LOG.c.seq >= plan.first,\n",
+        "                        _LOG.c.seq >= plan.first,\n",
+        (_AUDIT_OPERATORS,),
+    ),
+    Mutation(
+        "tenant-audit-retention-org-option",
+        "src/execstore/audit/archival.py",
+        "            stmt = stmt.where(PhiAuditArchive.organization_id == organization_id)\n",
+        "            stmt = stmt\n",
+        (_AUDIT_OPERATORS,),
     ),
 )
 

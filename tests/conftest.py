@@ -6,12 +6,18 @@
   out of each other's way by working inside their own organization.
 - ``fresh_db_url``: a new, empty database of that backend for one test (migrations).
 - ``settings`` / ``store``: an opened ExecStore on ``db_url`` with a local blob store.
+- ``store_at``: ``store_at(clock, **settings)`` opens an ExecStore running on a
+  ``ManualClock``, on a database of that backend shared by the boundary and tenancy tests
+  only (operator jobs act on every organization, so the shared ``db_url`` would have other
+  tests' rows archived under them), with one blob directory for the run so every pointer
+  row's blob is found. Each test works in its own organizations and its own years.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +111,48 @@ async def org(store: Any, org_id: uuid.UUID) -> uuid.UUID:
     async with store.sessions() as session, session.begin():
         session.add(Organization(id=org_id, name=f"org {org_id.hex[:6]}"))
     return org_id
+
+
+@pytest.fixture(scope="session")
+async def _boundary_pg(pg_server: PgServer) -> AsyncIterator[str]:
+    from execstore.migrations.runner import migrate
+
+    name = await create_database(pg_server, prefix="execstore_bound")
+    url = pg_server.url(name)
+    await migrate(url)
+    yield url
+    await drop_database(pg_server, name)
+
+
+@pytest.fixture(scope="session")
+async def _boundary_sqlite(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from execstore.migrations.runner import migrate
+
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('bound') / 'execstore.db'}"
+    await migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def _boundary_blobs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("bound-blobs")
+
+
+@pytest.fixture
+def store_at(
+    backend: str, request: pytest.FixtureRequest, _boundary_blobs: Path
+) -> Callable[..., AbstractAsyncContextManager[Any]]:
+    """``store_at(clock, **settings)``: an ExecStore on ``clock`` (see the module docstring)."""
+    from execstore.config import load_settings
+    from execstore.store import ExecStore
+
+    url = str(request.getfixturevalue(f"_boundary_{'pg' if backend == 'postgres' else 'sqlite'}"))
+    blob_dir = _boundary_blobs / backend
+
+    @asynccontextmanager
+    async def opened(clock: Any, **overrides: Any) -> AsyncIterator[Any]:
+        settings = load_settings(database_url=url, blob_url=f"file:{blob_dir}", **overrides)
+        async with ExecStore.open(settings, clock=clock) as store:
+            yield store
+
+    return opened

@@ -241,6 +241,10 @@ async def _plan_segment(
                     if plan is None:
                         plan = _Plan(seq, seq, created, created, [], digest)
                     plan.lines.append(stored_line(line, digest))
+                    # Times need not follow seqs (a backfill re-run appends legacy rows it
+                    # skipped before): the pointer row spans the earliest and the newest,
+                    # which query windows and retention read.
+                    plan.start = min(plan.start, created)
                     plan.last, plan.end, plan.end_hash = seq, max(plan.end, created), digest
                     previous, after = digest, seq
             return plan

@@ -54,7 +54,7 @@ from execstore.rag.types import (
     TopRule,
     millis,
 )
-from execstore.repository import ScopedRepository, TransactionHooks
+from execstore.repository import ScopedRepository, TransactionHooks, as_utc
 from execstore.schema import models as m
 from execstore.schema.rag import rag_backfill_verified
 
@@ -349,12 +349,23 @@ def _position(context: RagContext, rule: str | int) -> int | None:
 
 
 def _window(since: dt.datetime, until: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-    start, end = millis(since), millis(until)
-    assert start is not None
-    assert end is not None
-    if end < start:
+    """``[since, until)`` over the stored times, which are whole milliseconds.
+
+    Both ends are rounded *up* to a whole millisecond: a stored time is at or after
+    ``since`` exactly when it is at or after ``since`` rounded up, and before ``until``
+    exactly when it is before ``until`` rounded up. (Cutting the ends down let in a
+    context of the millisecond before ``since`` and left out one of the millisecond
+    before ``until``.)
+    """
+    if as_utc(until) < as_utc(since):
         raise InvalidArgument("until must not be before since")
-    return start, end
+    return _ceil_millis(since), _ceil_millis(until)
+
+
+def _ceil_millis(value: dt.datetime) -> dt.datetime:
+    cut = millis(value)
+    assert cut is not None
+    return cut if cut == as_utc(value) else cut + dt.timedelta(milliseconds=1)
 
 
 def _count_legacy(pairs: list[tuple[uuid.UUID, RagContext]]) -> list[TopRule]:
