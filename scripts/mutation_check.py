@@ -683,6 +683,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "                        continue\n",
         "",
         ("tests/logs/test_partition_states.py",),
+    ),
     # -- boundaries: every window at its exact value, with data spanning it -------------
     # (tests/*/test_boundaries.py: chunks and segments span weeks, so "first" and
     # "newest" differ; each boundary is tried at its value, one below and one above.)
