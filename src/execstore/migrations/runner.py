@@ -21,7 +21,8 @@ from alembic.script import ScriptDirectory
 
 from execstore.config import Settings, load_settings
 from execstore.db import create_engine
-from execstore.errors import DowngradeRefused, MigrationRequired
+from execstore.errors import MigrationRequired
+from execstore.migrations.helpers import downgrade_refused, rows_refused
 
 __all__ = [
     "alembic_config",
@@ -103,13 +104,15 @@ def _with_config(conn: sa.Connection, action: str, revision: str) -> None:
 
 def _downgrade(conn: sa.Connection, revision: str) -> None:
     # A refused downgrade must leave the database where it was: every guard on the way
-    # down is checked before the first step runs. PostgreSQL also runs the whole
-    # downgrade in one transaction (DDL is transactional there), so a step that fails
-    # half-way rolls every step back.
+    # down is checked against the tables as they are before the first step runs. Rows a
+    # lower step would meet only after a higher one moved them (a renamed legacy table,
+    # log lines moved back) are refused by that step itself, and the whole downgrade is
+    # one transaction (DDL is transactional on both backends), so that refusal, or any
+    # step failing half-way, rolls every step back.
     _check_downgrade_guards(conn, revision)
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
-    cfg.attributes["transaction_per_migration"] = conn.dialect.name != "postgresql"
+    cfg.attributes["transaction_per_migration"] = False
     command.downgrade(cfg, revision)
 
 
@@ -126,16 +129,38 @@ def _path_down(conn: sa.Connection, target: str) -> list[Any]:
 
 
 def _check_downgrade_guards(conn: sa.Connection, target: str) -> None:
-    for rev in _path_down(conn, target):
+    # Each revision names the tables whose rows its downgrade would drop
+    # (DOWNGRADE_REFUSED_WITH_ROWS), and for some of them which rows
+    # (DOWNGRADE_REFUSED_WHERE). A table a lower revision guards may be somewhere else
+    # now: renamed by a revision above it (RENAMED), or about to receive the rows a
+    # higher downgrade moves into it (DOWNGRADE_MOVES_ROWS); one a contract revision
+    # dropped (DROPPED) comes back empty. The newest revision on the way down speaks first.
+    path = _path_down(conn, target)
+    for k, rev in enumerate(path):
+        above = list(reversed(path[:k]))  # oldest first
+        where = getattr(rev.module, "DOWNGRADE_REFUSED_WHERE", {})
+        found = []
         for table in getattr(rev.module, "DOWNGRADE_REFUSED_WITH_ROWS", ()):
-            if not sa.inspect(conn).has_table(table):
-                continue
-            if conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is not None:
-                raise DowngradeRefused(
-                    f"going below {rev.revision} would drop {table}, which holds rows the "
-                    "older schema has no place for; archive or delete them first "
-                    "(nothing was changed)"
-                )
+            for now in sorted(_where_now(table, above)):
+                if rows_refused(conn, [now], where if now == table else None):
+                    found.append(now if now == table else f"{now} (as {table})")
+        if found:
+            raise downgrade_refused(rev.revision, found)
+
+
+def _where_now(table: str, above: list[Any]) -> set[str]:
+    """The tables at the current revision whose rows ``table`` would hold once the
+    revisions ``above`` it (oldest first) are undone."""
+    names = {table}
+    for rev in above:
+        for old, new in getattr(rev.module, "RENAMED", {}).items():
+            if old in names:
+                names = (names - {old}) | {new}
+        for source, destination in getattr(rev.module, "DOWNGRADE_MOVES_ROWS", {}).items():
+            if destination in names:
+                names = names | {source}
+        names = names - set(getattr(rev.module, "DROPPED", ()))
+    return names
 
 
 async def migrate(url: str, revision: str = "head", *, settings: Settings | None = None) -> None:
