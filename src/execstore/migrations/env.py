@@ -23,6 +23,10 @@ def _configure(**extra: Any) -> None:
         include_name=include_name,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # DDL is transactional on both backends: execstore's SQLite connections run it
+        # inside the transaction SQLAlchemy begins (execstore.db). Alembic would
+        # otherwise commit after every SQLite step, even for a one-transaction downgrade.
+        transactional_ddl=True,
         transaction_per_migration=config.attributes.get("transaction_per_migration", True),
         **extra,
     )

@@ -79,15 +79,18 @@ def _settings(url: str, settings: Settings | None) -> Settings:
     return settings or load_settings(database_url=url)
 
 
-async def _run(url: str, settings: Settings | None, fn: Any, *args: Any) -> Any:
+async def _run(
+    url: str, settings: Settings | None, fn: Any, *args: Any, changes: bool = True
+) -> Any:
     cfg_settings = _settings(url, settings)
-    # SQLite rebuilds tables in batch mode; foreign keys are checked after, not during.
+    # SQLite rebuilds tables in batch mode; foreign keys are checked after, not during
+    # (after a call that changes something: a look changes nothing to check).
     engine = create_engine(cfg_settings, url=url, foreign_keys=False)
     try:
         async with engine.connect() as conn:
             result = await conn.run_sync(fn, *args)
             await conn.commit()
-            if conn.dialect.name == "sqlite":
+            if changes and conn.dialect.name == "sqlite":
                 problems = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
                 if problems:
                     raise MigrationRequired(f"foreign key check failed after migration: {problems}")
@@ -187,7 +190,7 @@ async def downgrade_plan(url: str, revision: str, *, settings: Settings | None =
 
     Raises DowngradeRefused when the downgrade itself would be refused.
     """
-    result: list[str] = await _run(url, settings, _downgrade_plan, revision)
+    result: list[str] = await _run(url, settings, _downgrade_plan, revision, changes=False)
     return result
 
 
@@ -202,7 +205,7 @@ def _current(conn: sa.Connection) -> str | None:
 
 async def current_revision(url: str, *, settings: Settings | None = None) -> str | None:
     """The revision the database at ``url`` is at (None for an empty database)."""
-    result: str | None = await _run(url, settings, _current)
+    result: str | None = await _run(url, settings, _current, changes=False)
     return result
 
 
@@ -281,5 +284,5 @@ def _other_dialect(diff: Any, base: Any, conn: sa.Connection) -> bool:
 
 async def schema_diff(url: str, *, settings: Settings | None = None) -> list[Any]:
     """What autogenerate finds between the models and the database (empty when in sync)."""
-    result: list[Any] = await _run(url, settings, _diff)
+    result: list[Any] = await _run(url, settings, _diff, changes=False)
     return result
