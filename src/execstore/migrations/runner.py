@@ -175,7 +175,7 @@ async def downgrade(url: str, revision: str, *, settings: Settings | None = None
     """Downgrade the database at ``url`` to ``revision`` (``base`` empties it).
 
     Raises DowngradeRefused, with the database unchanged, when a revision on the way
-    down would drop rows that only the newer schema can hold.
+    down would drop rows (the message names the tables holding them).
     """
     await _run(url, settings, _downgrade, revision)
 
