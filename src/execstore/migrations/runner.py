@@ -68,9 +68,16 @@ def alembic_config() -> Config:
     return cfg
 
 
+@functools.cache
+def _script() -> ScriptDirectory:
+    # The revisions ship with the package and never change while it runs; reading them
+    # costs tens of milliseconds, which every ExecStore.open would pay.
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
     """The newest revision this package ships."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _script().get_current_head()
     assert head is not None
     return head
 
@@ -124,7 +131,7 @@ def _path_down(conn: sa.Connection, target: str) -> list[Any]:
     current = _current(conn)
     if current is None:
         return []
-    script = ScriptDirectory.from_config(alembic_config())
+    script = _script()
     lower = None if target == "base" else target
     if lower is not None and "-" in lower:  # relative targets ("-1") are resolved by Alembic
         return []
@@ -216,9 +223,8 @@ def compatible_revisions() -> list[str]:
     only drops what a finished backfill emptied) down to the first expand revision. A
     database may stop before the contract steps while its backfills run.
     """
-    script = ScriptDirectory.from_config(alembic_config())
     found = []
-    for rev in script.walk_revisions():
+    for rev in _script().walk_revisions():
         found.append(rev.revision)
         if not getattr(rev.module, "contract", False):
             break
@@ -228,9 +234,8 @@ def compatible_revisions() -> list[str]:
 @functools.cache
 def rag_contracted_revisions() -> frozenset[str]:
     """The revisions at which ``contract_rag_rules`` has dropped the legacy RAG table."""
-    script = ScriptDirectory.from_config(alembic_config())
     found = set()
-    for rev in script.walk_revisions():
+    for rev in _script().walk_revisions():
         found.add(rev.revision)
         if rev.revision == "contract_rag_rules":
             break
