@@ -581,7 +581,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "phase-contract-metadata-recounts-slim-rows",
         "src/execstore/migrations/versions/r0007_contract_execution_metadata.py",
-        "        missing = _unmigrated(bind, table)\n",
+        "        missing = _unmigrated(bind)\n",
         "        missing = 0\n",
         (
             "tests/phases/test_contract_gates.py::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
@@ -974,7 +974,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "metadata-trigger-status-change-is-stale",
-        "src/execstore/schema/metadata.py",
+        "src/execstore/migrations/versions/r0005_slim_execution_metadata.py",
         '    "WHEN (OLD.status IS DISTINCT FROM NEW.status "\n    "OR ',
         '    "WHEN (',
         (_METADATA_STALE,),
@@ -1236,9 +1236,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "tenant-key-metadata-primary-account",
-        "src/execstore/schema/metadata.py",
-        '        owned_by("credentials", "primary_account_id"),\n',
-        "",
+        "src/execstore/migrations/versions/r0005_slim_execution_metadata.py",
+        '            ["organization_id", "primary_account_id"],\n'
+        '            ["credentials.organization_id", "credentials.id"],\n',
+        '            ["primary_account_id"],\n            ["credentials.id"],\n',
         (_TENANT_KEYS,),
     ),
     Mutation(
@@ -1319,14 +1320,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "tenant-audit-trigger-own-pointer",
-        "src/execstore/schema/audit.py",
+        "src/execstore/migrations/versions/r0006_compact_phi_audit.py",
         "WHERE a.organization_id = OLD.organization_id",
         "WHERE 1 = 1",
         (_AUDIT_TRIGGER,),
     ),
     Mutation(
         "tenant-audit-trigger-first-seq-covered",
-        "src/execstore/schema/audit.py",
+        "src/execstore/migrations/versions/r0006_compact_phi_audit.py",
         " AND OLD.seq BETWEEN a.first_seq AND a.last_seq)",
         " AND OLD.seq > a.first_seq AND OLD.seq <= a.last_seq)",
         (_AUDIT_TRIGGER,),

@@ -214,8 +214,6 @@ class BackfillIncomplete(MigrationError):
     """A contract revision would drop a legacy table whose backfill has not moved and verified
     every row; the message names the command to run."""
 
-    """A contract revision refused to drop a legacy table: its backfill is not done and verified."""
-
 
 @contextmanager
 def translate_database_errors() -> Iterator[None]:

@@ -19,7 +19,7 @@ from execstore.audit import (
     verify_audit,
 )
 from execstore.config import AUDIT_RETENTION_FLOOR_DAYS, load_settings
-from execstore.errors import ConfigurationError, MigrationRequired, RetentionRefused
+from execstore.errors import BackfillIncomplete, ConfigurationError, RetentionRefused
 from execstore.ids import legacy_uuid
 from execstore.migrations.runner import migrate
 from execstore.schema.audit import phi_audit_log_legacy
@@ -197,7 +197,7 @@ async def test_bad_legacy_rows_are_set_aside_and_block_the_contract(
         assert len(again.set_aside) == len(reasons)
         verified = await verify_audit(store.sessions, store.archives, organization_id=org)
         assert verified.ok, verified.problems
-    with pytest.raises(MigrationRequired, match="backfill audit"):
+    with pytest.raises(BackfillIncomplete, match="backfill audit"):
         await migrate(fresh_db_url)
     async with ExecStore.open(settings) as store:
         async with store.engine.begin() as conn:  # the operator fixes the data

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from execstore.config import load_settings
 from execstore.db import create_engine
-from execstore.errors import MigrationRequired
+from execstore.errors import BackfillIncomplete
 from execstore.ids import legacy_uuid
 from execstore.logs import NewLogEntry
 from execstore.logs.backfill import backfill_logs
@@ -92,7 +92,7 @@ async def test_legacy_rows_move_verified_and_the_contract_drops_the_table(
     org = legacy_uuid(ORG)
     dry = await _backfill(store, dry_run=True)
     assert (dry.legacy_rows, dry.copied, dry.phase) == (120, 0, "not_started")
-    with pytest.raises(MigrationRequired, match="execution_log still holds 120 row"):
+    with pytest.raises(BackfillIncomplete, match="execution_log still holds 120 row"):
         await migrate(fresh_db_url)
     report = await _backfill(store, batch_size=17)
     assert (report.copied, report.swapped, report.verified) == (120, True, True)
@@ -139,7 +139,7 @@ async def test_rows_that_cannot_move_are_set_aside_and_block_the_contract(
     assert "does not exist" in reasons[orphan["id"]]
     assert "unknown level 'chatty'" in reasons[chatty["id"]]
     assert await _legacy_count(store) == 2  # left intact
-    with pytest.raises(MigrationRequired, match="holds 2 row"):
+    with pytest.raises(BackfillIncomplete, match="holds 2 row"):
         await migrate(fresh_db_url)
     # Fix one in place (updates are allowed again once verified), delete the other.
     async with store.engine.begin() as conn:

@@ -198,21 +198,45 @@ async def test_backfill_then_contract_on_a_legacy_database(
     await migrate(fresh_db_url)
 
 
-async def test_going_below_normalize_refuses_contexts_only_normalized_holds(
+async def test_going_below_normalize_refuses_while_the_normalized_tables_hold_rows(
     fresh_db_url: str, tmp_path: Path
 ) -> None:
+    """Even a context the legacy table holds too (dual write): the operator deletes the
+    normalized rows knowingly; the legacy row then survives the downgrade."""
     from execstore.errors import DowngradeRefused
 
     await migrate(fresh_db_url, pre_contract())
     settings = load_settings(database_url=fresh_db_url, blob_url=f"file:{tmp_path}")
     org = uuid.uuid4()
-    async with ExecStore.open(settings) as store, store.unit(org, rag_mode="normalized") as uow:
+    async with (
+        ExecStore.open(settings) as store,
+        store.unit(org, rag_mode="dual_write_read_legacy") as uow,
+    ):
         await uow.reference.add_organization("o")
         wf = await uow.reference.add_workflow("w")
         job = (await uow.jobs.create(workflow_id=wf.id)).id
         await uow.rag.save(job, make_context(2))
-    with pytest.raises(DowngradeRefused, match="only in the normalized"):
+        saved = await uow.rag.get(job)
+    with pytest.raises(DowngradeRefused, match="execution_rag_context, rag_payer_catalog"):
         await downgrade(fresh_db_url, "add_varchar_limits")
+    assert await current_revision(fresh_db_url) == pre_contract()
+
+    engine = create_engine(settings)
+    async with engine.begin() as conn:
+        for table in (
+            "execution_rag_context",
+            "rag_payer_catalog",
+            "rag_modifier_catalog",
+            "rag_rule_catalog",
+        ):
+            await conn.execute(sa.text(f"DELETE FROM {table}"))
+    await engine.dispose()
+    await downgrade(fresh_db_url, "add_varchar_limits")
+    engine = create_engine(settings)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(legacy.execution_rag_rules))).mappings().all()
+    await engine.dispose()
+    assert [context_from_legacy(row) for row in rows] == [saved]
 
 
 async def invoke(url: str, tmp_path: Path, *args: str) -> Any:

@@ -19,9 +19,11 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import Settings, load_settings
 from execstore.db import create_engine
-from execstore.errors import DowngradeRefused, MigrationRequired
+from execstore.errors import MigrationRequired
+from execstore.migrations.helpers import downgrade_refused, rows_refused
 
 __all__ = [
     "alembic_config",
@@ -67,9 +69,16 @@ def alembic_config() -> Config:
     return cfg
 
 
+@functools.cache
+def _script() -> ScriptDirectory:
+    # The revisions ship with the package and never change while it runs; reading them
+    # costs tens of milliseconds, which every ExecStore.open would pay.
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
     """The newest revision this package ships."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _script().get_current_head()
     assert head is not None
     return head
 
@@ -78,15 +87,18 @@ def _settings(url: str, settings: Settings | None) -> Settings:
     return settings or load_settings(database_url=url)
 
 
-async def _run(url: str, settings: Settings | None, fn: Any, *args: Any) -> Any:
+async def _run(
+    url: str, settings: Settings | None, fn: Any, *args: Any, changes: bool = True
+) -> Any:
     cfg_settings = _settings(url, settings)
-    # SQLite rebuilds tables in batch mode; foreign keys are checked after, not during.
+    # SQLite rebuilds tables in batch mode; foreign keys are checked after, not during
+    # (after a call that changes something: a look changes nothing to check).
     engine = create_engine(cfg_settings, url=url, foreign_keys=False)
     try:
         async with engine.connect() as conn:
             result = await conn.run_sync(fn, *args)
             await conn.commit()
-            if conn.dialect.name == "sqlite":
+            if changes and conn.dialect.name == "sqlite":
                 problems = (await conn.exec_driver_sql("PRAGMA foreign_key_check")).all()
                 if problems:
                     raise MigrationRequired(f"foreign key check failed after migration: {problems}")
@@ -95,21 +107,27 @@ async def _run(url: str, settings: Settings | None, fn: Any, *args: Any) -> Any:
         await engine.dispose()
 
 
-def _with_config(conn: sa.Connection, action: str, revision: str) -> None:
+def _with_config(
+    conn: sa.Connection, action: str, revision: str, clock: Clock = SYSTEM_CLOCK
+) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
+    # The one date a revision decides by (which month's partitions to create ahead).
+    cfg.attributes["now"] = clock.now()
     getattr(command, action)(cfg, revision)
 
 
 def _downgrade(conn: sa.Connection, revision: str) -> None:
     # A refused downgrade must leave the database where it was: every guard on the way
-    # down is checked before the first step runs. PostgreSQL also runs the whole
-    # downgrade in one transaction (DDL is transactional there), so a step that fails
-    # half-way rolls every step back.
+    # down is checked against the tables as they are before the first step runs. Rows a
+    # lower step would meet only after a higher one moved them (a renamed legacy table,
+    # log lines moved back) are refused by that step itself, and the whole downgrade is
+    # one transaction (DDL is transactional on both backends), so that refusal, or any
+    # step failing half-way, rolls every step back.
     _check_downgrade_guards(conn, revision)
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
-    cfg.attributes["transaction_per_migration"] = conn.dialect.name != "postgresql"
+    cfg.attributes["transaction_per_migration"] = False
     command.downgrade(cfg, revision)
 
 
@@ -118,7 +136,7 @@ def _path_down(conn: sa.Connection, target: str) -> list[Any]:
     current = _current(conn)
     if current is None:
         return []
-    script = ScriptDirectory.from_config(alembic_config())
+    script = _script()
     lower = None if target == "base" else target
     if lower is not None and "-" in lower:  # relative targets ("-1") are resolved by Alembic
         return []
@@ -126,28 +144,59 @@ def _path_down(conn: sa.Connection, target: str) -> list[Any]:
 
 
 def _check_downgrade_guards(conn: sa.Connection, target: str) -> None:
-    for rev in _path_down(conn, target):
+    # Each revision names the tables whose rows its downgrade would drop
+    # (DOWNGRADE_REFUSED_WITH_ROWS), and for some of them which rows
+    # (DOWNGRADE_REFUSED_WHERE). A table a lower revision guards may be somewhere else
+    # now: renamed by a revision above it (RENAMED), or about to receive the rows a
+    # higher downgrade moves into it (DOWNGRADE_MOVES_ROWS); one a contract revision
+    # dropped (DROPPED) comes back empty. The newest revision on the way down speaks first.
+    path = _path_down(conn, target)
+    for k, rev in enumerate(path):
+        above = list(reversed(path[:k]))  # oldest first
+        where = getattr(rev.module, "DOWNGRADE_REFUSED_WHERE", {})
+        found = []
         for table in getattr(rev.module, "DOWNGRADE_REFUSED_WITH_ROWS", ()):
-            if not sa.inspect(conn).has_table(table):
-                continue
-            if conn.exec_driver_sql(f"SELECT 1 FROM {table} LIMIT 1").first() is not None:
-                raise DowngradeRefused(
-                    f"going below {rev.revision} would drop {table}, which holds rows the "
-                    "older schema has no place for; archive or delete them first "
-                    "(nothing was changed)"
-                )
+            for now in sorted(_where_now(table, above)):
+                if rows_refused(conn, [now], where if now == table else None):
+                    found.append(now if now == table else f"{now} (as {table})")
+        if found:
+            raise downgrade_refused(rev.revision, found)
 
 
-async def migrate(url: str, revision: str = "head", *, settings: Settings | None = None) -> None:
-    """Upgrade the database at ``url`` to ``revision`` (default: the package's head)."""
-    await _run(url, settings, _with_config, "upgrade", revision)
+def _where_now(table: str, above: list[Any]) -> set[str]:
+    """The tables at the current revision whose rows ``table`` would hold once the
+    revisions ``above`` it (oldest first) are undone."""
+    names = {table}
+    for rev in above:
+        for old, new in getattr(rev.module, "RENAMED", {}).items():
+            if old in names:
+                names = (names - {old}) | {new}
+        for source, destination in getattr(rev.module, "DOWNGRADE_MOVES_ROWS", {}).items():
+            if destination in names:
+                names = names | {source}
+        names = names - set(getattr(rev.module, "DROPPED", ()))
+    return names
+
+
+async def migrate(
+    url: str,
+    revision: str = "head",
+    *,
+    settings: Settings | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> None:
+    """Upgrade the database at ``url`` to ``revision`` (default: the package's head).
+
+    ``clock`` dates what a revision creates ahead of time (log partitions).
+    """
+    await _run(url, settings, _with_config, "upgrade", revision, clock)
 
 
 async def downgrade(url: str, revision: str, *, settings: Settings | None = None) -> None:
     """Downgrade the database at ``url`` to ``revision`` (``base`` empties it).
 
     Raises DowngradeRefused, with the database unchanged, when a revision on the way
-    down would drop rows that only the newer schema can hold.
+    down would drop rows (the message names the tables holding them).
     """
     await _run(url, settings, _downgrade, revision)
 
@@ -162,7 +211,7 @@ async def downgrade_plan(url: str, revision: str, *, settings: Settings | None =
 
     Raises DowngradeRefused when the downgrade itself would be refused.
     """
-    result: list[str] = await _run(url, settings, _downgrade_plan, revision)
+    result: list[str] = await _run(url, settings, _downgrade_plan, revision, changes=False)
     return result
 
 
@@ -177,7 +226,7 @@ def _current(conn: sa.Connection) -> str | None:
 
 async def current_revision(url: str, *, settings: Settings | None = None) -> str | None:
     """The revision the database at ``url`` is at (None for an empty database)."""
-    result: str | None = await _run(url, settings, _current)
+    result: str | None = await _run(url, settings, _current, changes=False)
     return result
 
 
@@ -188,9 +237,8 @@ def compatible_revisions() -> list[str]:
     only drops what a finished backfill emptied) down to the first expand revision. A
     database may stop before the contract steps while its backfills run.
     """
-    script = ScriptDirectory.from_config(alembic_config())
     found = []
-    for rev in script.walk_revisions():
+    for rev in _script().walk_revisions():
         found.append(rev.revision)
         if not getattr(rev.module, "contract", False):
             break
@@ -200,9 +248,8 @@ def compatible_revisions() -> list[str]:
 @functools.cache
 def rag_contracted_revisions() -> frozenset[str]:
     """The revisions at which ``contract_rag_rules`` has dropped the legacy RAG table."""
-    script = ScriptDirectory.from_config(alembic_config())
     found = set()
-    for rev in script.walk_revisions():
+    for rev in _script().walk_revisions():
         found.add(rev.revision)
         if rev.revision == "contract_rag_rules":
             break
@@ -256,5 +303,5 @@ def _other_dialect(diff: Any, base: Any, conn: sa.Connection) -> bool:
 
 async def schema_diff(url: str, *, settings: Settings | None = None) -> list[Any]:
     """What autogenerate finds between the models and the database (empty when in sync)."""
-    result: list[Any] = await _run(url, settings, _diff)
+    result: list[Any] = await _run(url, settings, _diff, changes=False)
     return result

@@ -5,8 +5,12 @@ names joined rather than copied, repeated RAG text content-addressed into catalo
 bulk moved to blobs behind small pointer rows, and every VARCHAR enforced on write by
 :class:`~execstore.schema.types.BoundedString`.
 
-Columns are declared widest-alignment first (8-byte, then 16-byte uuids, then 2-byte
-smallints, then variable-length) so PostgreSQL wastes no padding on hot rows.
+Columns of the tables execstore creates are declared widest-alignment first (8-byte,
+then 16-byte uuids, then 2-byte smallints, then variable-length) so PostgreSQL wastes
+no padding on hot rows. The reference tables and ``jobs`` are the legacy tables
+converted in place and keep the legacy order (``execstore.schema.reference``). The
+models declare columns in the order the migrated database has them: the migration
+tests compare the two column by column, order included.
 
 Transitional tables (``*_legacy`` and the unpartitioned ``execution_log``) hold the
 pre-optimization rows until the capability backfills drain them; a contract revision

@@ -1,5 +1,10 @@
 """Jobs and the reference data the orchestration service owns.
 
+These tables are the legacy ones converted in place (``add_varchar_limits``: native
+uuids and ``timestamptz``), so their columns keep the legacy order, ``id`` first and
+``created_at`` last; the models declare them in that order, as every migrated database
+has them.
+
 Organizations, workflows, clients, claim submissions and credentials carry a unique
 ``(organization_id, id)`` so that rows naming them can use a composite foreign key
 (:func:`~execstore.schema.base.owned_by`): the database refuses a job on another
@@ -44,9 +49,9 @@ class Organization(Base):
     """A tenant; every read and write is scoped to one."""
 
     __tablename__ = "organizations"
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     name: Mapped[str] = mapped_column(sa.Text())
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
 class Workflow(Base):
@@ -54,10 +59,10 @@ class Workflow(Base):
 
     __tablename__ = "workflows"
     __table_args__ = (_tenant_key(),)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     name: Mapped[str] = mapped_column(sa.Text())
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
 class Client(Base):
@@ -65,11 +70,11 @@ class Client(Base):
 
     __tablename__ = "clients"
     __table_args__ = (_tenant_key(),)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     name: Mapped[str] = mapped_column(sa.Text())
     npi: Mapped[str | None] = mapped_column(sa.Text())
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
 class ClaimSubmission(Base):
@@ -77,12 +82,12 @@ class ClaimSubmission(Base):
 
     __tablename__ = "claim_submissions"
     __table_args__ = (_tenant_key(), owned_by("clients", "client_id"))
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     client_id: Mapped[uuid.UUID | None]
     patient_name: Mapped[str | None] = mapped_column(sa.Text())
     patient_id: Mapped[str | None] = mapped_column(sa.Text())
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
 class Credential(Base):
@@ -90,11 +95,11 @@ class Credential(Base):
 
     __tablename__ = "credentials"
     __table_args__ = (_tenant_key(),)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     name: Mapped[str] = mapped_column(sa.Text())
     portal: Mapped[str | None] = mapped_column(sa.Text())
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
 class Job(Base):
@@ -107,9 +112,6 @@ class Job(Base):
         owned_by("clients", "client_id"),
         owned_by("claim_submissions", "claim_submission_id"),
     )
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
-    started_at: Mapped[dt.datetime | None]
-    completed_at: Mapped[dt.datetime | None]
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     workflow_id: Mapped[uuid.UUID]
@@ -119,6 +121,9 @@ class Job(Base):
     status: Mapped[str] = mapped_column(sa.Text(), server_default="pending", default="pending")
     error_message: Mapped[str | None] = mapped_column(BoundedString(2000))
     result: Mapped[dict[str, Any] | None]
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
+    started_at: Mapped[dt.datetime | None]
+    completed_at: Mapped[dt.datetime | None]
 
 
 class ScheduleExecution(Base):
@@ -126,12 +131,12 @@ class ScheduleExecution(Base):
 
     __tablename__ = "schedule_executions"
     __table_args__ = (owned_by("workflows", "workflow_id"),)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     workflow_id: Mapped[uuid.UUID | None]
     status: Mapped[str] = mapped_column(sa.Text())
     error_stack: Mapped[str | None] = mapped_column(BoundedString(10000))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
 class HealingAttempt(Base):
@@ -142,12 +147,13 @@ class HealingAttempt(Base):
     """
 
     __tablename__ = "healing_attempts"
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
-    job_id: Mapped[uuid.UUID] = mapped_column(job_fk(), primary_key=True)
-    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    __table_args__ = (sa.PrimaryKeyConstraint("job_id", "id"),)
+    id: Mapped[uuid.UUID] = mapped_column(default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(job_fk())
     step_index: Mapped[int] = mapped_column(sa.Integer())
-    succeeded: Mapped[bool] = mapped_column(server_default=sa.false(), default=False)
     reasoning: Mapped[str] = mapped_column(BoundedString(2000))
+    succeeded: Mapped[bool] = mapped_column(server_default=sa.false(), default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
 class HealingSuggestion(Base):
@@ -155,9 +161,9 @@ class HealingSuggestion(Base):
 
     __tablename__ = "healing_suggestions"
     __table_args__ = (owned_by("workflows", "workflow_id"),)
-    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     workflow_id: Mapped[uuid.UUID | None]
     error_pattern: Mapped[str] = mapped_column(BoundedString(1000))
     dismiss_reason: Mapped[str | None] = mapped_column(BoundedString(500))
+    created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())

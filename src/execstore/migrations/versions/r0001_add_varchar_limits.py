@@ -31,8 +31,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from execstore.errors import MigrationError
-from execstore.ids import legacy_uuid, legacy_uuid_sql
-from execstore.migrations.helpers import truncate_overlong
+from execstore.migrations.helpers import legacy_uuid_pg, legacy_uuid_text, truncate_overlong
 
 revision = "add_varchar_limits"
 down_revision = "legacy_baseline"
@@ -81,6 +80,11 @@ FOREIGN_KEYS = [
     ("healing_suggestions", "workflow_id", "workflows", None),
 ]
 
+# Types and keys of existing tables change; no table is created, and going down keeps
+# every row (ids back to text, timestamps to the legacy milliseconds).
+NEW_TABLES: tuple[str, ...] = ()
+DOWNGRADE_REFUSED_WITH_ROWS: tuple[str, ...] = ()
+
 # Legacy tables whose rows move to new tables later; their job FK goes now.
 DETACHED_CHILDREN = [
     "execution_metadata",
@@ -91,16 +95,9 @@ DETACHED_CHILDREN = [
 
 
 def _uuid_functions() -> list[str]:
-    # The body is execstore.ids.legacy_uuid_sql rendered as SQL: one mapping, one definition.
-    from sqlalchemy.dialects import postgresql
-
-    dialect: sa.Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
-    body = legacy_uuid_sql(sa.literal_column("t"), "postgresql").compile(
-        dialect=dialect, compile_kwargs={"literal_binds": True}
-    )
     return [
         "CREATE FUNCTION pg_temp.execstore_uuid(t text) RETURNS uuid "
-        f"LANGUAGE sql IMMUTABLE AS $$ SELECT {body} $$",
+        f"LANGUAGE sql IMMUTABLE AS $$ SELECT {legacy_uuid_pg('t')} $$",
         "CREATE FUNCTION pg_temp.execstore_uuids(a text[]) RETURNS uuid[] "
         "LANGUAGE sql IMMUTABLE AS $$ "
         "SELECT coalesce(array_agg(pg_temp.execstore_uuid(x) ORDER BY o), '{}'::uuid[]) "
@@ -183,13 +180,13 @@ def _drop_tenant_keys() -> None:
 
 
 def _canonical_ids_sqlite(table: str, columns: list[str]) -> None:
-    # SQLite keeps uuids as text: rewrite each id to the form GUID binds (lowercase,
+    # SQLite keeps uuids as text: rewrite each id to its canonical form (lowercase,
     # hyphenated), mapping non-uuids exactly as PostgreSQL's execstore_uuid() does.
     bind = op.get_bind()
     for column in columns:
         values = bind.exec_driver_sql(f"SELECT DISTINCT {column} FROM {table}").scalars()
         for old in [v for v in values if v is not None]:
-            new = str(legacy_uuid(old))
+            new = legacy_uuid_text(old)
             if new != old:
                 bind.execute(
                     sa.text(f"UPDATE {table} SET {column} = :new WHERE {column} = :old"),
@@ -199,7 +196,7 @@ def _canonical_ids_sqlite(table: str, columns: list[str]) -> None:
         rows = bind.exec_driver_sql("SELECT id, credential_ids FROM jobs").all()
         for job_id, raw in rows:
             ids = json.loads(raw) if isinstance(raw, str) else raw or []
-            canonical = [str(legacy_uuid(str(v))) for v in ids]
+            canonical = [legacy_uuid_text(str(v)) for v in ids]
             if canonical != ids:
                 bind.execute(
                     sa.text("UPDATE jobs SET credential_ids = :ids WHERE id = :id"),

@@ -2,12 +2,14 @@
 
 ``execstore backfill logs`` copies the legacy rows into ``execution_log_partitioned``,
 swaps (the legacy table stops accepting writes), verifies counts and checksums and then
-empties the legacy table. This revision drops the empty table; it refuses, changing
-nothing, while the table still holds rows (a backfill that has not finished and
+empties the legacy table. This revision drops the empty table with the online
+migration's triggers and their functions; it refuses (BackfillIncomplete, nothing
+changed) while the table still holds rows (a backfill that has not finished and
 verified, or rows it set aside). A contract revision is optional for running execstore
 (see ``execstore.migrations.runner.compatible_revisions``).
 
-Downgrade recreates the table empty (its rows live on in the partitioned table).
+Going down re-creates the table empty and drops nothing (its rows live on in the
+partitioned table); upgrading again drops the empty table at once.
 
 Revision ID: contract_execution_log
 Revises: contract_rag_rules
@@ -19,15 +21,18 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from execstore.errors import MigrationRequired
-from execstore.schema.base import new_metadata, transitional_copy
-from execstore.schema.legacy import execution_log
+from execstore.errors import BackfillIncomplete
+from execstore.migrations.helpers import JSONB, LEGACY_TIMESTAMP, create_table
 
 revision = "contract_execution_log"
 down_revision = "contract_rag_rules"
 branch_labels = None
 depends_on = None
 contract = True
+
+DROPPED = ("execution_log",)
+# Going down only re-creates an empty table.
+DOWNGRADE_REFUSED_WITH_ROWS: tuple[str, ...] = ()
 
 
 def upgrade() -> None:
@@ -36,7 +41,7 @@ def upgrade() -> None:
         return
     left = bind.exec_driver_sql("SELECT count(*) FROM execution_log").scalar_one()
     if left:
-        raise MigrationRequired(
+        raise BackfillIncomplete(
             f"execution_log still holds {left} row(s): run `execstore backfill logs` until it "
             "reports the migration verified (rows it sets aside must be fixed or deleted), "
             "then upgrade again (nothing was changed)"
@@ -48,6 +53,18 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    bind = op.get_bind()
-    if not sa.inspect(bind).has_table("execution_log"):
-        transitional_copy(execution_log, "execution_log", new_metadata()).create(bind)
+    if sa.inspect(op.get_bind()).has_table("execution_log"):
+        return
+    create_table(
+        "execution_log",
+        sa.Column("id", sa.Text(), primary_key=True),
+        sa.Column("job_id", sa.Text(), nullable=False),
+        sa.Column("step_index", sa.Integer(), nullable=False),
+        sa.Column("step_name", sa.String(500)),
+        sa.Column("level", sa.String(10), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("metadata", JSONB),
+        sa.Column("timestamp", LEGACY_TIMESTAMP, nullable=False, server_default=sa.func.now()),
+        sa.Column("duration", sa.Integer()),
+        sa.Index("ix_execution_log_job_id_timestamp", "job_id", "timestamp"),
+    )

@@ -1,10 +1,12 @@
 """contract_phi_audit: drop ``phi_audit_log_legacy`` once its backfill has moved every row (contract).
 
-Refuses (MigrationRequired, nothing changed) while the legacy table still holds rows:
+Refuses (BackfillIncomplete, nothing changed) while the legacy table still holds rows:
 run ``execstore backfill audit`` until it reports nothing left, then upgrade. A contract
 revision is optional for running execstore (see
-``execstore.migrations.runner.compatible_revisions``); the downgrade recreates the
-empty legacy table.
+``execstore.migrations.runner.compatible_revisions``).
+
+Going down re-creates the legacy table empty and drops nothing (its records live on in
+the audit chain); upgrading again drops the empty table at once.
 
 Revision ID: contract_phi_audit
 Revises: contract_execution_log
@@ -13,10 +15,11 @@ Create Date: 2026-12-02
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
-from execstore.errors import MigrationRequired
-from execstore.schema.audit import phi_audit_log_legacy
+from execstore.errors import BackfillIncomplete
+from execstore.migrations.helpers import JSONB, LEGACY_TIMESTAMP, create_table
 
 revision = "contract_phi_audit"
 down_revision = "contract_execution_log"
@@ -24,18 +27,39 @@ branch_labels = None
 depends_on = None
 contract = True
 
+DROPPED = ("phi_audit_log_legacy",)
+# Going down only re-creates an empty table.
+DOWNGRADE_REFUSED_WITH_ROWS: tuple[str, ...] = ()
+
 
 def upgrade() -> None:
     bind = op.get_bind()
     left = bind.exec_driver_sql("SELECT count(*) FROM phi_audit_log_legacy").scalar()
     if left:
-        raise MigrationRequired(
+        raise BackfillIncomplete(
             f"phi_audit_log_legacy still holds {left} record(s) not yet in the audit chain: "
             "run `execstore backfill audit` until nothing is left (rows it sets aside "
-            "need fixing first), then upgrade again"
+            "need fixing first), then upgrade again (nothing was changed)"
         )
     op.drop_table("phi_audit_log_legacy")
 
 
 def downgrade() -> None:
-    phi_audit_log_legacy.create(op.get_bind())
+    create_table(
+        "phi_audit_log_legacy",
+        sa.Column("id", sa.Text(), primary_key=True),
+        sa.Column("organization_id", sa.Text(), nullable=False),
+        sa.Column("user_id", sa.Text()),
+        sa.Column("job_id", sa.Text()),
+        sa.Column("action", sa.Text(), nullable=False),
+        sa.Column("resource_type", sa.Text(), nullable=False),
+        sa.Column("resource_id", sa.Text()),
+        sa.Column("details", JSONB),
+        sa.Column("ip_address", sa.Text()),
+        sa.Column("user_agent", sa.Text()),
+        sa.Column("created_at", LEGACY_TIMESTAMP, nullable=False, server_default=sa.func.now()),
+        sa.Index("ix_phi_audit_log_legacy_job_id", "job_id"),
+        sa.Index(
+            "ix_phi_audit_log_legacy_organization_id_created_at", "organization_id", "created_at"
+        ),
+    )
