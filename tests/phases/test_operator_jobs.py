@@ -9,7 +9,7 @@ reconcile --repair, audit checkpoint, audit verify, the storage report, every ba
 dry run) and must change nothing any read returns, with the documented refusals (log
 archival waits until the log migration is verified), then ``db upgrade`` must apply
 the contract steps whose backfill is done and refuse the first whose is not
-(BackfillIncomplete / MigrationRequired), leaving its legacy table as it was. At the end
+(BackfillIncomplete), leaving its legacy table as it was. At the end
 every line, record, context, result and execution reads back exactly once.
 """
 
@@ -38,7 +38,7 @@ from execstore.audit import (
 from execstore.cli import app
 from execstore.cli.maintain import MaintenanceOptions, run_steps
 from execstore.config import load_settings
-from execstore.errors import BackfillIncomplete, MigrationRequired, NotFound
+from execstore.errors import BackfillIncomplete, NotFound
 from execstore.logs import archive_logs
 from execstore.logs.backfill import LogBackfillReport, _Run, backfill_logs
 from execstore.logs.retention import run_retention
@@ -265,17 +265,17 @@ PHASES = [
     Phase(
         "rag verified, logs swapped",
         True,
-        (MigrationRequired, "execution_log still holds", "contract_rag_rules"),
+        (BackfillIncomplete, "execution_log still holds", "contract_rag_rules"),
     ),
     Phase(
         "logs failed verification",
         True,
-        (MigrationRequired, "execution_log still holds", "contract_rag_rules"),
+        (BackfillIncomplete, "execution_log still holds", "contract_rag_rules"),
     ),
     Phase(
         "logs verified, audit part-way",
         False,
-        (MigrationRequired, "phi_audit_log_legacy still holds", "contract_execution_log"),
+        (BackfillIncomplete, "phi_audit_log_legacy still holds", "contract_execution_log"),
     ),
     Phase("everything moved", False, None),
     Phase("contracted", False, None),
