@@ -59,7 +59,7 @@ from rich.table import Table
 
 from execstore.config import load_settings
 from execstore.logs import NewLogEntry, archive_logs
-from execstore.logs.ingest import encode_json
+from execstore.logs.encoding import encode_json
 from execstore.migrations.runner import migrate
 from execstore.schema import models as m
 from execstore.schema.enums import LogLevel

@@ -305,7 +305,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "bound-log-metadata-fast-json",
-        "src/execstore/logs/ingest.py",
+        "src/execstore/logs/encoding.py",
         '        if b"null" in out:\n',
         "        if False:\n",
         ("tests/logs/test_json_encoding.py::test_documented_conversions_and_refusals",),

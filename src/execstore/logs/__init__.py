@@ -1,7 +1,10 @@
 """Execution logs: monthly partitions, COPY-speed appends, archive chunks, retention.
 
 - :mod:`~execstore.logs.repository`: ``uow.logs`` (append, for_job, tail, retention);
-- :mod:`~execstore.logs.ingest`: validating a batch, the step catalog, COPY;
+- :mod:`~execstore.logs.prepare`: validating a batch (checks, safe fixes, refusals);
+- :mod:`~execstore.logs.encoding`: metadata as compact JSON (orjson when installed);
+- :mod:`~execstore.logs.steps`: the step catalog;
+- :mod:`~execstore.logs.ingest`: COPY into monthly partitions, pipelined for large batches;
 - :mod:`~execstore.logs.format`: archive records, chunk keys, job fingerprints;
 - :mod:`~execstore.logs.maintenance`: ``execstore maintain``'s partition step;
 - :mod:`~execstore.logs.archival`: ``execstore archive logs`` and job deletion;

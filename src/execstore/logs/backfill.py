@@ -46,12 +46,9 @@ from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid
 from execstore.logs import legacy as old
-from execstore.logs.ingest import (
-    PreparedLine,
-    resolve_steps,
-    sqlite_write_lock,
-    write_lines,
-)
+from execstore.logs.ingest import sqlite_write_lock, write_lines
+from execstore.logs.prepare import PreparedLine
+from execstore.logs.steps import resolve_steps
 from execstore.schema import models as m
 from execstore.schema.partitions import month_start
 

@@ -31,15 +31,9 @@ from execstore.errors import (
     translate_database_errors,
 )
 from execstore.logs.format import entry_from_record, find_job_lines, may_hold_job
-from execstore.logs.ingest import (
-    PIPELINE_CHUNK,
-    append_pipelined,
-    fill_steps,
-    known_steps,
-    prepare_rows,
-    sqlite_write_lock,
-    write_lines,
-)
+from execstore.logs.ingest import PIPELINE_CHUNK, append_pipelined, sqlite_write_lock, write_lines
+from execstore.logs.prepare import prepare_rows
+from execstore.logs.steps import fill_steps, known_steps
 from execstore.logs.types import (
     LogCursor,
     LogEntry,
