@@ -30,9 +30,24 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from execstore import __version__
+
+        typer.echo(f"execstore {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the installed version and exit.",
+    ),
 ) -> None:
     """Storage for workflow execution data: migrations, archival, maintenance, demo.
 
