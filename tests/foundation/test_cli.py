@@ -34,6 +34,18 @@ def test_bad_settings_exit_with_a_message(monkeypatch) -> None:
     assert "Traceback" not in result.output
 
 
+def test_a_bad_url_option_is_named_as_the_option_and_unknown_variables_warned(
+    monkeypatch,
+) -> None:
+    monkeypatch.setenv("EXECSTORE_LOG_HOT_DAY", "10")
+    result = CliRunner().invoke(app, ["db", "current", "--url", "mysql://nope"])
+    assert result.exit_code == 1
+    assert "--url: must start with" in result.output
+    assert "EXECSTORE_DATABASE_URL" not in result.output
+    assert "warning: EXECSTORE_LOG_HOT_DAY is not an execstore setting" in result.output
+    assert "did you mean EXECSTORE_LOG_HOT_DAYS?" in " ".join(result.output.split())
+
+
 @pytest.mark.parametrize(
     ("url", "says"),
     [

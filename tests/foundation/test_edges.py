@@ -22,9 +22,7 @@ def _private_imports(path: Path, root: Path = PACKAGE) -> list[str]:
             continue
         for alias in node.names:
             if alias.name.startswith("_") and not alias.name.startswith("__"):
-                found.append(
-                    f"{path.relative_to(root)}:{node.lineno} {node.module}.{alias.name}"
-                )
+                found.append(f"{path.relative_to(root)}:{node.lineno} {node.module}.{alias.name}")
     return found
 
 

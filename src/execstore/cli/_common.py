@@ -21,6 +21,7 @@ import socket
 import sys
 import traceback
 import uuid
+import warnings
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
@@ -38,7 +39,7 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy import exc as sa_exc
 
-from execstore.config import Settings, load_settings
+from execstore.config import Settings, UnknownSettingWarning, load_settings
 from execstore.errors import ExecstoreError, first_line
 
 __all__ = [
@@ -109,10 +110,21 @@ def _fail(message: str, exc: BaseException) -> typer.Exit:
 def settings_for(database_url: str | None = None, blob_url: str | None = None) -> Settings:
     """Settings from the environment, with the command line's overrides."""
     overrides = {"database_url": database_url, "blob_url": blob_url}
-    try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ExecstoreError as exc:
-        raise _fail(str(exc), exc) from exc
+    failure: ExecstoreError | None = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnknownSettingWarning)
+        try:
+            settings = load_settings(
+                labels={"database_url": "--url", "blob_url": "--blob-url"},
+                **{k: v for k, v in overrides.items() if v is not None},
+            )
+        except ExecstoreError as exc:
+            failure = exc
+    for warning in caught:
+        err.print(f"warning: {warning.message}", markup=False, highlight=False)
+    if failure is not None:
+        raise _fail(str(failure), failure) from failure
+    return settings
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
