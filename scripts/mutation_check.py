@@ -1382,6 +1382,32 @@ MUTATIONS: tuple[Mutation, ...] = (
         "            stmt = stmt\n",
         (_AUDIT_OPERATORS,),
     ),
+    Mutation(
+        "cli-db-current-behind-exits-0",
+        "src/execstore/cli/db.py",
+        "        problems=behind,\n",
+        "        problems=False,\n",
+        (
+            "tests/cli/test_db.py::"
+            "test_current_names_the_database_exits_3_when_behind_and_creates_nothing",
+        ),
+    ),
+    Mutation(
+        "cli-db-failed-upgrade-says-base",
+        "src/execstore/cli/db.py",
+        "        now = _at(_current(settings))\n",
+        "        now = _at(None)\n",
+        (
+            "tests/cli/test_db.py::test_upgrade_reports_each_step_and_where_a_failure_leaves_the_database",
+        ),
+    ),
+    Mutation(
+        "migrations-upgrade-sql-commits",
+        "src/execstore/migrations/runner.py",
+        "            transaction.rollback()\n",
+        "            transaction.commit()\n",
+        ("tests/cli/test_db.py::test_upgrade_sql_prints_the_statements_and_changes_nothing",),
+    ),
 )
 
 

@@ -59,6 +59,8 @@ NOT_HERE = {
     ("demo",): "its own test runs it (tests/foundation/test_cli.py)",
     ("db", "upgrade"): "tests/foundation/test_cli.py",
     ("db", "stamp"): "tests/foundation/test_settings_wiring.py",
+    ("db", "history"): "tests/cli/test_db.py",
+    ("db", "heads"): "tests/cli/test_db.py",
     ("retention", "set"): "tests/logs/test_cli.py",
 }
 
@@ -121,8 +123,9 @@ async def test_read_only_commands_run_and_speak_json(
         await uow.reference.add_workflow("Eligibility check")
     for path, args in READ_ONLY.items():
         argv = [*path, *[a.format(org=org) for a in args], "--url", settings.database_url]
-        if path != ("db", "current"):
-            argv += ["--blob-url", settings.blob_url, "--json"]
+        if path[0] != "db":
+            argv += ["--blob-url", settings.blob_url]
+        argv += ["--json"]
         result = await asyncio.to_thread(CliRunner().invoke, app, argv, terminal_width=160)
         assert result.exit_code in (0, 3), (argv, result.output)
         if "--json" in argv:
