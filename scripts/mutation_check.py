@@ -215,6 +215,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "verify-waits-for-the-page-fetched-ahead",
+        "src/execstore/audit/verify.py",
+        "            await asyncio.gather(ahead, return_exceptions=True)\n",
+        "            pass\n",
+        ("tests/audit/test_verify.py::test_verification_leaves_no_fetch_running_behind_it",),
+    ),
+    Mutation(
         "verify-audit-segment-before-delete",
         "src/execstore/audit/archival.py",
         'if [line for line in payload.split(b"\\n") if line] != plan.lines:',
