@@ -222,6 +222,23 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/audit/test_verify.py::test_verification_leaves_no_fetch_running_behind_it",),
     ),
     Mutation(
+        "lock-job-while-appending-logs",
+        "src/execstore/logs/repository.py",
+        'AND organization_id = $2 FOR KEY SHARE"',
+        'AND organization_id = $2"',
+        (
+            "tests/logs/test_api.py::"
+            "test_a_job_deleted_while_lines_are_appended_leaves_no_orphan_lines",
+        ),
+    ),
+    Mutation(
+        "lock-one-log-detach-at-a-time",
+        "src/execstore/logs/archival.py",
+        "                await auto.execute(sa.select(sa.func.pg_advisory_lock(_DETACH_LOCK)))\n",
+        "",
+        ("tests/logs/test_archival.py::test_workers_take_turns_detaching_partitions",),
+    ),
+    Mutation(
         "verify-audit-segment-before-delete",
         "src/execstore/audit/archival.py",
         'if [line for line in payload.split(b"\\n") if line] != plan.lines:',
