@@ -23,7 +23,7 @@ demo: $(VENV)/.base
 test: $(VENV)/.dev
 	sh scripts/ensure-test-tools.sh
 	sh scripts/ensure-partman.sh
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15  # and the 15 slowest tests, to keep the suite fast
 
 # Not part of `make test`: builds Citus once if it is missing (minutes), then starts a
 # coordinator and two workers for tests/citus (see README, "Citus").

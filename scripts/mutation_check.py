@@ -215,6 +215,30 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "verify-waits-for-the-page-fetched-ahead",
+        "src/execstore/audit/verify.py",
+        "            await asyncio.gather(ahead, return_exceptions=True)\n",
+        "            pass\n",
+        ("tests/audit/test_verify.py::test_verification_leaves_no_fetch_running_behind_it",),
+    ),
+    Mutation(
+        "lock-job-while-appending-logs",
+        "src/execstore/logs/repository.py",
+        'AND organization_id = $2 FOR KEY SHARE"',
+        'AND organization_id = $2"',
+        (
+            "tests/logs/test_api.py::"
+            "test_a_job_deleted_while_lines_are_appended_leaves_no_orphan_lines",
+        ),
+    ),
+    Mutation(
+        "lock-one-log-detach-at-a-time",
+        "src/execstore/logs/archival.py",
+        "                await auto.execute(sa.select(sa.func.pg_advisory_lock(_DETACH_LOCK)))\n",
+        "",
+        ("tests/logs/test_archival.py::test_workers_take_turns_detaching_partitions",),
+    ),
+    Mutation(
         "verify-audit-segment-before-delete",
         "src/execstore/audit/archival.py",
         'if [line for line in payload.split(b"\\n") if line] != plan.lines:',
@@ -1132,16 +1156,33 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "lost-mark-honoured-by-result-reads",
         "src/execstore/results/repository.py",
-        "        if summary.archive_missing:\n",
+        "        if archive.lost:\n",
         "        if False:\n",
         (_LOST + "test_a_lost_mark_holds_until_a_repair_run_clears_it",),
     ),
     Mutation(
-        "lost-mark-set-on-log-chunks",
-        "src/execstore/logs/reconcile.py",
+        "lost-mark-set-on-pointer-rows",
+        "src/execstore/archival/pointers.py",
         ".values(lost=lost)",
         ".values(lost=False)",
         (_LOST + "test_a_lost_mark_holds_until_a_repair_run_clears_it",),
+    ),
+    Mutation(
+        "lost-mark-read-from-pointer-rows",
+        "src/execstore/archival/pointers.py",
+        "Pointer(self.ref_of(r), r[0].lost, getattr(r[0], key))",
+        "Pointer(self.ref_of(r), False, getattr(r[0], key))",
+        (_LOST + "test_a_lost_mark_holds_until_a_repair_run_clears_it",),
+    ),
+    Mutation(
+        "archive-size-limit",
+        "src/execstore/blob/codec.py",
+        "        if size > self.max_size:\n",
+        "        if False:\n",
+        (
+            "tests/blob/test_codec.py::"
+            "test_a_payload_past_the_size_limit_is_refused_before_its_bytes_leave",
+        ),
     ),
     Mutation(
         "lost-chunk-left-alone-by-job-deletion",
@@ -1265,20 +1306,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "tenant-reconcile-pointer-rows",
-        "src/execstore/archival/reconcile.py",
-        "    if organization_id is not None:\n"
-        "        stmt = stmt.where(model.organization_id == organization_id)\n"
-        "    with translate_database_errors():\n        rows =",
-        "    if organization_id is not None:\n"
-        "        stmt = stmt\n"
-        "    with translate_database_errors():\n        rows =",
-        (_RECONCILE_TENANTS,),
-    ),
-    Mutation(
-        "tenant-reconcile-result-rows",
-        "src/execstore/results/reconcile.py",
-        "            stmt = stmt.where(m.Job.organization_id == organization_id)\n",
-        "            stmt = stmt\n",
+        "src/execstore/archival/pointers.py",
+        "            stmt = stmt.where(self._organization == organization_id)\n"
+        "        with translate_database_errors():\n            rows =",
+        "            stmt = stmt\n        with translate_database_errors():\n            rows =",
         (_RECONCILE_TENANTS,),
     ),
     Mutation(

@@ -20,7 +20,7 @@ import os
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -82,10 +82,32 @@ class LogPartitionMode(enum.StrEnum):
 
 
 class Codec(enum.StrEnum):
-    """Compression for archive blobs."""
+    """Compression for archive blobs: the one codec enum (settings, refs, pointer rows).
+
+    Settings and blob metadata name it (``gzip``); a pointer row's ``codec`` column stores
+    its :attr:`code`, a ``smallint``.
+    """
 
     GZIP = "gzip"
     ZSTD = "zstd"
+
+    @property
+    def code(self) -> int:
+        """The number a pointer row stores for this codec."""
+        return _CODEC_CODES[self]
+
+    @classmethod
+    def of(cls, value: Codec | str | int) -> Codec:
+        """The codec ``value`` stands for: a Codec, its name or its :attr:`code`."""
+        if isinstance(value, str):
+            return cls(value)
+        for codec, code in _CODEC_CODES.items():
+            if code == value:
+                return codec
+        raise ValueError(f"no archive codec has the code {value!r}")
+
+
+_CODEC_CODES: Final = {Codec.GZIP: 1, Codec.ZSTD: 2}
 
 
 class Settings(BaseSettings):

@@ -19,7 +19,7 @@ from execstore.archival import reconcile
 from execstore.audit import AuditArchives, archive_audit
 from execstore.clock import ManualClock
 from execstore.logs import LogArchives, NewLogEntry, archive_logs
-from execstore.logs.chunks import Chunk, pointer_values
+from execstore.logs.chunks import Chunk, chunk_values
 from execstore.logs.format import record_of
 from execstore.results import ResultArchives
 from execstore.results.format import result_archive_key
@@ -144,7 +144,7 @@ async def test_an_orphan_whose_row_commits_meanwhile_is_not_deleted(store_at: An
         chunk.add(job, 10**9 + 1, utc(2038, 9, 3), line)
         key = chunk.key(store.archives)
         stored = await store.archives.store_records(key, chunk.records)
-        values = pointer_values(chunk, stored.ref, source_id=None, archived_at=clock.now())
+        values = chunk_values(chunk, stored.ref, source_id=None, archived_at=clock.now())
         clock.advance(GRACE * 2)  # an orphan by age: no row names it yet
         [report] = await reconcile(
             store.sessions,

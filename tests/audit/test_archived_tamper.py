@@ -32,9 +32,9 @@ async def _archived(store: Any, org: uuid.UUID, count: int = 10) -> Any:
 
 async def test_an_edited_archived_record_is_named(store: Any, org: uuid.UUID) -> None:
     pointer = await _archived(store, org)
-    from execstore.audit.reader import segment_ref
+    from execstore.archival import archive_ref
 
-    lines = (await store.archives.read_bytes(segment_ref(pointer))).split(b"\n")
+    lines = (await store.archives.read_bytes(archive_ref(pointer))).split(b"\n")
     records = [json.loads(line) for line in lines if line]
     records[3]["resource_id"] = "clm_forged"  # record 4, its link kept
     forged = await store.archives.write_records(

@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from execstore.audit import archive_audit, checkpoint_organizations, verify_audit
 from execstore.blob import AzureBlobStore
-from execstore.config import load_settings
 from execstore.store import ExecStore
 
 from .conftest import access, execute
 
 pytestmark = pytest.mark.azurite
-
-
-@pytest.fixture
-async def azure_store(db_url: str, azurite: Any) -> AsyncIterator[ExecStore]:
-    settings = load_settings(
-        database_url=db_url,
-        blob_url=f"azure://{azurite.new_container_name('audit')}",
-        azure_connection_string=azurite.connection_string,
-    )
-    async with ExecStore.open(settings) as opened:
-        yield opened
 
 
 @pytest.mark.azurite

@@ -25,9 +25,8 @@ import sqlalchemy as sa
 
 from execstore.audit import apply_audit_retention, archive_audit, verify_audit
 from execstore.clock import ManualClock
-from execstore.config import AUDIT_RETENTION_FLOOR_DAYS
+from execstore.config import AUDIT_RETENTION_FLOOR_DAYS, Codec
 from execstore.schema.audit import PhiAuditArchive
-from execstore.schema.enums import ArchiveCodec
 from support.timeline import new_org, utc
 
 from .conftest import execute, hot_rows, org_param
@@ -75,7 +74,7 @@ async def _pointer(store: Any, org: uuid.UUID, first: int, last: int, at: dt.dat
                 raw_size=1,
                 stored_size=1,
                 record_count=last - first + 1,
-                codec=ArchiveCodec.GZIP,
+                codec=Codec.GZIP,
                 format_version=1,
                 archived_at=at,
             )

@@ -19,8 +19,9 @@ from execstore.audit import apply_audit_retention, archive_audit, verify_audit
 from execstore.clock import ManualClock
 from execstore.config import AUDIT_RETENTION_FLOOR_DAYS
 from execstore.schema.audit import PhiAuditArchive, PhiAuditCheckpoint
+from support.timeline import new_org
 
-from .conftest import DIRECTIONS, new_org, pinned
+from .conftest import DIRECTIONS, pinned
 
 HOT_DAYS = 90
 TICK = dt.timedelta(microseconds=1)

@@ -22,8 +22,9 @@ from execstore.clock import ManualClock
 from execstore.logs import NewLogEntry, archive_logs
 from execstore.logs.retention import run_retention
 from execstore.schema import models as m
+from support.timeline import new_job, new_org
 
-from .conftest import DIRECTIONS, new_job, new_org, pinned
+from .conftest import DIRECTIONS, pinned
 
 HOT_DAYS = 30
 RETENTION_DAYS = 365

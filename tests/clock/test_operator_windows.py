@@ -22,8 +22,9 @@ from execstore.metadata import refresh_summaries
 from execstore.results import ResultArchives
 from execstore.results.format import result_archive_key
 from execstore.schema.partitions import log_partitions
+from support.timeline import new_job, new_org
 
-from .conftest import DIRECTIONS, new_job, new_org, pinned
+from .conftest import DIRECTIONS, pinned
 
 TICK = dt.timedelta(microseconds=1)
 GRACE = dt.timedelta(hours=6)

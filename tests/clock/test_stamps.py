@@ -25,8 +25,9 @@ from execstore.rag.types import millis
 from execstore.results.format import result_archive_key
 from execstore.schema import models as m
 from execstore.schema.types import UtcTimestamp
+from support.timeline import new_org
 
-from .conftest import AHEAD, BEHIND, new_org, pinned
+from .conftest import AHEAD, BEHIND, pinned
 
 OUTPUT = {
     "success": True,

@@ -15,8 +15,10 @@ import sqlalchemy as sa
 from execstore.archival import reconcile
 from execstore.logs import LogArchives, NewLogEntry
 from execstore.schema import models as m
+from support.timeline import new_jobs
+from support.waiting import wait_until
 
-from .conftest import archive, hot_count, lines, months_ago, new_jobs, read_all
+from .conftest import archive, hot_count, lines, months_ago, read_all
 
 
 async def _old_and_new(
@@ -404,6 +406,16 @@ async def test_a_chunk_that_does_not_read_back_right_keeps_its_lines_hot(
     _same(await read_all(store, org, job), sent)
 
 
+_PENDING_DETACHES = (
+    "SELECT count(*) FROM pg_inherits WHERE inhdetachpending "
+    "AND inhparent = 'execution_log_partitioned'::regclass"
+)
+_WAITING_ADVISORY = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_workers_take_turns_detaching_partitions(store: Any, org: uuid.UUID) -> None:
     """PostgreSQL allows one pending detach per table: a second worker waits, never fails."""
@@ -411,26 +423,23 @@ async def test_workers_take_turns_detaching_partitions(store: Any, org: uuid.UUI
     async with store.unit(org) as uow:
         await uow.logs.append(jobs[0], lines(5, start=months_ago(6)))
         await uow.logs.append(jobs[1], lines(5, start=months_ago(7)))
+
+    async def one(sql: str) -> bool:
+        async with store.engine.connect() as conn:
+            return bool(await conn.scalar(sa.text(sql)) == 1)
+
     blocker = await store.engine.connect()
     try:
         # An open transaction that has read the table keeps the first worker's DETACH
         # CONCURRENTLY pending (it waits for older snapshots).
         await blocker.execute(sa.text("SELECT count(*) FROM execution_log_partitioned"))
         first = asyncio.create_task(archive(store))
-        for _ in range(200):
-            async with store.engine.connect() as conn:
-                pending = await conn.scalar(
-                    sa.text(
-                        "SELECT count(*) FROM pg_inherits WHERE inhdetachpending "
-                        "AND inhparent = 'execution_log_partitioned'::regclass"
-                    )
-                )
-            if pending:
-                break
-            await asyncio.sleep(0.05)
-        assert pending == 1
+        await wait_until(lambda: one(_PENDING_DETACHES), "the first worker's detach pending")
         second = asyncio.create_task(archive(store))
-        await asyncio.sleep(0.5)  # the second worker reaches the other month's detach
+        # The second worker reaches the other month's detach and waits for the first's.
+        await wait_until(lambda: one(_WAITING_ADVISORY), "the second worker waiting its turn")
+        assert not first.done()
+        assert not second.done()
         await blocker.rollback()
         reports = await asyncio.gather(first, second)
     finally:

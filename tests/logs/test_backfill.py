@@ -23,6 +23,7 @@ from execstore.logs.backfill import backfill_logs
 from execstore.migrations.runner import compatible_revisions, migrate, schema_diff
 from execstore.schema import legacy
 from execstore.store import ExecStore
+from support.waiting import wait_until
 
 from .conftest import read_all
 
@@ -173,6 +174,7 @@ async def test_concurrent_writers_lose_and_double_nothing_during_the_whole_migra
     retired = asyncio.Event()
     writer_engine = create_engine(load_settings(database_url=fresh_db_url))
     counter = itertools.count(1000)
+    writes = [0]  # lines the writers have written or deleted so far
 
     async def old_writer() -> None:
         # Inserts a legacy row, sometimes far in the past (behind the cursor), and now
@@ -210,7 +212,8 @@ async def test_concurrent_writers_lose_and_double_nothing_during_the_whole_migra
                         legacy_uuid(job), [NewLogEntry(row["message"], timestamp=row["timestamp"])]
                     )
                 expected[(legacy_uuid(job), row["message"])] += 1
-            await asyncio.sleep(0.002)
+            writes[0] += 1
+            await asyncio.sleep(0.002)  # pacing (the writers' rate), not synchronization
 
     async def new_writer() -> None:
         job = legacy_uuid(PLAIN)
@@ -219,13 +222,19 @@ async def test_concurrent_writers_lose_and_double_nothing_during_the_whole_migra
             async with store.unit(org) as uow:
                 await uow.logs.append(job, [NewLogEntry(message)])
             expected[(job, message)] += 1
-            await asyncio.sleep(0.003)
+            writes[0] += 1
+            await asyncio.sleep(0.003)  # pacing (the writers' rate), not synchronization
+
+    def written() -> int:
+        return writes[0]
 
     writers = [asyncio.create_task(old_writer()), asyncio.create_task(new_writer())]
     try:
-        await asyncio.sleep(0.05)
+        started = written()
+        await wait_until(lambda: written() > started + 10, "writers writing before the backfill")
         report = await _backfill(store, batch_size=5, pause_seconds=0.01)
-        await asyncio.sleep(0.05)
+        swapped = written()
+        await wait_until(lambda: written() > swapped + 10, "writers writing after the swap")
     finally:
         stop.set()
         await asyncio.gather(*writers)

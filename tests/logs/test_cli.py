@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from execstore.cli import app
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import hot_count, lines, months_ago, new_jobs
+from .conftest import hot_count, lines, months_ago
 
 
 async def invoke(settings: Any, *args: str, blob: bool = True) -> Any:

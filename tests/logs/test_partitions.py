@@ -17,8 +17,9 @@ from execstore.logs import NewLogEntry
 from execstore.logs.maintenance import maintain_log_partitions
 from execstore.schema.partitions import log_partitions, month_start, next_month
 from execstore.store import ExecStore
+from support.timeline import new_jobs
 
-from .conftest import archive, hot_count, lines, months_ago, new_jobs, read_all
+from .conftest import archive, hot_count, lines, months_ago, read_all
 
 pytestmark = pytest.mark.parametrize(
     "backend", [pytest.param("postgres", marks=pytest.mark.postgres)]

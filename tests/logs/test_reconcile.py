@@ -13,8 +13,9 @@ from execstore.archival import reconcile
 from execstore.errors import ArchiveMissing
 from execstore.logs import LogArchives
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import archive, lines, months_ago, new_jobs, read_all
+from .conftest import archive, lines, months_ago, read_all
 
 
 async def _check(store: Any, org: uuid.UUID, **options: Any) -> Any:

@@ -15,8 +15,9 @@ from execstore.clock import ManualClock
 from execstore.logs import LogArchives
 from execstore.logs.retention import run_retention
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import archive, lines, months_ago, new_jobs, read_all
+from .conftest import archive, lines, months_ago, read_all
 
 
 async def _archived_months(store: Any, org: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, list[Any]]:

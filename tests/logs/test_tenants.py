@@ -16,11 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from execstore.clock import ManualClock
+from execstore.config import Codec
 from execstore.logs import NewLogEntry, archive_logs
 from execstore.logs.format import job_fingerprints
 from execstore.logs.retention import run_retention
 from execstore.schema import models as m
-from execstore.schema.enums import ArchiveCodec
 from support.timeline import new_job, new_org, utc
 
 HOT_DAYS = 30
@@ -69,7 +69,7 @@ async def _foreign_pointer(
             raw_size=10,
             stored_size=10,
             record_count=1,
-            codec=ArchiveCodec.GZIP,
+            codec=Codec.GZIP,
             format_version=1,
             sha256=bytes(32),
             blob_key=f"logs/{owner}/{at:%Y/%m}/{low}/c{uuid.uuid4().int % 10**9}.ndjson.gz",

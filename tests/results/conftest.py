@@ -6,8 +6,6 @@ import datetime as dt
 import uuid
 from typing import Any
 
-import pytest
-
 from execstore.archival import ReconcileReport
 from execstore.archival import reconcile as reconcile_kinds
 from execstore.blob import ArchiveRef, Archives
@@ -64,19 +62,6 @@ def make_output(
         "processorVersion": "7.3.1",
         "someFutureField": {"nested": [1, {"deep": True}]},
     }
-
-
-async def new_jobs(store: Any, org: uuid.UUID, count: int = 1) -> list[uuid.UUID]:
-    """``count`` committed jobs of ``org`` (one workflow)."""
-    async with store.unit(org) as uow:
-        workflow = await uow.reference.add_workflow("check claim status")
-        return [(await uow.jobs.create(workflow_id=workflow.id)).id for _ in range(count)]
-
-
-@pytest.fixture
-async def job(store: Any, org: uuid.UUID) -> uuid.UUID:
-    """One committed job of ``org``."""
-    return (await new_jobs(store, org))[0]
 
 
 async def archive_key(store: Any, job: uuid.UUID) -> str:

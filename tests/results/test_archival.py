@@ -12,8 +12,9 @@ import sqlalchemy as sa
 
 from execstore.results import ScreenshotUrls, archive_job_results, count_legacy_results
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import BASE, make_output, new_jobs, result_blobs, results_of
+from .conftest import BASE, make_output, result_blobs, results_of
 
 URLS = ScreenshotUrls(BASE)
 

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from execstore.blob import AzureBlobStore
-from execstore.config import load_settings
 from execstore.results.format import result_archive_key
 from execstore.schema import models as m
 from execstore.store import ExecStore
+from support.timeline import new_jobs
 
-from .conftest import make_output, new_jobs, put_result_document, reconcile, results_of
+from .conftest import make_output, put_result_document, reconcile, results_of
 
 pytestmark = pytest.mark.azurite
-
-
-@pytest.fixture
-async def azure_store(db_url: str, azurite: Any) -> AsyncIterator[ExecStore]:
-    settings = load_settings(
-        database_url=db_url,
-        blob_url=f"azure://{azurite.new_container_name('results')}",
-        azure_connection_string=azurite.connection_string,
-    )
-    async with ExecStore.open(settings) as opened:
-        yield opened
 
 
 @pytest.mark.azurite

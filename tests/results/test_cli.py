@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from execstore.cli import app
 from execstore.results.format import result_archive_key
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import BASE, new_jobs, put_result_document, result_blobs
+from .conftest import BASE, put_result_document, result_blobs
 from .test_archival import legacy_left, make_legacy_jobs
 
 

@@ -19,8 +19,9 @@ from execstore.blob import Archives
 from execstore.errors import BlobStoreError
 from execstore.results import archive_job_results
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import archive_key, make_output, new_jobs, reconcile, result_blobs, results_of
+from .conftest import archive_key, make_output, reconcile, result_blobs, results_of
 from .test_archival import URLS, make_legacy_jobs
 
 NO_GRACE = dt.timedelta(0)

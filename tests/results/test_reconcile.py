@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from execstore.errors import ArchiveMissing, NotFound
 from execstore.results.format import result_archive_key
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
 from .conftest import (
     archive_key,
     make_output,
-    new_jobs,
     put_result_document,
     reconcile,
     result_blobs,

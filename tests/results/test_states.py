@@ -22,8 +22,9 @@ from execstore.archival import reconcile
 from execstore.errors import ArchiveMissing, Conflict, ExecstoreError
 from execstore.results import ResultArchives, archive_job_results
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import BASE, new_jobs
+from .conftest import BASE
 
 SHOT = f"{BASE}x/in-json.png"
 ROW = f"{BASE}x/legacy-row.png"

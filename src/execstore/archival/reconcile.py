@@ -1,8 +1,9 @@
 """Keep archive pointer rows and blobs in step, in both directions, for every archive kind.
 
-The loop is shared; what is kind-specific is a small :class:`ArchiveKind` object each
-capability supplies (its key prefix, how its pointer rows are listed and marked, which
-blobs are legitimately waiting for a job still in flight).
+The loop is shared, and so is the kind for a pointer table
+(:class:`execstore.archival.PointerTable`: its rows listed, marked and totalled the same
+way for every capability); what is capability-specific is small (which blobs are
+legitimately waiting for a job still in flight; how results derive their keys).
 
 Rows without blobs ("lost"): a pointer row is evidence (key, sha256, sizes) and is never
 deleted. With ``repair`` the kind marks it, so reads fail fast with ArchiveMissing and
@@ -25,16 +26,15 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.blob import WRITTEN_AT_METADATA, ArchiveRef, Archives, BlobInfo
 from execstore.clock import SYSTEM_CLOCK, Clock
-from execstore.errors import ArchiveCorrupt, ArchiveMissing, translate_database_errors
+from execstore.errors import ArchiveCorrupt, ArchiveMissing
 
 __all__ = [
     "DEFAULT_GRACE",
@@ -42,7 +42,6 @@ __all__ = [
     "ArchiveTotals",
     "Pointer",
     "ReconcileReport",
-    "pointers_in_id_order",
     "reconcile",
 ]
 
@@ -56,7 +55,7 @@ class Pointer:
 
     ref: ArchiveRef
     marked_lost: bool
-    """The row already carries the kind's "blob missing" mark."""
+    """The row is already marked ``lost``."""
     row: Any = None
     """The kind's own handle for the row (what :meth:`ArchiveKind.mark` needs)."""
 
@@ -78,10 +77,15 @@ class ArchiveTotals:
 class ArchiveKind(Protocol):
     """What the reconciler needs to know about one capability's archives."""
 
-    name: str
-    """Shown in reports: ``results``, ``logs``, ``audit``."""
-    prefix: str
-    """Every blob of this kind has a key under it (``results/``)."""
+    @property
+    def name(self) -> str:
+        """Shown in reports: ``results``, ``logs``, ``audit``."""
+        ...
+
+    @property
+    def prefix(self) -> str:
+        """Every blob of this kind has a key under it (``results/``)."""
+        ...
 
     def organization_prefix(self, organization_id: uuid.UUID) -> str:
         """The key prefix of one organization's blobs of this kind."""
@@ -108,7 +112,7 @@ class ArchiveKind(Protocol):
         ...
 
     async def mark(self, session: AsyncSession, pointer: Pointer, *, lost: bool) -> None:
-        """Set (``lost``) or clear the row's "blob missing" mark."""
+        """Set (``lost``) or clear the row's ``lost`` mark."""
         ...
 
     async def totals(
@@ -116,47 +120,6 @@ class ArchiveKind(Protocol):
     ) -> ArchiveTotals:
         """What this kind's pointer rows say it holds (for the storage report)."""
         ...
-
-
-async def pointers_in_id_order(
-    session: AsyncSession,
-    model: Any,
-    to_pointer: Callable[[Any], Pointer],
-    *,
-    after: Any,
-    limit: int,
-    organization_id: uuid.UUID | None,
-) -> tuple[list[Pointer], Any]:
-    """A page of a pointer table with ``id`` and ``organization_id`` columns, in id order.
-
-    The :meth:`ArchiveKind.pointers` of any kind whose pointer rows are keyed that way.
-    """
-    stmt = sa.select(model).order_by(model.id).limit(limit)
-    if after is not None:
-        stmt = stmt.where(model.id > after)
-    if organization_id is not None:
-        stmt = stmt.where(model.organization_id == organization_id)
-    with translate_database_errors():
-        rows = (await session.scalars(stmt)).all()
-    return [to_pointer(row) for row in rows], (rows[-1].id if rows else after)
-
-
-async def pointer_totals(
-    session: AsyncSession, model: Any, *, organization_id: uuid.UUID | None = None
-) -> ArchiveTotals:
-    """:meth:`ArchiveKind.totals` of a pointer table with ``organization_id``,
-    ``record_count``, ``stored_size`` and ``raw_size`` columns."""
-    stmt = sa.select(
-        sa.func.count(),
-        sa.func.coalesce(sa.func.sum(model.record_count), 0),
-        sa.func.coalesce(sa.func.sum(model.stored_size), 0),
-        sa.func.coalesce(sa.func.sum(model.raw_size), 0),
-    )
-    if organization_id is not None:
-        stmt = stmt.where(model.organization_id == organization_id)
-    with translate_database_errors():
-        count, records, stored, raw = (await session.execute(stmt)).one()
-    return ArchiveTotals(int(count), int(records), int(stored), int(raw))
 
 
 @dataclass(slots=True)

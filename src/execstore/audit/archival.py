@@ -30,24 +30,16 @@ import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival import (
-    ArchiveTotals,
-    Pointer,
-    SetAside,
-    describe_failure,
-    pointer_totals,
-    pointers_in_id_order,
-)
+from execstore.archival import PointerTable, SetAside, describe_failure, pointer_values
 from execstore.audit.catalog import AuditState
 from execstore.audit.checkpoints import (
     AUDIT_PREFIX,
     SEGMENTS,
-    organization_prefix,
     parse_key,
     tombstone_key,
     write_checkpoint,
@@ -56,7 +48,7 @@ from execstore.audit.format import format_time, genesis, split_stored_line, stor
 from execstore.audit.reader import Renderer, Segment, fetch_hot, segments
 from execstore.blob import ArchiveRef, Archives, archive_key
 from execstore.clock import SYSTEM_CLOCK, Clock
-from execstore.config import AUDIT_RETENTION_FLOOR_DAYS, Codec
+from execstore.config import AUDIT_RETENTION_FLOOR_DAYS
 from execstore.errors import (
     ArchiveCorrupt,
     InvalidArgument,
@@ -69,7 +61,6 @@ from execstore.schema.audit import (
     PhiAuditCheckpoint,
     PhiAuditLog,
 )
-from execstore.schema.enums import ArchiveCodec
 
 __all__ = [
     "AuditArchivalReport",
@@ -290,14 +281,7 @@ async def _store_segment(
                         start_date=plan.start,
                         end_date=plan.end,
                         end_hash=plan.end_hash,
-                        blob_key=ref.key,
-                        sha256=ref.sha256,
-                        raw_size=ref.raw_size,
-                        stored_size=ref.stored_size,
-                        record_count=ref.record_count,
-                        codec=ArchiveCodec.GZIP if ref.codec is Codec.GZIP else ArchiveCodec.ZSTD,
-                        format_version=ref.format_version,
-                        archived_at=clock.now(),
+                        **pointer_values(ref, archived_at=clock.now()),
                     )
                 )
                 await session.execute(
@@ -467,52 +451,21 @@ async def _hash_before(
 # -- reconciler -----------------------------------------------------------------------
 
 
-class AuditArchives:
-    """Audit archives as an :class:`~execstore.archival.ArchiveKind`.
+class AuditArchives(PointerTable):
+    """Audit archives: ``phi_audit_archives`` rows and blobs under ``audit/``.
 
     Checkpoint and tombstone blobs are evidence: the reconciler treats them as
     referenced, so they are never reported or deleted as orphans. Segment blobs past an
     organization's archive cursor are "pending" (a crashed run will record them).
     """
 
-    name = "audit"
-    prefix = AUDIT_PREFIX
-
-    def organization_prefix(self, organization_id: uuid.UUID) -> str:
-        """``audit/<org>/``."""
-        return organization_prefix(organization_id)
-
-    async def pointers(
-        self,
-        session: AsyncSession,
-        *,
-        after: Any,
-        limit: int,
-        organization_id: uuid.UUID | None,
-    ) -> tuple[list[Pointer], Any]:
-        """Segment pointer rows in id order."""
-        from execstore.audit.reader import segment_ref
-
-        return await pointers_in_id_order(
-            session,
-            PhiAuditArchive,
-            lambda row: Pointer(segment_ref(row), marked_lost=row.blob_missing, row=row.id),
-            after=after,
-            limit=limit,
-            organization_id=organization_id,
-        )
+    name = AUDIT_PREFIX.rstrip("/")
+    model = PhiAuditArchive
 
     async def referenced(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
         """Keys a pointer row names, and every checkpoint and tombstone key."""
         evidence = {k for k in keys if (p := parse_key(k)) is not None and p[1] != SEGMENTS}
-        rest = [k for k in keys if k not in evidence]
-        if rest:
-            with translate_database_errors():
-                found = await session.scalars(
-                    sa.select(PhiAuditArchive.blob_key).where(PhiAuditArchive.blob_key.in_(rest))
-                )
-                evidence |= set(found.all())
-        return evidence
+        return evidence | await super().referenced(session, [k for k in keys if k not in evidence])
 
     async def pending(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
         """Segment blobs beyond their organization's archive cursor."""
@@ -528,18 +481,3 @@ class AuditArchives:
             if parsed[2] > int(archived or 0):
                 waiting.add(key)
         return waiting
-
-    async def mark(self, session: AsyncSession, pointer: Pointer, *, lost: bool) -> None:
-        """Set or clear the segment's ``blob_missing`` mark."""
-        with translate_database_errors():
-            await session.execute(
-                sa.update(PhiAuditArchive)
-                .where(PhiAuditArchive.id == pointer.row)
-                .values(blob_missing=lost)
-            )
-
-    async def totals(
-        self, session: AsyncSession, *, organization_id: uuid.UUID | None = None
-    ) -> ArchiveTotals:
-        """Blobs, records and bytes from the pointer rows."""
-        return await pointer_totals(session, PhiAuditArchive, organization_id=organization_id)

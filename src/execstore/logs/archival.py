@@ -51,18 +51,19 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from execstore.archival import SetAside
+from execstore.archival.pointers import archive_ref
 from execstore.blob import ArchiveRef, Archives
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.logs.chunks import (
     Chunk,
     ChunkBuilder,
+    chunk_values,
     insert_pointer,
-    pointer_values,
     source_rows,
     upload_chunk,
 )
-from execstore.logs.repository import archive_ref, entry_table_named
+from execstore.logs.repository import entry_table_named
 from execstore.schema import models as m
 from execstore.schema.partitions import LOG_TABLE, Partition, log_partitions
 
@@ -398,7 +399,7 @@ class _Run:
             self.report.chunks_skipped += 1  # recorded by an earlier (crashed) run or a peer
             return
         ref = await _upload(self.archives, chunk)
-        values = pointer_values(chunk, ref, source_id=source_id, archived_at=self.clock.now())
+        values = chunk_values(chunk, ref, source_id=source_id, archived_at=self.clock.now())
         try:
             async with self.sessions() as session:
                 with translate_database_errors():

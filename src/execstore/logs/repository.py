@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 
+from execstore.archival.pointers import archive_ref
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import (
     ArchiveMissing,
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_RETENTION_DAYS",
     "LogRepository",
-    "archive_ref",
     "detached_tables",
     "entry_table_named",
 ]
@@ -85,22 +85,6 @@ async def detached_tables(session: AsyncSession) -> list[sa.Table]:
     with translate_database_errors():
         names = (await session.scalars(sa.select(m.ExecutionLogDetached.table_name))).all()
     return [entry_table_named(name) for name in names]
-
-
-def archive_ref(row: m.ExecutionLogArchive) -> Any:
-    """The ArchiveRef of a chunk's pointer row."""
-    from execstore.blob import ArchiveRef
-    from execstore.config import Codec
-
-    return ArchiveRef(
-        key=row.blob_key,
-        codec=Codec.GZIP if int(row.codec) == 1 else Codec.ZSTD,
-        sha256=bytes(row.sha256),
-        raw_size=row.raw_size,
-        stored_size=row.stored_size,
-        record_count=row.record_count,
-        format_version=row.format_version,
-    )
 
 
 class LogRepository(ScopedRepository[m.Job]):
