@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from execstore.archival import ArchiveTotals, Pointer
 from execstore.errors import translate_database_errors
-from execstore.results.archival import legacy_result_filter
+from execstore.results.backfill import legacy_result_filter
 from execstore.results.format import (
     ARCHIVE_LOST,
     ARCHIVED,
