@@ -75,7 +75,7 @@ async def test_archival_with_a_set_aside_job_and_derived_keys_on_azurite(
 ) -> None:
     import sqlalchemy as sa
 
-    from execstore.results import archive_job_results
+    from execstore.results import backfill_results
 
     from .conftest import archive_key
     from .test_archival import URLS, make_legacy_jobs
@@ -90,11 +90,11 @@ async def test_archival_with_a_set_aside_job_and_derived_keys_on_azurite(
         await session.execute(
             sa.update(m.Job).where(m.Job.id == bad).values(result={"deep": _nested(101)})
         )
-    report = await archive_job_results(
+    report = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
-    assert report.jobs_archived == 3
-    assert [item.id for item in report.set_aside] == [str(bad)]
+    assert report.counts["moved"] == 3
+    assert [item.key for item in report.set_aside] == [str(bad)]
     keys = sorted([info.key async for info in store.blobs.list(f"results/{org}/")])
     assert keys == sorted([await archive_key(store, job) for job in outputs if job != bad])
     check = await reconcile(store.sessions, store.archives, organization_id=org)

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from execstore.blob import Archives
 from execstore.errors import BlobStoreError
-from execstore.results import archive_job_results
+from execstore.results import backfill_results
 from execstore.schema import models as m
 
 from .conftest import archive_key, make_output, new_jobs, reconcile, result_blobs, results_of
@@ -236,7 +236,7 @@ async def test_archival_batch_failing_midway_reruns_without_loss_or_duplicates(
     outputs = await make_legacy_jobs(store, org, 7, legacy_rows=1)
     blobs = FaultyStore(store.blobs, fail_put=5, after=True)  # the 5th upload, batch two
     with pytest.raises(BlobStoreError):
-        await archive_job_results(
+        await backfill_results(
             store.sessions,
             faulty_archives(store, blobs),
             organization_id=org,
@@ -249,10 +249,10 @@ async def test_archival_batch_failing_midway_reruns_without_loss_or_duplicates(
     )
     assert report.deleted == 0
     assert len(report.pending) >= 1
-    rerun = await archive_job_results(
+    rerun = await backfill_results(
         store.sessions, store.archives, organization_id=org, batch_size=3, screenshot_urls=URLS
     )
-    assert rerun.jobs_archived == 4
+    assert rerun.counts["moved"] == 4
     await assert_consistent(store, org, list(outputs), 4)
 
 
@@ -268,12 +268,10 @@ async def test_archival_killed_before_commit_reruns_cleanly(store: Any, org: uui
         return session
 
     with pytest.raises(Injected):
-        await archive_job_results(
-            sessions, store.archives, organization_id=org, screenshot_urls=URLS
-        )
+        await backfill_results(sessions, store.archives, organization_id=org, screenshot_urls=URLS)
     assert len(await result_blobs(store)) == 4  # uploaded, never committed
-    rerun = await archive_job_results(
+    rerun = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
-    assert rerun.jobs_archived == 4
+    assert rerun.counts["moved"] == 4
     await assert_consistent(store, org, list(outputs), 3)

@@ -34,6 +34,7 @@ down_revision = "compact_phi_audit"
 branch_labels = None
 depends_on = None
 contract = True
+BACKFILL = "metadata"  # the completion record this step requires
 
 LEGACY = "execution_metadata_legacy"
 DROPPED = (LEGACY,)
@@ -44,7 +45,7 @@ DOWNGRADE_REFUSED_WITH_ROWS: tuple[str, ...] = ()
 def upgrade() -> None:
     require_backfill_complete(
         op.get_bind(),
-        "metadata",
+        BACKFILL,
         legacy_table=LEGACY,
         how="run `execstore backfill metadata`, then `execstore backfill metadata --check` "
         "until it reports no unmigrated rows and no unexplained mismatches",

@@ -53,6 +53,7 @@ down_revision = "contract_execution_metadata"
 branch_labels = None
 depends_on = None
 contract = True
+BACKFILL = "rag"  # the completion record this step requires
 
 DROPPED = ("rag_backfill_verified", "execution_rag_rules_legacy")
 # Going down re-creates the legacy table from the normalized rows: it drops nothing.
@@ -65,7 +66,7 @@ BATCH = 500
 def upgrade() -> None:
     require_backfill_complete(
         op.get_bind(),
-        "rag",
+        BACKFILL,
         legacy_table="execution_rag_rules_legacy",
         how="run `execstore backfill rag` until it reports complete (it lists rows set "
         "aside and why)",
@@ -101,6 +102,12 @@ def downgrade() -> None:
         sa.Column("verified_at", TIMESTAMPTZ, nullable=False, server_default=sa.func.now()),
     )
     written = refill(op.get_bind(), legacy, verified)
+    if written:  # an empty legacy table needs no record (and blocks no downgrade further)
+        record_refill(written)
+
+
+def record_refill(written: int) -> None:
+    """Record the RAG backfill complete: the refilled rows are verified, as after one."""
     completions = sa.table(
         "backfill_completions",
         sa.column("name"),
@@ -109,10 +116,10 @@ def downgrade() -> None:
         sa.column("details", JSONB),
     )
     now = migration_now()
-    op.execute(sa.delete(completions).where(completions.c.name == "rag"))
+    op.execute(sa.delete(completions).where(completions.c.name == BACKFILL))
     op.execute(
         sa.insert(completions).values(
-            name="rag",
+            name=BACKFILL,
             completed_at=now,
             verified_at=now,
             details={"legacy_rows": written, "refilled_by": revision},

@@ -34,6 +34,7 @@ down_revision = "contract_rag_rules"
 branch_labels = None
 depends_on = None
 contract = True
+BACKFILL = "logs"  # the completion record this step requires
 
 DROPPED = ("execution_log",)
 # Going down only re-creates an empty table.
@@ -46,7 +47,7 @@ def upgrade() -> None:
         return
     require_backfill_complete(
         bind,
-        "logs",
+        BACKFILL,
         legacy_table="execution_log",
         how="run `execstore backfill logs` until it reports the migration verified (rows it "
         "sets aside must be fixed or deleted)",

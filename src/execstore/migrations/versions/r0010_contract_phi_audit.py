@@ -31,6 +31,7 @@ down_revision = "contract_execution_log"
 branch_labels = None
 depends_on = None
 contract = True
+BACKFILL = "audit"  # the completion record this step requires
 
 DROPPED = ("phi_audit_log_legacy",)
 # Going down only re-creates an empty table.
@@ -40,7 +41,7 @@ DOWNGRADE_REFUSED_WITH_ROWS: tuple[str, ...] = ()
 def upgrade() -> None:
     require_backfill_complete(
         op.get_bind(),
-        "audit",
+        BACKFILL,
         legacy_table="phi_audit_log_legacy",
         how="run `execstore backfill audit` until nothing is left (rows it sets aside need "
         "fixing first)",
