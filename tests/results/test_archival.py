@@ -70,7 +70,7 @@ async def test_dry_run_reports_without_writing(store: Any, org: uuid.UUID) -> No
     assert report.dry_run
     assert report.counts["moved"] == 3
     assert report.counts["bytes_before"] > report.counts["bytes_after"] > 0
-    assert report.counts["remaining"] == 3 and not report.details["complete"]
+    assert (report.counts["remaining"], report.details["complete"]) == (3, False)
     assert await legacy_left(store, org) == 3
     assert await result_blobs(store) == []
 

@@ -61,10 +61,10 @@ async def test_save_detail_delete_and_reconcile_on_azurite(azure_store: ExecStor
     report = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=dt.timedelta(0)
     )
-    assert report.orphans == [orphan]
-    assert report.deleted == 1
-    assert report.lost == []
-    assert report.rows_checked == 1
+    assert report.details["orphans"] == [orphan]
+    assert report.counts["deleted"] == 1
+    assert report.details["lost"] == []
+    assert report.counts["rows_checked"] == 1
     keys = [info.key async for info in store.blobs.list("results/")]
     assert len(keys) == 1
     assert str(kept) in keys[0]
@@ -98,8 +98,8 @@ async def test_archival_with_a_set_aside_job_and_derived_keys_on_azurite(
     keys = sorted([info.key async for info in store.blobs.list(f"results/{org}/")])
     assert keys == sorted([await archive_key(store, job) for job in outputs if job != bad])
     check = await reconcile(store.sessions, store.archives, organization_id=org)
-    assert check.clean
-    assert check.rows_checked == 3
+    assert not check.needs_attention
+    assert check.counts["rows_checked"] == 3
     async with store.unit(org) as uow:
         for job in outputs:
             if job != bad:

@@ -87,10 +87,10 @@ async def assert_consistent(store: Any, org: uuid.UUID, jobs: list[uuid.UUID], s
     report = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=NO_GRACE
     )
-    assert report.lost == []
-    assert report.pending == []
+    assert report.details["lost"] == []
+    assert report.details["pending"] == []
     after = await reconcile(store.sessions, store.archives, organization_id=org, grace=NO_GRACE)
-    assert after.clean
+    assert not after.needs_attention
     keys = [await archive_key(store, job) for job in jobs]
     async with store.sessions() as session:
         rows = await session.scalar(
@@ -141,7 +141,7 @@ async def test_failure_after_upload_leaves_an_orphan_the_reconciler_removes(
     report = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=NO_GRACE
     )
-    assert report.deleted == 1
+    assert report.counts["deleted"] == 1
     await save(store, org, job)
     await assert_consistent(store, org, [job], 4)
 
@@ -225,7 +225,7 @@ async def test_crash_before_clean_up_is_repaired_by_the_reconciler(
     report = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=NO_GRACE
     )
-    assert report.deleted == 1
+    assert report.counts["deleted"] == 1
     await save(store, org, jobs[1])
     await assert_consistent(store, org, jobs, 4)
 
@@ -247,8 +247,8 @@ async def test_archival_batch_failing_midway_reruns_without_loss_or_duplicates(
     report = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=NO_GRACE
     )
-    assert report.deleted == 0
-    assert len(report.pending) >= 1
+    assert report.counts["deleted"] == 0
+    assert len(report.details["pending"]) >= 1
     rerun = await backfill_results(
         store.sessions, store.archives, organization_id=org, batch_size=3, screenshot_urls=URLS
     )

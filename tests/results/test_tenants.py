@@ -21,7 +21,7 @@ async def test_archiving_one_organizations_results_leaves_the_others(store: Any)
     report = await backfill_results(
         store.sessions, store.archives, organization_id=a, screenshot_urls=URLS
     )
-    assert (report.counts["moved"], report.set_aside) == (2, ())
+    assert (report.counts["moved"], report.set_aside) == (2, [])
     assert (await legacy_left(store, a), await legacy_left(store, b)) == (0, 2)
     async with store.unit(a) as uow:
         for job, output in a_outputs.items():

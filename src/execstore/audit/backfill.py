@@ -202,7 +202,8 @@ async def backfill_audit(
         sessions,
         report,
         "audit",
-        remaining=await count_remaining(sessions),
+        remaining=await count_remaining(sessions, organization_id=organization_id),
+        everywhere=None if organization_id is None else await count_remaining(sessions),
         legacy_table=_LEGACY.name,
         clock=clock,
     )

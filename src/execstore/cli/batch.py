@@ -109,7 +109,7 @@ def _detail(value: Any) -> str | None:
 
 
 def _table(report: BatchReport) -> None:
-    table = summary_table(report.job + (" (dry run: nothing changed)" if report.dry_run else ""))
+    table = summary_table(report.job + (" (dry run)" if report.dry_run else ""))
     for name, value in report.counts.items():
         table.add_row(_label(name), _figure(name, value))
     for name, value in report.details.items():
@@ -128,6 +128,10 @@ def _side_by_side(reports: Sequence[BatchReport]) -> None:
         table.add_row(_label(name), *(_figure(name, r.counts[name]) for r in reports))
     table.add_row("set aside", *(f"{len(r.set_aside):,}" for r in reports))
     console.print(table)
+    for report in reports:  # what the figures count, where it is short enough to list
+        for name, value in report.details.items():
+            if isinstance(value, list) and value and (cell := _detail(value)) is not None:
+                console.print(f"{report.job}: {_label(name)}: {cell}", markup=False)
 
 
 def _set_aside(report: BatchReport) -> None:

@@ -307,7 +307,8 @@ async def backfill_metadata(
         sessions,
         report,
         "metadata",
-        remaining=await count_remaining(sessions),
+        remaining=await count_remaining(sessions, organization_id=organization_id),
+        everywhere=None if organization_id is None else await count_remaining(sessions),
         legacy_table=LEGACY_TABLE,
         clock=clock,
         verified=None,  # the check verifies the move and records it

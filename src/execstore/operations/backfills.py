@@ -107,6 +107,7 @@ async def finish_backfill(
     remaining: int,
     legacy_table: str | None,
     clock: Clock,
+    everywhere: int | None = None,
     verified: bool | None = True,
     completed_at: dt.datetime | None = None,
     details: dict[str, Any] | None = None,
@@ -114,14 +115,17 @@ async def finish_backfill(
     """End a backfill run: ``counts["remaining"]``, ``details["complete"]`` (recorded, or
     the legacy table is gone), ``details["legacy_table"]`` (it exists), the record.
 
-    ``remaining`` is what is left everywhere (every organization). A real run that leaves
-    nothing, set nothing aside and ``verified`` its result records the completion, with
-    the rows ``legacy_table`` holds now; one that leaves work behind removes an earlier
-    record (it no longer holds). A dry run changes nothing, nor does a job that leaves
-    the verification to another (``verified`` None: it only reports the record).
+    ``remaining`` is what is left in the run's scope (one organization, or all), and
+    ``everywhere`` what is left in every organization (default: ``remaining``). A real
+    run that leaves nothing anywhere, set nothing aside and ``verified`` its result
+    records the completion, with the rows ``legacy_table`` holds now; one that leaves
+    work behind removes an earlier record (it no longer holds). A dry run changes
+    nothing, nor does a job that leaves the verification to another (``verified`` None:
+    it only reports the record).
     """
     report.counts["remaining"] = remaining
-    done = remaining == 0 and bool(verified) and not report.set_aside
+    left = remaining if everywhere is None else everywhere
+    done = left == 0 and bool(verified) and not report.set_aside
     async with sessions() as session:
         with translate_database_errors():
             async with session.begin():

@@ -159,7 +159,8 @@ async def backfill_rag(
         sessions,
         report,
         "rag",
-        remaining=await count_remaining(sessions),
+        remaining=await count_remaining(sessions, organization_id=organization_id),
+        everywhere=None if organization_id is None else await count_remaining(sessions),
         legacy_table=legacy_table.name,
         clock=clock,
     )

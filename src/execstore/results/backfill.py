@@ -248,7 +248,8 @@ async def backfill_results(
         sessions,
         report,
         "results",
-        remaining=await count_remaining(sessions),
+        remaining=await count_remaining(sessions, organization_id=organization_id),
+        everywhere=None if organization_id is None else await count_remaining(sessions),
         legacy_table=_legacy.name,
         clock=clock,
     )
