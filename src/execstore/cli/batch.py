@@ -109,7 +109,9 @@ def _detail(value: Any) -> str | None:
 
 
 def _table(report: BatchReport) -> None:
-    table = summary_table(report.job + (" (dry run)" if report.dry_run else ""))
+    title = report.job + (" (dry run)" if report.dry_run else "")
+    table = summary_table(title)
+    table.min_width = len(title) + 4  # a title wraps at the table's width
     for name, value in report.counts.items():
         table.add_row(_label(name), _figure(name, value))
     for name, value in report.details.items():
