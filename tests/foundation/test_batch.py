@@ -9,8 +9,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from execstore.operations import BatchReport, SetAside, describe_failure, write_each
 from execstore.errors import NotFound
+from execstore.operations import BatchReport, SetAside, describe_failure, write_each
 from execstore.schema import models as m
 
 
