@@ -129,7 +129,12 @@ async def finish_backfill(
     async with sessions() as session:
         with translate_database_errors():
             async with session.begin():
-                if report.dry_run or verified is None:
+                writes = not report.dry_run and verified is not None
+                if writes and session.get_bind().dialect.name == "sqlite":
+                    # Write lock first: a deferred transaction that reads and then writes
+                    # fails at once when another connection wrote in between.
+                    await session.execute(sa.delete(_table).where(sa.false()))
+                if not writes:
                     pass
                 elif not done:
                     await forget_completion(session, name)
