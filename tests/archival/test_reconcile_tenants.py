@@ -188,6 +188,9 @@ async def test_the_default_grace_is_one_hour_to_the_microsecond(store_at: Any) -
             return report
 
         clock.set(written + dt.timedelta(hours=1) - dt.timedelta(microseconds=1))
-        assert ((await check()).details["young"], await store.blobs.exists(orphan)) == ([orphan], True)
+        assert ((await check()).details["young"], await store.blobs.exists(orphan)) == (
+            [orphan],
+            True,
+        )
         clock.advance(dt.timedelta(microseconds=1))  # the new year: exactly an hour old
         assert ((await check()).counts["deleted"], await store.blobs.exists(orphan)) == (1, False)

@@ -101,7 +101,9 @@ async def test_legacy_rows_move_verified_and_the_contract_drops_the_table(
         0,
         "not_started",
     )
-    with pytest.raises(BackfillIncomplete, match=r"execution_log holds 120 row.s. and the logs backfill has not"):
+    with pytest.raises(
+        BackfillIncomplete, match=r"execution_log holds 120 row.s. and the logs backfill"
+    ):
         await migrate(fresh_db_url)
     report = await _backfill(store, batch_size=17)
     assert (report.counts["moved"], report.details["swapped"], report.details["verified"]) == (
