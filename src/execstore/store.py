@@ -266,17 +266,16 @@ class ExecStore:
         :func:`execstore.operations.apply_retention`.
         """
         which = retention_kind(kind)
-        settings = self.settings
         if which is RetentionKind.LOGS:
-            default = settings.log_retention_days
+            default = self.settings.log_retention_days
         else:
-            default = settings.audit_retention_days
+            default = self.settings.audit_retention_days
         return await apply_retention(
             self.sessions,
             self.archives,
             which,
             days=default if days is None else days,
-            hot_days=settings.log_hot_days,
+            hot_days=self.settings.log_hot_days,
             organization_id=organization_id,
             dry_run=dry_run,
             on_progress=on_progress,

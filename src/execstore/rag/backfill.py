@@ -72,11 +72,16 @@ async def count_remaining(
             if not await table_exists(session, legacy_table.name):
                 return 0
             stmt = sa.select(sa.func.count()).select_from(legacy_table).where(~_is_verified())
-            if organization_id is not None:
-                dialect = session.get_bind().dialect.name
-                org = organization_id if dialect == "postgresql" else str(organization_id)
-                stmt = stmt.where(legacy_uuid_sql(legacy_table.c.organization_id, dialect) == org)
-            return int(await session.scalar(stmt) or 0)
+            dialect = session.get_bind().dialect.name
+            return int(await session.scalar(_of(stmt, dialect, organization_id)) or 0)
+
+
+def _of(stmt: Any, dialect: str, organization_id: uuid.UUID | None) -> Any:
+    """``stmt`` limited to the legacy rows of ``organization_id`` (None: every row)."""
+    if organization_id is None:
+        return stmt
+    org = organization_id if dialect == "postgresql" else str(organization_id)
+    return stmt.where(legacy_uuid_sql(legacy_table.c.organization_id, dialect) == org)
 
 
 def _is_verified() -> sa.ColumnElement[bool]:
@@ -177,9 +182,7 @@ async def _claim(
         .order_by(legacy_table.c.id)
         .limit(size)
     )
-    if organization_id is not None:
-        org = organization_id if dialect == "postgresql" else str(organization_id)
-        stmt = stmt.where(legacy_uuid_sql(legacy_table.c.organization_id, dialect) == org)
+    stmt = _of(stmt, dialect, organization_id)
     if dialect == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True, of=legacy_table)
     return (await session.execute(stmt)).all()
