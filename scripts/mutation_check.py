@@ -617,10 +617,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_GATES + "test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",),
     ),
     Mutation(
-        "metadata-check-records-only-when-clean",
-        "src/execstore/metadata/check.py",
-        "        verified=clean if organization_id is None and present else None,",
-        "        verified=True if organization_id is None and present else None,",
+        "backfill-with-rows-set-aside-is-not-complete",
+        "src/execstore/operations/backfills.py",
+        "    done = left == 0 and bool(verified) and not report.set_aside\n",
+        "    done = left == 0 and bool(verified)\n",
         (_GATES + "test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",),
     ),
     Mutation(

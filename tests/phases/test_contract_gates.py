@@ -147,6 +147,12 @@ async def test_the_metadata_check_with_either_side_missing_gates_the_contract(
     assert [x.field for x in odd.details["unexplained"]] == ["created_at"]
     assert [a.key for a in odd.set_aside] == [first["id"]]
     assert odd.set_aside[0].reason.startswith("unexplained difference in created_at")
+    # Listed or not, every difference counts: one beyond max_listed is still set aside.
+    unlisted = await check_metadata(store.sessions, max_listed=0, clock=store.clock)
+    assert (unlisted.details["unexplained"], unlisted.needs_attention) == ([], True)
+    assert [a.reason for a in unlisted.set_aside] == [
+        "1 more unexplained difference(s) (max_listed=0)"
+    ]
     await refused(legacy_url, store, not_recorded("metadata"))
     await sql(store, moved, at=dt.datetime(2026, 9, 10, 8, 0), **first)
     full = await check_metadata(store.sessions, clock=store.clock)
