@@ -78,6 +78,7 @@ _METADATA_STALE = (
     _METADATA_BOUNDS + "test_another_organizations_writes_mark_only_its_own_groups_stale"
 )
 _RAG_BOUNDS = "tests/rag/test_boundaries.py::"
+_GATES = "tests/phases/test_contract_gates.py::"
 _RAG_WINDOW = _RAG_BOUNDS + "test_since_is_inclusive_and_until_exclusive_to_the_millisecond"
 _RECONCILE_TENANTS = (
     "tests/archival/test_reconcile_tenants.py::"
@@ -284,14 +285,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "set-aside-refused-rows",
-        "src/execstore/archival/batch.py",
-        "            aside.append(SetAside(ident(item), describe_failure(exc)))\n",
+        "src/execstore/operations/batch.py",
+        "            aside.append(SetAside(key(item), describe_failure(exc)))\n",
         "            raise\n",
         ("tests/foundation/test_batch.py",),
     ),
     Mutation(
-        "results-archival-sets-conflicts-aside",
-        "src/execstore/results/archival.py",
+        "results-backfill-sets-conflicts-aside",
+        "src/execstore/results/backfill.py",
         "            aside.append(SetAside(str(plan.job.job_id), describe_failure(outcome)))\n",
         "            raise outcome\n",
         (
@@ -382,8 +383,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     # -- locking -----------------------------------------------------------------------
     Mutation(
-        "lock-results-archival-skip-locked",
-        "src/execstore/results/archival.py",
+        "lock-results-backfill-skip-locked",
+        "src/execstore/results/backfill.py",
         "stmt = stmt.with_for_update(of=m.Job, skip_locked=True)",
         "stmt = stmt.with_for_update(of=m.Job)",
         ("tests/results/test_legacy.py::test_a_claimed_batch_is_skipped_not_waited_for",),
@@ -546,9 +547,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "rag-backfill-after-contract-reports-complete",
         "src/execstore/rag/backfill.py",
-        "            if not await _legacy_table_present(session):"
-        "  # contract_rag_rules ran: all done",
-        "            if False:",
+        "    if present:  # else contract_rag_rules ran: all done",
+        "    if True:",
         (
             "tests/phases/test_operator_jobs.py::test_every_operator_job_in_every_phase_then_the_contract[sqlite]",
         ),
@@ -576,56 +576,115 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/phases/test_log_backfill.py::test_every_call_from_every_phase[sqlite]",),
     ),
     Mutation(
-        "phase-contract-log-refused-while-rows",
-        "src/execstore/migrations/versions/r0009_contract_execution_log.py",
-        "    if left:\n",
-        "    if False:\n",
+        "contract-refuses-without-a-completion-record",
+        "src/execstore/migrations/helpers.py",
+        "    if found is None:\n        raise BackfillIncomplete(",
+        "    if found is None:\n        return\n        raise BackfillIncomplete(",
         (
-            "tests/phases/test_operator_jobs.py::test_every_operator_job_in_every_phase_then_the_contract[sqlite]",
+            _GATES
+            + "test_each_contract_refuses_without_its_record_and_with_another_ones_only[sqlite]",
         ),
     ),
     Mutation(
-        "phase-contract-audit-refused-while-rows",
-        "src/execstore/migrations/versions/r0010_contract_phi_audit.py",
-        "    if left:\n",
-        "    if False:\n",
+        "contract-requires-its-own-backfills-record",
+        "src/execstore/migrations/helpers.py",
+        "sa.select(completions.c.details).where(completions.c.name == name)",
+        "sa.select(completions.c.details).where(completions.c.name != '')",
         (
-            "tests/phases/test_operator_jobs.py::test_every_operator_job_in_every_phase_then_the_contract[sqlite]",
+            _GATES
+            + "test_each_contract_refuses_without_its_record_and_with_another_ones_only[sqlite]",
         ),
     ),
     Mutation(
-        "phase-contract-rag-refused-while-unverified",
-        "src/execstore/migrations/versions/r0008_contract_rag_rules.py",
-        "    if waiting:\n",
-        "    if False:\n",
-        (
-            "tests/phases/test_contract_gates.py::test_rag_verified_marks_through_every_write_and_the_contract[sqlite]",
-        ),
-    ),
-    Mutation(
-        "phase-contract-metadata-recounts-slim-rows",
+        "contract-metadata-names-its-backfill",
         "src/execstore/migrations/versions/r0007_contract_execution_metadata.py",
-        "        missing = _unmigrated(bind)\n",
-        "        missing = 0\n",
+        'BACKFILL = "metadata"',
+        'BACKFILL = "audit"',
         (
-            "tests/phases/test_contract_gates.py::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
+            _GATES
+            + "test_each_contract_refuses_without_its_record_and_with_another_ones_only[sqlite]",
         ),
     ),
     Mutation(
-        "phase-contract-metadata-refuses-unexplained",
-        "src/execstore/migrations/versions/r0007_contract_execution_metadata.py",
-        '        if found.get("unmigrated") or found.get("unexplained"):\n',
-        '        if found.get("unmigrated"):\n',
+        "contract-refuses-a-legacy-table-changed-since",
+        "src/execstore/migrations/helpers.py",
+        '    if found.get("legacy_rows") != held:\n',
+        "    if False:\n",
         (
-            "tests/phases/test_contract_gates.py"
-            "::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
+            _GATES + "test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
+            _GATES + "test_rag_verified_marks_through_every_write_and_the_contract[sqlite]",
         ),
+    ),
+    Mutation(
+        "contract-needs-no-record-for-an-empty-legacy-table",
+        "src/execstore/migrations/helpers.py",
+        "    if not held:\n        return\n",
+        "    if held < 0:\n        return\n",
+        (
+            "tests/foundation/test_migration_contracts.py"
+            "::test_a_contract_counts_the_legacy_rows_of_every_organization",
+        ),
+    ),
+    Mutation(
+        "backfill-records-only-when-nothing-is-left",
+        "src/execstore/operations/backfills.py",
+        "    done = left == 0 and bool(verified) and not report.set_aside\n",
+        "    done = bool(verified) and not report.set_aside\n",
+        (_GATES + "test_rag_verified_marks_through_every_write_and_the_contract[sqlite]",),
+    ),
+    Mutation(
+        "backfill-removes-a-record-that-no-longer-holds",
+        "src/execstore/operations/backfills.py",
+        "                elif not done:\n"
+        "                    await forget_completion(session, name)\n",
+        "                elif not done:\n                    pass\n",
+        (_GATES + "test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",),
+    ),
+    Mutation(
+        "backfill-with-rows-set-aside-is-not-complete",
+        "src/execstore/operations/backfills.py",
+        "    done = left == 0 and bool(verified) and not report.set_aside\n",
+        "    done = left == 0 and bool(verified)\n",
+        (_GATES + "test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",),
+    ),
+    Mutation(
+        "rag-legacy-write-removes-the-completion-record",
+        "src/execstore/rag/repository.py",
+        '                    )\n                    await forget_completion(self.session, "rag")\n',
+        "                    )\n",
+        (_GATES + "test_rag_verified_marks_through_every_write_and_the_contract[sqlite]",),
+    ),
+    Mutation(
+        "needs-attention-when-something-was-set-aside",
+        "src/execstore/operations/batch.py",
+        "        return bool(self.set_aside)\n",
+        "        return False\n",
+        (
+            "tests/foundation/test_batch.py",
+            "tests/cli/test_every_command.py::test_a_report_needing_attention_exits_3_with_its_rows_and_reasons",
+        ),
+    ),
+    Mutation(
+        "cli-exits-3-when-a-report-needs-attention",
+        "src/execstore/cli/batch.py",
+        "    if attention:\n        raise typer.Exit(ExitCode.PROBLEMS)\n",
+        "    if False:\n        raise typer.Exit(ExitCode.PROBLEMS)\n",
+        (
+            "tests/cli/test_every_command.py::test_a_report_needing_attention_exits_3_with_its_rows_and_reasons",
+        ),
+    ),
+    Mutation(
+        "audit-retention-below-six-years-is-refused",
+        "src/execstore/audit/archival.py",
+        "    if retention_days < AUDIT_RETENTION_FLOOR_DAYS:\n",
+        "    if retention_days < 0:\n",
+        ("tests/audit/test_lifecycle.py",),
     ),
     Mutation(
         "side-metadata-check-orphans-are-explained",
         "src/execstore/metadata/check.py",
-        "            report.orphaned.append(aside.id)\n",
-        "            report.unmigrated.append(aside)\n",
+        '            report.details["orphaned"].append(aside.key)\n',
+        "            unmigrated.append(aside)\n",
         (
             "tests/phases/test_contract_gates.py::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
         ),
@@ -633,8 +692,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "side-metadata-check-lists-unmoved-rows",
         "src/execstore/metadata/check.py",
-        '    report.unmigrated += [SetAside(legacy_id, "not moved yet")'
-        " for legacy_id, _ in keep]\n",
+        '    unmigrated += [SetAside(legacy_id, "not moved yet") for legacy_id, _ in keep]\n',
         "",
         (
             "tests/phases/test_contract_gates.py::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
@@ -643,15 +701,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "side-reconcile-marks-only-with-repair",
         "src/execstore/archival/reconcile.py",
-        "if report.repair and not pointer.marked_lost:",
+        "if repair and not pointer.marked_lost:",
         "if not pointer.marked_lost:",
         ("tests/phases/test_archive_sides.py",),
     ),
     Mutation(
         "side-reconcile-clears-restored-with-repair",
         "src/execstore/archival/reconcile.py",
-        "                    report.restored.append(key)\n                    if report.repair:\n",
-        "                    report.restored.append(key)\n                    if False:\n",
+        '                    found["restored"].append(key)\n                    if repair:\n',
+        '                    found["restored"].append(key)\n                    if False:\n',
         ("tests/phases/test_archive_sides.py",),
     ),
     Mutation(
@@ -663,7 +721,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "side-legacy-screenshot-row-listed-once",
-        "src/execstore/results/archival.py",
+        "src/execstore/results/backfill.py",
         "        if not (isinstance(row.url, str) and row.url in known)",
         "        if True",
         (
@@ -672,7 +730,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "side-legacy-screenshot-key-never-overwritten",
-        "src/execstore/results/archival.py",
+        "src/execstore/results/backfill.py",
         "        if LEGACY_SCREENSHOTS_KEY in document:\n",
         "        if False:\n",
         (
@@ -1096,9 +1154,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "settings-log-retention-reaches-the-cli",
-        "src/execstore/cli/retention.py",
-        "default_days=settings.log_retention_days,",
-        "default_days=settings.log_hot_days,",
+        "src/execstore/store.py",
+        "            default = self.settings.log_retention_days\n",
+        "            default = self.settings.log_hot_days\n",
         (_CLI_WINDOWS,),
     ),
     Mutation(
@@ -1254,8 +1312,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "tenant-rag-backfill-org-option",
         "src/execstore/rag/backfill.py",
-        "stmt = stmt.where(legacy_uuid_sql(legacy_table.c.organization_id, dialect) == org)",
-        "stmt = stmt",
+        "    return stmt.where(legacy_uuid_sql(legacy_table.c.organization_id, dialect) == org)",
+        "    return stmt",
         (_RAG_BOUNDS + "test_a_backfill_for_one_organization_moves_only_its_rows",),
     ),
     Mutation(
@@ -1266,8 +1324,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_RAG_BOUNDS + "test_a_backfill_skips_a_row_another_worker_holds",),
     ),
     Mutation(
-        "tenant-results-archival-org-option",
-        "src/execstore/results/archival.py",
+        "tenant-results-backfill-org-option",
+        "src/execstore/results/backfill.py",
         "        stmt = stmt.where(m.Job.organization_id == org)\n",
         "        stmt = stmt\n",
         (

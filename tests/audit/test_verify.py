@@ -60,7 +60,7 @@ async def _legacy_source(store: Any, org: uuid.UUID, source: str) -> None:
 
 async def _problem(store: Any, org: uuid.UUID) -> Any:
     report = await verify_audit(store.sessions, store.archives, organization_id=org)
-    [result] = report.organizations
+    [result] = report.details["organizations"]
     return result
 
 
@@ -169,7 +169,7 @@ async def test_stopping_early_leaves_the_next_organization_verifiable(
         org=first,
     )
     report = await verify_audit(store.sessions, store.archives)
-    found = {o.organization_id: o for o in report.organizations}
+    found = {o.organization_id: o for o in report.details["organizations"]}
     assert found[first].problem is not None
     assert found[first].problem.seq == 3
     assert found[second].ok
@@ -234,7 +234,7 @@ async def test_a_checkpoint_written_during_a_run_is_not_taken_for_deleted_record
 
     monkeypatch.setattr(verify_module, "read_evidence", write_then_list)
     report = await verify_audit(store.sessions, store.archives)
-    found = {o.organization_id: o for o in report.organizations}
+    found = {o.organization_id: o for o in report.details["organizations"]}
     assert wrote == [11]
     assert found[org].ok, found[org].problem
     assert found[other].ok, found[other].problem
@@ -320,7 +320,7 @@ async def test_since_starts_from_the_last_checkpoint_before_it(store: Any, org: 
     whole = await _problem(store, org)
     assert (whole.problem.seq, whole.problem.kind) == (2, "edited")
     report = await verify_audit(store.sessions, store.archives, organization_id=org, since=between)
-    [recent] = report.organizations
+    [recent] = report.details["organizations"]
     # The chain resumes from checkpoint 6's hash: record 2 is not read, 7..10 are checked.
     assert recent.problem is None, recent.problem
     assert (recent.first_seq, recent.last_seq, recent.records) == (7, 10, 4)
@@ -339,7 +339,7 @@ async def test_verification_leaves_no_transaction_open(
         store, f"UPDATE phi_audit_log SET resource_id = 'x' WHERE {ORG} AND seq = 3", org=org
     )
     report = await verify_audit(store.sessions, store.archives)
-    found = {o.organization_id: o for o in report.organizations}
+    found = {o.organization_id: o for o in report.details["organizations"]}
     assert found[org].problem is not None
     assert found[other].ok
     # Asked on a connection of its own: a pooled one could be the one left in a transaction.

@@ -19,7 +19,7 @@ from execstore.clock import ManualClock
 from execstore.config import Codec
 from execstore.logs import NewLogEntry, archive_logs
 from execstore.logs.format import job_fingerprints
-from execstore.logs.retention import run_retention
+from execstore.operations import apply_retention
 from execstore.schema import models as m
 from support.timeline import new_job, new_org, utc
 
@@ -179,24 +179,26 @@ async def test_retention_for_one_organization_leaves_the_others_chunks(store_at:
         async with store.unit(b) as uow:
             await uow.logs.set_retention(HOT_DAYS)  # B's short retention is B's alone
         clock.set(utc(2038, 6, 1))  # past B's 30 days, not past A's default 365
-        only_a = await run_retention(
+        only_a = await apply_retention(
             store.sessions,
             store.archives,
-            default_days=365,
+            "logs",
+            days=365,
             hot_days=HOT_DAYS,
             organization_id=a,
             clock=clock,
         )
-        assert (only_a.organizations, only_a.chunks_deleted) == (1, 0)
+        assert (only_a.counts["organizations"], only_a.counts["archives"]) == (1, 0)
         assert len(await _chunks(store, b)) == 1  # B's was due, but A's run must not touch it
-        only_b = await run_retention(
+        only_b = await apply_retention(
             store.sessions,
             store.archives,
-            default_days=365,
+            "logs",
+            days=365,
             hot_days=HOT_DAYS,
             organization_id=b,
             clock=clock,
         )
-        assert (only_b.organizations, only_b.chunks_deleted) == (1, 1)
+        assert (only_b.counts["organizations"], only_b.counts["archives"]) == (1, 1)
         assert len(await _chunks(store, a)) == 1
         assert await _chunks(store, b) == []

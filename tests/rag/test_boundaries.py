@@ -118,12 +118,12 @@ async def test_a_backfill_for_one_organization_moves_only_its_rows(rag_store: An
         orgs.append((org, jobs))
     (a, a_jobs), (b, b_jobs) = orgs
     report = await backfill_rag(rag_store.sessions, organization_id=a)
-    assert (report.moved, report.set_aside) == (2, [])
+    assert (report.counts["moved"], report.set_aside) == (2, [])
     async with rag_store.unit(a, rag_mode="normalized") as uow:
         assert [len((await uow.rag.get(job)).rules) for job in a_jobs] == [2, 2]
     async with rag_store.unit(b, rag_mode="normalized") as uow:
         assert [await uow.rag.get(job) for job in b_jobs] == [None, None]
-    assert (await backfill_rag(rag_store.sessions, organization_id=b)).moved == 2
+    assert (await backfill_rag(rag_store.sessions, organization_id=b)).counts["moved"] == 2
 
 
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -151,5 +151,5 @@ async def test_a_backfill_skips_a_row_another_worker_holds(rag_store: Any) -> No
         report = await asyncio.wait_for(
             backfill_rag(rag_store.sessions, organization_id=org, batch_size=10), 10
         )
-        assert (report.moved, report.set_aside) == (2, [])
-    assert (await backfill_rag(rag_store.sessions, organization_id=org)).moved == 1
+        assert (report.counts["moved"], report.set_aside) == (2, [])
+    assert (await backfill_rag(rag_store.sessions, organization_id=org)).counts["moved"] == 1

@@ -6,9 +6,9 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from execstore.archival import ReconcileReport
 from execstore.archival import reconcile as reconcile_kinds
 from execstore.blob import ArchiveRef, Archives
+from execstore.operations import BatchReport
 from execstore.results import ResultArchives, ResultRepository, ScreenshotUrls
 
 BASE = "https://claimautoprod.blob.core.windows.net/screenshots/"
@@ -82,7 +82,7 @@ async def result_blobs(store: Any) -> list[str]:
     return [info.key async for info in store.blobs.list("results/")]
 
 
-async def reconcile(sessions: Any, archives: Archives, **options: Any) -> ReconcileReport:
+async def reconcile(sessions: Any, archives: Archives, **options: Any) -> BatchReport:
     """The reconciler's report on result archives alone."""
     [report] = await reconcile_kinds(sessions, archives, [ResultArchives()], **options)
     return report

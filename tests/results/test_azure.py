@@ -48,10 +48,10 @@ async def test_save_detail_delete_and_reconcile_on_azurite(azure_store: ExecStor
     report = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=dt.timedelta(0)
     )
-    assert report.orphans == [orphan]
-    assert report.deleted == 1
-    assert report.lost == []
-    assert report.rows_checked == 1
+    assert report.details["orphans"] == [orphan]
+    assert report.counts["deleted"] == 1
+    assert report.details["lost"] == []
+    assert report.counts["rows_checked"] == 1
     keys = [info.key async for info in store.blobs.list("results/")]
     assert len(keys) == 1
     assert str(kept) in keys[0]
@@ -62,7 +62,7 @@ async def test_archival_with_a_set_aside_job_and_derived_keys_on_azurite(
 ) -> None:
     import sqlalchemy as sa
 
-    from execstore.results import archive_job_results
+    from execstore.results import backfill_results
 
     from .conftest import archive_key
     from .test_archival import URLS, make_legacy_jobs
@@ -77,16 +77,16 @@ async def test_archival_with_a_set_aside_job_and_derived_keys_on_azurite(
         await session.execute(
             sa.update(m.Job).where(m.Job.id == bad).values(result={"deep": _nested(101)})
         )
-    report = await archive_job_results(
+    report = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
-    assert report.jobs_archived == 3
-    assert [item.id for item in report.set_aside] == [str(bad)]
+    assert report.counts["moved"] == 3
+    assert [item.key for item in report.set_aside] == [str(bad)]
     keys = sorted([info.key async for info in store.blobs.list(f"results/{org}/")])
     assert keys == sorted([await archive_key(store, job) for job in outputs if job != bad])
     check = await reconcile(store.sessions, store.archives, organization_id=org)
-    assert check.clean
-    assert check.rows_checked == 3
+    assert not check.needs_attention
+    assert check.counts["rows_checked"] == 3
     async with store.unit(org) as uow:
         for job in outputs:
             if job != bad:

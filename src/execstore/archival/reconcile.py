@@ -27,7 +27,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -35,18 +35,32 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from execstore.blob import WRITTEN_AT_METADATA, ArchiveRef, Archives, BlobInfo
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import ArchiveCorrupt, ArchiveMissing
+from execstore.operations.batch import BatchReport, SetAside
 
 __all__ = [
     "DEFAULT_GRACE",
+    "FOUND",
     "ArchiveKind",
     "ArchiveTotals",
     "Pointer",
-    "ReconcileReport",
     "reconcile",
 ]
 
 DEFAULT_GRACE: Final = dt.timedelta(hours=1)
 _CHECK_CONCURRENCY: Final = 16
+FOUND: Final = {
+    "lost": "lost: the blob is missing (reads fail fast once marked; restore it or accept)",
+    "still_lost": "lost: the blob is still missing (marked)",
+    "restored": "",
+    "corrupt": "corrupt: the blob does not match its sha256 (never deleted)",
+    "orphans": "orphan: no pointer row names it (--repair deletes it)",
+    "young": "",
+    "pending": "",
+    "leftovers": "crash leftover of the blob store (--repair removes it)",
+}
+"""What a reconcile report lists in ``details`` (keys and paths), and the reason those
+needing an operator are set aside with: lost and corrupt always, orphans and leftovers
+unless repaired. Restored, young (within the grace) and pending blobs need nobody."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,50 +136,6 @@ class ArchiveKind(Protocol):
         ...
 
 
-@dataclass(slots=True)
-class ReconcileReport:
-    """What the reconciler found and (with ``repair``) did, for one archive kind."""
-
-    kind: str
-    repair: bool
-    rows_checked: int = 0
-    blobs_checked: int = 0
-    lost: list[str] = field(default_factory=list)
-    """Pointer rows whose blob is missing (newly found this run)."""
-    still_lost: list[str] = field(default_factory=list)
-    """Rows already marked lost whose blob is still missing."""
-    restored: list[str] = field(default_factory=list)
-    """Rows marked lost whose blob is back."""
-    corrupt: list[str] = field(default_factory=list)
-    """Blobs that do not match their row's sha256 (only with ``verify``; never deleted)."""
-    orphans: list[str] = field(default_factory=list)
-    """Blobs without a row, older than the grace period."""
-    young: list[str] = field(default_factory=list)
-    """Blobs without a row but younger than the grace period (left alone)."""
-    pending: list[str] = field(default_factory=list)
-    """Blobs an unfinished batch will claim on its re-run (left alone)."""
-    leftovers: list[str] = field(default_factory=list)
-    """Crash leftovers of the blob store (partial writes) older than the grace period."""
-    marked: int = 0
-    deleted: int = 0
-
-    @property
-    def clean(self) -> bool:
-        """True when nothing is lost, corrupt or orphaned."""
-        return not (self.lost or self.still_lost or self.corrupt or self.orphans)
-
-    @property
-    def problems(self) -> bool:
-        """True when something needs an operator (what a repair cannot fix counts too)."""
-        return bool(
-            self.lost
-            or self.still_lost
-            or self.corrupt
-            or (self.orphans and not self.repair)
-            or (self.leftovers and not self.repair)
-        )
-
-
 async def reconcile(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
@@ -177,8 +147,13 @@ async def reconcile(
     organization_id: uuid.UUID | None = None,
     batch_size: int = 500,
     clock: Clock = SYSTEM_CLOCK,
-) -> list[ReconcileReport]:
-    """One report per kind, after checking every pointer row and every blob of the kind.
+) -> list[BatchReport]:
+    """One report per kind (``reconcile <kind>``), after checking every pointer row and
+    every blob of the kind.
+
+    Counts rows and blobs checked, how many of each :data:`FOUND` state, the rows
+    ``marked`` lost and the blobs ``deleted``; ``details`` lists the keys of each state
+    and what needs an operator is set aside.
 
     With ``repair`` lost rows are marked (and restored ones unmarked), orphan blobs and
     crash leftovers older than ``grace`` are deleted. ``verify`` also downloads each blob
@@ -193,15 +168,25 @@ async def reconcile(
     cutoff = clock.now() - grace
     reports = []
     for kind in kinds:
-        report = ReconcileReport(kind=kind.name, repair=repair)
+        report = BatchReport.start(
+            f"reconcile {kind.name}", "rows_checked", "blobs_checked", *FOUND, "marked", "deleted"
+        )
+        report.details.update({name: [] for name in FOUND}, kind=kind.name, repair=repair)
         await _check_rows(sessions, archives, kind, report, verify, organization_id, batch_size)
         prefix = (
             kind.prefix if organization_id is None else kind.organization_prefix(organization_id)
         )
         await _check_blobs(sessions, archives, kind, report, prefix, cutoff, batch_size)
-        report.leftovers = await archives.store.sweep_partial(
+        report.details["leftovers"] = await archives.store.sweep_partial(
             prefix, older_than=cutoff, dry_run=not repair
         )
+        for state, reason in FOUND.items():
+            found = report.details[state]
+            report.counts[state] = len(found)
+            # Lost stays a problem after marking (an operator must restore or accept it);
+            # orphans and leftovers are only a problem when nobody removed them.
+            if reason and not (repair and state in ("orphans", "leftovers")):
+                report.set_aside += [SetAside(key, reason) for key in found]
         reports.append(report)
     return reports
 
@@ -210,7 +195,7 @@ async def _check_rows(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
     kind: ArchiveKind,
-    report: ReconcileReport,
+    report: BatchReport,
     verify: bool,
     organization_id: uuid.UUID | None,
     batch_size: int,
@@ -230,6 +215,8 @@ async def _check_rows(
                 return "corrupt"
             return "ok"
 
+    found = report.details
+    repair = found["repair"]
     after: Any = None
     while True:
         async with sessions() as session, session.begin():
@@ -240,18 +227,18 @@ async def _check_rows(
                 return
             states = await asyncio.gather(*(state_of(p) for p in pointers))
             for pointer, state in zip(pointers, states, strict=True):
-                report.rows_checked += 1
+                report.add(rows_checked=1)
                 key = pointer.ref.key
                 if state == "missing":
-                    (report.still_lost if pointer.marked_lost else report.lost).append(key)
-                    if report.repair and not pointer.marked_lost:
+                    found["still_lost" if pointer.marked_lost else "lost"].append(key)
+                    if repair and not pointer.marked_lost:
                         await kind.mark(session, pointer, lost=True)
-                        report.marked += 1
+                        report.add(marked=1)
                 elif state == "corrupt":
-                    report.corrupt.append(key)
+                    found["corrupt"].append(key)
                 elif pointer.marked_lost:
-                    report.restored.append(key)
-                    if report.repair:
+                    found["restored"].append(key)
+                    if repair:
                         await kind.mark(session, pointer, lost=False)
 
 
@@ -259,7 +246,7 @@ async def _check_blobs(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
     kind: ArchiveKind,
-    report: ReconcileReport,
+    report: BatchReport,
     prefix: str,
     cutoff: dt.datetime,
     batch_size: int,
@@ -278,31 +265,32 @@ async def _check_blob_batch(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
     kind: ArchiveKind,
-    report: ReconcileReport,
+    report: BatchReport,
     batch: list[BlobInfo],
     cutoff: dt.datetime,
 ) -> None:
-    report.blobs_checked += len(batch)
+    report.add(blobs_checked=len(batch))
+    found = report.details
     async with sessions() as session:
         referenced = await kind.referenced(session, [info.key for info in batch])
         unreferenced = [info for info in batch if info.key not in referenced]
         waiting = await kind.pending(session, [info.key for info in unreferenced])
     for info in unreferenced:
         if info.key in waiting:
-            report.pending.append(info.key)
+            found["pending"].append(info.key)
             continue
         written = _parse_time(info.metadata.get(WRITTEN_AT_METADATA))
         if written is not None and written > cutoff:
-            report.young.append(info.key)
+            found["young"].append(info.key)
             continue
-        report.orphans.append(info.key)
-        if report.repair:
+        found["orphans"].append(info.key)
+        if found["repair"]:
             # Look once more right before deleting: a write may have committed meanwhile.
             async with sessions() as session:
                 if await kind.referenced(session, [info.key]):
                     continue
             if await archives.delete(info.key):
-                report.deleted += 1
+                report.add(deleted=1)
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:

@@ -15,9 +15,10 @@ in a later transaction, are the hot rows deleted (the append-only trigger lets a
 through only for rows a pointer row covers). A crash at any step is finished by the
 next run; a re-run with the same range finds the identical blob.
 
-``apply_audit_retention`` deletes archived segments whose newest record is older than
-the retention, and never one younger than six years (45 CFR 164.316(b)(2)) whatever
-it is told: a shorter retention raises RetentionRefused. Before a segment goes, its
+``expire_audit_segments`` (run by :func:`execstore.operations.apply_retention` for
+``audit``) deletes archived segments whose newest record is older than the retention,
+and never one younger than six years (45 CFR 164.316(b)(2)) whatever it is told: a
+shorter retention raises InvalidRetention. Before a segment goes, its
 chain is re-verified and a tombstone blob records what was deleted, so the chain stays
 verifiable from the checkpoint at the segment's end.
 """
@@ -28,14 +29,14 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival import PointerTable, SetAside, describe_failure, pointer_values
+from execstore.archival import PointerTable, pointer_values
 from execstore.audit.catalog import AuditState
 from execstore.audit.checkpoints import (
     AUDIT_PREFIX,
@@ -52,9 +53,10 @@ from execstore.config import AUDIT_RETENTION_FLOOR_DAYS
 from execstore.errors import (
     ArchiveCorrupt,
     InvalidArgument,
-    RetentionRefused,
+    InvalidRetention,
     translate_database_errors,
 )
+from execstore.operations.batch import BatchReport, Progress, describe_failure
 from execstore.schema.audit import (
     PhiAuditArchive,
     PhiAuditChainHead,
@@ -63,12 +65,10 @@ from execstore.schema.audit import (
 )
 
 __all__ = [
-    "AuditArchivalReport",
     "AuditArchives",
-    "AuditRetentionReport",
-    "apply_audit_retention",
     "archive_audit",
     "check_retention",
+    "expire_audit_segments",
     "six_years_after",
 ]
 
@@ -83,20 +83,6 @@ def six_years_after(moment: dt.datetime) -> dt.datetime:
         return moment.replace(year=moment.year + 6)
     except ValueError:
         return moment.replace(year=moment.year + 6, month=3, day=1)
-
-
-@dataclass(slots=True)
-class AuditArchivalReport:
-    """What an archival run did (or, with ``dry_run``, would do)."""
-
-    dry_run: bool = False
-    organizations: int = 0
-    segments: int = 0
-    records: int = 0
-    raw_bytes: int = 0
-    archive_bytes: int = 0
-    keys: list[str] = field(default_factory=list)
-    set_aside: list[SetAside] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -117,18 +103,29 @@ async def archive_audit(
     organization_id: uuid.UUID | None = None,
     segment_records: int = SEGMENT_RECORDS,
     dry_run: bool = False,
-    on_progress: Callable[[AuditArchivalReport], None] | None = None,
+    on_progress: Progress | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> AuditArchivalReport:
+) -> BatchReport:
     """Archive every organization's records older than ``hot_days`` (see the module docstring).
 
-    "Older" is by ``clock`` (the store's: ``store.clock``), which also stamps the
-    pointer and checkpoint rows.
+    Counts organizations, segments, records and their raw and archived bytes;
+    ``details["keys"]``: the segments written. An organization that cannot be archived
+    is set aside. "Older" is by ``clock`` (the store's: ``store.clock``), which also
+    stamps the pointer and checkpoint rows.
     """
     if hot_days < 0:
         raise InvalidArgument("hot_days must not be negative")
     cutoff = clock.now() - dt.timedelta(days=hot_days)
-    report = AuditArchivalReport(dry_run=dry_run)
+    report = BatchReport.start(
+        "archive audit",
+        "organizations",
+        "segments",
+        "records",
+        "raw_bytes",
+        "archive_bytes",
+        dry_run=dry_run,
+    )
+    keys: list[str] = report.details.setdefault("keys", [])
     async with sessions() as session:
         stmt = sa.select(_HEADS.c.organization_id).order_by(_HEADS.c.organization_id)
         if organization_id is not None:
@@ -136,25 +133,24 @@ async def archive_audit(
         with translate_database_errors():
             organizations = list((await session.scalars(stmt)).all())
     for org in organizations:
-        report.organizations += 1
+        report.add(organizations=1)
         try:
             await _finish_deletes(sessions, org, dry_run)
             while True:
                 plan = await _plan_segment(sessions, org, cutoff, segment_records)
                 if plan is None:
                     break
-                report.segments += 1
-                report.records += len(plan.lines)
-                report.raw_bytes += sum(len(line) + 1 for line in plan.lines)
+                raw = sum(len(line) + 1 for line in plan.lines)
+                report.add(segments=1, records=len(plan.lines), raw_bytes=raw)
                 if dry_run:
                     break
                 ref = await _store_segment(sessions, archives, org, plan, clock)
-                report.archive_bytes += ref.stored_size
-                report.keys.append(ref.key)
+                report.add(archive_bytes=ref.stored_size)
+                keys.append(ref.key)
                 if on_progress is not None:
-                    on_progress(report)
+                    on_progress(report.counts["records"], None)
         except Exception as exc:  # this organization waits for the next run; others go on
-            report.set_aside.append(SetAside(str(org), describe_failure(exc)))
+            report.aside(org, describe_failure(exc))
     return report
 
 
@@ -305,46 +301,37 @@ async def _store_segment(
 # -- retention ----------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class AuditRetentionReport:
-    """What a retention run deleted (or, with ``dry_run``, would delete)."""
-
-    dry_run: bool = False
-    retention_days: int = AUDIT_RETENTION_FLOOR_DAYS
-    segments: int = 0
-    records: int = 0
-    archive_bytes: int = 0
-    tombstones: list[str] = field(default_factory=list)
-    set_aside: list[SetAside] = field(default_factory=list)
-
-
 def check_retention(retention_days: int) -> None:
-    """Raise RetentionRefused unless ``retention_days`` keeps records six years at least."""
+    """Raise InvalidRetention unless ``retention_days`` keeps records six years at least."""
     if retention_days < AUDIT_RETENTION_FLOOR_DAYS:
-        raise RetentionRefused(
+        raise InvalidRetention(
             f"an audit retention of {retention_days} days is shorter than six years: PHI "
             "audit records must be kept at least six years (45 CFR 164.316(b)(2)); the "
             f"minimum is {AUDIT_RETENTION_FLOOR_DAYS} days. Nothing was deleted."
         )
 
 
-async def apply_audit_retention(
+async def expire_audit_segments(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
+    report: BatchReport,
     *,
     retention_days: int,
     organization_id: uuid.UUID | None = None,
-    dry_run: bool = False,
+    on_progress: Progress | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> AuditRetentionReport:
-    """Delete archived segments past retention; never a record younger than six years.
+) -> None:
+    """Delete archived segments past retention into ``report``; never a record younger
+    than six years (InvalidRetention for a shorter ``retention_days``).
 
-    Ages are measured from the clock's now.
+    Ages are measured from the clock's now. Adds to the retention counts
+    (``organizations``, ``archives``, ``records``, ``bytes``) and lists the tombstones
+    written in ``details["tombstones"]``; a segment that cannot go is set aside.
     """
     check_retention(retention_days)
     now = clock.now()
     cutoff = now - dt.timedelta(days=retention_days)
-    report = AuditRetentionReport(dry_run=dry_run, retention_days=retention_days)
+    tombstones: list[str] = report.details.setdefault("tombstones", [])
     async with sessions() as session:
         stmt = (
             sa.select(PhiAuditArchive.organization_id)
@@ -356,6 +343,7 @@ async def apply_audit_retention(
         with translate_database_errors():
             organizations = sorted((await session.scalars(stmt)).all(), key=str)
     for org in organizations:
+        report.add(organizations=1)
         async with sessions() as session:
             with translate_database_errors():
                 due = [
@@ -365,18 +353,21 @@ async def apply_audit_retention(
                 ]
         for segment in due:
             try:
-                if not dry_run:
-                    report.tombstones.append(
+                if not report.dry_run:
+                    tombstones.append(
                         await _delete_segment(
                             sessions, archives, org, segment, retention_days, clock
                         )
                     )
-                report.segments += 1
-                report.records += segment.last_seq - segment.first_seq + 1
-                report.archive_bytes += segment.ref.stored_size
+                report.add(
+                    archives=1,
+                    records=segment.last_seq - segment.first_seq + 1,
+                    bytes=segment.ref.stored_size,
+                )
             except Exception as exc:  # left in place; the next run tries again
-                report.set_aside.append(SetAside(segment.ref.key, describe_failure(exc)))
-    return report
+                report.aside(segment.ref.key, describe_failure(exc))
+            if on_progress is not None:
+                on_progress(report.counts["archives"], None)
 
 
 async def _delete_segment(

@@ -8,10 +8,6 @@ from execstore.cli import (
     archive,
     audit,
     backfill,
-    backfill_audit,
-    backfill_logs,
-    backfill_metadata,
-    backfill_rag,
     db,
     demo,
     maintain,
@@ -51,7 +47,7 @@ def _global(
 ) -> None:
     """Storage for workflow execution data: migrations, archival, maintenance, demo.
 
-    Exit codes: 0 done, 1 failed, 2 usage, 3 found problems.
+    Exit codes: 0 done, 1 failed, 2 usage, 3 needs attention (rows set aside, problems found).
     """
     options.debug = debug
 
@@ -61,10 +57,6 @@ app.add_typer(archive.app, name="archive")
 app.command("maintain")(maintain.maintain_command)
 app.command("storage-report")(report.storage_report)
 app.add_typer(audit.app, name="audit")
-backfill.app.command("audit")(backfill_audit.audit_command)
-backfill.app.command("logs")(backfill_logs.logs_command)
-backfill.app.command("metadata")(backfill_metadata.backfill_metadata_command)
-backfill.app.command("rag")(backfill_rag.rag_command)
 app.add_typer(backfill.app, name="backfill")
 app.add_typer(retention.app, name="retention")
 app.command("demo")(demo.run_demo)

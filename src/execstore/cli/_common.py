@@ -5,7 +5,7 @@ Exit codes (documented in the README):
     0  done
     1  failed (an error; one line on stderr saying what to do, --debug for the traceback)
     2  usage (a wrong option or argument)
-    3  found problems (a check, reconcile or batch job that set rows aside)
+    3  needs attention (a batch job set rows aside, a check or reconcile found problems)
 
 Tables and results go to stdout; progress bars, logs and errors go to stderr, so with
 ``--json`` the last line of stdout is one JSON object a machine can parse.
@@ -22,7 +22,7 @@ import sys
 import traceback
 import uuid
 import warnings
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
@@ -56,8 +56,8 @@ __all__ = [
     "progress",
     "run",
     "settings_for",
-    "show_set_aside",
     "size_text",
+    "summary_table",
 ]
 
 T = TypeVar("T")
@@ -73,6 +73,7 @@ class ExitCode(enum.IntEnum):
     FAILED = 1
     USAGE = 2
     PROBLEMS = 3
+    """Needs attention: a report's ``needs_attention`` (something was set aside)."""
 
 
 class _Options:
@@ -181,8 +182,10 @@ def summary_table(title: str) -> Table:
 
 
 @contextmanager
-def progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr; yields ``advance_to(completed)``."""
+def progress(
+    description: str, total: int | None = None
+) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar on stderr; yields ``on_progress(done, total)`` (total None: unknown)."""
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -192,28 +195,11 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[int], No
         transient=False,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda completed: bar.update(task, completed=completed)
 
+        def advance(done: int, total: int | None = None) -> None:
+            bar.update(task, completed=done, total=total)
 
-SET_ASIDE_SHOWN = 20
-
-
-def show_set_aside(
-    rows: Sequence[Any],
-    title: str = "set aside (left as they are; retried on the next run)",
-    label: str = "id",
-) -> None:
-    """The rows a batch job set aside, with their reasons (the first 20; all in --json)."""
-    if not rows:
-        return
-    table = Table(title=title)
-    table.add_column(label)
-    table.add_column("reason")
-    for row in rows[:SET_ASIDE_SHOWN]:
-        table.add_row(str(row.id), row.reason)
-    if len(rows) > SET_ASIDE_SHOWN:
-        table.add_row("…", f"{len(rows) - SET_ASIDE_SHOWN:,} more (see --json)")
-    console.print(table)
+        yield advance
 
 
 def size_text(count: int | float) -> str:

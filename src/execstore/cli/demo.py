@@ -39,7 +39,6 @@ from execstore.config import DEFAULT_HOME, Settings
 from execstore.db import create_engine
 from execstore.errors import InvalidArgument
 from execstore.logs import archive_logs
-from execstore.logs.retention import run_retention
 from execstore.migrations import runner
 from execstore.report.live import live_report
 from execstore.report.synthetic import Platform, SyntheticJob
@@ -136,21 +135,16 @@ async def _demo(settings: Settings, jobs: int, *, explicit: bool) -> None:
             hot_days=settings.log_hot_days,
             clock=store.clock,
         )
+        moved = archived.counts
         console.print(
-            f"   log archival: {archived.lines_archived:,} lines older than "
-            f"{settings.log_hot_days} days -> {archived.chunks_written} compressed chunk(s), "
-            f"{size_text(archived.raw_bytes)} -> {size_text(archived.stored_bytes)}"
+            f"   log archival: {moved['lines_archived']:,} lines older than "
+            f"{settings.log_hot_days} days -> {moved['chunks_written']} compressed chunk(s), "
+            f"{size_text(moved['raw_bytes'])} -> {size_text(moved['stored_bytes'])}"
         )
-        expired = await run_retention(
-            store.sessions,
-            store.archives,
-            default_days=settings.log_retention_days,
-            hot_days=settings.log_hot_days,
-            clock=store.clock,
-        )
+        expired = (await store.apply_retention("logs")).counts
         console.print(
-            f"   retention: {expired.chunks_deleted} archived chunk(s) older than "
-            f"{settings.log_retention_days} days deleted ({expired.lines_deleted:,} lines)"
+            f"   retention: {expired['archives']} archived chunk(s) older than "
+            f"{settings.log_retention_days} days deleted ({expired['records']:,} lines)"
         )
         audit = await archive_audit(
             store.sessions, store.archives, hot_days=settings.audit_hot_days, clock=store.clock
@@ -159,17 +153,19 @@ async def _demo(settings: Settings, jobs: int, *, explicit: bool) -> None:
             store.sessions, store.archives, clock=store.clock
         )
         console.print(
-            f"   audit: {audit.records} record(s) past the {settings.audit_hot_days}-day hot "
-            f"window archived; chain heads checkpointed to blob storage "
-            f"({len(checkpoints.written)} written)"
+            f"   audit: {audit.counts['records']} record(s) past the "
+            f"{settings.audit_hot_days}-day hot window archived; chain heads checkpointed to "
+            f"blob storage ({checkpoints.counts['written']} written)"
         )
         reports = await reconcile(
             store.sessions, store.archives, store.archive_kinds, clock=store.clock
         )
-        clean = all(r.clean for r in reports)
+        clean = not any(r.needs_attention for r in reports)
         console.print(
             "   reconcile: "
-            + ", ".join(f"{r.kind} {r.rows_checked} pointer(s)" for r in reports)
+            + ", ".join(
+                f"{r.details['kind']} {r.counts['rows_checked']} pointer(s)" for r in reports
+            )
             + (" — all blobs present" if clean else " — [red]problems found[/red]")
         )
 
@@ -225,9 +221,13 @@ async def _demo(settings: Settings, jobs: int, *, explicit: bool) -> None:
         )
         verified = await verify_audit(store.sessions, store.archives)
         console.print(
-            f"   audit verify: {verified.records} record(s) in "
-            f"{len(verified.organizations)} chain(s), "
-            + ("[green]intact[/green]" if verified.ok else f"[red]{verified.problems[0]}[/red]")
+            f"   audit verify: {verified.counts['records']} record(s) in "
+            f"{verified.counts['organizations']} chain(s), "
+            + (
+                f"[red]{verified.set_aside[0].reason}[/red]"
+                if verified.needs_attention
+                else "[green]intact[/green]"
+            )
         )
 
         console.print("\n[bold]5. the storage report[/bold]")

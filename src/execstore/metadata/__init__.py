@@ -8,8 +8,8 @@
 - :mod:`~execstore.metadata.backfill`: moving the legacy fat rows, and checking the move.
 """
 
-from execstore.metadata.backfill import BackfillReport, backfill_metadata
-from execstore.metadata.check import CheckReport, Mismatch, check_metadata
+from execstore.metadata.backfill import backfill_metadata, count_remaining
+from execstore.metadata.check import Mismatch, check_metadata
 from execstore.metadata.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from execstore.metadata.repository import FAILURE_STATUSES, LIVE_STATUSES, MetadataRepository
 from execstore.metadata.summaries import SummaryRefresh, refresh_summaries
@@ -27,8 +27,6 @@ __all__ = [
     "FAILURE_STATUSES",
     "LIVE_STATUSES",
     "MAX_PAGE_SIZE",
-    "BackfillReport",
-    "CheckReport",
     "DailySummary",
     "ExecutionPage",
     "ExecutionStatus",
@@ -40,5 +38,6 @@ __all__ = [
     "SummaryRefresh",
     "backfill_metadata",
     "check_metadata",
+    "count_remaining",
     "refresh_summaries",
 ]

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from execstore.archival import PointerTable
 from execstore.blob import ArchiveRef
 from execstore.errors import translate_database_errors
-from execstore.results.archival import legacy_result_filter
+from execstore.results.backfill import legacy_result_filter
 from execstore.results.format import RESULTS_PREFIX, parse_result_key, ref_from_row
 from execstore.schema import models as m
 
