@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import typer
 
 from execstore.cli import (
@@ -62,6 +65,14 @@ app.add_typer(retention.app, name="retention")
 app.command("demo")(demo.run_demo)
 
 
+def _quit_while_starting(signum: int, frame: object) -> None:
+    # Before a command's run() takes the signals over: nothing has been done yet.
+    os.write(2, f"interrupted ({signal.Signals(signum).name}): nothing was done\n".encode())
+    os._exit(128 + signum)
+
+
 def main() -> None:
     """Entry point of the ``execstore`` console script."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _quit_while_starting)
     app()

@@ -17,6 +17,7 @@ import asyncio
 import enum
 import json
 import logging
+import signal
 import socket
 import sys
 import traceback
@@ -24,6 +25,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -46,8 +48,10 @@ __all__ = [
     "BlobOption",
     "DryRunOption",
     "ExitCode",
+    "Interrupted",
     "JsonOption",
     "OrgOption",
+    "StopRequest",
     "UrlOption",
     "console",
     "emit",
@@ -128,20 +132,114 @@ def settings_for(database_url: str | None = None, blob_url: str | None = None) -
     return settings
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro``; any error becomes one line on stderr and exit status 1."""
+class Interrupted(BaseException):
+    """Raised at a batch boundary after SIGINT or SIGTERM asked the command to stop.
+
+    A BaseException, like KeyboardInterrupt: a job's "set the row aside and go on" handlers
+    (``except Exception``) never swallow it; the unit it interrupts rolls back.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class StopRequest:
+    """SIGINT/SIGTERM as :func:`run` saw them. With ``graceful``, the first signal only
+    asks: :meth:`check` (called between batches) raises :class:`Interrupted`; a second
+    signal, or any signal without ``graceful``, cancels the command at once."""
+
+    graceful: bool = False
+    signals: list[int] = field(default_factory=list)
+    done: int = 0
+
+    def check(self) -> None:
+        if self.signals:
+            raise Interrupted(self.signals[0])
+
+
+def _exit_code(signum: int) -> int:
+    return 128 + signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them
+
+
+def _command_name() -> str:
+    """``execstore`` and the command's words (``execstore archive logs``), from argv."""
+    words = []
+    for word in sys.argv[1:3]:
+        if word.startswith("-"):
+            break
+        words.append(word)
+    return " ".join(["execstore", *words])
+
+
+def _interrupted(stop: StopRequest) -> typer.Exit:
+    name = signal.Signals(stop.signals[0]).name
+    activity = _command_name()
+    done = f" after {stop.done:,} done" if stop.done else ""
+    err.print(
+        f"interrupted ({name}): {activity} stopped{done}; what it finished is committed, "
+        "the rest was rolled back, and running it again continues where it stopped",
+        markup=False,
+        highlight=False,
+    )
+    return typer.Exit(_exit_code(stop.signals[0]))
+
+
+def run(coro: Coroutine[Any, Any, T], *, stop: StopRequest | None = None) -> T:
+    """Run ``coro``; any error becomes one line on stderr and exit status 1.
+
+    SIGINT and SIGTERM end it cleanly: one line says what was done and that a re-run
+    continues, and the exit status is 130 (SIGINT) or 143 (SIGTERM). With a graceful
+    ``stop``, the first signal lets the current batch finish (see :class:`StopRequest`).
+    """
     logging.basicConfig(
         level=logging.WARNING,
         format="%(message)s",
         handlers=[RichHandler(console=err, show_path=False, show_time=False)],
     )
+    stop = stop or StopRequest()
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_signal(signum: int) -> None:
+            stop.signals.append(signum)
+            if not stop.graceful or len(stop.signals) > 1:
+                task.cancel()
+            else:
+                err.print(
+                    f"{signal.Signals(signum).name}: stopping after the current batch "
+                    "(signal again to stop at once)",
+                    markup=False,
+                    highlight=False,
+                )
+
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            return await coro
+        finally:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
     try:
-        return asyncio.run(coro)
+        return asyncio.run(main())
+    except (Interrupted, asyncio.CancelledError, KeyboardInterrupt) as exc:
+        if not stop.signals:
+            stop.signals.append(signal.SIGINT)
+        raise _interrupted(stop) from exc
     except ExecstoreError as exc:
+        if stop.signals:  # the stop surfaced as an error of the statement it cut short
+            raise _interrupted(stop) from exc
         raise _fail(str(exc), exc) from exc
-    except (KeyboardInterrupt, typer.Exit):
+    except typer.Exit:
         raise
     except sa_exc.DBAPIError as exc:  # outside a repository: opening the database
+        if stop.signals:
+            raise _interrupted(stop) from exc
         raise _fail(
             f"cannot use the database: {first_line(exc)} (check --url or EXECSTORE_DATABASE_URL)",
             exc,
@@ -153,6 +251,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             exc,
         ) from exc
     except Exception as exc:
+        if stop.signals:
+            raise _interrupted(stop) from exc
         first = (str(exc).strip().splitlines() or [""])[0]
         raise _fail(
             f"unexpected {type(exc).__name__}: {first} (rerun with --debug for the traceback)",

@@ -21,6 +21,7 @@ from rich.table import Table
 
 from execstore.cli._common import (
     ExitCode,
+    StopRequest,
     console,
     progress,
     run,
@@ -53,14 +54,21 @@ def run_batch(
     """Run ``job`` on the store the settings (and ``--url``/``--blob-url``) name; show its
     reports; exit 3 if any needs attention (the reports, when it returns)."""
     settings = settings_for(url, blob_url)
+    stop = StopRequest(graceful=True)
 
     async def main() -> list[BatchReport]:
         async with ExecStore.open(settings) as store:
             with progress(activity, None) as advance:
-                found = await job(store, advance)
+
+                def on_progress(done: int, total: int | None = None) -> None:
+                    advance(done, total)
+                    stop.done = done
+                    stop.check()  # between batches: a signal ends the run here
+
+                found = await job(store, on_progress)
         return [found] if isinstance(found, BatchReport) else list(found)
 
-    reports = run(main())
+    reports = run(main(), stop=stop)
     show_reports(reports, as_json=as_json)
     return reports
 
