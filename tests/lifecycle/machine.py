@@ -102,6 +102,8 @@ STARTS = [
     dt.datetime(2040, 6, 30, 23, 59, 59, 999999, tzinfo=UTC),
 ]
 TICK = dt.timedelta(microseconds=1)
+MILLI = dt.timedelta(milliseconds=1)
+SHARED_RULE = "R-shared"
 
 
 class SimulatedCrash(asyncio.CancelledError):
@@ -386,7 +388,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         context = {
             "retrievedAt": when.isoformat(),
             "ragRetrievalTimeMs": data.draw(st.integers(0, 5000)),
-            "totalRulesRetrieved": 1,
+            "totalRulesRetrieved": 2,
             "rules": [
                 {
                     "ruleId": self._unique("R"),
@@ -394,7 +396,14 @@ class LifecycleMachine(RuleBasedStateMachine):
                     "condition": "E/M + procedure",
                     "action": "append modifier 25",
                     "retrievalScore": 0.5,
-                }
+                },
+                {  # every context of every organization retrieves this one
+                    "ruleId": SHARED_RULE,
+                    "ruleType": "billing",
+                    "condition": "a shared rule",
+                    "action": "counted per organization",
+                    "retrievalScore": 0.25,
+                },
             ],
         }
         org = self.model.jobs[job].org
@@ -710,21 +719,47 @@ class LifecycleMachine(RuleBasedStateMachine):
         data=st.data(),
     )
     def crash_job(self, name: str, ops: int, after: bool, rerun: bool, data: st.DataObject) -> None:
+        """Kill a run at its ``ops``-th blob write or delete, or (``cancel``) at an await."""
         assert self.faulty is not None
         org = self._scope(name, data)
-        self.faulty.arm(ops, after=after)
-        try:
-            self.run(self._job(name, org)())
-        except SimulatedCrash:
-            pass
-        finally:
-            self.faulty.disarm()
-        self._apply(name, org, certain=not self.faulty.tripped)
-        type(self).stats["crashes"] = type(self).stats.get("crashes", 0) + self.faulty.tripped
+        cancel = data.draw(st.one_of(st.none(), st.integers(1, 400)), label="cancel after")
+        if cancel is None:
+            self.faulty.arm(ops, after=after)
+            try:
+                self.run(self._job(name, org)())
+            except SimulatedCrash:
+                pass
+            finally:
+                self.faulty.disarm()
+            crashed = self.faulty.tripped
+        else:
+            crashed = self.run(self._cancel_after(self._job(name, org)(), cancel))
+        if crashed and self.store.archives.cache is not None:
+            self.store.archives.cache.clear()  # the worker's process died with its memory
+        self._apply(name, org, certain=not crashed)
+        type(self).stats["crashes"] = type(self).stats.get("crashes", 0) + crashed
         if rerun:
             report = self.run(self._job(name, org)())
             self._apply(name, org, certain=True)
             self._check_report(name, org, report)
+
+    async def _cancel_after(self, job: Awaitable[Any], turns: int) -> bool:
+        """Run ``job`` and cancel it after ``turns`` milliseconds; True if it was cancelled.
+
+        Wall time decides where the cancellation lands (any await of the run, database
+        or blob), so a replay may crash it elsewhere: the model treats every crash alike.
+        """
+        task = asyncio.ensure_future(job)
+        await asyncio.wait({task}, timeout=turns / 1000)
+        if task.done():
+            task.result()
+            return False
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        return False  # it finished before the cancellation took
 
     @rule(first=st.sampled_from(JOBS), second=st.sampled_from(JOBS), data=st.data())
     def run_side_by_side(self, first: str, second: str, data: st.DataObject) -> None:
@@ -949,6 +984,47 @@ class LifecycleMachine(RuleBasedStateMachine):
                 )
             else:
                 record.fate = GONE
+
+    @rule(data=st.data())
+    def rag_window(self, data: st.DataObject) -> None:
+        """``rule_usage`` and ``top_rules`` over ``[since, until)`` equal the model's jobs."""
+        org = self._org(data)
+        jobs = [j for j in self.model.jobs.values() if j.org == org and not j.deleted and j.rag_at]
+        times = sorted({j.rag_at for j in jobs if j.rag_at is not None}) or [self.now]
+        edges = [t + d for t in times for d in (-MILLI, dt.timedelta(0), MILLI)]
+        since = data.draw(st.sampled_from(edges), label="since")
+        until = data.draw(st.sampled_from(edges), label="until")
+        if since > until:
+            since, until = until, since
+        zone = data.draw(st.sampled_from(ZONES))
+
+        async def go() -> tuple[list[uuid.UUID], int]:
+            async with self.store.unit(org) as uow:
+                found: list[uuid.UUID] = []
+                after = None
+                while True:
+                    page = await uow.rag.rule_usage(
+                        SHARED_RULE,
+                        since.astimezone(zone),
+                        until.astimezone(zone),
+                        limit=2,
+                        after=after,
+                    )
+                    found += [item.job_id for item in page.items]
+                    if page.next_after is None:
+                        break
+                    after = page.next_after
+                top = await uow.rag.top_rules(since.astimezone(zone), until.astimezone(zone), 50)
+            shared = [t.retrieved for t in top if t.rule_id == SHARED_RULE]
+            return found, (shared[0] if shared else 0)
+
+        found, counted = self.run(go())
+        inside = sorted(
+            (j for j in jobs if j.rag_at is not None and since <= j.rag_at < until),
+            key=lambda j: (j.rag_at, j.id),
+        )
+        assert found == [j.id for j in inside], (since, until, found, inside)
+        assert counted == len(inside)
 
     # -- invariants ---------------------------------------------------------------------
 
