@@ -16,8 +16,8 @@ def test_the_lifecycle_matches_the_model(pg_server: PgServer, lifecycle_template
     run_state_machine_as_test(
         LifecycleMachine,
         settings=settings(
-            max_examples=5,
-            stateful_step_count=20,
+            max_examples=10,
+            stateful_step_count=25,
             deadline=None,
             suppress_health_check=list(HealthCheck),
         ),

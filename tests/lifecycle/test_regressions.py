@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 import pytest
@@ -57,3 +58,63 @@ async def test_audit_retention_killed_after_deleting_a_segment_blob_is_finished_
         ]
         async with store.unit(org) as uow:
             assert (await uow.audit.query()).records == []
+
+
+async def test_verify_reads_segments_from_the_store_not_from_the_cache(store_at: Any) -> None:
+    """A segment deleted (or overwritten) after this process had read it was still
+    "verified" from the archive cache: a long-lived process calling ``verify_audit`` never
+    named it. Verification now reads what the store holds."""
+    clock = ManualClock(utc(2034, 1, 31, 23, 59))
+    async with store_at(clock) as store:
+        org, _ = await new_org(store)
+        async with store.unit(org) as uow:
+            await uow.audit.record({"action": "view", "resource_type": "claim"})
+        clock.advance(dt.timedelta(days=91))
+        archived = await archive_audit(
+            store.sessions, store.archives, hot_days=90, organization_id=org, clock=clock
+        )
+        [key] = archived.keys
+        assert (await verify_audit(store.sessions, store.archives, organization_id=org)).ok
+        async with store.unit(org) as uow:
+            assert len((await uow.audit.query()).records) == 1  # the segment is cached now
+        assert await store.archives.store.delete(key)  # behind execstore's back
+        report = await verify_audit(store.sessions, store.archives, organization_id=org)
+        [result] = report.organizations
+        assert result.problem is not None
+        assert (result.problem.seq, result.problem.kind) == (1, "unreadable")
+
+
+async def test_reconcile_never_deletes_a_blob_whose_age_it_cannot_tell(store_at: Any) -> None:
+    """A local blob between its link and its sidecar (a put still running: an archival
+    run's segment, read back and about to be recorded) lists without metadata. The
+    reconciler took it for an old orphan and deleted it under the run, which then recorded
+    a pointer row to nothing and deleted the hot records. Without a recorded time a blob
+    is now left alone (reported young)."""
+    from pathlib import Path
+
+    from execstore.archival import reconcile
+    from execstore.results import ResultArchives
+    from execstore.results.format import result_archive_key
+
+    written = utc(2036, 2, 29, 12)
+    clock = ManualClock(written)
+    async with store_at(clock) as store:
+        org, _ = await new_org(store)
+        key = result_archive_key(org, uuid.uuid4(), written, store.archives.codec)
+        await store.archives.write_document(key, {"steps": []})
+        if not hasattr(store.blobs, "root"):
+            pytest.skip("the local store's sidecar is what a running put has not written yet")
+        name = key.rsplit("/", 1)
+        sidecar = Path(store.blobs.root) / name[0] / f".{name[1]}.meta.json"
+        sidecar.unlink()
+        clock.advance(dt.timedelta(days=1))
+        [report] = await reconcile(
+            store.sessions,
+            store.archives,
+            [ResultArchives()],
+            organization_id=org,
+            repair=True,
+            clock=clock,
+        )
+        assert (report.young, report.orphans, report.deleted) == ([key], [], 0)
+        assert await store.blobs.exists(key)

@@ -410,7 +410,7 @@ async def _delete_segment(
     # Evidence first: the segment must still verify, and its end must be anchored.
     previous = await _hash_before(sessions, archives, org, segment.first_seq)
     try:
-        payload = await archives.read_bytes(segment.ref)
+        payload = await archives.read_bytes(segment.ref, cached=False)
     except ArchiveMissing:
         # A run that verified the segment, checkpointed its end, wrote its tombstone and
         # deleted its blob stopped before the pointer row: the tombstone says so, finish.
