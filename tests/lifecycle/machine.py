@@ -307,11 +307,17 @@ class LifecycleMachine(RuleBasedStateMachine):
         org = self._org(data)
         self.run(self._create_job(org))
 
-    async def _create_job(self, org: uuid.UUID) -> None:
+    def new_job(self, org: uuid.UUID) -> uuid.UUID:
+        """A new job of ``org``, created now."""
+        job: uuid.UUID = self.run(self._create_job(org))
+        return job
+
+    async def _create_job(self, org: uuid.UUID) -> uuid.UUID:
         async with self.store.unit(org) as uow:
             job = await uow.jobs.create(workflow_id=self.model.orgs[org].workflow)
         assert job.created_at == self.now
         self.model.jobs[job.id] = JobModel(org, job.id, self.now)
+        return job.id
 
     def _log_time(self, data: st.DataObject) -> dt.datetime:
         now = self.now
@@ -343,7 +349,10 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def append_logs(self, data: st.DataObject) -> None:
         job = data.draw(st.sampled_from(self._live_jobs()), label="job")
-        times = [self._log_time(data) for _ in range(data.draw(st.integers(1, 4)))]
+        self.append(job, [self._log_time(data) for _ in range(data.draw(st.integers(1, 4)))])
+
+    def append(self, job: uuid.UUID, times: list[dt.datetime]) -> list[str]:
+        """Append lines at ``times`` to ``job``'s log; their (unique) messages."""
         entries = [(self._unique("L"), t) for t in times]
         org = self.model.jobs[job].org
 
@@ -356,6 +365,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.run(go())
         for message, t in entries:
             self.model.lines[message] = Line(org, job, message, t.astimezone(UTC))
+        return [message for message, _ in entries]
 
     @precondition(lambda self: bool(self._live_jobs()))
     @rule(data=st.data())
@@ -418,7 +428,10 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), count=st.integers(1, 3))
     def record_audit(self, data: st.DataObject, count: int) -> None:
-        org = self._org(data)
+        self.record(self._org(data), count)
+
+    def record(self, org: uuid.UUID, count: int) -> None:
+        """Record ``count`` PHI accesses of ``org`` now."""
         names = [self._unique("clm_") for _ in range(count)]
 
         async def go() -> list[Any]:
@@ -488,7 +501,10 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), days=st.one_of(st.none(), st.integers(LOG_HOT_DAYS, 800)))
     def set_log_retention(self, data: st.DataObject, days: int | None) -> None:
-        org = self._org(data)
+        self.keep_logs(self._org(data), days)
+
+    def keep_logs(self, org: uuid.UUID, days: int | None) -> None:
+        """Set ``org``'s log retention (None: the default)."""
 
         async def go() -> Any:
             async with self.store.unit(org) as uow:
@@ -706,7 +722,10 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     @rule(name=st.sampled_from(JOBS), data=st.data())
     def run_job(self, name: str, data: st.DataObject) -> None:
-        org = self._scope(name, data)
+        self.operate(name, self._scope(name, data))
+
+    def operate(self, name: str, org: uuid.UUID | None = None) -> None:
+        """Run operator job ``name`` (for ``org``, or every organization) to completion."""
         report = self.run(self._job(name, org)())
         self._apply(name, org, certain=True)
         self._check_report(name, org, report)
@@ -734,8 +753,10 @@ class LifecycleMachine(RuleBasedStateMachine):
             crashed = self.faulty.tripped
         else:
             crashed = self.run(self._cancel_after(self._job(name, org)(), cancel))
-        if crashed and self.store.archives.cache is not None:
-            self.store.archives.cache.clear()  # the worker's process died with its memory
+        if crashed:  # the worker's process died: its memory and its connections with it
+            if self.store.archives.cache is not None:
+                self.store.archives.cache.clear()
+            self.run(self.store.engine.dispose())
         self._apply(name, org, certain=not crashed)
         type(self).stats["crashes"] = type(self).stats.get("crashes", 0) + crashed
         if rerun:
@@ -950,7 +971,16 @@ class LifecycleMachine(RuleBasedStateMachine):
         since, until = data.draw(bound, label="since"), data.draw(bound, label="until")
         if since is not None and until is not None and since > until:
             since, until = until, since
-        zone = data.draw(st.sampled_from(ZONES))
+        self.export_matches(org, since, until, data.draw(st.sampled_from(ZONES)))
+
+    def export_matches(
+        self,
+        org: uuid.UUID,
+        since: dt.datetime | None,
+        until: dt.datetime | None,
+        zone: dt.tzinfo = UTC,
+    ) -> None:
+        """The compliance export of ``org`` over ``[since, until)`` is the model's records."""
 
         async def go() -> list[dict[str, Any]]:
             async with self.store.unit(org) as uow:
@@ -1027,6 +1057,12 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert counted == len(inside)
 
     # -- invariants ---------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Every invariant, now (what Hypothesis runs after each step)."""
+        self.every_log_line_exactly_once()
+        self.every_audit_record_exactly_once()
+        self.results_and_rag_until_their_job_goes()
 
     @invariant()
     def count_step(self) -> None:
