@@ -118,3 +118,37 @@ async def test_reconcile_never_deletes_a_blob_whose_age_it_cannot_tell(store_at:
         )
         assert (report.young, report.orphans, report.deleted) == ([key], [], 0)
         assert await store.blobs.exists(key)
+
+
+async def test_audit_retention_reverifies_the_segment_the_store_holds(store_at: Any) -> None:
+    """Retention re-verifies a segment before deleting it; read through the cache, a
+    segment overwritten in storage since this process read it "verified" and went, its
+    tombstone vouching for a chain nobody had checked. It is now read from the store: the
+    overwritten segment is set aside, left in place, and verify names it."""
+    clock = ManualClock(utc(2033, 12, 31, 23))
+    async with store_at(clock) as store:
+        org, _ = await new_org(store)
+        async with store.unit(org) as uow:
+            await uow.audit.record({"action": "view", "resource_type": "claim"})
+        clock.advance(dt.timedelta(days=91))
+        [key] = (
+            await archive_audit(
+                store.sessions, store.archives, hot_days=90, organization_id=org, clock=clock
+            )
+        ).keys
+        async with store.unit(org) as uow:
+            assert len((await uow.audit.query()).records) == 1  # the segment is cached now
+        forged, _ = store.archives.encode_document({"forged": True})
+        await store.archives.store.delete(key)
+        await store.archives.store.put(key, forged, metadata={})
+        clock.advance(dt.timedelta(days=2192))
+        report = await apply_audit_retention(
+            store.sessions, store.archives, retention_days=2192, organization_id=org, clock=clock
+        )
+        assert [aside.id for aside in report.set_aside] == [key]
+        assert report.tombstones == []
+        assert await store.archives.store.exists(key)
+        [result] = (
+            await verify_audit(store.sessions, store.archives, organization_id=org)
+        ).organizations
+        assert result.problem is not None

@@ -97,7 +97,8 @@ def test_audit_from_a_leap_day_to_six_years_later(machine: LifecycleMachine) -> 
     march = leap + dt.timedelta(days=1)
 
     _at(machine, leap + dt.timedelta(days=90), "archive_audit")  # exactly 90 days: still hot
-    _at(machine, leap + dt.timedelta(days=90) + TICK, "archive_audit")  # February archived
+    _at(machine, leap + dt.timedelta(days=90) + TICK, "archive_audit", archive_audit=b)  # B's
+    _at(machine, leap + dt.timedelta(days=90) + TICK, "archive_audit")  # A's February too
     _at(machine, march + dt.timedelta(days=90) + TICK, "checkpoint", "archive_audit")
     for org in (a, b):
         for since, until in [
