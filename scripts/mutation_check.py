@@ -1305,8 +1305,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "reconcile-grace-exact",
         "src/execstore/archival/reconcile.py",
-        "if written is not None and written > cutoff:",
-        "if written is not None and written >= cutoff:",
+        "if written is None or written > cutoff:",
+        "if written is None or written >= cutoff:",
         (
             "tests/archival/test_reconcile_tenants.py::"
             "test_the_default_grace_is_one_hour_to_the_microsecond",
@@ -1445,7 +1445,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "        raise\n",
         (
             _LIFE_FIXED
-            + "test_audit_retention_killed_after_deleting_a_segment_blob_is_finished_by_the_next_run",
+            + "test_audit_retention_killed_after_deleting_a_segment_blob_is_finished_by_"
+            "the_next_run",
         ),
     ),
     Mutation(
