@@ -152,3 +152,27 @@ async def test_audit_retention_reverifies_the_segment_the_store_holds(store_at: 
             await verify_audit(store.sessions, store.archives, organization_id=org)
         ).organizations
         assert result.problem is not None
+
+
+async def test_a_cancelled_statement_raises_cancelled_error(store_at: Any, backend: str) -> None:
+    """A run cancelled mid-statement (a timeout, a shutdown; the lifecycle machine's crash)
+    raised PendingRollbackError from the session's close instead of CancelledError: the
+    audit module's rollback hook read the invalidated connection's ``info``. That also
+    swallowed the cancellation, so ``asyncio.timeout`` could not turn it into TimeoutError."""
+    import asyncio
+
+    import sqlalchemy as sa
+
+    if backend != "postgres":
+        pytest.skip("needs a statement that waits on the server")
+    async with store_at(ManualClock(utc(2037, 6, 1))) as store:
+
+        async def waits() -> None:
+            async with store.sessions() as session:
+                await session.execute(sa.text("SELECT pg_sleep(30)"))
+
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.5):
+                await waits()
+        async with store.sessions() as session:  # the pool is fine afterwards
+            assert await session.scalar(sa.text("SELECT 1")) == 1
