@@ -1432,13 +1432,6 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_LIFE_AUDIT,),
     ),
     Mutation(
-        "lifecycle-audit-retention-six-years-forgotten",
-        "src/execstore/audit/archival.py",
-        "if s.end_date < cutoff and six_years_after(s.end_date) <= now",
-        "if s.end_date < cutoff",
-        (_LIFE_AUDIT,),
-    ),
-    Mutation(
         "lifecycle-audit-retention-finishes-a-killed-delete",
         "src/execstore/audit/archival.py",
         "        if not await archives.store.exists(key):\n            raise\n",
@@ -1462,6 +1455,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "payload = await archives.read_bytes(segment.ref, cached=False)",
         "payload = await archives.read_bytes(segment.ref)",
         (_LIFE_FIXED + "test_verify_reads_segments_from_the_store_not_from_the_cache",),
+    ),
+    Mutation(
+        "lifecycle-cancelled-statement-stays-cancelled",
+        "src/execstore/audit/repository.py",
+        'if conn.dialect.name == "sqlite" and not conn.invalidated:',
+        "if True:",
+        (_LIFE_FIXED + "test_a_cancelled_statement_raises_cancelled_error",),
     ),
     Mutation(
         "lifecycle-reconcile-leaves-a-blob-of-unknown-age",
