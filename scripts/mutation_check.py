@@ -1464,6 +1464,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_LIFE_FIXED + "test_a_cancelled_statement_raises_cancelled_error",),
     ),
     Mutation(
+        "lifecycle-cancelled-detach-stays-cancelled",
+        "src/execstore/logs/archival.py",
+        "if not auto.invalidated:  # else closed, and the lock gone with it",
+        "if True:",
+        (_LIFE_FIXED + "test_log_archival_cancelled_while_detaching_stays_cancelled_and_resumes",),
+    ),
+    Mutation(
         "lifecycle-reconcile-leaves-a-blob-of-unknown-age",
         "src/execstore/archival/reconcile.py",
         "if written is None or written > cutoff:",

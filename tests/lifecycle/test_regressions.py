@@ -46,16 +46,17 @@ async def test_audit_retention_killed_after_deleting_a_segment_blob_is_finished_
             )
         assert faulty.tripped
         store.archives.cache.clear()  # a new process: nothing remembered
-        again = await apply_audit_retention(
-            store.sessions, store.archives, retention_days=2192, clock=clock
-        )
-        assert again.set_aside == []
-        assert again.segments == 2  # the crashed one finished, the other organization's whole
-        report = await verify_audit(store.sessions, store.archives)
-        assert [o.problem for o in report.organizations if o.organization_id in (org, other)] == [
-            None,
-            None,
-        ]
+        for each in (org, other):  # the crashed one finished, the other one's whole
+            again = await apply_audit_retention(
+                store.sessions,
+                store.archives,
+                retention_days=2192,
+                organization_id=each,
+                clock=clock,
+            )
+            assert (again.set_aside, again.segments) == ([], 1)
+            report = await verify_audit(store.sessions, store.archives, organization_id=each)
+            assert report.ok, report.problems
         async with store.unit(org) as uow:
             assert (await uow.audit.query()).records == []
 
@@ -176,3 +177,54 @@ async def test_a_cancelled_statement_raises_cancelled_error(store_at: Any, backe
                 await waits()
         async with store.sessions() as session:  # the pool is fine afterwards
             assert await session.scalar(sa.text("SELECT 1")) == 1
+
+
+async def test_log_archival_cancelled_while_detaching_stays_cancelled_and_resumes(
+    store_at: Any, backend: str
+) -> None:
+    """Cancelled while ``DETACH ... CONCURRENTLY`` waited for an older transaction, log
+    archival unlocked its advisory lock on the connection the cancellation had
+    invalidated, and raised DatabaseError (PendingRollbackError) in place of the
+    cancellation. It stays cancelled now; the next run finishes the detach and every line
+    reads exactly once meanwhile and after."""
+    import asyncio
+
+    import asyncpg
+
+    from execstore.logs import NewLogEntry, archive_logs
+
+    if backend != "postgres":
+        pytest.skip("partitions are PostgreSQL's")
+    written = utc(2049, 5, 15, 8)
+    clock = ManualClock(written)
+    async with store_at(clock) as store:
+        org, workflow = await new_org(store)
+        async with store.unit(org) as uow:
+            job = (await uow.jobs.create(workflow_id=workflow)).id
+            await uow.logs.append(job, [NewLogEntry("kept once", timestamp=written)])
+        clock.set(utc(2049, 7, 1, 0, 0, 1))  # May's partition is past the hot window
+        dsn = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        blocker = await asyncpg.connect(dsn)
+        try:
+            holding = blocker.transaction(isolation="repeatable_read")
+            await holding.start()
+            await blocker.fetchval("SELECT count(*) FROM execution_log_partitioned")
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(2):
+                    await archive_logs(
+                        store.engine, store.sessions, store.archives, hot_days=30, clock=clock
+                    )
+            await holding.rollback()
+        finally:
+            await blocker.close()
+
+        async def lines() -> list[str]:
+            async with store.unit(org) as uow:
+                return [e.message for e in (await uow.logs.for_job(job)).entries]
+
+        assert await lines() == ["kept once"]
+        report = await archive_logs(
+            store.engine, store.sessions, store.archives, hot_days=30, clock=clock
+        )
+        assert report.lines_archived >= 1
+        assert await lines() == ["kept once"]
