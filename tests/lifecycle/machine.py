@@ -878,7 +878,8 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(data=st.data(), lose=st.booleans())
     def tamper_with_a_blob(self, data: st.DataObject, lose: bool) -> None:
         """Overwrite (or delete) an archive blob behind execstore's back."""
-        rows = [r for r in self.run(self._archive_rows()) if r[1] not in self.model.lost_keys]
+        touched = self.model.lost_keys | self.model.corrupt_keys
+        rows = [r for r in self.run(self._archive_rows()) if r[1] not in touched]
         results = [(j.id, j.org) for j in self.model.jobs.values() if j.result and not j.deleted]
         choices: list[tuple[str, str, uuid.UUID]] = list(rows)
         for job, org in results:
