@@ -280,7 +280,9 @@ async def _check_blob_batch(
             found["pending"].append(info.key)
             continue
         written = _parse_time(info.metadata.get(WRITTEN_AT_METADATA))
-        if written is not None and written > cutoff:
+        # No recorded time: a put still running (a local blob linked before its sidecar
+        # is written) or not one execstore wrote; either way its age is unknown.
+        if written is None or written > cutoff:
             found["young"].append(info.key)
             continue
         found["orphans"].append(info.key)
