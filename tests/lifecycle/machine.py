@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import asyncpg
+import pytest
 import sqlalchemy as sa
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -38,18 +39,13 @@ from hypothesis.stateful import (
 
 from execstore.archival import reconcile
 from execstore.audit import checkpoint_organizations, verify_audit
-from execstore.audit.archival import apply_audit_retention, archive_audit
+from execstore.audit.archival import archive_audit
 from execstore.clock import ManualClock
 from execstore.config import load_settings
-from execstore.errors import (
-    ArchiveError,
-    InvalidRetention,
-    NotFound,
-    RetentionRefused,
-)
+from execstore.errors import ArchiveError, InvalidRetention, NotFound
 from execstore.logs import NewLogEntry, archive_logs
-from execstore.logs.retention import run_retention
-from execstore.results.archival import archive_job_results
+from execstore.operations import BatchReport, apply_retention
+from execstore.results.backfill import backfill_results
 from execstore.results.format import result_archive_key
 from execstore.schema import models as m
 from execstore.schema.audit import PhiAuditArchive
@@ -61,6 +57,7 @@ from .model import (
     AUDIT_HOT_DAYS,
     GONE,
     LIVE,
+    LOG_DEFAULT_RETENTION_DAYS,
     LOG_HOT_DAYS,
     MAYBE,
     NO,
@@ -536,20 +533,20 @@ class LifecycleMachine(RuleBasedStateMachine):
     @rule(data=st.data(), days=st.integers(0, AUDIT_FLOOR_DAYS - 1))
     def refuse_a_short_audit_retention(self, data: st.DataObject, days: int) -> None:
         org = data.draw(st.one_of(st.none(), st.sampled_from(sorted(self.model.orgs, key=str))))
-        try:
+        assert self.clock is not None
+        # Below one day it is no retention at all; from one day on, the six-year floor.
+        why = "at least 1" if days < 1 else "shorter than six years"
+        with pytest.raises(InvalidRetention, match=why):
             self.run(
-                apply_audit_retention(
+                apply_retention(
                     self.store.sessions,
                     self.store.archives,
-                    retention_days=days,
+                    "audit",
+                    days=days,
                     organization_id=org,
-                    clock=self.clock,  # type: ignore[arg-type]
+                    clock=self.clock,
                 )
             )
-        except RetentionRefused:
-            pass
-        else:
-            raise AssertionError(f"an audit retention of {days} days was accepted")
 
     # -- operator jobs ------------------------------------------------------------------
 
@@ -567,10 +564,11 @@ class LifecycleMachine(RuleBasedStateMachine):
                 clock=clock,
             )
         if name == "log_retention":
-            return lambda: run_retention(
+            return lambda: apply_retention(
                 store.sessions,
                 store.archives,
-                default_days=365,
+                "logs",
+                days=LOG_DEFAULT_RETENTION_DAYS,
                 hot_days=LOG_HOT_DAYS,
                 organization_id=org,
                 clock=clock,
@@ -585,10 +583,11 @@ class LifecycleMachine(RuleBasedStateMachine):
             )
         if name == "audit_retention":
             days = self.audit_days
-            return lambda: apply_audit_retention(
+            return lambda: apply_retention(
                 store.sessions,
                 store.archives,
-                retention_days=days,
+                "audit",
+                days=days,
                 organization_id=org,
                 clock=clock,
             )
@@ -613,7 +612,7 @@ class LifecycleMachine(RuleBasedStateMachine):
 
             return lambda: run_steps(store, MaintenanceOptions())
         if name == "archive_results":
-            return lambda: archive_job_results(
+            return lambda: backfill_results(
                 store.sessions, store.archives, organization_id=org, clock=clock
             )
         raise AssertionError(name)
@@ -664,20 +663,21 @@ class LifecycleMachine(RuleBasedStateMachine):
                 line.org for line in self.model.lines.values() if line.taint
             }
             for aside in report.set_aside:
-                assert any(str(o) in aside.id for o in excused) or "job" in aside.id, (
+                assert any(str(o) in aside.key for o in excused) or "job" in aside.key, (
                     name,
                     aside,
                 )
         elif name in {"archive_audit", "audit_retention"}:
             for aside in report.set_aside:
-                owner = _org_of_key(aside.id) or uuid.UUID(aside.id)
+                owner = _org_of_key(aside.key) or uuid.UUID(aside.key)
                 assert self._audit_excused(owner), (name, aside)
 
     def _audit_excused(self, org: uuid.UUID) -> bool:
         return self.model.orgs[org].audit_taint is not None or ("audit", org) in self.dirty
 
-    def _check_verify(self, org: uuid.UUID | None, report: Any) -> None:
-        found = {o.organization_id: o for o in report.organizations}
+    def _check_verify(self, org: uuid.UUID | None, report: BatchReport) -> None:
+        found = {o.organization_id: o for o in report.details["organizations"]}
+        aside = {a.key for a in report.set_aside}
         for each in self.model.orgs.values() if org is None else [self.model.orgs[org]]:
             result = found.get(each.id)
             if each.audit_taint is not None:
@@ -685,14 +685,16 @@ class LifecycleMachine(RuleBasedStateMachine):
                 assert result.problem is not None, (
                     f"verify did not name {each.audit_taint} in {each.id}"
                 )
+                assert str(each.id) in aside, f"verify did not set {each.id} aside"
             elif ("audit", each.id) not in self.dirty and result is not None:
                 assert result.problem is None, result.problem
+                assert str(each.id) not in aside, report.set_aside
 
-    def _check_reconcile(self, org: uuid.UUID | None, reports: Any) -> None:
+    def _check_reconcile(self, org: uuid.UUID | None, reports: list[BatchReport]) -> None:
         pointers = self.run(self._pointer_keys())
-        lost = {k for r in reports for k in (*r.lost, *r.still_lost)}
-        corrupt = {k for r in reports for k in r.corrupt}
-        orphans = {k for r in reports for k in r.orphans}
+        lost = {k for r in reports for k in (*r.details["lost"], *r.details["still_lost"])}
+        corrupt = {k for r in reports for k in r.details["corrupt"]}
+        orphans = {k for r in reports for k in r.details["orphans"]}
         in_scope = {k for k in pointers if org is None or _org_of_key(k) == org}
         for key in self.model.lost_keys & in_scope:
             assert key in lost, f"reconcile did not name the missing archive {key}"

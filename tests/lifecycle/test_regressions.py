@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from execstore.audit import verify_audit
-from execstore.audit.archival import apply_audit_retention, archive_audit
+from execstore.audit.archival import archive_audit
 from execstore.clock import ManualClock
+from execstore.operations import apply_retention
 from support.timeline import new_org, utc
 
 from .machine import FaultyBlobs, SimulatedCrash
@@ -37,26 +38,28 @@ async def test_audit_retention_killed_after_deleting_a_segment_blob_is_finished_
         store.archives.store = faulty
         faulty.arm(2, after=True)  # checkpoint, tombstone, then the segment's delete
         with pytest.raises(SimulatedCrash):
-            await apply_audit_retention(
+            await apply_retention(
                 store.sessions,
                 store.archives,
-                retention_days=2192,
+                "audit",
+                days=2192,
                 organization_id=org,
                 clock=clock,
             )
         assert faulty.tripped
         store.archives.cache.clear()  # a new process: nothing remembered
         for each in (org, other):  # the crashed one finished, the other one's whole
-            again = await apply_audit_retention(
+            again = await apply_retention(
                 store.sessions,
                 store.archives,
-                retention_days=2192,
+                "audit",
+                days=2192,
                 organization_id=each,
                 clock=clock,
             )
-            assert (again.set_aside, again.segments) == ([], 1)
+            assert (again.set_aside, again.counts["archives"]) == ([], 1)
             report = await verify_audit(store.sessions, store.archives, organization_id=each)
-            assert report.ok, report.problems
+            assert not report.needs_attention, report.set_aside
         async with store.unit(org) as uow:
             assert (await uow.audit.query()).records == []
 
@@ -74,15 +77,17 @@ async def test_verify_reads_segments_from_the_store_not_from_the_cache(store_at:
         archived = await archive_audit(
             store.sessions, store.archives, hot_days=90, organization_id=org, clock=clock
         )
-        [key] = archived.keys
-        assert (await verify_audit(store.sessions, store.archives, organization_id=org)).ok
+        [key] = archived.details["keys"]
+        verified = await verify_audit(store.sessions, store.archives, organization_id=org)
+        assert not verified.needs_attention, verified.set_aside
         async with store.unit(org) as uow:
             assert len((await uow.audit.query()).records) == 1  # the segment is cached now
         assert await store.archives.store.delete(key)  # behind execstore's back
         report = await verify_audit(store.sessions, store.archives, organization_id=org)
-        [result] = report.organizations
+        [result] = report.details["organizations"]
         assert result.problem is not None
         assert (result.problem.seq, result.problem.kind) == (1, "unreadable")
+        assert [aside.key for aside in report.set_aside] == [str(org)]
 
 
 async def test_reconcile_never_deletes_a_blob_whose_age_it_cannot_tell(store_at: Any) -> None:
@@ -103,8 +108,7 @@ async def test_reconcile_never_deletes_a_blob_whose_age_it_cannot_tell(store_at:
         org, _ = await new_org(store)
         key = result_archive_key(org, uuid.uuid4(), written, store.archives.codec)
         await store.archives.write_document(key, {"steps": []})
-        if not hasattr(store.blobs, "root"):
-            pytest.skip("the local store's sidecar is what a running put has not written yet")
+        # store_at's store is local: its sidecar is what a running put has not written yet.
         name = key.rsplit("/", 1)
         sidecar = Path(store.blobs.root) / name[0] / f".{name[1]}.meta.json"
         sidecar.unlink()
@@ -117,7 +121,9 @@ async def test_reconcile_never_deletes_a_blob_whose_age_it_cannot_tell(store_at:
             repair=True,
             clock=clock,
         )
-        assert (report.young, report.orphans, report.deleted) == ([key], [], 0)
+        young, orphans = report.details["young"], report.details["orphans"]
+        assert (young, orphans, report.counts["deleted"]) == ([key], [], 0)
+        assert not report.needs_attention, report.set_aside
         assert await store.blobs.exists(key)
 
 
@@ -136,26 +142,33 @@ async def test_audit_retention_reverifies_the_segment_the_store_holds(store_at: 
             await archive_audit(
                 store.sessions, store.archives, hot_days=90, organization_id=org, clock=clock
             )
-        ).keys
+        ).details["keys"]
         async with store.unit(org) as uow:
             assert len((await uow.audit.query()).records) == 1  # the segment is cached now
         forged, _ = store.archives.encode_document({"forged": True})
         await store.archives.store.delete(key)
         await store.archives.store.put(key, forged, metadata={})
         clock.advance(dt.timedelta(days=2192))
-        report = await apply_audit_retention(
-            store.sessions, store.archives, retention_days=2192, organization_id=org, clock=clock
+        report = await apply_retention(
+            store.sessions, store.archives, "audit", days=2192, organization_id=org, clock=clock
         )
-        assert [aside.id for aside in report.set_aside] == [key]
-        assert report.tombstones == []
+        assert [aside.key for aside in report.set_aside] == [key]
+        assert report.details["tombstones"] == []
+        assert report.counts["archives"] == 0
         assert await store.archives.store.exists(key)
-        [result] = (
-            await verify_audit(store.sessions, store.archives, organization_id=org)
-        ).organizations
+        verified = await verify_audit(store.sessions, store.archives, organization_id=org)
+        [result] = verified.details["organizations"]
         assert result.problem is not None
+        assert [aside.key for aside in verified.set_aside] == [str(org)]
 
 
-async def test_a_cancelled_statement_raises_cancelled_error(store_at: Any, backend: str) -> None:
+ON_POSTGRES = pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+
+
+@ON_POSTGRES  # needs a statement that waits on the server
+async def test_a_cancelled_statement_raises_cancelled_error(store_at: Any) -> None:
     """A run cancelled mid-statement (a timeout, a shutdown; the lifecycle machine's crash)
     raised PendingRollbackError from the session's close instead of CancelledError: the
     audit module's rollback hook read the invalidated connection's ``info``. That also
@@ -164,8 +177,6 @@ async def test_a_cancelled_statement_raises_cancelled_error(store_at: Any, backe
 
     import sqlalchemy as sa
 
-    if backend != "postgres":
-        pytest.skip("needs a statement that waits on the server")
     async with store_at(ManualClock(utc(2037, 6, 1))) as store:
 
         async def waits() -> None:
@@ -179,8 +190,9 @@ async def test_a_cancelled_statement_raises_cancelled_error(store_at: Any, backe
             assert await session.scalar(sa.text("SELECT 1")) == 1
 
 
+@ON_POSTGRES  # partitions are PostgreSQL's
 async def test_log_archival_cancelled_while_detaching_stays_cancelled_and_resumes(
-    store_at: Any, backend: str
+    store_at: Any,
 ) -> None:
     """Cancelled while ``DETACH ... CONCURRENTLY`` waited for an older transaction, log
     archival unlocked its advisory lock on the connection the cancellation had
@@ -193,8 +205,6 @@ async def test_log_archival_cancelled_while_detaching_stays_cancelled_and_resume
 
     from execstore.logs import NewLogEntry, archive_logs
 
-    if backend != "postgres":
-        pytest.skip("partitions are PostgreSQL's")
     written = utc(2049, 5, 15, 8)
     clock = ManualClock(written)
     async with store_at(clock) as store:
@@ -226,5 +236,5 @@ async def test_log_archival_cancelled_while_detaching_stays_cancelled_and_resume
         report = await archive_logs(
             store.engine, store.sessions, store.archives, hot_days=30, clock=clock
         )
-        assert report.lines_archived >= 1
+        assert report.counts["lines_archived"] >= 1
         assert await lines() == ["kept once"]
