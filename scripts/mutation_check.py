@@ -55,6 +55,10 @@ _LOG_EDGE = (
     _LOG_BOUNDS + "test_the_hot_window_and_retention_at_a_year_edge_with_a_chunk_spanning_weeks"
 )
 _LOG_TENANTS = "tests/logs/test_tenants.py::"
+_LIFE = "tests/lifecycle/test_scenarios.py::"
+_LIFE_LOGS = _LIFE + "test_logs_over_a_year_edge_with_two_retentions"
+_LIFE_AUDIT = _LIFE + "test_audit_from_a_leap_day_to_six_years_later"
+_LIFE_FIXED = "tests/lifecycle/test_regressions.py::"
 _AUDIT_BOUNDS = "tests/audit/test_boundaries.py::"
 _AUDIT_WINDOW = (
     _AUDIT_BOUNDS + "test_since_is_inclusive_and_until_exclusive_over_archived_and_hot_records"
@@ -1390,8 +1394,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "reconcile-grace-exact",
         "src/execstore/archival/reconcile.py",
-        "if written is not None and written > cutoff:",
-        "if written is not None and written >= cutoff:",
+        "if written is None or written > cutoff:",
+        "if written is None or written >= cutoff:",
         (
             "tests/archival/test_reconcile_tenants.py::"
             "test_the_default_grace_is_one_hour_to_the_microsecond",
@@ -1496,6 +1500,97 @@ MUTATIONS: tuple[Mutation, ...] = (
         "            transaction.rollback()\n",
         "            transaction.commit()\n",
         ("tests/cli/test_db.py::test_upgrade_sql_prints_the_statements_and_changes_nothing",),
+    ),
+    # -- the lifecycle model (tests/lifecycle): fixed walks onto each boundary with a
+    # second organization beside, every invariant of the model checked after each step;
+    # and the defects the model found, each pinned by a test of its own.
+    Mutation(
+        "lifecycle-log-retention-a-day-short",
+        "src/execstore/logs/retention.py",
+        "        cutoff = moment - dt.timedelta(days=days)\n",
+        "        cutoff = moment - dt.timedelta(days=days - 1)\n",
+        (_LIFE_LOGS,),
+    ),
+    Mutation(
+        "lifecycle-log-retention-one-setting-for-all",
+        "src/execstore/logs/retention.py",
+        "return [(org, own.get(org, default_days)) for org in sorted(found, key=str)]",
+        "return [(org, default_days) for org in sorted(found, key=str)]",
+        (_LIFE_LOGS,),
+    ),
+    Mutation(
+        "lifecycle-log-retention-run-for-one-organization",
+        "src/execstore/logs/retention.py",
+        "for org, days in await _retentions(sessions, default_days, organization_id):",
+        "for org, days in await _retentions(sessions, default_days, None):",
+        (_LIFE + "test_log_retention_for_one_organization_leaves_the_others",),
+    ),
+    Mutation(
+        "lifecycle-log-archival-files-lines-per-organization",
+        "src/execstore/logs/archival.py",
+        "jobs = [job for job, _ in by_org[organization_id]]",
+        "jobs = [job for each in by_org.values() for job, _ in each]",
+        (_LIFE_LOGS,),
+    ),
+    Mutation(
+        "lifecycle-audit-hot-window-a-day-short",
+        "src/execstore/audit/archival.py",
+        "    cutoff = clock.now() - dt.timedelta(days=hot_days)\n",
+        "    cutoff = clock.now() - dt.timedelta(days=hot_days - 1)\n",
+        (_LIFE_AUDIT,),
+    ),
+    Mutation(
+        "lifecycle-audit-archival-run-for-one-organization",
+        "src/execstore/audit/archival.py",
+        "            stmt = stmt.where(_HEADS.c.organization_id == organization_id)\n",
+        "            stmt = stmt\n",
+        (_LIFE_AUDIT,),
+    ),
+    Mutation(
+        "lifecycle-audit-retention-finishes-a-killed-delete",
+        "src/execstore/audit/archival.py",
+        "        if not await archives.store.exists(key):\n            raise\n",
+        "        raise\n",
+        (
+            _LIFE_FIXED
+            + "test_audit_retention_killed_after_deleting_a_segment_blob_is_finished_by_"
+            "the_next_run",
+        ),
+    ),
+    Mutation(
+        "lifecycle-audit-retention-reverifies-the-store",
+        "src/execstore/audit/archival.py",
+        "        payload = await archives.read_bytes(segment.ref, cached=False)\n",
+        "        payload = await archives.read_bytes(segment.ref)\n",
+        (_LIFE_FIXED + "test_audit_retention_reverifies_the_segment_the_store_holds",),
+    ),
+    Mutation(
+        "lifecycle-audit-verify-reads-the-store",
+        "src/execstore/audit/verify.py",
+        "payload = await archives.read_bytes(segment.ref, cached=False)",
+        "payload = await archives.read_bytes(segment.ref)",
+        (_LIFE_FIXED + "test_verify_reads_segments_from_the_store_not_from_the_cache",),
+    ),
+    Mutation(
+        "lifecycle-cancelled-statement-stays-cancelled",
+        "src/execstore/audit/repository.py",
+        'if conn.dialect.name == "sqlite" and not conn.invalidated:',
+        "if True:",
+        (_LIFE_FIXED + "test_a_cancelled_statement_raises_cancelled_error",),
+    ),
+    Mutation(
+        "lifecycle-cancelled-detach-stays-cancelled",
+        "src/execstore/logs/archival.py",
+        "if not auto.invalidated:  # else closed, and the lock gone with it",
+        "if True:",
+        (_LIFE_FIXED + "test_log_archival_cancelled_while_detaching_stays_cancelled_and_resumes",),
+    ),
+    Mutation(
+        "lifecycle-reconcile-leaves-a-blob-of-unknown-age",
+        "src/execstore/archival/reconcile.py",
+        "if written is None or written > cutoff:",
+        "if written is not None and written > cutoff:",
+        (_LIFE_FIXED + "test_reconcile_never_deletes_a_blob_whose_age_it_cannot_tell",),
     ),
 )
 

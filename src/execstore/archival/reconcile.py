@@ -13,9 +13,10 @@ run finds it and clears the mark ("restored").
 Blobs without rows ("orphans"): left by a write whose transaction never committed and
 whose rollback hook could not run (a crash, a kill). Repair deletes them, but only when
 older than ``grace`` (read from the ``execstore_written_at`` metadata every archive
-carries; a blob without it is treated as old), so an in-flight write between its upload
-and its commit is never raced. Blobs a kind reports as "pending" (a crashed batch left
-them and its re-run will reuse them) are never deleted.
+carries), so an in-flight write between its upload and its commit is never raced. A blob
+without that record (a local put still writing it, or not one execstore wrote) has no
+age to tell: it is reported young and left alone. Blobs a kind reports as "pending" (a
+crashed batch left them and its re-run will reuse them) are never deleted.
 
 Crash leftovers of the blob store itself (a local write killed half-way leaves a hidden
 temporary file) older than ``grace`` are removed too, and reported.
@@ -280,7 +281,9 @@ async def _check_blob_batch(
             found["pending"].append(info.key)
             continue
         written = _parse_time(info.metadata.get(WRITTEN_AT_METADATA))
-        if written is not None and written > cutoff:
+        # No recorded time: a put still running (a local blob linked before its sidecar
+        # is written) or not one execstore wrote; either way its age is unknown.
+        if written is None or written > cutoff:
             found["young"].append(info.key)
             continue
         found["orphans"].append(info.key)

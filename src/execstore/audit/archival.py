@@ -20,7 +20,9 @@ next run; a re-run with the same range finds the identical blob.
 and never one younger than six years (45 CFR 164.316(b)(2)) whatever it is told: a
 shorter retention raises InvalidRetention. Before a segment goes, its
 chain is re-verified and a tombstone blob records what was deleted, so the chain stays
-verifiable from the checkpoint at the segment's end.
+verifiable from the checkpoint at the segment's end. A run that stops after deleting a
+segment's blob leaves its pointer row to the next run, which finds the tombstone and
+deletes the row (until then ``audit verify`` reports the segment unreadable).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import AUDIT_RETENTION_FLOOR_DAYS
 from execstore.errors import (
     ArchiveCorrupt,
+    ArchiveMissing,
     InvalidArgument,
     InvalidRetention,
     translate_database_errors,
@@ -378,9 +381,18 @@ async def _delete_segment(
     retention_days: int,
     clock: Clock,
 ) -> str:
+    key = tombstone_key(archives, org, segment.first_seq, segment.last_seq, segment.end_date)
     # Evidence first: the segment must still verify, and its end must be anchored.
     previous = await _hash_before(sessions, archives, org, segment.first_seq)
-    payload = await archives.read_bytes(segment.ref)
+    try:
+        payload = await archives.read_bytes(segment.ref, cached=False)
+    except ArchiveMissing:
+        # A run that verified the segment, checkpointed its end, wrote its tombstone and
+        # deleted its blob stopped before the pointer row: the tombstone says so, finish.
+        if not await archives.store.exists(key):
+            raise
+        await _delete_pointer(sessions, segment.id)
+        return key
     digest = previous
     for line in payload.split(b"\n"):
         if line:
@@ -393,7 +405,6 @@ async def _delete_segment(
     await write_checkpoint(
         sessions, archives, org, segment.last_seq, digest, segment.end_date, clock=clock
     )
-    key = tombstone_key(archives, org, segment.first_seq, segment.last_seq, segment.end_date)
     await archives.store_document(
         key,
         {
@@ -410,13 +421,19 @@ async def _delete_segment(
         },
     )
     await archives.delete(segment.ref.key)
+    await _delete_pointer(sessions, segment.id)
+    return key
+
+
+async def _delete_pointer(
+    sessions: async_sessionmaker[AsyncSession], pointer_id: uuid.UUID
+) -> None:
     async with sessions() as session:
         with translate_database_errors():
             async with session.begin():
                 await session.execute(
-                    sa.delete(PhiAuditArchive).where(PhiAuditArchive.id == segment.id)
+                    sa.delete(PhiAuditArchive).where(PhiAuditArchive.id == pointer_id)
                 )
-    return key
 
 
 async def _hash_before(

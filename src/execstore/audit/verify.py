@@ -1,9 +1,9 @@
 """``execstore audit verify``: recompute every chain and compare it with the evidence.
 
-For each organization, records are read in ``seq`` order — archived segments (verified
-against their sha256, through the cache), then hot rows — and the chain is recomputed
-from its genesis (or, with ``since``, from the last checkpoint before that time). The
-first record that does not fit is named:
+For each organization, records are read in ``seq`` order — archived segments (as the
+blob store holds them now, never from the cache, verified against their sha256), then hot
+rows — and the chain is recomputed from its genesis (or, with ``since``, from the last
+checkpoint before that time). The first record that does not fit is named:
 
 - its 8-byte link differs from the recomputed hash: the record was edited, or one was
   inserted or moved here;
@@ -287,7 +287,7 @@ async def _walk_archives(
     sha256 = hashlib.sha256
     for segment in segments:
         try:
-            payload = await archives.read_bytes(segment.ref)
+            payload = await archives.read_bytes(segment.ref, cached=False)
         except ArchiveError as exc:
             raise chain.fail(
                 segment.first_seq,

@@ -120,9 +120,13 @@ class Archives:
         encoder = self._encoder(PayloadFormat.JSON, key)
         return encode_document(document, encoder), encoder
 
-    async def read_bytes(self, ref: ArchiveRef) -> bytes:
-        """The decoded payload bytes of ``ref``, verified, from the cache when possible."""
-        if self.cache is None:
+    async def read_bytes(self, ref: ArchiveRef, *, cached: bool = True) -> bytes:
+        """The decoded payload bytes of ``ref``, verified, from the cache when possible.
+
+        ``cached=False`` reads what the store holds now (a check of the store itself,
+        such as ``audit verify``, must not be answered from memory).
+        """
+        if self.cache is None or not cached:
             return await self._fetch_payload(ref)
         return await self.cache.get_or_fetch(ref.key, ref.sha256, lambda: self._fetch_payload(ref))
 

@@ -226,7 +226,9 @@ class _Run:
             try:
                 yield mine
             finally:
-                if mine:
+                # A connection a cancelled statement invalidated is closed, and its lock
+                # with it: unlocking there would raise in place of the cancellation.
+                if mine and not conn.invalidated:
                     await conn.scalar(sa.select(sa.func.pg_advisory_unlock(key)))
                     await conn.commit()
 
@@ -485,7 +487,8 @@ async def _detach_partition(
                         f'ALTER TABLE {LOG_TABLE} DETACH PARTITION "{name}" {clause}'
                     )
                 finally:
-                    await auto.execute(sa.select(sa.func.pg_advisory_unlock(_DETACH_LOCK)))
+                    if not auto.invalidated:  # else closed, and the lock gone with it
+                        await auto.execute(sa.select(sa.func.pg_advisory_unlock(_DETACH_LOCK)))
         return
     async with sessions() as session:
         with translate_database_errors():
