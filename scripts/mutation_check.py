@@ -1476,6 +1476,20 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_AUDIT_OPERATORS,),
     ),
     Mutation(
+        "cli-interrupt-ignored-between-batches",
+        "src/execstore/cli/batch.py",
+        "                    stop.check()  # between batches: a signal ends the run here\n",
+        "                    pass\n",
+        ("tests/cli/test_interrupts.py::test_archive_logs_stops_cleanly_and_a_rerun_completes",),
+    ),
+    Mutation(
+        "cli-interrupt-exit-code",
+        "src/execstore/cli/_common.py",
+        "    return 128 + signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them\n",
+        "    return 1\n",
+        ("tests/cli/test_interrupts.py",),
+    ),
+    Mutation(
         "cli-db-current-behind-exits-0",
         "src/execstore/cli/db.py",
         "        problems=behind,\n",
