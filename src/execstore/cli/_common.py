@@ -20,6 +20,7 @@ import logging
 import signal
 import socket
 import sys
+import threading
 import traceback
 import uuid
 import warnings
@@ -217,14 +218,39 @@ def run(coro: Coroutine[Any, Any, T], *, stop: StopRequest | None = None) -> T:
                     highlight=False,
                 )
 
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        # Signals reach the main thread only (a command run from a worker thread, as some
+        # tests do, leaves them alone).
+        signals = (
+            (signal.SIGINT, signal.SIGTERM)
+            if threading.current_thread() is threading.main_thread()
+            else ()
+        )
+        for signum in signals:
             loop.add_signal_handler(signum, on_signal, signum)
         try:
             return await coro
         finally:
-            for signum in (signal.SIGINT, signal.SIGTERM):
+            for signum in signals:
                 loop.remove_signal_handler(signum)
 
+    previous_hook = threading.excepthook
+
+    def quiet_after_stop(args: threading.ExceptHookArgs) -> None:
+        # A driver thread (aiosqlite's) of a connection the stop cut short reports its
+        # result to the event loop after asyncio.run closed it: noise, not a failure.
+        if stop.signals and "Event loop is closed" in str(args.exc_value):
+            return
+        previous_hook(args)
+
+    threading.excepthook = quiet_after_stop
+    try:
+        return _run_main(main, stop)
+    finally:
+        if not stop.signals:  # stopped: the process ends soon, its threads may still speak
+            threading.excepthook = previous_hook
+
+
+def _run_main(main: Callable[[], Coroutine[Any, Any, T]], stop: StopRequest) -> T:
     try:
         return asyncio.run(main())
     except (Interrupted, asyncio.CancelledError, KeyboardInterrupt) as exc:
