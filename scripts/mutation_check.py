@@ -333,11 +333,38 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
-        "bound-listing-page-size",
-        "src/execstore/metadata/listing.py",
-        "    return min(limit, MAX_PAGE_SIZE)\n",
-        "    return limit\n",
-        ("tests/metadata/test_listing.py::test_page_size_is_capped_and_validated",),
+        "bound-listing-limit",
+        "src/execstore/pages.py",
+        "or not 1 <= limit <= MAX_LIMIT:",
+        "or limit < 1:",
+        (
+            "tests/foundation/test_pages.py::test_the_limit_rule_is_one_to_a_thousand_and_only_ints",
+            "tests/metadata/test_listing.py::test_a_limit_outside_one_to_max_is_refused_not_capped",
+        ),
+    ),
+    Mutation(
+        "cursor-checksum-checked",
+        "src/execstore/pages.py",
+        "if not hmac.compare_digest(mac, _mac(body)) or _canonical(raw) != token:",
+        "if _canonical(raw) != token:",
+        ("tests/foundation/test_pages.py::test_a_cursor_altered_anywhere_is_refused",),
+    ),
+    Mutation(
+        "cursor-kind-checked",
+        "src/execstore/pages.py",
+        "or values[0] != kind:",
+        "or not isinstance(values[0], str):",
+        ("tests/foundation/test_pages.py::test_a_cursor_of_another_listing_is_refused",),
+    ),
+    Mutation(
+        "cursor-int-range-checked",
+        "src/execstore/pages.py",
+        "    if not _INT_MIN <= value <= _INT_MAX:\n",
+        "    if False:\n",
+        (
+            "tests/foundation/test_pages.py::"
+            "test_a_forged_payload_of_the_wrong_shape_or_range_is_refused",
+        ),
     ),
     Mutation(
         "bound-rag-rule-usage-page",
@@ -931,11 +958,11 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_METADATA_WINDOW,),
     ),
     Mutation(
-        "metadata-page-cap-200",
-        "src/execstore/metadata/listing.py",
-        "MAX_PAGE_SIZE: Final = 200",
-        "MAX_PAGE_SIZE: Final = 100",
-        (_METADATA_BOUNDS + "test_a_page_holds_one_to_two_hundred_rows",),
+        "page-limit-max-1000",
+        "src/execstore/pages.py",
+        "MAX_LIMIT: Final = 1000",
+        "MAX_LIMIT: Final = 999",
+        ("tests/foundation/test_pages.py::test_the_limit_rule_is_one_to_a_thousand_and_only_ints",),
     ),
     Mutation(
         "metadata-summary-n-days",

@@ -19,7 +19,7 @@ from execstore.audit import (
     verify_audit,
 )
 from execstore.config import AUDIT_RETENTION_FLOOR_DAYS, load_settings
-from execstore.errors import BackfillIncomplete, ConfigurationError, RetentionRefused
+from execstore.errors import BackfillIncomplete, ConfigurationError, InvalidRetention
 from execstore.ids import legacy_uuid
 from execstore.migrations.runner import migrate
 from execstore.schema.audit import phi_audit_log_legacy
@@ -133,7 +133,7 @@ async def test_legacy_rows_move_archive_and_expire(
         assert verified.organizations[0].archived_records == len(rows)
 
         # The floor: a shorter retention is refused, whatever the caller says.
-        with pytest.raises(RetentionRefused, match="six years"):
+        with pytest.raises(InvalidRetention, match="six years"):
             await apply_audit_retention(store.sessions, store.archives, retention_days=365)
         dry = await apply_audit_retention(
             store.sessions, store.archives, retention_days=AUDIT_RETENTION_FLOOR_DAYS, dry_run=True

@@ -17,7 +17,7 @@ next run; a re-run with the same range finds the identical blob.
 
 ``apply_audit_retention`` deletes archived segments whose newest record is older than
 the retention, and never one younger than six years (45 CFR 164.316(b)(2)) whatever
-it is told: a shorter retention raises RetentionRefused. Before a segment goes, its
+it is told: a shorter retention raises InvalidRetention. Before a segment goes, its
 chain is re-verified and a tombstone blob records what was deleted, so the chain stays
 verifiable from the checkpoint at the segment's end.
 """
@@ -60,7 +60,7 @@ from execstore.config import AUDIT_RETENTION_FLOOR_DAYS, Codec
 from execstore.errors import (
     ArchiveCorrupt,
     InvalidArgument,
-    RetentionRefused,
+    InvalidRetention,
     translate_database_errors,
 )
 from execstore.schema.audit import (
@@ -335,9 +335,9 @@ class AuditRetentionReport:
 
 
 def check_retention(retention_days: int) -> None:
-    """Raise RetentionRefused unless ``retention_days`` keeps records six years at least."""
+    """Raise InvalidRetention unless ``retention_days`` keeps records six years at least."""
     if retention_days < AUDIT_RETENTION_FLOOR_DAYS:
-        raise RetentionRefused(
+        raise InvalidRetention(
             f"an audit retention of {retention_days} days is shorter than six years: PHI "
             "audit records must be kept at least six years (45 CFR 164.316(b)(2)); the "
             f"minimum is {AUDIT_RETENTION_FLOOR_DAYS} days. Nothing was deleted."

@@ -42,23 +42,21 @@ from execstore.errors import (
     translate_database_errors,
 )
 from execstore.metadata.listing import (
-    DEFAULT_PAGE_SIZE,
     ListFilter,
-    decode_cursor,
-    encode_cursor,
+    list_cursor,
     list_params,
+    list_position,
     list_query,
-    page_size,
 )
 from execstore.metadata.summaries import read_summary
 from execstore.metadata.types import (
     FAILURE_STATUSES,
     LIVE_STATUSES,
-    ExecutionPage,
     ExecutionSummary,
     ExecutionView,
 )
 from execstore.metadata.views import get_query, to_view, to_views
+from execstore.pages import DEFAULT_LIMIT, Page, check_limit
 from execstore.repository import ScopedRepository, as_utc
 from execstore.schema import models as m
 from execstore.schema.base import TZ
@@ -302,16 +300,16 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
         created_from: dt.datetime | None = None,
         created_to: dt.datetime | None = None,
         cursor: str | None = None,
-        limit: int = DEFAULT_PAGE_SIZE,
-    ) -> ExecutionPage:
+        limit: int = DEFAULT_LIMIT,
+    ) -> Page[ExecutionView]:
         """One page of executions, newest first, with names joined (one round trip).
 
         Filters combine with AND; ``created_from`` is inclusive, ``created_to``
         exclusive. Pass the returned ``next_cursor`` as ``cursor`` for the next page:
-        pages stay exact while executions are created and updated. ``limit`` above
-        MAX_PAGE_SIZE (200) is served at 200. No total is counted (see ``summary``).
+        pages stay exact while executions are created and updated. ``limit`` and
+        ``cursor`` follow :mod:`execstore.pages`. No total is counted (see ``summary``).
         """
-        size = page_size(limit)
+        size = check_limit(limit)
         filters = ListFilter.of(
             statuses=statuses,
             workflow_id=workflow_id,
@@ -320,7 +318,7 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
             created_from=created_from,
             created_to=created_to,
         )
-        after = None if cursor is None else decode_cursor(cursor)
+        after = None if cursor is None else list_position(cursor)
         query = list_query(self._dialect, filters, after=after is not None, limit=size)
         params = list_params(self.organization_id, filters, after)
         with translate_database_errors():
@@ -328,10 +326,9 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
         items: builtins.list[ExecutionView] = to_views(found[:size])
         more = len(found) > size
         last = items[-1] if more and items else None
-        return ExecutionPage(
+        return Page(
             items=items,
-            next_cursor=None if last is None else encode_cursor(last.created_at, last.job_id),
-            limit=size,
+            next_cursor=None if last is None else list_cursor(last.created_at, last.job_id),
         )
 
     # -- internals ---------------------------------------------------------------------
