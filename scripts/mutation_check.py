@@ -1115,11 +1115,18 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
-        "log-page-200-lines",
+        "log-page-default-limit",
         "src/execstore/logs/repository.py",
-        "        limit: int = 200,\n",
-        "        limit: int = 199,\n",
-        (_LOG_BOUNDS + "test_a_page_is_200_lines_unless_told",),
+        "        limit: int = DEFAULT_LIMIT,\n",
+        "        limit: int = 49,\n",
+        (_LOG_BOUNDS + "test_a_page_is_50_lines_unless_told",),
+    ),
+    Mutation(
+        "page-default-limit-50",
+        "src/execstore/pages.py",
+        "DEFAULT_LIMIT: Final = 50",
+        "DEFAULT_LIMIT: Final = 51",
+        (_LOG_BOUNDS + "test_a_page_is_50_lines_unless_told",),
     ),
     Mutation(
         "audit-page-100-records",

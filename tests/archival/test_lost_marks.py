@@ -82,7 +82,7 @@ async def test_a_lost_mark_holds_until_a_repair_run_clears_it(store_at: Any) -> 
         restored = await _repair(store, org, clock)
         assert sorted(k for r in restored for k in r.restored) == sorted(saved)
         async with store.unit(org) as uow:
-            assert [e.message for e in (await uow.logs.for_job(job)).entries] == ["old"]
+            assert [e.message for e in (await uow.logs.for_job(job)).items] == ["old"]
             detail = await uow.results.detail(job)
         assert detail is not None
         assert detail.output == {"success": True, "stepResults": []}

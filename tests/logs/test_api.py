@@ -8,8 +8,16 @@ from typing import Any
 
 import pytest
 
-from execstore.errors import InvalidLogEntry, InvalidLogQuery, InvalidRetention, NotFound
+from execstore.errors import (
+    InvalidArgument,
+    InvalidCursor,
+    InvalidLogEntry,
+    InvalidLogQuery,
+    InvalidRetention,
+    NotFound,
+)
 from execstore.logs import NewLogEntry
+from execstore.metadata.listing import list_cursor
 from execstore.schema.enums import LogLevel
 from execstore.textlimits import TRUNCATION_MARKER
 
@@ -121,7 +129,7 @@ async def test_camel_case_mappings_are_accepted(store: Any, org: uuid.UUID, job:
                 }
             ],
         )
-        [entry] = (await uow.logs.for_job(job)).entries
+        [entry] = (await uow.logs.for_job(job)).items
     assert (entry.level, entry.step_index, entry.step_name, entry.duration_ms) == (
         LogLevel.ERROR,
         4,
@@ -204,14 +212,24 @@ async def test_metadata_refused_once_is_accepted_once_fixed(
     assert [e.metadata for e in got] == [{"attempt": {"at": 3}}]
 
 
-async def test_a_foreign_cursor_or_level_is_refused(
+async def test_a_foreign_cursor_limit_level_or_step_is_refused(
     store: Any, org: uuid.UUID, job: uuid.UUID
 ) -> None:
     async with store.unit(org) as uow:
-        with pytest.raises(InvalidLogQuery):
-            await uow.logs.for_job(job, after="page-2")
+        metadata_cursor = list_cursor(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), uuid.uuid4())
+        for cursor in ("page-2", "v1.1.1", "v1.99999999999999999999999.1", metadata_cursor):
+            with pytest.raises(InvalidCursor):
+                await uow.logs.for_job(job, cursor=cursor)
+        for limit in (0, 1001, True, "5"):
+            with pytest.raises(InvalidArgument, match="limit"):
+                await uow.logs.for_job(job, limit=limit)
+            with pytest.raises(InvalidArgument, match="n must"):
+                await uow.logs.tail(job, limit)
         with pytest.raises(InvalidLogQuery):
             await uow.logs.for_job(job, min_level="chatty")
+        for steps in (5, "step", [1.5], [None]):
+            with pytest.raises(InvalidLogQuery, match="steps"):
+                await uow.logs.for_job(job, steps=steps)
 
 
 async def test_retention_is_stored_per_organization(store: Any, org: uuid.UUID) -> None:

@@ -58,7 +58,7 @@ async def read(store: Any, kind: str) -> Any:
             ]
         if kind == "logs":
             return [
-                [e.message for e in (await uow.logs.for_job(job, limit=100)).entries]
+                [e.message for e in (await uow.logs.for_job(job, limit=100)).items]
                 for job in want.jobs.values()
             ]
         return [(r.seq, r.resource_id) for r in (await uow.audit.query(limit=100)).records]

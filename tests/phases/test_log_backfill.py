@@ -224,7 +224,7 @@ async def test_every_call_from_every_phase(legacy_store: Any) -> None:
     assert (moved.waiting_for_backfill, moved.lines_archived) == (False, TOTAL + 2)
     async with store.unit(want.org) as uow:
         page = await uow.logs.for_job(cuid_job, limit=50)
-    assert [e.message for e in page.entries] == [
+    assert [e.message for e in page.items] == [
         "late line",
         *want.messages[cuid_job],
         "new code line",

@@ -88,7 +88,7 @@ async def reads(store: Any, rag_mode: str) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     async with store.unit(want.org, rag_mode=rag_mode) as uow:
         for kind, job in want.jobs.items():
-            lines = (await uow.logs.for_job(job, limit=200)).entries
+            lines = (await uow.logs.for_job(job, limit=200)).items
             try:
                 view: Any = (await uow.metadata.get(job)).model_dump()
             except NotFound:

@@ -186,7 +186,7 @@ async def _demo(settings: Settings, jobs: int) -> None:
         stats = cache.stats()
         console.print(
             f"   archived log of a job from {old.created_at:%Y-%m-%d}: "
-            f"first line {page_cold.entries[0].message[:50]!r}… — cold {cold:.1f} ms, "
+            f"first line {page_cold.items[0].message[:50]!r}… — cold {cold:.1f} ms, "
             f"again {warm:.2f} ms (hits {before.hits} -> {stats.hits}, misses {stats.misses}, "
             f"{stats.entries} payload(s), {size_text(stats.current_bytes)} of "
             f"{size_text(stats.max_bytes)})"

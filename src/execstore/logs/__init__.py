@@ -14,13 +14,12 @@ from execstore.logs.archival import LogArchivalReport, archive_logs
 from execstore.logs.deletion import forget_job_logs
 from execstore.logs.reconcile import LogArchives
 from execstore.logs.repository import LogRepository
-from execstore.logs.types import LogEntry, LogPage, LogRetention, NewLogEntry
+from execstore.logs.types import LogEntry, LogRetention, NewLogEntry
 
 __all__ = [
     "LogArchivalReport",
     "LogArchives",
     "LogEntry",
-    "LogPage",
     "LogRepository",
     "LogRetention",
     "NewLogEntry",
