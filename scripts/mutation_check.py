@@ -770,15 +770,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "log-read-cursor-chunk-newest-line",
         "src/execstore/logs/repository.py",
-        "                _archive.end_date\n                >= dt.datetime(1970",
-        "                _archive.start_date\n                >= dt.datetime(1970",
+        "stmt = stmt.where(_archive.end_date >= after[0])",
+        "stmt = stmt.where(_archive.start_date >= after[0])",
         (_LOG_EDGE,),
     ),
     Mutation(
         "log-read-cursor-same-instant",
         "src/execstore/logs/repository.py",
-        "                _archive.end_date\n                >= dt.datetime(1970",
-        "                _archive.end_date\n                > dt.datetime(1970",
+        "stmt = stmt.where(_archive.end_date >= after[0])",
+        "stmt = stmt.where(_archive.end_date > after[0])",
         (_LOG_EDGE,),
     ),
     Mutation(
@@ -924,8 +924,22 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "audit-query-page-limit",
         "src/execstore/audit/repository.py",
-        "if not 1 <= limit <= _MAX_PAGE:",
-        "if not 1 <= limit < _MAX_PAGE:",
+        "        limit = check_limit(limit)\n",
+        "        limit = max(1, limit)\n",
+        (_AUDIT_BOUNDS + "test_a_page_holds_one_to_a_thousand_records",),
+    ),
+    Mutation(
+        "audit-query-last-page-has-no-cursor",
+        "src/execstore/audit/repository.py",
+        "        more = len(found) > limit\n",
+        "        more = len(found) >= limit\n",
+        (_AUDIT_BOUNDS + "test_a_page_holds_one_to_a_thousand_records",),
+    ),
+    Mutation(
+        "audit-query-reads-one-past-the-page",
+        "src/execstore/audit/repository.py",
+        "session, patient_ref, actor_id, action, since, until, after, limit + 1",
+        "session, patient_ref, actor_id, action, since, until, after, limit",
         (_AUDIT_BOUNDS + "test_a_page_holds_one_to_a_thousand_records",),
     ),
     # -- deletion: verified first, evidence left behind ---------------------------------
@@ -1129,11 +1143,11 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_LOG_BOUNDS + "test_a_page_is_50_lines_unless_told",),
     ),
     Mutation(
-        "audit-page-100-records",
+        "audit-page-default-limit",
         "src/execstore/audit/repository.py",
-        "        limit: int = 100,\n",
-        "        limit: int = 101,\n",
-        (_AUDIT_BOUNDS + "test_a_page_is_100_records_unless_told",),
+        "        limit: int = DEFAULT_LIMIT,\n",
+        "        limit: int = 51,\n",
+        (_AUDIT_BOUNDS + "test_a_page_is_50_records_unless_told",),
     ),
     Mutation(
         "metadata-summary-30-days",
