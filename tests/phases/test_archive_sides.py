@@ -61,7 +61,7 @@ async def read(store: Any, kind: str) -> Any:
                 [e.message for e in (await uow.logs.for_job(job, limit=100)).items]
                 for job in want.jobs.values()
             ]
-        return [(r.seq, r.resource_id) for r in (await uow.audit.query(limit=100)).records]
+        return [(r.seq, r.resource_id) for r in (await uow.audit.query(limit=100)).items]
 
 
 async def pointers(store: Any, kind: str) -> list[Pointer]:

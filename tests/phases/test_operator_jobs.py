@@ -102,7 +102,7 @@ async def reads(store: Any, rag_mode: str) -> dict[str, Any]:
                 [s.url for s in await uow.results.screenshots(job)],
             )
         page = await uow.audit.query(limit=500)
-        seen["audit"] = [(r.seq, r.id, r.resource_id, r.created_at) for r in page.records]
+        seen["audit"] = [(r.seq, r.id, r.resource_id, r.created_at) for r in page.items]
     return seen
 
 

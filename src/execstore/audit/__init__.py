@@ -25,14 +25,13 @@ from execstore.audit.backfill import AuditBackfillReport, backfill_audit, count_
 from execstore.audit.checkpoints import CheckpointReport, checkpoint_organizations
 from execstore.audit.dictionaries import DictionaryReport, train_dictionaries
 from execstore.audit.repository import AuditRepository
-from execstore.audit.types import AuditPage, AuditReceipt, AuditRecord, PhiAccess
+from execstore.audit.types import AuditReceipt, AuditRecord, PhiAccess
 from execstore.audit.verify import OrganizationVerification, Problem, VerifyReport, verify_audit
 
 __all__ = [
     "AuditArchivalReport",
     "AuditArchives",
     "AuditBackfillReport",
-    "AuditPage",
     "AuditReceipt",
     "AuditRecord",
     "AuditRepository",
