@@ -96,7 +96,7 @@ async def reads(store: Any, rag_mode: str) -> dict[str, Any]:
             detail = await uow.results.detail(job)
             seen[kind] = (
                 [(e.message, e.timestamp, e.level) for e in lines],
-                await uow.rag.get(job),
+                await uow.rag.find(job),
                 view,
                 None if detail is None else detail.output,
                 [s.url for s in await uow.results.screenshots(job)],

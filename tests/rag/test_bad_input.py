@@ -59,7 +59,7 @@ async def test_bad_input_is_a_typed_error_and_writes_nothing(
     async with rag_store.unit(org, rag_mode=mode) as uow:
         with pytest.raises(InvalidRagContext):
             await uow.rag.save(job, BAD[case])
-        assert await uow.rag.get(job) is None
+        assert await uow.rag.find(job) is None
     assert await _counts(rag_store) == before
 
 
@@ -148,7 +148,7 @@ async def test_a_failed_dual_write_leaves_neither_side(
     assert after["execution_rag_rules_legacy"] == before["execution_rag_rules_legacy"] + 1
     assert after["rag_rule_catalog"] == before["rag_rule_catalog"] + 1  # no HALF-* rules
     async with rag_store.unit(org, rag_mode="dual_write_read_normalized") as uow:
-        assert await uow.rag.get(jobs[0]) is None
+        assert await uow.rag.find(jobs[0]) is None
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -40,7 +40,6 @@ __all__ = [
     "RagModifier",
     "RagPayer",
     "RagRule",
-    "RuleUsagePage",
     "RuleUse",
     "ShadowStats",
     "TopRule",
@@ -174,18 +173,6 @@ class RuleUse(PublicModel):
     used_at_step_index: int | None = None
     used_at: OptionalMillis = None
     usage_reason: str | None = None
-
-
-class RuleUsagePage(PublicModel):
-    """A page of :class:`RuleUse`, oldest first; pass ``next_after`` to get the next page."""
-
-    items: list[RuleUse]
-    next_after: tuple[dt.datetime, uuid.UUID] | None = None
-
-    @property
-    def used(self) -> list[RuleUse]:
-        """The uses on this page where the rule was used, not only retrieved."""
-        return [item for item in self.items if item.was_used]
 
 
 class TopRule(PublicModel):
