@@ -374,6 +374,26 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/rag/test_api.py::test_get_returns_exactly_what_was_saved",),
     ),
     Mutation(
+        "results-get-raises-not-found",
+        "src/execstore/results/repository.py",
+        '            raise NotFound(f"job {job_id} has no result")\n        return found\n',
+        "        return found  # type: ignore[return-value]\n",
+        (
+            "tests/foundation/test_not_found.py",
+            "tests/results/test_api.py::test_no_result_yet_is_not_found_or_none",
+        ),
+    ),
+    Mutation(
+        "results-detail-raises-not-found",
+        "src/execstore/results/repository.py",
+        '        if result is None:\n            raise NotFound(f"job {job_id} has no result")\n',
+        "        if result is None:\n            return None  # type: ignore[return-value]\n",
+        (
+            "tests/foundation/test_not_found.py",
+            "tests/results/test_api.py::test_no_result_yet_is_not_found_or_none",
+        ),
+    ),
+    Mutation(
         "bound-rag-rule-usage-page",
         "src/execstore/rag/repository.py",
         "        items = items[:limit]\n",

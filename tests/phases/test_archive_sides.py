@@ -53,7 +53,7 @@ async def read(store: Any, kind: str) -> Any:
     async with store.unit(want.org) as uow:
         if kind == "results":
             return [
-                None if (d := await uow.results.detail(job)) is None else d.output
+                (await uow.results.detail(job)).output if await uow.results.find(job) else None
                 for job in want.jobs.values()
             ]
         if kind == "logs":

@@ -93,7 +93,7 @@ async def reads(store: Any, rag_mode: str) -> dict[str, Any]:
                 view: Any = (await uow.metadata.get(job)).model_dump()
             except NotFound:
                 view = None
-            detail = await uow.results.detail(job)
+            detail = await uow.results.detail(job) if await uow.results.find(job) else None
             seen[kind] = (
                 [(e.message, e.timestamp, e.level) for e in lines],
                 await uow.rag.find(job),

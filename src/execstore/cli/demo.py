@@ -166,12 +166,10 @@ async def _demo(settings: Settings, jobs: int) -> None:
             else next(j for j in today if j.organization is org)
         )
         async with store.unit(org.id) as uow:
-            summary = await uow.results.summary(job.id)
+            summary = await uow.results.get(job.id)
             _, cold = await _timed(lambda: uow.results.detail(job.id))
             before = cache.stats()
             detail, warm = await _timed(lambda: uow.results.detail(job.id))
-        if summary is None or detail is None:
-            raise RuntimeError("the demo job has no result")
         console.print(
             f"   result of job {job.id}: {summary.total_steps} steps, "
             f"{summary.screenshot_count} screenshots; full output "

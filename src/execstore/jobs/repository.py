@@ -171,6 +171,13 @@ class JobRepository(ScopedRepository[m.Job]):
         """The job, or NotFound (also for another organization's job)."""
         return JobRecord.model_validate(await self._get_row(job_id))
 
+    async def find(self, job_id: uuid.UUID) -> JobRecord | None:
+        """The job, None if there is none (or it is another organization's)."""
+        try:
+            return await self.get(job_id)
+        except NotFound:
+            return None
+
     async def set_status(
         self,
         job_id: uuid.UUID,

@@ -257,6 +257,14 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
             raise NotFound(f"execution metadata for job {job_id} not found")
         return to_view(found[0])
 
+    async def find(self, job_id: uuid.UUID) -> ExecutionView | None:
+        """The dashboard view of the job's execution, None if it has none (or the job is
+        another organization's)."""
+        try:
+            return await self.get(job_id)
+        except NotFound:
+            return None
+
     async def summary(
         self,
         *,

@@ -2,7 +2,8 @@
 
     async with store.unit(org_id) as uow:
         await uow.results.save(job.id, output)       # the processor's whole output
-        summary = await uow.results.summary(job.id)  # no blob I/O
+        summary = await uow.results.get(job.id)      # no blob I/O (NotFound: no result)
+        maybe = await uow.results.find(job.id)       # the same, or None if no result yet
         detail = await uow.results.detail(job.id)    # summary + full output (cached)
         shots = await uow.results.screenshots(job.id)
 
@@ -145,18 +146,28 @@ class ResultRepository(ScopedRepository[m.Job]):
             await self.session.flush()
         return _summary_model(job_id, summary)
 
-    async def summary(self, job_id: uuid.UUID) -> ResultSummary | None:
-        """The job's result summary, None if it has no result yet (never touches blobs)."""
-        return (
-            None
-            if (result := await self._result(job_id)) is None
-            else _summary_model(job_id, result)
-        )
+    async def get(self, job_id: uuid.UUID) -> ResultSummary:
+        """The job's result summary (never touches blobs); NotFound if the job has no result
+        yet (or is another organization's)."""
+        found = await self.find(job_id)
+        if found is None:
+            raise NotFound(f"job {job_id} has no result")
+        return found
 
-    async def detail(self, job_id: uuid.UUID) -> ResultDetail | None:
-        """The summary and full output (from the archive, through the cache); None if no result.
+    async def find(self, job_id: uuid.UUID) -> ResultSummary | None:
+        """The job's result summary (never touches blobs), None if the job has no result yet
+        (or is another organization's)."""
+        try:
+            result = await self._result(job_id)
+        except NotFound:
+            return None
+        return None if result is None else _summary_model(job_id, result)
 
-        Raises ArchiveMissing when the blob is gone (known to the reconciler or not) and
+    async def detail(self, job_id: uuid.UUID) -> ResultDetail:
+        """The summary and full output (from the archive, through the cache).
+
+        Raises NotFound if the job has no result yet (or is another organization's),
+        ArchiveMissing when the blob is gone (known to the reconciler or not) and
         ArchiveCorrupt when its bytes do not match the recorded sha256.
         """
         with translate_database_errors():
@@ -173,7 +184,7 @@ class ResultRepository(ScopedRepository[m.Job]):
             raise NotFound(f"jobs {job_id} not found")
         result, created_at, archive = found
         if result is None:
-            return None
+            raise NotFound(f"job {job_id} has no result")
         summary = _summary_model(job_id, result)
         if summary.legacy:
             return ResultDetail(summary=summary, output=dict(result))
