@@ -377,7 +377,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "results-get-raises-not-found",
         "src/execstore/results/repository.py",
         '            raise NotFound(f"job {job_id} has no result")\n        return found\n',
-        "        return found  # type: ignore[return-value]\n",
+        "            pass\n        return found  # type: ignore[return-value]\n",
         (
             "tests/foundation/test_not_found.py",
             "tests/results/test_api.py::test_no_result_yet_is_not_found_or_none",
