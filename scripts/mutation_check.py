@@ -394,6 +394,26 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "log-message-surrogate-refused",
+        "src/execstore/logs/ingest.py",
+        '        if not message.isascii():\n            _text(index, "message", message)\n',
+        "",
+        (
+            "tests/logs/test_api.py::test_a_bad_entry_refuses_the_whole_batch",
+            "tests/logs/test_api.py::test_a_lone_surrogate_late_in_a_large_batch_refuses_all_of_it",
+        ),
+    ),
+    Mutation(
+        "log-metadata-surrogate-refused",
+        "src/execstore/logs/ingest.py",
+        "    if not text.isascii():\n        text.encode()\n",
+        "",
+        (
+            "tests/logs/test_api.py::test_a_bad_entry_refuses_the_whole_batch",
+            "tests/logs/test_api.py::test_a_lone_surrogate_late_in_a_large_batch_refuses_all_of_it",
+        ),
+    ),
+    Mutation(
         "bound-rag-rule-usage-page",
         "src/execstore/rag/repository.py",
         "        items = items[:limit]\n",

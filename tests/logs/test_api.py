@@ -168,6 +168,12 @@ async def test_long_messages_are_fitted_and_nuls_stripped(
         (NewLogEntry("x", step_index=2**40), "out of range"),
         ({"message": None}, "message must be text"),
         ({"message": "x", "timestamp": "yesterday"}, "timestamp must be a datetime"),
+        (NewLogEntry("lone \ud800 surrogate"), "message holds a lone surrogate"),
+        (NewLogEntry("é\udfff"), "message holds a lone surrogate at position 1"),
+        (NewLogEntry("x", step_name="step \ud800"), "step_name holds a lone surrogate"),
+        (NewLogEntry("x", metadata={"k": "v\ud800"}), "metadata cannot be encoded"),
+        (NewLogEntry("x", metadata={"k\udc00": 1}), "metadata cannot be encoded"),
+        (NewLogEntry("x", metadata={"k": ["é", "\ud83d"]}), "metadata cannot be encoded"),
     ],
 )
 async def test_a_bad_entry_refuses_the_whole_batch(
@@ -196,6 +202,23 @@ async def test_a_bad_entry_late_in_a_large_batch_refuses_all_of_it(
     got = await read_all(store, org, job, limit=500)
     assert len(got) == 300
     assert all(e.message.startswith("ok ") for e in got)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [NewLogEntry("x \ud800"), NewLogEntry("x", metadata={"k": "\udfff"})],
+    ids=["message", "metadata"],
+)
+async def test_a_lone_surrogate_late_in_a_large_batch_refuses_all_of_it(
+    store: Any, org: uuid.UUID, job: uuid.UUID, bad: Any
+) -> None:
+    # Pipelined on PostgreSQL: earlier chunks were already sent when entry 350 is checked.
+    async with store.unit(org) as uow:
+        with pytest.raises(InvalidLogEntry, match="entry 350"):
+            await uow.logs.append(job, [*lines(350), bad, *lines(49)])
+        assert await uow.logs.append(job, [NewLogEntry("ünïcode ✓ 😀", metadata={"é": "😀"})]) == 1
+    [kept] = await read_all(store, org, job)
+    assert (kept.message, kept.metadata) == ("ünïcode ✓ 😀", {"é": "😀"})
 
 
 async def test_metadata_refused_once_is_accepted_once_fixed(

@@ -128,9 +128,9 @@ def _standard_encoder() -> Callable[[Any], str]:
 
     def encode(value: Any) -> str:
         if isinstance(value, str):
-            return str(json.encoder.encode_basestring(value))
+            return _utf8(str(json.encoder.encode_basestring(value)))
         try:
-            return "".join(make(value, 0))
+            return _utf8("".join(make(value, 0)))
         except BaseException:
             # The C encoder leaves what it was in the middle of in its circular-reference
             # markers when it fails: encoding the same value again would then say
@@ -139,6 +139,14 @@ def _standard_encoder() -> Callable[[Any], str]:
             raise
 
     return encode
+
+
+def _utf8(text: str) -> str:
+    """``text`` if it is UTF-8 encodable; a lone surrogate raises UnicodeEncodeError (a
+    ValueError), which the driver would otherwise raise mid-write."""
+    if not text.isascii():
+        text.encode()
+    return text
 
 
 def _with_orjson(standard: Callable[[Any], str]) -> Callable[[Any], str]:
@@ -275,6 +283,8 @@ def prepare_rows(
             )
         if type(message) is not str:
             raise InvalidLogEntry(index, f"message must be text, not {type(message).__name__}")
+        if not message.isascii():
+            _text(index, "message", message)
         if len(message) > message_limit or "\x00" in message:
             message = fit_text(message, message_limit) or ""
         if type(timestamp) is not stamp_type or timestamp.tzinfo is not utc:
@@ -290,6 +300,7 @@ def prepare_rows(
                 type(step_name) is not str
                 or len(step_name) > STEP_NAME_LIMIT
                 or "\x00" in step_name
+                or not step_name.isascii()
             ):
                 step_name = _step_name(index, step_name)
             last_key = (step_index, step_name)
@@ -357,7 +368,10 @@ def step_key(index: int, step_index: Any, step_name: Any) -> tuple[int, str | No
     if type(step_index) is not int or not -_INT4 <= step_index < _INT4:
         step_index = _int(index, "step_index", step_index)
     if step_name is not None and (
-        type(step_name) is not str or len(step_name) > STEP_NAME_LIMIT or "\x00" in step_name
+        type(step_name) is not str
+        or len(step_name) > STEP_NAME_LIMIT
+        or "\x00" in step_name
+        or not step_name.isascii()
     ):
         step_name = _step_name(index, step_name)
     return step_index, step_name
@@ -376,6 +390,8 @@ def line_rest(
     """The validated (duration_ms, level, message, metadata JSON) of an entry."""
     if type(message) is not str:
         raise InvalidLogEntry(index, f"message must be text, not {type(message).__name__}")
+    if not message.isascii():
+        _text(index, "message", message)
     if len(message) > MESSAGE_LIMIT or "\x00" in message:
         message = fit_text(message, MESSAGE_LIMIT) or ""
     if duration is not None and (type(duration) is not int or not -_INT4 <= duration < _INT4):
@@ -426,7 +442,19 @@ def _step_name(index: int, value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidLogEntry(index, f"step_name must be text, not {type(value).__name__}")
-    return fit_text(value, STEP_NAME_LIMIT)
+    return fit_text(_text(index, "step_name", value), STEP_NAME_LIMIT)
+
+
+def _text(index: int, name: str, value: str) -> str:
+    """``value`` if it can be stored (UTF-8 encodable), else InvalidLogEntry: a lone
+    surrogate would otherwise fail in the driver, mid-batch, untyped."""
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        raise InvalidLogEntry(
+            index, f"{name} holds a lone surrogate at position {exc.start}: not storable text"
+        ) from exc
+    return value
 
 
 def _level(index: int, value: Any) -> int:
