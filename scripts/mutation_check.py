@@ -414,6 +414,23 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "rag-text-surrogate-refused",
+        "src/execstore/rag/types.py",
+        '                raise ValueError(f"a surrogate code point at position {at} is not text")\n',
+        "                pass\n",
+        ("tests/rag/test_bad_input.py::test_bad_input_is_a_typed_error_and_writes_nothing",),
+    ),
+    Mutation(
+        "unit-rag-mode-typed",
+        "src/execstore/store.py",
+        "        return RagMode(value)\n    except (ValueError, TypeError) as exc:\n",
+        "        return RagMode(value)\n    except TypeError as exc:\n",
+        (
+            "tests/foundation/test_store.py::TestUnitOfWork::"
+            "test_an_unknown_rag_mode_or_an_organization_that_is_not_a_uuid_is_refused",
+        ),
+    ),
+    Mutation(
         "bound-rag-rule-usage-page",
         "src/execstore/rag/repository.py",
         "        items = items[:limit]\n",

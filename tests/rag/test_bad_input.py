@@ -45,6 +45,12 @@ BAD = {
     "average above 1": {**make_context(1), "averageRetrievalScore": 3},
     "the same rule twice": _with_rule(ruleId="R-0000"),
     "rules not a list": {**make_context(1), "rules": {"ruleId": "x"}},
+    "a lone surrogate in a condition": _with_rule(condition="when \ud800"),
+    "a lone surrogate in a rule id": _with_rule(ruleId="R-\udfff"),
+    "a lone surrogate in a payer": {
+        **make_context(1),
+        "payers": [{"payerName": "\ud83d", "payerId": "P", "scenario": "s"}],
+    },
 }
 
 
@@ -160,6 +166,8 @@ async def test_a_usage_reason_is_fitted_and_a_bad_step_refused(rag_store: Any, m
         marked = await uow.rag.mark_rule_used(job, 0, 3, "why " * 200)
         with pytest.raises(InvalidRagContext, match="used_at_step_index"):
             await uow.rag.mark_rule_used(job, 1, "third", "no")  # type: ignore[arg-type]
+        with pytest.raises(InvalidRagContext, match="surrogate"):
+            await uow.rag.mark_rule_used(job, 1, 4, "lone \ud800")
     async with rag_store.unit(org, rag_mode=mode) as uow:
         got = await uow.rag.get(job)
     assert got.rules[0] == marked

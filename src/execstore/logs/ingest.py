@@ -52,7 +52,7 @@ from execstore.schema.partitions import (
     month_start,
     next_month,
 )
-from execstore.textlimits import fit_text, limit_of, strip_nul_json
+from execstore.textlimits import fit_text, limit_of, strip_nul_json, surrogate_at
 
 __all__ = [
     "COPY_COLUMNS",
@@ -448,12 +448,11 @@ def _step_name(index: int, value: Any) -> str | None:
 def _text(index: int, name: str, value: str) -> str:
     """``value`` if it can be stored (UTF-8 encodable), else InvalidLogEntry: a lone
     surrogate would otherwise fail in the driver, mid-batch, untyped."""
-    try:
-        value.encode()
-    except UnicodeEncodeError as exc:
+    at = surrogate_at(value)
+    if at is not None:
         raise InvalidLogEntry(
-            index, f"{name} holds a lone surrogate at position {exc.start}: not storable text"
-        ) from exc
+            index, f"{name} holds a lone surrogate at position {at}: not storable text"
+        )
     return value
 
 
