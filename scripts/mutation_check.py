@@ -416,8 +416,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "rag-text-surrogate-refused",
         "src/execstore/rag/types.py",
-        '                raise ValueError(f"a surrogate code point at position {at} is not text")\n',
-        "                pass\n",
+        'raise ValueError(f"a surrogate code point at position {at} is not text")',
+        "pass",
         ("tests/rag/test_bad_input.py::test_bad_input_is_a_typed_error_and_writes_nothing",),
     ),
     Mutation(

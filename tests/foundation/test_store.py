@@ -71,11 +71,11 @@ class TestUnitOfWork:
         self, store, org
     ) -> None:
         for mode in ("bogus", "", 3, None.__class__):
-            with pytest.raises(InvalidArgument, match="rag_mode must be one of .*normalized"):
+            with pytest.raises(InvalidArgument, match=r"rag_mode must be one of .*normalized"):
                 async with store.unit(org, rag_mode=mode):
                     pass
         for organization in (str(org), org.int, None, b"x"):
-            with pytest.raises(InvalidArgument, match="organization_id must be a uuid.UUID"):
+            with pytest.raises(InvalidArgument, match=r"organization_id must be a uuid\.UUID"):
                 async with store.unit(organization):
                     pass
         async with store.unit(org, rag_mode="normalized") as uow:
