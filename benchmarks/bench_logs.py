@@ -504,8 +504,8 @@ async def read_job(store: ExecStore, org: uuid.UUID, job: uuid.UUID) -> int:
     after = None
     async with store.unit(org) as uow:
         while True:
-            page = await uow.logs.for_job(job, after=after, limit=1000)
-            found += len(page.entries)
+            page = await uow.logs.for_job(job, cursor=after, limit=1000)
+            found += len(page.items)
             if page.next_cursor is None:
                 return found
             after = page.next_cursor

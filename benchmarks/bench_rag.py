@@ -297,9 +297,9 @@ async def _rule_usage(store: Any, org: uuid.UUID) -> dict[str, Any]:
                 page = await uow.rag.rule_usage("rule_00000", since, until, limit=100)
                 firsts.append(time.perf_counter() - started)
                 pages, total = 1, len(page.items)
-                while page.next_after is not None:
+                while page.next_cursor is not None:
                     page = await uow.rag.rule_usage(
-                        "rule_00000", since, until, limit=100, after=page.next_after
+                        "rule_00000", since, until, limit=100, cursor=page.next_cursor
                     )
                     pages += 1
                     total += len(page.items)

@@ -62,11 +62,11 @@ async def main() -> None:
 
         async with store.unit(org) as uow:
             page = await uow.logs.for_job(job.id)  # hot and archived lines, in order
-            for entry in page.entries:
+            for entry in page.items:
                 when = f"{entry.timestamp:%Y-%m-%d %H:%M:%S}"
                 print(f"{when} {entry.level.name:5} step {entry.step_index}: {entry.message}")
             warnings = await uow.logs.for_job(job.id, min_level="warn")
-            print("warnings:", [e.message for e in warnings.entries])
+            print("warnings:", [e.message for e in warnings.items])
             print("last line:", (await uow.logs.tail(job.id, 1))[0].message)
 
 

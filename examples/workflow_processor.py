@@ -106,7 +106,6 @@ async def main() -> None:
             view = await uow.metadata.get(job.id)
             rag = await uow.rag.get(job.id)
             lines = await uow.logs.tail(job.id, 5)
-        assert rag is not None
         print(f"result summary: success={summary.success}, steps={summary.total_steps}")
         print(f"execution: {view.workflow_name} {view.status.name} {view.progress_percent}%")
         print(f"rules used: {[r.rule_id for r in rag.rules if r.was_used]}")

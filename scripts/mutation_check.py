@@ -83,6 +83,13 @@ _METADATA_STALE = (
 )
 _RAG_BOUNDS = "tests/rag/test_boundaries.py::"
 _GATES = "tests/phases/test_contract_gates.py::"
+_GARBAGE = (
+    "tests/foundation/test_garbage.py::test_garbage_in_a_typed_error_out_and_nothing_half_written"
+)
+_GARBAGE_INSIDE = (
+    "tests/foundation/test_garbage.py::"
+    "test_garbage_inside_a_batch_document_or_filter_is_refused_whole"
+)
 _RAG_WINDOW = _RAG_BOUNDS + "test_since_is_inclusive_and_until_exclusive_to_the_millisecond"
 _RECONCILE_TENANTS = (
     "tests/archival/test_reconcile_tenants.py::"
@@ -362,11 +369,123 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
-        "bound-listing-page-size",
-        "src/execstore/metadata/listing.py",
-        "    return min(limit, MAX_PAGE_SIZE)\n",
-        "    return limit\n",
-        ("tests/metadata/test_listing.py::test_page_size_is_capped_and_validated",),
+        "bound-listing-limit",
+        "src/execstore/pages.py",
+        "or not 1 <= limit <= MAX_LIMIT:",
+        "or limit < 1:",
+        (
+            "tests/foundation/test_pages.py::test_the_limit_rule_is_one_to_a_thousand_and_only_ints",
+            "tests/metadata/test_listing.py::test_a_limit_outside_one_to_max_is_refused_not_capped",
+        ),
+    ),
+    Mutation(
+        "cursor-checksum-checked",
+        "src/execstore/pages.py",
+        "if not hmac.compare_digest(mac, _mac(body)) or _canonical(raw) != token:",
+        "if _canonical(raw) != token:",
+        ("tests/foundation/test_pages.py::test_a_cursor_altered_anywhere_is_refused",),
+    ),
+    Mutation(
+        "cursor-kind-checked",
+        "src/execstore/pages.py",
+        "or values[0] != kind:",
+        "or not isinstance(values[0], str):",
+        ("tests/foundation/test_pages.py::test_a_cursor_of_another_listing_is_refused",),
+    ),
+    Mutation(
+        "cursor-int-range-checked",
+        "src/execstore/pages.py",
+        "    if not _INT_MIN <= value <= _INT_MAX:\n",
+        "    if False:\n",
+        (
+            "tests/foundation/test_pages.py::"
+            "test_a_forged_payload_of_the_wrong_shape_or_range_is_refused",
+        ),
+    ),
+    Mutation(
+        "rag-get-raises-not-found",
+        "src/execstore/rag/repository.py",
+        "        if found is None:\n",
+        "        if found is None and False:\n",
+        ("tests/rag/test_api.py::test_get_returns_exactly_what_was_saved",),
+    ),
+    Mutation(
+        "results-get-raises-not-found",
+        "src/execstore/results/repository.py",
+        '            raise NotFound(f"job {job_id} has no result")\n        return found\n',
+        "            pass\n        return found  # type: ignore[return-value]\n",
+        (
+            "tests/foundation/test_not_found.py",
+            "tests/results/test_api.py::test_no_result_yet_is_not_found_or_none",
+        ),
+    ),
+    Mutation(
+        "results-detail-raises-not-found",
+        "src/execstore/results/repository.py",
+        '        if result is None:\n            raise NotFound(f"job {job_id} has no result")\n',
+        "        if result is None:\n            return None  # type: ignore[return-value]\n",
+        (
+            "tests/foundation/test_not_found.py",
+            "tests/results/test_api.py::test_no_result_yet_is_not_found_or_none",
+        ),
+    ),
+    Mutation(
+        "log-message-surrogate-refused",
+        "src/execstore/logs/prepare.py",
+        '        if not message.isascii():\n            _text(index, "message", message)\n',
+        "",
+        (
+            "tests/logs/test_api.py::test_a_bad_entry_refuses_the_whole_batch",
+            "tests/logs/test_api.py::test_a_lone_surrogate_late_in_a_large_batch_refuses_all_of_it",
+        ),
+    ),
+    Mutation(
+        "log-metadata-surrogate-refused",
+        "src/execstore/logs/encoding.py",
+        "    if not text.isascii():\n        text.encode()\n",
+        "",
+        (
+            "tests/logs/test_api.py::test_a_bad_entry_refuses_the_whole_batch",
+            "tests/logs/test_api.py::test_a_lone_surrogate_late_in_a_large_batch_refuses_all_of_it",
+        ),
+    ),
+    Mutation(
+        "rag-text-surrogate-refused",
+        "src/execstore/rag/types.py",
+        'raise ValueError(f"a surrogate code point at position {at} is not text")',
+        "pass",
+        ("tests/rag/test_bad_input.py::test_bad_input_is_a_typed_error_and_writes_nothing",),
+    ),
+    Mutation(
+        "unit-rag-mode-typed",
+        "src/execstore/store.py",
+        "        return RagMode(value)\n    except (ValueError, TypeError) as exc:\n",
+        "        return RagMode(value)\n    except TypeError as exc:\n",
+        (
+            "tests/foundation/test_store.py::TestUnitOfWork::"
+            "test_an_unknown_rag_mode_or_an_organization_that_is_not_a_uuid_is_refused",
+        ),
+    ),
+    Mutation(
+        "arguments-checked",
+        "src/execstore/arguments.py",
+        "        if checks is None:\n            checks = _checks_of(fn, names)\n",
+        "        checks = {}\n",
+        (_GARBAGE,),
+    ),
+    Mutation(
+        "garbage-log-message-surrogate-refused",
+        "src/execstore/logs/prepare.py",
+        '        if not message.isascii():\n            _text(index, "message", message)\n',
+        "",
+        (_GARBAGE_INSIDE,),
+    ),
+    Mutation(
+        "garbage-log-message-type-checked",
+        "src/execstore/logs/prepare.py",
+        "        if type(message) is not str:\n            raise InvalidLogEntry(",
+        "        if False:\n            raise InvalidLogEntry(",
+        (_GARBAGE_INSIDE,),
     ),
     Mutation(
         "bound-rag-rule-usage-page",
@@ -829,15 +948,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "log-read-cursor-chunk-newest-line",
         "src/execstore/logs/repository.py",
-        "                _archive.end_date\n                >= dt.datetime(1970",
-        "                _archive.start_date\n                >= dt.datetime(1970",
+        "stmt = stmt.where(_archive.end_date >= after[0])",
+        "stmt = stmt.where(_archive.start_date >= after[0])",
         (_LOG_EDGE,),
     ),
     Mutation(
         "log-read-cursor-same-instant",
         "src/execstore/logs/repository.py",
-        "                _archive.end_date\n                >= dt.datetime(1970",
-        "                _archive.end_date\n                > dt.datetime(1970",
+        "stmt = stmt.where(_archive.end_date >= after[0])",
+        "stmt = stmt.where(_archive.end_date > after[0])",
         (_LOG_EDGE,),
     ),
     Mutation(
@@ -983,8 +1102,22 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "audit-query-page-limit",
         "src/execstore/audit/repository.py",
-        "if not 1 <= limit <= _MAX_PAGE:",
-        "if not 1 <= limit < _MAX_PAGE:",
+        "        limit = check_limit(limit)\n",
+        "        limit = max(1, limit)\n",
+        (_AUDIT_BOUNDS + "test_a_page_holds_one_to_a_thousand_records",),
+    ),
+    Mutation(
+        "audit-query-last-page-has-no-cursor",
+        "src/execstore/audit/repository.py",
+        "        more = len(found) > limit\n",
+        "        more = len(found) >= limit\n",
+        (_AUDIT_BOUNDS + "test_a_page_holds_one_to_a_thousand_records",),
+    ),
+    Mutation(
+        "audit-query-reads-one-past-the-page",
+        "src/execstore/audit/repository.py",
+        "session, patient_ref, actor_id, action, since, until, after, limit + 1",
+        "session, patient_ref, actor_id, action, since, until, after, limit",
         (_AUDIT_BOUNDS + "test_a_page_holds_one_to_a_thousand_records",),
     ),
     # -- deletion: verified first, evidence left behind ---------------------------------
@@ -1017,11 +1150,11 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_METADATA_WINDOW,),
     ),
     Mutation(
-        "metadata-page-cap-200",
-        "src/execstore/metadata/listing.py",
-        "MAX_PAGE_SIZE: Final = 200",
-        "MAX_PAGE_SIZE: Final = 100",
-        (_METADATA_BOUNDS + "test_a_page_holds_one_to_two_hundred_rows",),
+        "page-limit-max-1000",
+        "src/execstore/pages.py",
+        "MAX_LIMIT: Final = 1000",
+        "MAX_LIMIT: Final = 999",
+        ("tests/foundation/test_pages.py::test_the_limit_rule_is_one_to_a_thousand_and_only_ints",),
     ),
     Mutation(
         "metadata-summary-n-days",
@@ -1174,18 +1307,25 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
-        "log-page-200-lines",
+        "log-page-default-limit",
         "src/execstore/logs/repository.py",
-        "        limit: int = 200,\n",
-        "        limit: int = 199,\n",
-        (_LOG_BOUNDS + "test_a_page_is_200_lines_unless_told",),
+        "        limit: int = DEFAULT_LIMIT,\n",
+        "        limit: int = 49,\n",
+        (_LOG_BOUNDS + "test_a_page_is_50_lines_unless_told",),
     ),
     Mutation(
-        "audit-page-100-records",
+        "page-default-limit-50",
+        "src/execstore/pages.py",
+        "DEFAULT_LIMIT: Final = 50",
+        "DEFAULT_LIMIT: Final = 51",
+        (_LOG_BOUNDS + "test_a_page_is_50_lines_unless_told",),
+    ),
+    Mutation(
+        "audit-page-default-limit",
         "src/execstore/audit/repository.py",
-        "        limit: int = 100,\n",
-        "        limit: int = 101,\n",
-        (_AUDIT_BOUNDS + "test_a_page_is_100_records_unless_told",),
+        "        limit: int = DEFAULT_LIMIT,\n",
+        "        limit: int = 51,\n",
+        (_AUDIT_BOUNDS + "test_a_page_is_50_records_unless_told",),
     ),
     Mutation(
         "metadata-summary-30-days",

@@ -22,30 +22,32 @@ from execstore.jobs import (
     WorkflowRecord,
 )
 from execstore.metadata import (
-    ExecutionPage,
     ExecutionStatus,
     ExecutionSummary,
     ExecutionView,
 )
+from execstore.pages import DEFAULT_LIMIT, MAX_LIMIT, Page
 from execstore.results import ResultDetail, ResultSummary, ScreenshotRecord
 from execstore.store import ExecStore, UnitOfWork
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_LIMIT",
     "SYSTEM_CLOCK",
     "ClaimSubmissionRecord",
     "ClientRecord",
     "Clock",
     "CredentialRecord",
     "ExecStore",
-    "ExecutionPage",
     "ExecutionStatus",
     "ExecutionSummary",
     "ExecutionView",
     "JobRecord",
     "ManualClock",
     "OrganizationRecord",
+    "Page",
     "ResultDetail",
     "ResultSummary",
     "ScreenshotRecord",

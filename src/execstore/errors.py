@@ -2,18 +2,21 @@
 
     ExecstoreError
     ├── ConfigurationError        settings that cannot work (names the setting)
-    ├── NotFound                  no such row for this organization (never "forbidden")
-    ├── InvalidLogEntry           a log line that cannot be stored (names the entry; ValueError)
-    ├── InvalidLogQuery           a log read it cannot serve: a foreign cursor, an unknown level
-    ├── InvalidRetention          a retention execstore refuses, e.g. shorter than the hot window
-    ├── InvalidBlobKey            a blob key breaks the key rules (also a ValueError)
-    ├── InvalidJsonValue          a value is not one of the JSON values execstore stores
-    │                             exactly (also a ValueError; names the JSON path)
-    ├── InvalidAuditRecord        a PHI access record that cannot be stored (also a ValueError)
-    ├── RetentionRefused          a retention that would delete what must be kept
-    ├── InvalidRagContext         a RAG context that cannot be stored as given (also a ValueError)
-    ├── InvalidArgument           a value a caller passed cannot be used (also a ValueError)
-    │   └── InvalidCursor         a listing cursor that was not issued by execstore
+    ├── NotFound                  no such row for this organization (never "forbidden"):
+    │                             ``get``-style reads raise it, ``find`` returns None
+    ├── InvalidArgument           a value a caller passed cannot be used (also a ValueError;
+    │   │                         nothing was written)
+    │   ├── InvalidCursor         a listing cursor execstore did not issue, or for another
+    │   │                         listing
+    │   ├── InvalidLogEntry       a log line that cannot be stored (names the entry)
+    │   ├── InvalidLogQuery       a log read it cannot serve, e.g. an unknown level
+    │   ├── InvalidRetention      a retention execstore refuses: shorter than the hot
+    │   │                         window, out of range, or under the audit floor
+    │   ├── InvalidBlobKey        a blob key breaks the key rules
+    │   ├── InvalidJsonValue      a value is not one of the JSON values execstore stores
+    │   │                         exactly (names the JSON path)
+    │   ├── InvalidAuditRecord    a PHI access record that cannot be stored
+    │   └── InvalidRagContext     a RAG context that cannot be stored as given
     ├── Conflict                  a write that would contradict stored data
     │   ├── ArchiveConflict       different bytes at an existing write-once key
     │   └── InvalidTransition     a status change the execution's current status forbids
@@ -22,11 +25,16 @@
     │   └── ArchiveCorrupt        the blob's bytes do not match the recorded sha256
     ├── BlobStoreError            the blob service failed (network, auth, timeout)
     ├── DatabaseError             a driver error, translated in one place
+    │   ├── DatabaseUnavailable   the database cannot be reached or opened
     │   └── IntegrityViolation    a constraint refused the write
     └── MigrationError            the schema is not where the code needs it
         ├── MigrationRequired     the database is behind the package's head revision
         ├── DowngradeRefused      going down would lose data
         └── BackfillIncomplete    a contract step refused: its backfill is not done and verified
+
+No other exception leaves a public method on purpose: ``except InvalidArgument`` catches
+every refusal of the caller's input (a bad cursor or limit, a lone surrogate, a number out
+of range, an unknown mode), ``except ExecstoreError`` everything execstore raises.
 
 Driver errors become these in :func:`translate_database_errors`, always with
 ``raise ... from exc`` so the original stays on ``__cause__``.
@@ -34,6 +42,7 @@ Driver errors become these in :func:`translate_database_errors`, always with
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -66,9 +75,9 @@ __all__ = [
     "MigrationError",
     "MigrationRequired",
     "NotFound",
-    "RetentionRefused",
     "explain",
     "first_line",
+    "shown",
     "translate_database_errors",
 ]
 
@@ -85,7 +94,19 @@ class NotFound(ExecstoreError):
     """No such row within the caller's organization."""
 
 
-class InvalidLogEntry(ExecstoreError, ValueError):
+class InvalidArgument(ExecstoreError, ValueError):
+    """A value the caller passed cannot be stored or used; the message names it.
+
+    Raised before anything is written: the parent of every bad-input error.
+    """
+
+
+class InvalidCursor(InvalidArgument):
+    """A listing cursor that execstore did not issue, that was altered, or that belongs to
+    another listing."""
+
+
+class InvalidLogEntry(InvalidArgument):
     """A log line that cannot be stored; nothing of its batch was written.
 
     ``index`` is the entry's position in the batch passed to ``append``.
@@ -97,12 +118,14 @@ class InvalidLogEntry(ExecstoreError, ValueError):
         self.reason = reason
 
 
-class InvalidLogQuery(ExecstoreError, ValueError):
-    """A log read execstore cannot serve: a cursor it did not hand out, an unknown level."""
+class InvalidLogQuery(InvalidArgument):
+    """A log read execstore cannot serve, e.g. an unknown level (a bad cursor is
+    InvalidCursor, a bad limit InvalidArgument)."""
 
 
-class InvalidRetention(ExecstoreError, ValueError):
-    """A retention execstore refuses (shorter than the hot window, or out of range)."""
+class InvalidRetention(InvalidArgument):
+    """A retention execstore refuses: shorter than the hot window, out of range, or
+    shorter than the law allows (audit records: six years). Nothing was deleted."""
 
 
 class Conflict(ExecstoreError):
@@ -117,7 +140,7 @@ class ArchiveConflict(Conflict):
         self.key = key
 
 
-class InvalidBlobKey(ExecstoreError, ValueError):
+class InvalidBlobKey(InvalidArgument):
     """A blob key (or a part of one) breaks the key rules; the message says which."""
 
     def __init__(self, key: str, reason: str) -> None:
@@ -126,7 +149,7 @@ class InvalidBlobKey(ExecstoreError, ValueError):
         self.reason = reason
 
 
-class InvalidJsonValue(ExecstoreError, ValueError):
+class InvalidJsonValue(InvalidArgument):
     """A value is not a JSON value (see :mod:`execstore.jsonvalues`); ``path`` says where."""
 
     def __init__(self, path: str, reason: str) -> None:
@@ -135,24 +158,12 @@ class InvalidJsonValue(ExecstoreError, ValueError):
         self.reason = reason
 
 
-class InvalidAuditRecord(ExecstoreError, ValueError):
+class InvalidAuditRecord(InvalidArgument):
     """A PHI access record that cannot be stored as given; the message says which field."""
 
 
-class RetentionRefused(ExecstoreError):
-    """A retention shorter than the law or the settings allow (nothing was deleted)."""
-
-
-class InvalidRagContext(ExecstoreError, ValueError):
+class InvalidRagContext(InvalidArgument):
     """A RAG context that cannot be stored as given (the message says what and where)."""
-
-
-class InvalidArgument(ExecstoreError, ValueError):
-    """A value the caller passed cannot be stored or used; the message names it."""
-
-
-class InvalidCursor(InvalidArgument):
-    """A listing cursor that execstore did not issue (or that was altered)."""
 
 
 class InvalidTransition(Conflict):
@@ -252,3 +263,18 @@ def explain(exc: BaseException) -> str:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         return (f"{where}: {first['msg']}" if where else first["msg"]) + more
     return first_line(exc)
+
+
+_short = reprlib.Repr()
+_short.maxlevel = 3
+_short.maxstring = 60
+_short.maxother = 60
+
+
+def shown(value: object) -> str:
+    """A short repr of any value a caller passed, for an error message; never raises (a
+    huge int, deep nesting or a failing ``__repr__`` included)."""
+    try:
+        return _short.repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"

@@ -37,7 +37,9 @@ from execstore.db import create_engine, create_session_factory
 from execstore.errors import (
     ConfigurationError,
     DatabaseUnavailable,
+    InvalidArgument,
     first_line,
+    shown,
     translate_database_errors,
 )
 from execstore.jobs import JobRepository, ReferenceRepository
@@ -292,9 +294,15 @@ class ExecStore:
     ) -> AsyncIterator[UnitOfWork]:
         """One transaction scoped to ``organization_id``: committed on success.
 
-        ``rag_mode`` overrides EXECSTORE_RAG_MODE for this unit's ``uow.rag``.
+        ``rag_mode`` overrides EXECSTORE_RAG_MODE for this unit's ``uow.rag``. An
+        ``organization_id`` that is not a UUID, or an unknown ``rag_mode``, raises
+        InvalidArgument before anything is opened.
         """
-        mode = None if rag_mode is None else RagMode(rag_mode)
+        if not isinstance(organization_id, uuid.UUID):
+            raise InvalidArgument(
+                f"organization_id must be a uuid.UUID, not {type(organization_id).__name__}"
+            )
+        mode = None if rag_mode is None else _rag_mode(rag_mode)
         if mode is not None:
             self.require_rag_mode(mode)
         async with self.sessions() as session:
@@ -307,3 +315,12 @@ class ExecStore:
                 await uow.rolled_back()
                 raise
             await uow.committed()
+
+
+def _rag_mode(value: RagMode | str) -> RagMode:
+    """``value`` as a RagMode; InvalidArgument naming the modes if it is none of them."""
+    try:
+        return RagMode(value)
+    except (ValueError, TypeError) as exc:
+        known = ", ".join(mode.value for mode in RagMode)
+        raise InvalidArgument(f"rag_mode must be one of {known}, not {shown(value)}") from exc

@@ -15,7 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TRUNCATION_MARKER", "fit_text", "limit_of", "strip_nul", "strip_nul_json"]
+__all__ = [
+    "TRUNCATION_MARKER",
+    "fit_text",
+    "limit_of",
+    "strip_nul",
+    "strip_nul_json",
+    "surrogate_at",
+]
 
 TRUNCATION_MARKER = "…[truncated]"
 
@@ -23,6 +30,21 @@ TRUNCATION_MARKER = "…[truncated]"
 def strip_nul(value: str) -> str:
     """``value`` without NUL characters (PostgreSQL text cannot hold them)."""
     return value.replace("\x00", "") if "\x00" in value else value
+
+
+def surrogate_at(value: str) -> int | None:
+    """Where ``value`` holds a surrogate code point, None if nowhere.
+
+    Such text (a lone surrogate, or a pair kept as two code points) has no UTF-8 form:
+    no database can store it, and the drivers fail mid-write when given it.
+    """
+    if value.isascii():
+        return None
+    try:
+        value.encode()
+    except UnicodeEncodeError as exc:
+        return int(exc.start)
+    return None
 
 
 def fit_text(value: str | None, limit: int | None) -> str | None:

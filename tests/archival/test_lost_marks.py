@@ -76,15 +76,14 @@ async def test_a_lost_mark_holds_until_a_repair_run_clears_it(store_at: Any) -> 
                 await uow.logs.tail(job, 1)
             with pytest.raises(ArchiveMissing):
                 await uow.results.detail(job)
-            summary = await uow.results.summary(job)
+            summary = await uow.results.find(job)
         assert summary is not None
         assert summary.archive_missing
         restored = await _repair(store, org, clock)
         assert sorted(k for r in restored for k in r.details["restored"]) == sorted(saved)
         async with store.unit(org) as uow:
-            assert [e.message for e in (await uow.logs.for_job(job)).entries] == ["old"]
+            assert [e.message for e in (await uow.logs.for_job(job)).items] == ["old"]
             detail = await uow.results.detail(job)
-        assert detail is not None
         assert detail.output == {"success": True, "stepResults": []}
 
 

@@ -158,7 +158,7 @@ async def test_an_orphan_whose_row_commits_meanwhile_is_not_deleted(store_at: An
         assert (report.details["orphans"], report.counts["deleted"]) == ([key], 0)
         assert await store.blobs.exists(key)
         async with store.unit(org) as uow:
-            assert [e.id for e in (await uow.logs.for_job(job)).entries] == [10**9 + 1]
+            assert [e.id for e in (await uow.logs.for_job(job)).items] == [10**9 + 1]
 
 
 async def test_the_default_grace_is_one_hour_to_the_microsecond(store_at: Any) -> None:

@@ -28,7 +28,7 @@ async def test_record_then_query_returns_every_field(store: Any, org: uuid.UUID)
         )
         assert receipt.seq == 1
         page = await uow.audit.query()
-    [record] = page.records
+    [record] = page.items
     assert record.seq == 1
     assert record.id == receipt.id
     assert record.organization_id == org
@@ -60,7 +60,7 @@ async def test_a_rolled_back_unit_keeps_its_audit_records(store: Any, org: uuid.
         await fail_after_recording()
     async with store.unit(org) as uow:
         page = await uow.audit.query()
-        assert [r.seq for r in page.records] == [1, 2, 3]
+        assert [r.seq for r in page.items] == [1, 2, 3]
     async with store.engine.connect() as conn:
         workflows = await conn.execute(
             sa.text("SELECT count(*) FROM workflows WHERE name = 'rolled back'")
@@ -77,22 +77,22 @@ async def test_query_filters_and_pages(store: Any, org: uuid.UUID) -> None:
             [access(i, actor_id=other_actor if i % 4 == 0 else ACTOR) for i in range(30)]
         )
         by_patient = await uow.audit.query(patient_ref="MRN-0003")
-        assert [r.seq for r in by_patient.records] == [4, 11, 18, 25]
+        assert [r.seq for r in by_patient.items] == [4, 11, 18, 25]
         by_actor = await uow.audit.query(actor_id=other_actor)
-        assert [r.seq for r in by_actor.records] == [1, 5, 9, 13, 17, 21, 25, 29]
+        assert [r.seq for r in by_actor.items] == [1, 5, 9, 13, 17, 21, 25, 29]
         exports = await uow.audit.query(action="export")
-        assert all(r.action == "export" for r in exports.records)
-        assert len(exports.records) == 10
+        assert all(r.action == "export" for r in exports.items)
+        assert len(exports.items) == 10
         first = await uow.audit.query(limit=12)
-        second = await uow.audit.query(limit=12, after=first.next_cursor)
-        third = await uow.audit.query(limit=12, after=second.next_cursor)
-        seqs = [r.seq for p in (first, second, third) for r in p.records]
+        second = await uow.audit.query(limit=12, cursor=first.next_cursor)
+        third = await uow.audit.query(limit=12, cursor=second.next_cursor)
+        seqs = [r.seq for p in (first, second, third) for r in p.items]
         assert seqs == list(range(1, 31))
         assert third.next_cursor is None
         future = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-        assert (await uow.audit.query(since=future)).records == []
-        assert len((await uow.audit.query(until=future, limit=100)).records) == 30
-        assert (await uow.audit.query(patient_ref="nobody")).records == []
+        assert (await uow.audit.query(since=future)).items == []
+        assert len((await uow.audit.query(until=future, limit=100)).items) == 30
+        assert (await uow.audit.query(patient_ref="nobody")).items == []
 
 
 async def test_export_is_ndjson_that_verifies_outside_execstore(store: Any, org: uuid.UUID) -> None:
@@ -116,9 +116,9 @@ async def test_records_are_scoped_to_their_organization(store: Any, org: uuid.UU
     async with store.unit(other) as uow:
         await uow.audit.record(access(2))
         page = await uow.audit.query()
-        assert [r.organization_id for r in page.records] == [other]
-        assert [r.seq for r in page.records] == [1]  # its own chain
-        assert (await uow.audit.query(patient_ref="MRN-0001")).records == []
+        assert [r.organization_id for r in page.items] == [other]
+        assert [r.seq for r in page.items] == [1]  # its own chain
+        assert (await uow.audit.query(patient_ref="MRN-0001")).items == []
         exported = [line async for line in uow.audit.export()]
         assert len(exported) == 1
         assert str(other).encode() in exported[0]
@@ -136,7 +136,7 @@ async def test_naming_another_organizations_job_is_not_found(store: Any, org: uu
             await uow.audit.record_many([access(1), access(2, job_id=theirs)])
         # A job id nobody has (deleted long ago, or not committed yet) is fine.
         await uow.audit.record(access(3, job_id=uuid.uuid4()))
-        assert [r.seq for r in (await uow.audit.query()).records] == [1]
+        assert [r.seq for r in (await uow.audit.query()).items] == [1]
 
 
 async def test_bad_input_is_refused_with_nothing_written(store: Any, org: uuid.UUID) -> None:
@@ -158,12 +158,13 @@ async def test_bad_input_is_refused_with_nothing_written(store: Any, org: uuid.U
             await uow.audit.record({"action": "view", "resource_type": "claim", "actor_id": 7})
         long_agent = await uow.audit.record(access(2, user_agent="A" * 5000))
         assert long_agent.seq == 1
-        [record] = (await uow.audit.query()).records
+        [record] = (await uow.audit.query()).items
         assert len(record.user_agent) == 1000
         assert record.user_agent.endswith("…[truncated]")
         nul = await uow.audit.record(access(3, resource_id="a\x00b", details={"k\x00": "v\x00"}))
         assert nul.seq == 2
-        second = (await uow.audit.query(after=1)).records[0]
+        after_first = (await uow.audit.query(limit=1)).next_cursor
+        second = (await uow.audit.query(cursor=after_first)).items[0]
         assert second.resource_id == "ab"
         assert second.details == {"k": "v"}
 

@@ -84,7 +84,7 @@ async def test_a_unit_that_holds_the_write_lock_still_records(store: Any, org: u
         else:
             assert receipt.seq == 1
     async with store.unit(org) as uow:
-        assert [r.seq for r in (await uow.audit.query()).records] == [1]
+        assert [r.seq for r in (await uow.audit.query()).items] == [1]
 
 
 async def test_a_failed_write_leaves_no_gap(

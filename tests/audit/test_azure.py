@@ -29,7 +29,7 @@ async def test_checkpoints_and_segments_on_azurite(azure_store: ExecStore) -> No
     async with store.unit(org) as uow:
         await uow.audit.record_many([access(i) for i in range(8, 12)])
         page = await uow.audit.query(patient_ref="MRN-0001", limit=10)
-    assert [r.seq for r in page.records] == [2, 9]  # one archived, one hot
+    assert [r.seq for r in page.items] == [2, 9]  # one archived, one hot
     report = await verify_audit(store.sessions, store.archives, organization_id=org)
     assert not report.needs_attention, report.set_aside
     assert report.details["organizations"][0].archived_records == 8

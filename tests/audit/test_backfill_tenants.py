@@ -60,13 +60,13 @@ async def test_one_organizations_backfill_leaves_the_twin_and_skips_a_locked_row
         assert (moved.counts["moved"], moved.set_aside) == (3, [])
         assert await count_remaining(store.sessions) == 3
         async with store.unit(legacy_uuid(a)) as uow:
-            assert [r.seq for r in (await uow.audit.query(patient_ref="PAT-1")).records] == [
+            assert [r.seq for r in (await uow.audit.query(patient_ref="PAT-1")).items] == [
                 1,
                 2,
                 3,
             ]
         async with store.unit(legacy_uuid(b)) as uow:
-            assert (await uow.audit.query()).records == []
+            assert (await uow.audit.query()).items == []
 
         held = _rows(b, 3)[0]["id"]  # B's earliest
         async with store.sessions() as holder, holder.begin():
@@ -87,12 +87,12 @@ async def test_one_organizations_backfill_leaves_the_twin_and_skips_a_locked_row
         earliest = THEN.replace(tzinfo=dt.UTC)
         window = {"until": earliest + dt.timedelta(seconds=30)}
         async with store.unit(legacy_uuid(b)) as uow:
-            assert [r.created_at for r in (await uow.audit.query()).records] == [
+            assert [r.created_at for r in (await uow.audit.query()).items] == [
                 earliest + dt.timedelta(minutes=1),
                 earliest + dt.timedelta(minutes=2),
                 earliest,  # skipped once, moved last
             ]
-            assert [r.seq for r in (await uow.audit.query(**window)).records] == [3]
+            assert [r.seq for r in (await uow.audit.query(**window)).items] == [3]
         archived = await archive_audit(
             store.sessions, store.archives, hot_days=0, organization_id=legacy_uuid(b)
         )
@@ -107,6 +107,6 @@ async def test_one_organizations_backfill_leaves_the_twin_and_skips_a_locked_row
             ).one()
         assert tuple(span) == (earliest, earliest + dt.timedelta(minutes=2))
         async with store.unit(legacy_uuid(b)) as uow:
-            assert [r.seq for r in (await uow.audit.query(**window)).records] == [3]
+            assert [r.seq for r in (await uow.audit.query(**window)).items] == [3]
             exported = [json.loads(line)["seq"] async for line in uow.audit.export(**window)]
         assert exported == [3]

@@ -135,7 +135,7 @@ async def test_archival_at_a_year_edge_with_a_segment_spanning_weeks(store_at: A
         assert all(f"/{org}/2034/12/segments/" in key for key in await _keys(store, org))
         async with store.unit(org) as uow:
             page = await uow.audit.query()
-        assert [(r.seq, r.created_at) for r in page.records] == list(enumerate(times, start=1))
+        assert [(r.seq, r.created_at) for r in page.items] == list(enumerate(times, start=1))
         assert not (
             await verify_audit(store.sessions, store.archives, organization_id=org)
         ).needs_attention
@@ -208,7 +208,7 @@ def test_fifty_thousand_records_a_segment_unless_told() -> None:
 async def _windowed(store: Any, org: uuid.UUID, **window: Any) -> tuple[list[int], list[int]]:
     """The seqs ``query`` and ``export`` return for one window."""
     async with store.unit(org) as uow:
-        queried = [r.seq for r in (await uow.audit.query(**window)).records]
+        queried = [r.seq for r in (await uow.audit.query(**window)).items]
         exported = [json.loads(line)["seq"] async for line in uow.audit.export(**window)]
     return queried, exported
 
@@ -253,10 +253,14 @@ async def test_a_page_holds_one_to_a_thousand_records(store_at: Any) -> None:
         org, _ = await new_org(store)
         async with store.unit(org) as uow:
             await uow.audit.record_many([_access(i) for i in range(3)])
-            assert [r.seq for r in (await uow.audit.query(limit=1)).records] == [1]
+            assert [r.seq for r in (await uow.audit.query(limit=1)).items] == [1]
             page = await uow.audit.query(limit=2)
-            assert (len(page.records), page.next_cursor) == (2, 2)
-            assert len((await uow.audit.query(limit=1000)).records) == 3
+            assert (len(page.items), page.next_cursor is not None) == (2, True)
+            rest = await uow.audit.query(limit=2, cursor=page.next_cursor)
+            assert ([r.seq for r in rest.items], rest.next_cursor) == ([3], None)
+            exact = await uow.audit.query(limit=3)
+            assert (len(exact.items), exact.next_cursor) == (3, None)
+            assert len((await uow.audit.query(limit=1000)).items) == 3
             for bad in (0, 1001):
                 with pytest.raises(InvalidArgument, match="limit"):
                     await uow.audit.query(limit=bad)
@@ -339,13 +343,13 @@ async def test_a_segment_that_no_longer_verifies_is_set_aside_not_deleted(store_
         assert not await store.blobs.exists(keys[0])
 
 
-async def test_a_page_is_100_records_unless_told(store_at: Any) -> None:
+async def test_a_page_is_50_records_unless_told(store_at: Any) -> None:
     clock = ManualClock(utc(2035, 7, 2))
     async with store_at(clock) as store:
         org, _ = await new_org(store)
         async with store.unit(org) as uow:
-            await uow.audit.record_many([_access(i) for i in range(101)])
+            await uow.audit.record_many([_access(i) for i in range(51)])
             first = await uow.audit.query()
-            rest = await uow.audit.query(after=first.next_cursor)
-        assert (len(first.records), first.next_cursor) == (100, 100)
-        assert ([r.seq for r in rest.records], rest.next_cursor) == ([101], None)
+            rest = await uow.audit.query(cursor=first.next_cursor)
+        assert (len(first.items), first.next_cursor is not None) == (50, True)
+        assert ([r.seq for r in rest.items], rest.next_cursor) == ([51], None)

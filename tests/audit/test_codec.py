@@ -125,7 +125,7 @@ async def test_training_switches_new_records_to_the_dictionary(store: Any, org: 
     assert again.details["dictionaries"] == []  # fresh: not retrained
     async with store.unit(org) as uow:
         await uow.audit.record(access(999, details={"note": "after training " * 8}))
-        page = await uow.audit.query(after=250)
+        page = await uow.audit.query(cursor=(await uow.audit.query(limit=250)).next_cursor)
     rows = await hot_rows(store, org)
     assert {r.dictionary for r in rows[:250]} <= {ZSTD_PLAIN, PLAIN}
     other = uuid.uuid4()
@@ -134,8 +134,6 @@ async def test_training_switches_new_records_to_the_dictionary(store: Any, org: 
         await uow.audit.record(access(250))
     assert (await hot_rows(store, other))[-1].dictionary == 1
     assert rows[-1].dictionary == 1
-    assert page.records[0].details == {"note": "after training " * 8}
-    assert (
-        json.loads(canonical_details(page.records[0].details) or "null") == page.records[0].details
-    )
-    assert dt.datetime.now(dt.UTC) >= page.records[0].created_at
+    assert page.items[0].details == {"note": "after training " * 8}
+    assert json.loads(canonical_details(page.items[0].details) or "null") == page.items[0].details
+    assert dt.datetime.now(dt.UTC) >= page.items[0].created_at

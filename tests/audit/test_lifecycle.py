@@ -98,7 +98,7 @@ async def test_legacy_rows_move_archive_and_expire(
         assert verified.counts["records"] == len(rows) + 1
 
         async with store.unit(org) as uow:
-            moved = (await uow.audit.query(limit=1000)).records
+            moved = (await uow.audit.query(limit=1000)).items
         assert [r.seq for r in moved] == list(range(1, len(rows) + 2))
         first = moved[0]
         assert first.id == legacy_uuid(rows[0]["id"])
@@ -121,13 +121,13 @@ async def test_legacy_rows_move_archive_and_expire(
         assert hot == [len(rows) + 1]  # today's record stays hot
         async with store.unit(org) as uow:
             patient = await uow.audit.query(patient_ref="PAT-3")
-            assert [r.seq for r in patient.records] == [4, 9, 14, 19, 24, 29, 34, 39]
+            assert [r.seq for r in patient.items] == [4, 9, 14, 19, 24, 29, 34, 39]
             everything = [line async for line in uow.audit.export()]
             assert len(everything) == len(rows) + 1
             await uow.audit.record(access(1, patient_ref="PAT-3"))
             both = await uow.audit.query(patient_ref="PAT-3", limit=5)
-            rest = await uow.audit.query(patient_ref="PAT-3", after=both.next_cursor)
-            assert [r.seq for r in both.records + rest.records][-1] == len(rows) + 2
+            rest = await uow.audit.query(patient_ref="PAT-3", cursor=both.next_cursor)
+            assert [r.seq for r in both.items + rest.items][-1] == len(rows) + 2
         verified = await verify_audit(store.sessions, store.archives, organization_id=org)
         assert not verified.needs_attention, verified.set_aside
         assert verified.details["organizations"][0].archived_records == len(rows)
@@ -248,5 +248,5 @@ async def test_retention_keeps_young_segments_whatever_the_days(store: Any, org:
     )
     assert done.counts["archives"] == 0
     async with store.unit(org) as uow:
-        assert len((await uow.audit.query()).records) == 5
+        assert len((await uow.audit.query()).items) == 5
     assert org_param(store, org) is not None

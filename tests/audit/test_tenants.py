@@ -156,11 +156,11 @@ async def test_reads_and_verification_see_one_organization_among_twins(store_at:
         )
         for org in (a, b):
             async with store.unit(org) as uow:
-                everything = (await uow.audit.query()).records
-                by_patient = (await uow.audit.query(patient_ref=PATIENT)).records
-                windowed = (await uow.audit.query(since=times[1], until=times[4])).records
-                second = await uow.audit.query(after=(await uow.audit.query(limit=2)).next_cursor)
-                by_action = (await uow.audit.query(action="view", limit=1000)).records
+                everything = (await uow.audit.query()).items
+                by_patient = (await uow.audit.query(patient_ref=PATIENT)).items
+                windowed = (await uow.audit.query(since=times[1], until=times[4])).items
+                second = await uow.audit.query(cursor=(await uow.audit.query(limit=2)).next_cursor)
+                by_action = (await uow.audit.query(action="view", limit=1000)).items
                 lines = [json.loads(line) async for line in uow.audit.export()]
                 since = [json.loads(line) async for line in uow.audit.export(since=times[2])]
             for records in (everything, by_patient, by_action):
@@ -168,7 +168,7 @@ async def test_reads_and_verification_see_one_organization_among_twins(store_at:
                     (org, i, t) for i, t in enumerate(times, 1)
                 ]
             assert [(r.organization_id, r.seq) for r in windowed] == [(org, 2), (org, 3), (org, 4)]
-            assert [(r.organization_id, r.seq) for r in second.records] == [
+            assert [(r.organization_id, r.seq) for r in second.items] == [
                 (org, 3),
                 (org, 4),
                 (org, 5),
@@ -229,4 +229,4 @@ async def test_archival_and_retention_for_one_organization_leave_the_others_reco
             ).all()
         assert left == [b]
         async with store.unit(b) as uow:
-            assert [r.seq for r in (await uow.audit.query()).records] == [1, 2, 3]
+            assert [r.seq for r in (await uow.audit.query()).items] == [1, 2, 3]

@@ -72,4 +72,4 @@ async def test_archive_audit_and_log_retention_read_their_days_from_the_settings
         assert await _count(store, "archives", *retention, "--dry-run") == 1
         assert await _count(store, "archives", *retention) == 1
         async with store.unit(org) as uow:
-            assert (await uow.logs.for_job(job)).entries == []
+            assert (await uow.logs.for_job(job)).items == []

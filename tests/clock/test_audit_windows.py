@@ -65,7 +65,7 @@ async def test_archival_and_retention_of_records_follow_the_clock(
         assert (moved.counts["segments"], moved.counts["records"], moved.set_aside) == (1, 1, [])
         async with store.unit(org) as uow:
             page = await uow.audit.query()
-        assert [r.created_at for r in page.records] == [recorded]  # read from the archive
+        assert [r.created_at for r in page.items] == [recorded]  # read from the archive
 
         async def retain() -> Any:
             return await apply_retention(

@@ -93,7 +93,7 @@ async def test_archival_and_retention_follow_the_clock(open_store: Any, directio
         assert await _hot_messages(store, job) == everything[2:]
         async with store.unit(org) as uow:
             page = await uow.logs.for_job(job)
-        assert [e.message for e in page.entries] == everything
+        assert [e.message for e in page.items] == everything
         # SQLite moved "below" on its own in the first run: a chunk of its own, older.
         chunks = await _chunks(store, org)
         ends = sorted(c.end_date.replace(tzinfo=dt.UTC) for c in chunks)
@@ -149,7 +149,7 @@ async def test_an_appended_line_without_a_time_is_stamped_by_the_clock(
         clock.advance(TICK)  # the next month: a partition of its own on PostgreSQL
         async with store.unit(org) as uow:
             await uow.logs.append(job, [NewLogEntry("three")])
-            entries = (await uow.logs.for_job(job)).entries
+            entries = (await uow.logs.for_job(job)).items
         assert [(e.message, e.timestamp) for e in entries] == [
             ("one", now),
             ("two", now),

@@ -92,7 +92,7 @@ async def test_every_write_is_stamped_by_the_clock(open_store: Any, direction: s
         done = start + dt.timedelta(seconds=90)
         async with store.unit(org) as uow:
             view = await uow.metadata.get(job.id)
-            [line] = (await uow.logs.for_job(job.id)).entries
+            [line] = (await uow.logs.for_job(job.id)).items
             context = await uow.rag.get(job.id)
         assert (view.created_at, view.started_at, view.completed_at) == (start, start, done)
         assert view.duration_ms == 90_000

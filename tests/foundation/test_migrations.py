@@ -431,7 +431,7 @@ async def test_a_refused_downgrade_changes_nothing(fresh_db_url: str, tmp_path) 
         assert await current_revision(fresh_db_url) == head_revision()
     assert await schema_diff(fresh_db_url) == []
     async with ExecStore.open(settings) as store, store.unit(org) as uow:
-        assert (await uow.results.summary(job.id)) is not None
+        assert (await uow.results.find(job.id)) is not None
 
 
 async def test_store_runs_on_any_compatible_revision(fresh_db_url: str, tmp_path) -> None:

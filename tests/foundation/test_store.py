@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from execstore import ExecStore, load_settings
-from execstore.errors import DatabaseUnavailable, IntegrityViolation, NotFound
+from execstore.errors import DatabaseUnavailable, IntegrityViolation, InvalidArgument, NotFound
 from execstore.schema.models import Organization
 
 
@@ -66,6 +66,20 @@ class TestUnitOfWork:
                 await uow.reference.add_workflow("once", id=same)
                 await uow.reference.add_workflow("twice", id=same)  # duplicate primary key
         assert caught.value.__cause__ is not None
+
+    async def test_an_unknown_rag_mode_or_an_organization_that_is_not_a_uuid_is_refused(
+        self, store, org
+    ) -> None:
+        for mode in ("bogus", "", 3, None.__class__):
+            with pytest.raises(InvalidArgument, match=r"rag_mode must be one of .*normalized"):
+                async with store.unit(org, rag_mode=mode):
+                    pass
+        for organization in (str(org), org.int, None, b"x"):
+            with pytest.raises(InvalidArgument, match=r"organization_id must be a uuid\.UUID"):
+                async with store.unit(organization):
+                    pass
+        async with store.unit(org, rag_mode="normalized") as uow:
+            assert uow.rag_mode.value == "normalized"
 
 
 @pytest.mark.parametrize(

@@ -1038,19 +1038,19 @@ class LifecycleMachine(RuleBasedStateMachine):
         async def go() -> tuple[list[uuid.UUID], int]:
             async with self.store.unit(org) as uow:
                 found: list[uuid.UUID] = []
-                after = None
+                cursor = None
                 while True:
                     page = await uow.rag.rule_usage(
                         SHARED_RULE,
                         since.astimezone(zone),
                         until.astimezone(zone),
                         limit=2,
-                        after=after,
+                        cursor=cursor,
                     )
                     found += [item.job_id for item in page.items]
-                    if page.next_after is None:
+                    if page.next_cursor is None:
                         break
-                    after = page.next_after
+                    cursor = page.next_cursor
                 top = await uow.rag.top_rules(since.astimezone(zone), until.astimezone(zone), 50)
             shared = [t.retrieved for t in top if t.rule_id == SHARED_RULE]
             return found, (shared[0] if shared else 0)
@@ -1141,8 +1141,8 @@ class LifecycleMachine(RuleBasedStateMachine):
         entries: list[Any] = []
         cursor = None
         while True:
-            page = await uow.logs.for_job(job, after=cursor, limit=50)
-            entries += page.entries
+            page = await uow.logs.for_job(job, cursor=cursor, limit=50)
+            entries += page.items
             if page.next_cursor is None:
                 return entries
             cursor = page.next_cursor
@@ -1189,13 +1189,13 @@ class LifecycleMachine(RuleBasedStateMachine):
 
     async def _all_records(self, uow: Any) -> list[Any]:
         found: list[Any] = []
-        after = None
+        cursor = None
         while True:
-            page = await uow.audit.query(after=after, limit=50)
-            found += page.records
+            page = await uow.audit.query(cursor=cursor, limit=50)
+            found += page.items
             if page.next_cursor is None:
                 return found
-            after = page.next_cursor
+            cursor = page.next_cursor
 
     @invariant()
     def results_and_rag_until_their_job_goes(self) -> None:
@@ -1210,15 +1210,14 @@ class LifecycleMachine(RuleBasedStateMachine):
             async with self.store.unit(job.org) as uow:
                 try:
                     detail = await uow.results.detail(job.id)
+                except NotFound:
+                    assert job.result is None, f"job {job.id}: its result is not found"
                 except ArchiveError:
                     assert job.result_taint is not None, f"job {job.id}: result unreadable"
                 else:
-                    if job.result is None:
-                        assert detail is None
-                    else:
-                        assert detail is not None
-                        assert detail.output == job.result
-                context = await uow.rag.get(job.id)
+                    assert job.result is not None, f"job {job.id}: a result it never saved"
+                    assert detail.output == job.result
+                context = await uow.rag.find(job.id)
                 if job.rag is None:
                     assert context is None
                 else:

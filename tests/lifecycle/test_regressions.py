@@ -61,7 +61,7 @@ async def test_audit_retention_killed_after_deleting_a_segment_blob_is_finished_
             report = await verify_audit(store.sessions, store.archives, organization_id=each)
             assert not report.needs_attention, report.set_aside
         async with store.unit(org) as uow:
-            assert (await uow.audit.query()).records == []
+            assert (await uow.audit.query()).items == []
 
 
 async def test_verify_reads_segments_from_the_store_not_from_the_cache(store_at: Any) -> None:
@@ -81,7 +81,7 @@ async def test_verify_reads_segments_from_the_store_not_from_the_cache(store_at:
         verified = await verify_audit(store.sessions, store.archives, organization_id=org)
         assert not verified.needs_attention, verified.set_aside
         async with store.unit(org) as uow:
-            assert len((await uow.audit.query()).records) == 1  # the segment is cached now
+            assert len((await uow.audit.query()).items) == 1  # the segment is cached now
         assert await store.archives.store.delete(key)  # behind execstore's back
         report = await verify_audit(store.sessions, store.archives, organization_id=org)
         [result] = report.details["organizations"]
@@ -144,7 +144,7 @@ async def test_audit_retention_reverifies_the_segment_the_store_holds(store_at: 
             )
         ).details["keys"]
         async with store.unit(org) as uow:
-            assert len((await uow.audit.query()).records) == 1  # the segment is cached now
+            assert len((await uow.audit.query()).items) == 1  # the segment is cached now
         forged, _ = store.archives.encode_document({"forged": True})
         await store.archives.store.delete(key)
         await store.archives.store.put(key, forged, metadata={})
@@ -230,7 +230,7 @@ async def test_log_archival_cancelled_while_detaching_stays_cancelled_and_resume
 
         async def lines() -> list[str]:
             async with store.unit(org) as uow:
-                return [e.message for e in (await uow.logs.for_job(job)).entries]
+                return [e.message for e in (await uow.logs.for_job(job)).items]
 
         assert await lines() == ["kept once"]
         report = await archive_logs(

@@ -48,9 +48,9 @@ async def read_all(store: Any, org: uuid.UUID, job: uuid.UUID, **filters: Any) -
     async with store.unit(org) as uow:
         while True:
             page = await uow.logs.for_job(
-                job, after=after, limit=filters.pop("limit", 50), **filters
+                job, cursor=after, limit=filters.pop("limit", 50), **filters
             )
-            found += page.entries
+            found += page.items
             if page.next_cursor is None:
                 return found
             after = page.next_cursor

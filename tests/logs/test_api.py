@@ -9,8 +9,16 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from execstore.errors import InvalidLogEntry, InvalidLogQuery, InvalidRetention, NotFound
+from execstore.errors import (
+    InvalidArgument,
+    InvalidCursor,
+    InvalidLogEntry,
+    InvalidLogQuery,
+    InvalidRetention,
+    NotFound,
+)
 from execstore.logs import NewLogEntry
+from execstore.metadata.listing import list_cursor
 from execstore.schema.enums import LogLevel
 from execstore.textlimits import TRUNCATION_MARKER
 from support.timeline import new_jobs
@@ -124,7 +132,7 @@ async def test_camel_case_mappings_are_accepted(store: Any, org: uuid.UUID, job:
                 }
             ],
         )
-        [entry] = (await uow.logs.for_job(job)).entries
+        [entry] = (await uow.logs.for_job(job)).items
     assert (entry.level, entry.step_index, entry.step_name, entry.duration_ms) == (
         LogLevel.ERROR,
         4,
@@ -163,6 +171,12 @@ async def test_long_messages_are_fitted_and_nuls_stripped(
         (NewLogEntry("x", step_index=2**40), "out of range"),
         ({"message": None}, "message must be text"),
         ({"message": "x", "timestamp": "yesterday"}, "timestamp must be a datetime"),
+        (NewLogEntry("lone \ud800 surrogate"), "message holds a lone surrogate"),
+        (NewLogEntry("é\udfff"), "message holds a lone surrogate at position 1"),
+        (NewLogEntry("x", step_name="step \ud800"), "step_name holds a lone surrogate"),
+        (NewLogEntry("x", metadata={"k": "v\ud800"}), "metadata cannot be encoded"),
+        (NewLogEntry("x", metadata={"k\udc00": 1}), "metadata cannot be encoded"),
+        (NewLogEntry("x", metadata={"k": ["é", "\ud83d"]}), "metadata cannot be encoded"),
     ],
 )
 async def test_a_bad_entry_refuses_the_whole_batch(
@@ -193,6 +207,23 @@ async def test_a_bad_entry_late_in_a_large_batch_refuses_all_of_it(
     assert all(e.message.startswith("ok ") for e in got)
 
 
+@pytest.mark.parametrize(
+    "bad",
+    [NewLogEntry("x \ud800"), NewLogEntry("x", metadata={"k": "\udfff"})],
+    ids=["message", "metadata"],
+)
+async def test_a_lone_surrogate_late_in_a_large_batch_refuses_all_of_it(
+    store: Any, org: uuid.UUID, job: uuid.UUID, bad: Any
+) -> None:
+    # Pipelined on PostgreSQL: earlier chunks were already sent when entry 350 is checked.
+    async with store.unit(org) as uow:
+        with pytest.raises(InvalidLogEntry, match="entry 350"):
+            await uow.logs.append(job, [*lines(350), bad, *lines(49)])
+        assert await uow.logs.append(job, [NewLogEntry("ünïcode ✓ 😀", metadata={"é": "😀"})]) == 1
+    [kept] = await read_all(store, org, job)
+    assert (kept.message, kept.metadata) == ("ünïcode ✓ 😀", {"é": "😀"})
+
+
 async def test_metadata_refused_once_is_accepted_once_fixed(
     store: Any, org: uuid.UUID, job: uuid.UUID
 ) -> None:
@@ -207,14 +238,24 @@ async def test_metadata_refused_once_is_accepted_once_fixed(
     assert [e.metadata for e in got] == [{"attempt": {"at": 3}}]
 
 
-async def test_a_foreign_cursor_or_level_is_refused(
+async def test_a_foreign_cursor_limit_level_or_step_is_refused(
     store: Any, org: uuid.UUID, job: uuid.UUID
 ) -> None:
     async with store.unit(org) as uow:
-        with pytest.raises(InvalidLogQuery):
-            await uow.logs.for_job(job, after="page-2")
+        metadata_cursor = list_cursor(dt.datetime(2026, 1, 1, tzinfo=dt.UTC), uuid.uuid4())
+        for cursor in ("page-2", "v1.1.1", "v1.99999999999999999999999.1", metadata_cursor):
+            with pytest.raises(InvalidCursor):
+                await uow.logs.for_job(job, cursor=cursor)
+        for limit in (0, 1001, True, "5"):
+            with pytest.raises(InvalidArgument, match="limit"):
+                await uow.logs.for_job(job, limit=limit)
+            with pytest.raises(InvalidArgument, match="n must"):
+                await uow.logs.tail(job, limit)
         with pytest.raises(InvalidLogQuery):
             await uow.logs.for_job(job, min_level="chatty")
+        for steps in (5, "step", [1.5], [None], (s for s in [None])):
+            with pytest.raises(InvalidArgument, match="steps"):
+                await uow.logs.for_job(job, steps=steps)
 
 
 async def test_retention_is_stored_per_organization(store: Any, org: uuid.UUID) -> None:

@@ -72,7 +72,7 @@ async def test_old_lines_move_to_chunks_and_read_back_unchanged(
     async with store.unit(org) as uow:
         tail = await uow.logs.tail(crossing, 3)
         assert [e.message for e in tail] == [s.message for s in sent[crossing][-3:]]
-        warn = (await uow.logs.for_job(crossing, min_level="warn", limit=500)).entries
+        warn = (await uow.logs.for_job(crossing, min_level="warn", limit=500)).items
         assert [e.message for e in warn] == [s.message for s in sent[crossing] if s.level >= 30]
     if backend == "postgres":
         assert report.details["partitions_dropped"]

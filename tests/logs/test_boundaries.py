@@ -105,8 +105,8 @@ async def _page_by_page(store: Any, org: uuid.UUID, job: uuid.UUID, limit: int) 
     after = None
     async with store.unit(org) as uow:
         while True:
-            page = await uow.logs.for_job(job, after=after, limit=limit)
-            messages += [e.message for e in page.entries]
+            page = await uow.logs.for_job(job, cursor=after, limit=limit)
+            messages += [e.message for e in page.items]
             if page.next_cursor is None:
                 return messages
             after = page.next_cursor
@@ -363,7 +363,7 @@ async def test_a_message_of_8000_characters_is_kept_one_more_is_fitted(store_at:
         async with store.unit(org) as uow:
             await uow.logs.append(job, small)
             await uow.logs.append(job, large)
-            entries = (await uow.logs.for_job(job, limit=1000)).entries
+            entries = (await uow.logs.for_job(job, limit=1000)).items
         assert [e.message for e in entries] == [exact, fitted] + [
             exact if i % 2 else fitted for i in range(300)
         ]
@@ -393,20 +393,20 @@ async def test_partitions_ahead_cross_a_year_edge(store_at: Any) -> None:
         assert report.details["created"] == [_month(2045, 3)]
 
 
-async def test_a_page_is_200_lines_unless_told(store_at: Any) -> None:
+async def test_a_page_is_50_lines_unless_told(store_at: Any) -> None:
     clock = ManualClock(utc(2035, 9, 1))
     async with store_at(clock) as store:
         org, workflow = await new_org(store)
         exact, over = await new_job(store, org, workflow), await new_job(store, org, workflow)
         async with store.unit(org) as uow:
-            for job, count in ((exact, 200), (over, 201)):
+            for job, count in ((exact, 50), (over, 51)):
                 await uow.logs.append(
                     job,
                     [NewLogEntry(f"{i}", timestamp=clock.now() + i * TICK) for i in range(count)],
                 )
             full = await uow.logs.for_job(exact)
             first = await uow.logs.for_job(over)
-            rest = await uow.logs.for_job(over, after=first.next_cursor)
-        assert (len(full.entries), full.next_cursor) == (200, None)
-        assert (len(first.entries), first.next_cursor is not None) == (200, True)
-        assert [e.message for e in rest.entries] == ["200"]
+            rest = await uow.logs.for_job(over, cursor=first.next_cursor)
+        assert (len(full.items), full.next_cursor) == (50, None)
+        assert (len(first.items), first.next_cursor is not None) == (50, True)
+        assert [e.message for e in rest.items] == ["50"]

@@ -99,11 +99,11 @@ async def test_reads_ignore_another_organizations_chunk_that_covers_the_job(
             page = await uow.logs.for_job(job)
             tail = await uow.logs.tail(job, 2)
             after = await uow.logs.for_job(
-                job, after=(await uow.logs.for_job(job, limit=1)).next_cursor
+                job, cursor=(await uow.logs.for_job(job, limit=1)).next_cursor
             )
-        assert [e.timestamp for e in page.entries] == [*times, utc(2037, 5, 2)]
+        assert [e.timestamp for e in page.items] == [*times, utc(2037, 5, 2)]
         assert [e.timestamp for e in tail] == [times[2], utc(2037, 5, 2)]
-        assert [e.timestamp for e in after.entries] == [*times[1:], utc(2037, 5, 2)]
+        assert [e.timestamp for e in after.items] == [*times[1:], utc(2037, 5, 2)]
 
 
 async def test_deleting_a_job_leaves_another_organizations_chunk_that_covers_it(
@@ -134,7 +134,7 @@ async def test_deleting_a_job_leaves_another_organizations_chunk_that_covers_it(
         assert theirs is not None
         assert (theirs.record_count, theirs.revision, theirs.lost) == (1, 0, False)
         async with store.unit(a) as uow:
-            assert [e.timestamp for e in (await uow.logs.for_job(kept)).entries] == times
+            assert [e.timestamp for e in (await uow.logs.for_job(kept)).items] == times
 
 
 async def test_archival_files_each_organizations_lines_under_its_own_chunks(
@@ -160,7 +160,7 @@ async def test_archival_files_each_organizations_lines_under_its_own_chunks(
             )
             assert chunk.blob_key.startswith(f"logs/{org}/2037/09/")
             async with store.unit(org) as uow:
-                entries = (await uow.logs.for_job(jobs[org])).entries
+                entries = (await uow.logs.for_job(jobs[org])).items
             assert [(e.job_id, e.timestamp) for e in entries] == [(jobs[org], t) for t in times]
             assert all(e.message.startswith(org.hex[:4]) for e in entries)
 

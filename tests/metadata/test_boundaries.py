@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from execstore.clock import ManualClock
 from execstore.errors import InvalidArgument
 from execstore.metadata import refresh_summaries
+from execstore.pages import MAX_LIMIT
 from execstore.schema import models as m
 from support.timeline import TICK, new_org, utc
 
@@ -79,20 +80,23 @@ async def test_created_from_is_inclusive_and_created_to_exclusive_to_the_microse
         assert await _listed(store, a, created_from=end, created_to=end + TICK) == [jobs[4]]
 
 
-async def test_a_page_holds_one_to_two_hundred_rows(store_at: Any) -> None:
+async def test_a_page_holds_one_to_max_limit_rows(store_at: Any) -> None:
     clock = ManualClock(utc(2031, 5, 1))
     async with store_at(clock) as store:
         org, workflow = await new_org(store)
         await _executions(store, org, workflow, [utc(2031, 5, 1, h) for h in range(3)])
         async with store.unit(org) as uow:
-            assert (await uow.metadata.list(limit=200)).limit == 200
-            assert (await uow.metadata.list(limit=201)).limit == 200
+            full = await uow.metadata.list(limit=MAX_LIMIT)
+            assert (len(full.items), full.next_cursor) == (3, None)
             one = await uow.metadata.list(limit=1)
-            assert (len(one.items), one.limit, one.next_cursor is not None) == (1, 1, True)
+            assert (len(one.items), one.next_cursor is not None) == (1, True)
+            two = await uow.metadata.list(limit=2)
+            assert (len(two.items), two.next_cursor is not None) == (2, True)
             all_three = await uow.metadata.list(limit=3)
             assert (len(all_three.items), all_three.next_cursor) == (3, None)
-            with pytest.raises(InvalidArgument, match="limit"):
-                await uow.metadata.list(limit=0)
+            for refused in (0, MAX_LIMIT + 1):
+                with pytest.raises(InvalidArgument, match="limit"):
+                    await uow.metadata.list(limit=refused)
 
 
 async def _pending(store: Any, org: uuid.UUID, **window: Any) -> tuple[int, list[dt.date]]:

@@ -169,9 +169,9 @@ async def test_deep_page_reads_one_page_through_the_index(dashboard: Any) -> Non
                     {"org": org},
                 )
             ).one()
-        from execstore.metadata.listing import encode_cursor
+        from execstore.metadata.listing import list_cursor
 
-        cursor = encode_cursor(middle[0], middle[1])
+        cursor = list_cursor(middle[0], middle[1])
         with Captured(dashboard) as captured:
             async with dashboard.unit(org) as uow:
                 page = await uow.metadata.list(cursor=cursor, limit=PAGE)
@@ -216,7 +216,7 @@ async def test_deep_pages_settle_on_one_generic_plan(dashboard: Any) -> None:
             )
         ).all()
     oldest = {org: (at, job) for org, at, job in rows}
-    from execstore.metadata.listing import encode_cursor
+    from execstore.metadata.listing import list_cursor
 
     # The oldest page of each of the four largest organizations, again and again.
     async with dashboard.engine.connect() as conn:
@@ -226,7 +226,7 @@ async def test_deep_pages_settle_on_one_generic_plan(dashboard: Any) -> None:
                 at, job = oldest[org]
                 with Captured(dashboard) as captured:
                     async with dashboard.unit(org) as uow:
-                        await uow.metadata.list(cursor=encode_cursor(at, job), limit=PAGE)
+                        await uow.metadata.list(cursor=list_cursor(at, job), limit=PAGE)
                 ((statement, parameters),) = captured.sent
                 await conn.exec_driver_sql(statement, parameters)
                 pages += 1

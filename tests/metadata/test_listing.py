@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 
 from execstore.errors import InvalidArgument, InvalidCursor
-from execstore.metadata import MAX_PAGE_SIZE
-from execstore.metadata.listing import decode_cursor, encode_cursor
+from execstore.metadata.listing import list_cursor, list_position
+from execstore.pages import MAX_LIMIT, encode_cursor
 from execstore.schema.enums import ExecutionStatus
 
 from .conftest import T0, World, make_world, new_job
@@ -107,18 +107,21 @@ async def test_pages_stay_exact_while_rows_are_inserted_and_updated(
     assert seen == list(reversed(jobs))
 
 
-async def test_page_size_is_capped_and_validated(store: Any, world: World) -> None:
+async def test_a_limit_outside_one_to_max_is_refused_not_capped(store: Any, world: World) -> None:
     async with store.unit(world.org) as uow:
-        page = await uow.metadata.list(limit=10_000)
-        assert page.limit == MAX_PAGE_SIZE
-        for bad in (0, -1, True):
+        page = await uow.metadata.list(limit=MAX_LIMIT)
+        assert page.next_cursor is None
+        for bad in (0, -1, MAX_LIMIT + 1, 10_000, True, 1.5, "10", None):
             with pytest.raises(InvalidArgument, match="limit"):
                 await uow.metadata.list(limit=bad)
 
 
 async def test_a_cursor_that_we_did_not_issue_is_rejected(store: Any, world: World) -> None:
+    issued = list_cursor(dt.datetime(2026, 3, 2, tzinfo=dt.UTC), uuid.uuid4())
+    altered = issued[:-2] + ("A" if issued[-2] != "A" else "B") + issued[-1]
+    of_logs = encode_cursor("logs", (dt.datetime(2026, 3, 2, tzinfo=dt.UTC), 7))
     async with store.unit(world.org) as uow:
-        for bad in ("", "m1", "m1!!!", "x1" + "A" * 32, "m1" + "A" * 10):
+        for bad in ("", "m1", "m1!!!", "x1" + "A" * 32, "m1" + "A" * 10, altered, of_logs, 42):
             with pytest.raises(InvalidCursor):
                 await uow.metadata.list(cursor=bad)
 
@@ -126,9 +129,9 @@ async def test_a_cursor_that_we_did_not_issue_is_rejected(store: Any, world: Wor
 def test_cursor_round_trips_microseconds() -> None:
     when = dt.datetime(2026, 3, 2, 9, 30, 1, 123456, tzinfo=dt.UTC)
     job = uuid.uuid4()
-    assert decode_cursor(encode_cursor(when, job)) == (when, job)
+    assert list_position(list_cursor(when, job)) == (when, job)
     before_epoch = dt.datetime(1969, 7, 20, 20, 17, tzinfo=dt.UTC)
-    assert decode_cursor(encode_cursor(before_epoch, job)) == (before_epoch, job)
+    assert list_position(list_cursor(before_epoch, job)) == (before_epoch, job)
 
 
 async def test_listing_never_shows_another_organization(store: Any, world: World) -> None:

@@ -55,15 +55,15 @@ async def read(store: Any, kind: str) -> Any:
     async with store.unit(want.org) as uow:
         if kind == "results":
             return [
-                None if (d := await uow.results.detail(job)) is None else d.output
+                (await uow.results.detail(job)).output if await uow.results.find(job) else None
                 for job in want.jobs.values()
             ]
         if kind == "logs":
             return [
-                [e.message for e in (await uow.logs.for_job(job, limit=100)).entries]
+                [e.message for e in (await uow.logs.for_job(job, limit=100)).items]
                 for job in want.jobs.values()
             ]
-        return [(r.seq, r.resource_id) for r in (await uow.audit.query(limit=100)).records]
+        return [(r.seq, r.resource_id) for r in (await uow.audit.query(limit=100)).items]
 
 
 async def pointers(store: Any, kind: str) -> list[Pointer]:

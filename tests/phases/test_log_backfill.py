@@ -263,7 +263,7 @@ async def test_every_call_from_every_phase(legacy_store: Any) -> None:
     )
     async with store.unit(want.org) as uow:
         page = await uow.logs.for_job(cuid_job, limit=50)
-    assert [e.message for e in page.entries] == [
+    assert [e.message for e in page.items] == [
         "late line",
         *want.messages[cuid_job],
         "new code line",

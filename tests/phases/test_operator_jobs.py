@@ -82,21 +82,21 @@ async def reads(store: Any, rag_mode: str) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     async with store.unit(want.org, rag_mode=rag_mode) as uow:
         for kind, job in want.jobs.items():
-            lines = (await uow.logs.for_job(job, limit=200)).entries
+            lines = (await uow.logs.for_job(job, limit=200)).items
             try:
                 view: Any = (await uow.metadata.get(job)).model_dump()
             except NotFound:
                 view = None
-            detail = await uow.results.detail(job)
+            detail = await uow.results.detail(job) if await uow.results.find(job) else None
             seen[kind] = (
                 [(e.message, e.timestamp, e.level) for e in lines],
-                await uow.rag.get(job),
+                await uow.rag.find(job),
                 view,
                 None if detail is None else detail.output,
                 [s.url for s in await uow.results.screenshots(job)],
             )
         page = await uow.audit.query(limit=500)
-        seen["audit"] = [(r.seq, r.id, r.resource_id, r.created_at) for r in page.records]
+        seen["audit"] = [(r.seq, r.id, r.resource_id, r.created_at) for r in page.items]
     return seen
 
 

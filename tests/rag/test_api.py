@@ -23,7 +23,9 @@ async def test_get_returns_exactly_what_was_saved(rag_store: Any, mode: str) -> 
     org, wf = await new_org(rag_store)
     (job,) = await new_jobs(rag_store, org, workflow=wf)
     async with rag_store.unit(org, rag_mode=mode) as uow:
-        assert await uow.rag.get(job) is None
+        assert await uow.rag.find(job) is None
+        with pytest.raises(NotFound, match="no RAG context"):
+            await uow.rag.get(job)
         saved = await uow.rag.save(job, make_context(12))
     async with rag_store.unit(org, rag_mode=mode) as uow:
         got = await uow.rag.get(job)
@@ -119,14 +121,14 @@ async def test_rule_usage_pages_through_the_jobs_that_retrieved_a_rule(
         await uow.rag.mark_rule_used(jobs[2], "R-0001", 3, "used here")
     async with rag_store.unit(org, rag_mode=mode) as uow:
         first = await uow.rag.rule_usage("R-0001", SINCE, UNTIL, limit=2)
-        assert first.next_after is not None
-        second = await uow.rag.rule_usage("R-0001", SINCE, UNTIL, limit=2, after=first.next_after)
-        assert second.next_after is None
+        assert first.next_cursor is not None
+        second = await uow.rag.rule_usage("R-0001", SINCE, UNTIL, limit=2, cursor=first.next_cursor)
+        assert second.next_cursor is None
         none = await uow.rag.rule_usage("R-7777", SINCE, UNTIL)
     items = first.items + second.items
     assert [u.job_id for u in items] == [jobs[3], jobs[2], jobs[1]]  # oldest first
     assert [u.position for u in items] == [1, 1, 1]
-    used = first.used + second.used
+    used = [u for u in first.items + second.items if u.was_used]
     assert [(u.job_id, u.used_at_step_index, u.usage_reason) for u in used] == [
         (jobs[2], 3, "used here")
     ]
@@ -144,11 +146,11 @@ async def test_rule_usage_pages_hold_at_most_limit_items(rag_store: Any, mode: s
     after = None
     async with rag_store.unit(org, rag_mode=mode) as uow:
         while True:
-            page = await uow.rag.rule_usage("R-0001", SINCE, UNTIL, limit=2, after=after)
+            page = await uow.rag.rule_usage("R-0001", SINCE, UNTIL, limit=2, cursor=after)
             pages.append([u.job_id for u in page.items])
-            if page.next_after is None:
+            if page.next_cursor is None:
                 break
-            after = page.next_after
+            after = page.next_cursor
     assert [len(page) for page in pages] == [2, 2, 1]
     assert [job for page in pages for job in page] == jobs[::-1]  # oldest first, each once
 
@@ -186,6 +188,7 @@ async def test_another_organizations_job_is_not_found(rag_store: Any, mode: str)
     async with rag_store.unit(other, rag_mode=mode) as uow:
         with pytest.raises(NotFound):
             await uow.rag.get(job)
+        assert await uow.rag.find(job) is None
         with pytest.raises(NotFound):
             await uow.rag.save(job, make_context(2))
         with pytest.raises(NotFound):
@@ -195,6 +198,7 @@ async def test_another_organizations_job_is_not_found(rag_store: Any, mode: str)
     async with rag_store.unit(org, rag_mode=mode) as uow:
         with pytest.raises(NotFound):
             await uow.rag.get(uuid.uuid4())
+        assert await uow.rag.find(uuid.uuid4()) is None
 
 
 async def test_normalized_mode_at_head(store: Any, org: uuid.UUID) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from execstore.errors import InvalidRagContext, NotFound
+from execstore.errors import InvalidArgument, InvalidRagContext, NotFound
 from execstore.textlimits import TRUNCATION_MARKER
 from support.timeline import new_jobs, new_org
 
@@ -46,6 +46,12 @@ BAD = {
     "average above 1": {**make_context(1), "averageRetrievalScore": 3},
     "the same rule twice": _with_rule(ruleId="R-0000"),
     "rules not a list": {**make_context(1), "rules": {"ruleId": "x"}},
+    "a lone surrogate in a condition": _with_rule(condition="when \ud800"),
+    "a lone surrogate in a rule id": _with_rule(ruleId="R-\udfff"),
+    "a lone surrogate in a payer": {
+        **make_context(1),
+        "payers": [{"payerName": "\ud83d", "payerId": "P", "scenario": "s"}],
+    },
 }
 
 
@@ -60,7 +66,7 @@ async def test_bad_input_is_a_typed_error_and_writes_nothing(
     async with rag_store.unit(org, rag_mode=mode) as uow:
         with pytest.raises(InvalidRagContext):
             await uow.rag.save(job, BAD[case])
-        assert await uow.rag.get(job) is None
+        assert await uow.rag.find(job) is None
     assert await _counts(rag_store) == before
 
 
@@ -149,7 +155,7 @@ async def test_a_failed_dual_write_leaves_neither_side(
     assert after["execution_rag_rules_legacy"] == before["execution_rag_rules_legacy"] + 1
     assert after["rag_rule_catalog"] == before["rag_rule_catalog"] + 1  # no HALF-* rules
     async with rag_store.unit(org, rag_mode="dual_write_read_normalized") as uow:
-        assert await uow.rag.get(jobs[0]) is None
+        assert await uow.rag.find(jobs[0]) is None
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -159,8 +165,12 @@ async def test_a_usage_reason_is_fitted_and_a_bad_step_refused(rag_store: Any, m
     async with rag_store.unit(org, rag_mode=mode) as uow:
         await uow.rag.save(job, make_context(2))
         marked = await uow.rag.mark_rule_used(job, 0, 3, "why " * 200)
-        with pytest.raises(InvalidRagContext, match="used_at_step_index"):
+        with pytest.raises(InvalidArgument, match="step_index must be an integer or None"):
             await uow.rag.mark_rule_used(job, 1, "third", "no")  # type: ignore[arg-type]
+        with pytest.raises(InvalidRagContext, match="used_at_step_index"):
+            await uow.rag.mark_rule_used(job, 1, 2**40, "no")
+        with pytest.raises(InvalidArgument, match="reason holds a surrogate"):
+            await uow.rag.mark_rule_used(job, 1, 4, "lone \ud800")
     async with rag_store.unit(org, rag_mode=mode) as uow:
         got = await uow.rag.get(job)
     assert got.rules[0] == marked

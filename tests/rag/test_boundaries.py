@@ -68,11 +68,11 @@ async def test_since_is_inclusive_and_until_exclusive_to_the_millisecond(
         # Page by page, one job at a time: the same jobs, none twice.
         seen, after = [], None
         while True:
-            page = await uow.rag.rule_usage("R-0000", SINCE, UNTIL, limit=1, after=after)
+            page = await uow.rag.rule_usage("R-0000", SINCE, UNTIL, limit=1, cursor=after)
             seen += [u.job_id for u in page.items]
-            if page.next_after is None:
+            if page.next_cursor is None:
                 break
-            after = page.next_after
+            after = page.next_cursor
         assert seen == [by_time[t] for t in (SINCE, SINCE + MS, UNTIL - MS)]
 
 
@@ -122,7 +122,7 @@ async def test_a_backfill_for_one_organization_moves_only_its_rows(rag_store: An
     async with rag_store.unit(a, rag_mode="normalized") as uow:
         assert [len((await uow.rag.get(job)).rules) for job in a_jobs] == [2, 2]
     async with rag_store.unit(b, rag_mode="normalized") as uow:
-        assert [await uow.rag.get(job) for job in b_jobs] == [None, None]
+        assert [await uow.rag.find(job) for job in b_jobs] == [None, None]
     assert (await backfill_rag(rag_store.sessions, organization_id=b)).counts["moved"] == 2
 
 

@@ -75,7 +75,7 @@ async def jobs_on_every_side(store: Any, ctx: RagContext) -> tuple[uuid.UUID, di
 async def test_each_mode_reads_its_side_and_writes_its_sides(rag_store: Any, mode: str) -> None:
     org, jobs = await jobs_on_every_side(rag_store, A)
     async with rag_store.unit(org, rag_mode=mode) as uow:
-        got = {side: await uow.rag.get(job) for side, job in jobs.items()}
+        got = {side: await uow.rag.find(job) for side, job in jobs.items()}
     reads = "legacy" if mode in READS_LEGACY else "normalized"
     assert got == {
         "legacy": A if reads == "legacy" else None,
@@ -199,7 +199,7 @@ async def test_shadow_reads_count_a_missing_side_as_a_mismatch(
             caplog.clear()
             with caplog.at_level(logging.WARNING, logger="execstore.rag"):
                 async with store.unit(org, rag_mode="dual_write_read_normalized") as uow:
-                    assert await uow.rag.get(job) == expected[side], side
+                    assert await uow.rag.find(job) == expected[side], side
             after = await store.rag_shadow_stats()
             assert (after.compared - before.compared, after.failures - before.failures) == (1, 0)
             assert after.mismatches - before.mismatches == (side in mismatched), side

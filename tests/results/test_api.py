@@ -107,7 +107,7 @@ async def test_summary_does_no_blob_io(
     monkeypatch.setattr(store.archives, "store", counting)
     store.archives.cache.clear()
     async with store.unit(org) as uow:
-        summary = await results_of(uow).summary(job)
+        summary = await results_of(uow).find(job)
         shots = await results_of(uow).screenshots(job)
     assert summary is not None
     assert summary.screenshot_count == 4
@@ -193,7 +193,8 @@ async def test_other_organization_job_is_not_found(
         with pytest.raises(NotFound):
             await uow.results.save(job, make_output(org, job))
         with pytest.raises(NotFound):
-            await uow.results.summary(job)
+            await uow.results.get(job)
+        assert await uow.results.find(job) is None
         with pytest.raises(NotFound):
             await uow.results.detail(job)
         with pytest.raises(NotFound):
@@ -201,10 +202,15 @@ async def test_other_organization_job_is_not_found(
     assert await result_blobs(store) == []
 
 
-async def test_no_result_yet_reads_as_none(store: Any, org: uuid.UUID, job: uuid.UUID) -> None:
+async def test_no_result_yet_is_not_found_or_none(
+    store: Any, org: uuid.UUID, job: uuid.UUID
+) -> None:
     async with store.unit(org) as uow:
-        assert await uow.results.summary(job) is None
-        assert await uow.results.detail(job) is None
+        assert await uow.results.find(job) is None
+        with pytest.raises(NotFound, match="no result"):
+            await uow.results.get(job)
+        with pytest.raises(NotFound, match="no result"):
+            await uow.results.detail(job)
         assert await uow.results.screenshots(job) == []
 
 
@@ -248,7 +254,7 @@ async def test_rollback_after_save_removes_the_blob(store: Any, org: uuid.UUID) 
     assert seen == [1]
     assert await result_blobs(store) == []
     async with store.unit(org) as uow:
-        assert await uow.results.summary(job) is None
+        assert await uow.results.find(job) is None
 
 
 async def test_rollback_keeps_a_pre_existing_identical_blob(store: Any, org: uuid.UUID) -> None:
@@ -314,7 +320,7 @@ async def test_summary_reads_the_plan_shape_and_odd_numbers(
     async with store.unit(org) as uow:
         saved = await uow.results.save(job, output)
     async with store.unit(org) as uow:
-        again = await uow.results.summary(job)
+        again = await uow.results.find(job)
         detail = await uow.results.detail(job)
     got = (saved.total_steps, saved.successful_steps, saved.failed_steps, saved.duration_ms)
     assert got == expected

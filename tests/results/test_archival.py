@@ -102,13 +102,12 @@ async def test_archives_legacy_results_in_batches(store: Any, org: uuid.UUID) ->
     for job, output in outputs.items():
         async with store.unit(org) as uow:
             repo = results_of(uow)
-            summary = await repo.summary(job)
+            summary = await repo.find(job)
             detail = await repo.detail(job)
             shots = await repo.screenshots(job)
         assert summary is not None
         assert summary.archived
         assert summary.screenshot_count == 5
-        assert detail is not None
         extra = detail.output.pop("legacyScreenshotRows")
         assert detail.output == output
         assert [row["url"] for row in extra] == [
@@ -148,14 +147,13 @@ async def test_legacy_result_reads_before_archival_and_save_is_write_once(
     ((job, output),) = outputs.items()
     async with store.unit(org) as uow:
         repo = results_of(uow)
-        summary = await repo.summary(job)
+        summary = await repo.find(job)
         detail = await repo.detail(job)
         shots = await repo.screenshots(job)
         again = await repo.save(job, output)  # identical: fine, nothing changes
     assert summary is not None
     assert summary.legacy
     assert summary.total_steps == 5
-    assert detail is not None
     assert detail.output == output
     assert [s.url for s in shots] == [s["url"] for s in output["screenshots"]]
     assert again.legacy

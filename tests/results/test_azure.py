@@ -33,7 +33,6 @@ async def test_save_detail_delete_and_reconcile_on_azurite(azure_store: ExecStor
     async with store.unit(org) as uow:
         detail = await results_of(uow).detail(kept)
         shots = await results_of(uow).screenshots(kept)
-    assert detail is not None
     assert detail.output == outputs[kept]
     assert [s.url for s in shots] == [s["url"] for s in outputs[kept]["screenshots"]]
 
@@ -91,7 +90,6 @@ async def test_archival_with_a_set_aside_job_and_derived_keys_on_azurite(
         for job in outputs:
             if job != bad:
                 detail = await results_of(uow).detail(job)
-                assert detail is not None
                 assert detail.output["durationMs"] == outputs[job]["durationMs"]
 
 

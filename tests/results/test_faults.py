@@ -126,7 +126,7 @@ async def test_upload_refused_writes_nothing(store: Any, org: uuid.UUID) -> None
         await save(store, org, job, faulty_archives(store, blobs))
     assert await result_blobs(store) == []
     async with store.unit(org) as uow:
-        assert await uow.results.summary(job) is None
+        assert await uow.results.find(job) is None
     await save(store, org, job)
     await assert_consistent(store, org, [job], 4)
 
@@ -176,7 +176,7 @@ async def test_failure_after_archive_row_rolls_back_and_deletes_the_blob(
             await save(store, org, job, hook=hook)
     assert await result_blobs(store) == []  # on_rollback removed what this save created
     async with store.unit(org) as uow:
-        assert await uow.results.summary(job) is None
+        assert await uow.results.find(job) is None
     await save(store, org, job)
     await assert_consistent(store, org, [job], 4)
 

@@ -133,7 +133,7 @@ async def test_bad_rows_are_set_aside_and_the_rest_archived(store: Any, org: uui
         assert await result_of(store, job) == value
         assert await legacy_rows_of(store, job) == 1
     async with store.unit(org) as uow:
-        summary = await uow.results.summary(infinity)
+        summary = await uow.results.find(infinity)
         detail = await uow.results.detail(infinity)
     assert summary is not None
     assert summary.archived
@@ -321,4 +321,4 @@ async def test_a_claimed_batch_is_skipped_not_waited_for(store: Any, org: uuid.U
     assert await legacy_left(store, org) == 0
     async with store.unit(org) as uow:
         for job in held:
-            assert (await results_of(uow).summary(job)).archived  # type: ignore[union-attr]
+            assert (await results_of(uow).find(job)).archived  # type: ignore[union-attr]

@@ -96,5 +96,4 @@ async def test_zstd_codec_setting_reaches_the_archives(
     assert stored[:4] == b"\x28\xb5\x2f\xfd"  # the zstd frame magic
     assert json.loads(zstandard.ZstdDecompressor().decompressobj().decompress(stored)) == output
     assert codec.name == "ZSTD"
-    assert detail is not None
     assert detail.output == output

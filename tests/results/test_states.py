@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from execstore.archival import reconcile
-from execstore.errors import ArchiveMissing, Conflict, ExecstoreError
+from execstore.errors import ArchiveMissing, Conflict, ExecstoreError, NotFound
 from execstore.results import ResultArchives, backfill_results
 from execstore.schema import models as m
 from support.timeline import new_jobs
@@ -135,7 +135,6 @@ async def test_legacy_screenshot_rows_against_the_json_with_either_side_missing(
                 continue
             assert str(job) not in aside, name
             detail = await uow.results.detail(job)
-            assert detail is not None
             rows_added = archived.get("legacyScreenshotRows")
             if isinstance(rows_added, list):  # each added row keeps its legacy id
                 archived = {
@@ -186,15 +185,16 @@ async def test_every_operation_on_a_result_in_every_state(store: Any, org: uuid.
         job = await job_in(store, org, state)
         before = await stored(store, job)
         async with store.unit(org) as uow:
-            summary = await uow.results.summary(job)
+            summary = await uow.results.find(job)
             shots = [s.url for s in await uow.results.screenshots(job)]
             if state == "lost":
                 with pytest.raises(ArchiveMissing):
                     await uow.results.detail(job)
+            elif state == "none":
+                with pytest.raises(NotFound, match="no result"):
+                    await uow.results.detail(job)
             else:
-                detail = await uow.results.detail(job)
-                assert (detail is None) is (state == "none"), state
-                assert detail is None or detail.output == same, state
+                assert (await uow.results.detail(job)).output == same, state
         assert (summary is None) is (state == "none"), state
         if summary is not None:
             assert (summary.legacy, summary.archive_missing) == (state == "legacy", state == "lost")

@@ -30,7 +30,7 @@ async def test_archiving_one_organizations_results_leaves_the_others(store: Any)
             assert detail.output == output
     async with store.unit(b) as uow:
         for job in b_outputs:
-            summary = await uow.results.summary(job)
+            summary = await uow.results.find(job)
             assert summary is not None
             assert summary.legacy
     again = await backfill_results(

@@ -23,12 +23,11 @@ from execstore.audit.backfill import backfill_audit, count_remaining
 from execstore.audit.checkpoints import checkpoint_organizations
 from execstore.audit.dictionaries import train_dictionaries
 from execstore.audit.repository import AuditRepository
-from execstore.audit.types import AuditPage, AuditReceipt, AuditRecord, PhiAccess
+from execstore.audit.types import AuditReceipt, AuditRecord, PhiAccess
 from execstore.audit.verify import OrganizationVerification, Problem, verify_audit
 
 __all__ = [
     "AuditArchives",
-    "AuditPage",
     "AuditReceipt",
     "AuditRecord",
     "AuditRepository",

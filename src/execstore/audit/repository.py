@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from execstore.arguments import checks_arguments
 from execstore.audit.catalog import AuditState, Kind, state_for
 from execstore.audit.checkpoints import write_checkpoint
 from execstore.audit.dictionaries import train_dictionaries
@@ -45,11 +46,12 @@ from execstore.audit.reader import (
     hot_record,
     segments,
 )
-from execstore.audit.types import AuditPage, AuditReceipt, AuditRecord, PhiAccess
+from execstore.audit.types import AuditReceipt, AuditRecord, PhiAccess
 from execstore.audit.writer import Appended, Pending, append, prepare
 from execstore.blob import Archives
 from execstore.clock import SYSTEM_CLOCK, Clock
-from execstore.errors import InvalidArgument, InvalidAuditRecord, explain, translate_database_errors
+from execstore.errors import InvalidAuditRecord, explain, translate_database_errors
+from execstore.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from execstore.repository import TransactionHooks
 from execstore.schema.audit import PhiAuditLog
 
@@ -58,7 +60,7 @@ __all__ = ["AuditRepository"]
 log = logging.getLogger("execstore.audit")
 _WROTE = "execstore_wrote"
 _LOG: sa.Table = PhiAuditLog.__table__  # type: ignore[assignment]
-_MAX_PAGE = 1000
+_CURSOR_KIND = "audit"
 
 
 # Registered on the Engine class at import, before any unit runs: a SQLite connection
@@ -82,6 +84,7 @@ def _clear_sqlite_write(conn: Any) -> None:
         conn.info.pop(_WROTE, None)
 
 
+@checks_arguments
 class AuditRepository:
     """PHI access records of one organization: append-only, tamper-evident."""
 
@@ -240,23 +243,30 @@ class AuditRepository:
         action: str | None = None,
         since: dt.datetime | None = None,
         until: dt.datetime | None = None,
-        after: int | None = None,
-        limit: int = 100,
-    ) -> AuditPage:
-        """One page of this organization's records matching every filter given, oldest first.
+        cursor: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> Page[AuditRecord]:
+        """One page of this organization's records matching every filter given, in chain
+        (``seq``) order, oldest first.
 
         Hot and archived records alike (archived segments are read through the cache).
         Reads use their own short transaction, like writes, so records this unit just
         wrote are visible on every backend.
-        ``since`` is inclusive, ``until`` exclusive; ``after`` is the previous page's
-        ``next_cursor``.
+        ``since`` is inclusive, ``until`` exclusive; ``cursor`` is the previous page's
+        ``next_cursor`` and ``limit`` follows :mod:`execstore.pages`.
         """
-        if not 1 <= limit <= _MAX_PAGE:
-            raise InvalidArgument(f"limit must be 1..{_MAX_PAGE}")
+        limit = check_limit(limit)
+        after = 0 if cursor is None else decode_cursor(_CURSOR_KIND, cursor, (int,))[0]
         async with self.sessions() as session:
-            return await self._query(
-                session, patient_ref, actor_id, action, since, until, after or 0, limit
+            found = await self._query(
+                session, patient_ref, actor_id, action, since, until, after, limit + 1
             )
+        items = found[:limit]
+        more = len(found) > limit
+        return Page(
+            items=items,
+            next_cursor=encode_cursor(_CURSOR_KIND, (items[-1].seq,)) if more else None,
+        )
 
     async def _query(
         self,
@@ -268,7 +278,7 @@ class AuditRepository:
         until: dt.datetime | None,
         cursor: int,
         limit: int,
-    ) -> AuditPage:
+    ) -> list[AuditRecord]:
         org = self.organization_id
         found: list[AuditRecord] = []
         with translate_database_errors():
@@ -281,7 +291,7 @@ class AuditRepository:
                     ):
                         found.append(record)
                         if len(found) == limit:
-                            return AuditPage(records=found, next_cursor=record.seq)
+                            return found
             filters = await self._hot_filters(session, patient_ref, actor_id, action, since, until)
             if filters is not None:
                 rows = await fetch_hot(
@@ -294,8 +304,7 @@ class AuditRepository:
                 renderer = Renderer(self.state, org)
                 await renderer.load(session, rows)
                 found.extend(hot_record(renderer, row) for row in rows)
-        full = len(found) == limit
-        return AuditPage(records=found, next_cursor=found[-1].seq if full else None)
+        return found
 
     async def _hot_filters(
         self,

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_vali
 from execstore.repository import PublicModel, UtcDateTime
 from execstore.textlimits import fit_text
 
-__all__ = ["AuditPage", "AuditReceipt", "AuditRecord", "PhiAccess"]
+__all__ = ["AuditReceipt", "AuditRecord", "PhiAccess"]
 
 USER_AGENT_LIMIT = 1000
 """User agents longer than this are fitted (marker kept), the one field cut on input."""
@@ -68,13 +68,6 @@ class AuditRecord(PublicModel):
     """An IP address, or for legacy records whatever text the old table held."""
     user_agent: str | None
     details: Any = Field(default=None)
-
-
-class AuditPage(PublicModel):
-    """One page of a query, oldest first; pass ``next_cursor`` as ``after`` for the next."""
-
-    records: list[AuditRecord]
-    next_cursor: int | None
 
 
 class AuditReceipt(PublicModel):

@@ -194,12 +194,10 @@ async def _demo(settings: Settings, jobs: int, *, explicit: bool) -> None:
             else next(j for j in today if j.organization is org)
         )
         async with store.unit(org.id) as uow:
-            summary = await uow.results.summary(job.id)
+            summary = await uow.results.get(job.id)
             _, cold = await _timed(lambda: uow.results.detail(job.id))
             before = cache.stats()
             detail, warm = await _timed(lambda: uow.results.detail(job.id))
-        if summary is None or detail is None:
-            raise RuntimeError("the demo job has no result")
         console.print(
             f"   result of job {job.id}: {summary.total_steps} steps, "
             f"{summary.screenshot_count} screenshots; full output "
@@ -214,7 +212,7 @@ async def _demo(settings: Settings, jobs: int, *, explicit: bool) -> None:
         stats = cache.stats()
         console.print(
             f"   archived log of a job from {old.created_at:%Y-%m-%d}: "
-            f"first line {page_cold.entries[0].message[:50]!r}… — cold {cold:.1f} ms, "
+            f"first line {page_cold.items[0].message[:50]!r}… — cold {cold:.1f} ms, "
             f"again {warm:.2f} ms (hits {before.hits} -> {stats.hits}, misses {stats.misses}, "
             f"{stats.entries} payload(s), {size_text(stats.current_bytes)} of "
             f"{size_text(stats.max_bytes)})"

@@ -17,12 +17,11 @@ from execstore.logs.archival import archive_logs
 from execstore.logs.deletion import forget_job_logs
 from execstore.logs.reconcile import LogArchives
 from execstore.logs.repository import LogRepository
-from execstore.logs.types import LogEntry, LogPage, LogRetention, NewLogEntry
+from execstore.logs.types import LogEntry, LogRetention, NewLogEntry
 
 __all__ = [
     "LogArchives",
     "LogEntry",
-    "LogPage",
     "LogRepository",
     "LogRetention",
     "NewLogEntry",

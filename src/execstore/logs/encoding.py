@@ -44,9 +44,9 @@ def _standard_encoder() -> Callable[[Any], str]:
 
     def encode(value: Any) -> str:
         if isinstance(value, str):
-            return str(json.encoder.encode_basestring(value))
+            return _utf8(str(json.encoder.encode_basestring(value)))
         try:
-            return "".join(make(value, 0))
+            return _utf8("".join(make(value, 0)))
         except BaseException:
             # The C encoder leaves what it was in the middle of in its circular-reference
             # markers when it fails: encoding the same value again would then say
@@ -55,6 +55,14 @@ def _standard_encoder() -> Callable[[Any], str]:
             raise
 
     return encode
+
+
+def _utf8(text: str) -> str:
+    """``text`` if it is UTF-8 encodable; a lone surrogate raises UnicodeEncodeError (a
+    ValueError), which the driver would otherwise raise mid-write."""
+    if not text.isascii():
+        text.encode()
+    return text
 
 
 def _with_orjson(standard: Callable[[Any], str]) -> Callable[[Any], str]:

@@ -15,12 +15,12 @@ import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any, Final, NamedTuple
 
-from execstore.errors import InvalidLogEntry
+from execstore.errors import InvalidLogEntry, shown
 from execstore.logs.encoding import driver_uuid, encode_json, fast_encode
 from execstore.logs.types import NewLogEntry
 from execstore.schema import models as m
 from execstore.schema.enums import LogLevel
-from execstore.textlimits import fit_text, limit_of
+from execstore.textlimits import fit_text, limit_of, surrogate_at
 
 __all__ = [
     "MESSAGE_LIMIT",
@@ -118,6 +118,8 @@ def prepare_rows(
             )
         if type(message) is not str:
             raise InvalidLogEntry(index, f"message must be text, not {type(message).__name__}")
+        if not message.isascii():
+            _text(index, "message", message)
         if len(message) > message_limit or "\x00" in message:
             message = fit_text(message, message_limit) or ""
         if type(timestamp) is not stamp_type or timestamp.tzinfo is not utc:
@@ -133,13 +135,15 @@ def prepare_rows(
                 type(step_name) is not str
                 or len(step_name) > STEP_NAME_LIMIT
                 or "\x00" in step_name
+                or not step_name.isascii()
             ):
                 step_name = _step_name(index, step_name)
             last_key = (step_index, step_name)
             last_step = lookup(last_key)
         if duration is not None and (type(duration) is not int or not -_INT4 <= duration < _INT4):
             duration = _int(index, "duration_ms", duration)
-        level_value = level_of(level) if type(level) is not bool else None
+        # Only text and members are looked up: anything else may not even be hashable.
+        level_value = level_of(level) if type(level) is str or type(level) is LogLevel else None
         if level_value is None:
             level_value = _level(index, level)
         if metadata is not None:
@@ -200,7 +204,10 @@ def step_key(index: int, step_index: Any, step_name: Any) -> tuple[int, str | No
     if type(step_index) is not int or not -_INT4 <= step_index < _INT4:
         step_index = _int(index, "step_index", step_index)
     if step_name is not None and (
-        type(step_name) is not str or len(step_name) > STEP_NAME_LIMIT or "\x00" in step_name
+        type(step_name) is not str
+        or len(step_name) > STEP_NAME_LIMIT
+        or "\x00" in step_name
+        or not step_name.isascii()
     ):
         step_name = _step_name(index, step_name)
     return step_index, step_name
@@ -219,11 +226,13 @@ def line_rest(
     """The validated (duration_ms, level, message, metadata JSON) of an entry."""
     if type(message) is not str:
         raise InvalidLogEntry(index, f"message must be text, not {type(message).__name__}")
+    if not message.isascii():
+        _text(index, "message", message)
     if len(message) > MESSAGE_LIMIT or "\x00" in message:
         message = fit_text(message, MESSAGE_LIMIT) or ""
     if duration is not None and (type(duration) is not int or not -_INT4 <= duration < _INT4):
         duration = _int(index, "duration_ms", duration)
-    level_value = _LEVEL_FAST.get(level) if type(level) is not bool else None
+    level_value = _LEVEL_FAST.get(level) if type(level) in (str, LogLevel) else None
     return (
         duration,
         level_value if level_value is not None else _level(index, level),
@@ -260,9 +269,9 @@ def _timestamp(index: int, value: Any, now: dt.datetime) -> dt.datetime:
 
 def _int(index: int, name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidLogEntry(index, f"{name} must be an integer, not {value!r}")
+        raise InvalidLogEntry(index, f"{name} must be an integer, not {shown(value)}")
     if not -_INT4 <= value < _INT4:
-        raise InvalidLogEntry(index, f"{name} {value} is out of range")
+        raise InvalidLogEntry(index, f"{name} {shown(value)} is out of range")
     return value
 
 
@@ -271,7 +280,18 @@ def _step_name(index: int, value: Any) -> str | None:
         return None
     if not isinstance(value, str):
         raise InvalidLogEntry(index, f"step_name must be text, not {type(value).__name__}")
-    return fit_text(value, STEP_NAME_LIMIT)
+    return fit_text(_text(index, "step_name", value), STEP_NAME_LIMIT)
+
+
+def _text(index: int, name: str, value: str) -> str:
+    """``value`` if it can be stored (UTF-8 encodable), else InvalidLogEntry: a lone
+    surrogate would otherwise fail in the driver, mid-batch, untyped."""
+    at = surrogate_at(value)
+    if at is not None:
+        raise InvalidLogEntry(
+            index, f"{name} holds a lone surrogate at position {at}: not storable text"
+        )
+    return value
 
 
 def _level(index: int, value: Any) -> int:
@@ -284,7 +304,7 @@ def _level(index: int, value: Any) -> int:
             return int(_LEVELS[value])
     except KeyError:
         pass
-    raise InvalidLogEntry(index, f"unknown level {value!r}")
+    raise InvalidLogEntry(index, f"unknown level {shown(value)}")
 
 
 def _metadata(index: int, value: Any) -> str:

@@ -2,7 +2,8 @@
 
     async with store.unit(org_id) as uow:
         await uow.logs.append(job.id, [NewLogEntry("Opened claim", step_index=2)])
-        page = await uow.logs.for_job(job.id, min_level=LogLevel.WARN)
+        page = await uow.logs.for_job(job.id, min_level=LogLevel.WARN)  # Page[LogEntry]
+        more = await uow.logs.for_job(job.id, min_level=LogLevel.WARN, cursor=page.next_cursor)
         last = await uow.logs.tail(job.id, 20)
 
 Lines older than the hot window move to compressed archive chunks (``execstore archive
@@ -23,26 +24,22 @@ from typing import TYPE_CHECKING, Any, Final
 import sqlalchemy as sa
 
 from execstore.archival.pointers import archive_ref
+from execstore.arguments import checks_arguments
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import (
     ArchiveMissing,
     InvalidLogQuery,
     InvalidRetention,
     NotFound,
+    shown,
     translate_database_errors,
 )
 from execstore.logs.format import entry_from_record, find_job_lines, may_hold_job
 from execstore.logs.ingest import PIPELINE_CHUNK, append_pipelined, sqlite_write_lock, write_lines
 from execstore.logs.prepare import prepare_rows
 from execstore.logs.steps import fill_steps, known_steps
-from execstore.logs.types import (
-    LogCursor,
-    LogEntry,
-    LogPage,
-    LogRetention,
-    NewLogEntry,
-    to_micros,
-)
+from execstore.logs.types import LogEntry, LogRetention, NewLogEntry
+from execstore.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from execstore.repository import ScopedRepository, TransactionHooks
 from execstore.schema import models as m
 from execstore.schema.enums import LogLevel
@@ -68,6 +65,9 @@ _step = m.ExecutionLogStep
 _archive = m.ExecutionLogArchive
 _entry_table: sa.Table = _entry.__table__  # type: ignore[assignment]
 _detached_cache: dict[str, sa.Table] = {}
+_CURSOR_KIND: Final = "logs"
+Position = tuple[dt.datetime, int]
+"""Where a page ends: the (timestamp, id) of its last line."""
 
 
 def entry_table_named(name: str) -> sa.Table:
@@ -87,6 +87,7 @@ async def detached_tables(session: AsyncSession) -> list[sa.Table]:
     return [entry_table_named(name) for name in names]
 
 
+@checks_arguments
 class LogRepository(ScopedRepository[m.Job]):
     """Append and read the log lines of this organization's jobs."""
 
@@ -164,36 +165,43 @@ class LogRepository(ScopedRepository[m.Job]):
         *,
         min_level: LogLevel | str | None = None,
         steps: Iterable[int | str] | None = None,
-        after: str | None = None,
-        limit: int = 200,
-    ) -> LogPage:
-        """A page of the job's lines in order, hot and archived alike.
+        cursor: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> Page[LogEntry]:
+        """A page of the job's lines in ``(timestamp, id)`` order, hot and archived alike.
 
         ``min_level`` keeps lines at or above it; ``steps`` keeps lines whose step
-        index (an int) or step name (a str) is listed; ``after`` is a previous page's
-        ``next_cursor``. Raises NotFound for another organization's job, ArchiveMissing
-        or ArchiveCorrupt when an archive the page needs cannot be read.
+        index (an int) or step name (a str) is listed; ``cursor`` is a previous page's
+        ``next_cursor`` and ``limit`` follows :mod:`execstore.pages`. Raises NotFound for
+        another organization's job, ArchiveMissing or ArchiveCorrupt when an archive the
+        page needs cannot be read.
         """
-        if limit < 1:
-            raise InvalidLogQuery("limit must be at least 1")
-        cursor = LogCursor.decode(after) if after is not None else None
+        limit = check_limit(limit)
+        after: Position | None = None
+        if cursor is not None:
+            at, line = decode_cursor(_CURSOR_KIND, cursor, (dt.datetime, int))
+            after = (at, line)
         level = None if min_level is None else _as_level(min_level)
         wanted = _StepFilter(steps)
         await self._workflow_of(job_id, lock=False)
-        hot = await self._hot(job_id, cursor, level, wanted, limit=limit + 1, newest=False)
-        cold = await self._archived(job_id, cursor, level, wanted)
+        hot = await self._hot(job_id, after, level, wanted, limit=limit + 1, newest=False)
+        cold = await self._archived(job_id, after, level, wanted)
         merged = _merge(hot, cold)
         page = merged[:limit]
         more = len(merged) > limit
         next_cursor = (
-            LogCursor.of(page[-1].timestamp, page[-1].id).encode() if more and page else None
+            encode_cursor(_CURSOR_KIND, (page[-1].timestamp, page[-1].id))
+            if more and page
+            else None
         )
-        return LogPage(entries=page, next_cursor=next_cursor)
+        return Page(items=page, next_cursor=next_cursor)
 
-    async def tail(self, job_id: uuid.UUID, n: int = 50) -> list[LogEntry]:
-        """The job's last ``n`` lines, oldest first (NotFound for another organization's job)."""
-        if n < 1:
-            raise InvalidLogQuery("n must be at least 1")
+    async def tail(self, job_id: uuid.UUID, n: int = DEFAULT_LIMIT) -> list[LogEntry]:
+        """The job's last ``n`` lines, oldest first (NotFound for another organization's job).
+
+        ``n`` follows the limit rule of :mod:`execstore.pages` (1..MAX_LIMIT).
+        """
+        n = check_limit(n, name="n")
         await self._workflow_of(job_id, lock=False)
         hot = await self._hot(job_id, None, None, _StepFilter(None), limit=n, newest=True)
         cold = await self._archived(job_id, None, None, _StepFilter(None))
@@ -224,7 +232,9 @@ class LogRepository(ScopedRepository[m.Job]):
         """
         if days is not None:
             if isinstance(days, bool) or not isinstance(days, int):
-                raise InvalidRetention(f"retention must be a whole number of days, not {days!r}")
+                raise InvalidRetention(
+                    f"retention must be a whole number of days, not {shown(days)}"
+                )
             if days < self.hot_days:
                 raise InvalidRetention(
                     f"a retention of {days} days is shorter than the hot window of "
@@ -275,7 +285,7 @@ class LogRepository(ScopedRepository[m.Job]):
     async def _hot(
         self,
         job_id: uuid.UUID,
-        cursor: LogCursor | None,
+        after: Position | None,
         level: int | None,
         wanted: _StepFilter,
         *,
@@ -300,11 +310,8 @@ class LogRepository(ScopedRepository[m.Job]):
                 .where(table.c.job_id == job_id)
                 .limit(limit)
             )
-            if cursor is not None:
-                after = dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
-                    microseconds=cursor.micros
-                )
-                stmt = stmt.where(sa.tuple_(table.c.timestamp, table.c.id) > (after, cursor.id))
+            if after is not None:
+                stmt = stmt.where(sa.tuple_(table.c.timestamp, table.c.id) > after)
             if level is not None:
                 stmt = stmt.where(table.c.level >= level)
             stmt = stmt.where(*wanted.clauses(_step.step_index, _step.name))
@@ -344,7 +351,7 @@ class LogRepository(ScopedRepository[m.Job]):
     async def _archived(
         self,
         job_id: uuid.UUID,
-        cursor: LogCursor | None,
+        after: Position | None,
         level: int | None,
         wanted: _StepFilter,
     ) -> list[LogEntry]:
@@ -353,11 +360,8 @@ class LogRepository(ScopedRepository[m.Job]):
             _archive.first_job <= job_id,
             _archive.last_job >= job_id,
         )
-        if cursor is not None:
-            stmt = stmt.where(
-                _archive.end_date
-                >= dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=cursor.micros)
-            )
+        if after is not None:
+            stmt = stmt.where(_archive.end_date >= after[0])
         with translate_database_errors():
             chunks = (await self.session.scalars(stmt.order_by(_archive.start_date))).all()
         found: list[LogEntry] = []
@@ -369,10 +373,7 @@ class LogRepository(ScopedRepository[m.Job]):
             payload = await self.archives.read_bytes(archive_ref(chunk))
             for record in find_job_lines(payload, job_id):
                 entry = entry_from_record(record)
-                if cursor is not None and (to_micros(entry.timestamp), entry.id) <= (
-                    cursor.micros,
-                    cursor.id,
-                ):
+                if after is not None and (entry.timestamp, entry.id) <= after:
                     continue
                 if level is not None and entry.level < level:
                     continue
@@ -386,13 +387,15 @@ def _as_level(value: LogLevel | str) -> int:
     try:
         return int(value if isinstance(value, LogLevel) else LogLevel.parse(value))
     except (KeyError, AttributeError) as exc:
-        raise InvalidLogQuery(f"unknown level {value!r}") from exc
+        raise InvalidLogQuery(f"unknown level {shown(value)}") from exc
 
 
 class _StepFilter:
     def __init__(self, steps: Iterable[int | str] | None) -> None:
         self.active = steps is not None
-        items = list(steps or [])
+        items = list(steps or [])  # the argument check refused anything but an iterable
+        if any(isinstance(s, bool) or not isinstance(s, int | str) for s in items):
+            raise InvalidLogQuery(f"steps holds step indexes (int) and names (str): {shown(items)}")
         self.indexes = {s for s in items if isinstance(s, int) and not isinstance(s, bool)}
         self.names = {s for s in items if isinstance(s, str)}
 
@@ -408,4 +411,4 @@ class _StepFilter:
 def _merge(*groups: list[LogEntry]) -> list[LogEntry]:
     # A line can be both hot and archived between its archival and its partition's drop.
     by_id = {entry.id: entry for group in groups for entry in group}
-    return sorted(by_id.values(), key=lambda e: (to_micros(e.timestamp), e.id))
+    return sorted(by_id.values(), key=lambda e: (e.timestamp, e.id))

@@ -3,19 +3,17 @@
 - :mod:`~execstore.metadata.repository`: ``uow.metadata`` (create, start, progress,
   complete, fail; get, list, summary);
 - :mod:`~execstore.metadata.views`: the one joined query behind every view;
-- :mod:`~execstore.metadata.listing`: filters, cursors, the page-size cap;
+- :mod:`~execstore.metadata.listing`: the listing's filters and keyset query;
 - :mod:`~execstore.metadata.summaries`: the per-day rollup and its refresh;
 - :mod:`~execstore.metadata.backfill`: moving the legacy fat rows, and checking the move.
 """
 
 from execstore.metadata.backfill import backfill_metadata, count_remaining
 from execstore.metadata.check import Mismatch, check_metadata
-from execstore.metadata.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from execstore.metadata.repository import FAILURE_STATUSES, LIVE_STATUSES, MetadataRepository
 from execstore.metadata.summaries import SummaryRefresh, refresh_summaries
 from execstore.metadata.types import (
     DailySummary,
-    ExecutionPage,
     ExecutionSummary,
     ExecutionView,
     StatusCounts,
@@ -23,12 +21,9 @@ from execstore.metadata.types import (
 from execstore.schema.enums import ExecutionStatus
 
 __all__ = [
-    "DEFAULT_PAGE_SIZE",
     "FAILURE_STATUSES",
     "LIVE_STATUSES",
-    "MAX_PAGE_SIZE",
     "DailySummary",
-    "ExecutionPage",
     "ExecutionStatus",
     "ExecutionSummary",
     "ExecutionView",

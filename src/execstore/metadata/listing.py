@@ -1,4 +1,4 @@
-"""Dashboard listings: filters, keyset cursors and the page-size cap.
+"""Dashboard listings: filters and the keyset query behind ``uow.metadata.list``.
 
 A listing walks ``(organization_id, created_at)`` newest first (on PostgreSQL the index
 leads with ``uuid_hash(organization_id)``, which the statement names as well), with the
@@ -8,19 +8,14 @@ the last row shown, so a page never repeats or skips a row however many executio
 created or updated meanwhile (``created_at`` and ``job_id`` never change). There is no
 ``COUNT(*)``: totals come from the summaries.
 
-The cursor is opaque to callers: ``m1`` and the base64url of the last row's creation
-time (microseconds since the epoch) and job id. It names a position only, so it stays
-valid under any filter and is harmless if forged (the organization scope still
-applies); text that does not decode raises :class:`~execstore.errors.InvalidCursor`.
+The cursor (:mod:`execstore.pages`, kind ``executions``) holds the last row's creation
+time and job id. It names a position only, so it stays valid under any filter.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 import functools
-import struct
 import uuid
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -29,31 +24,24 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from execstore.errors import InvalidArgument, InvalidCursor
+from execstore.errors import InvalidArgument
 from execstore.metadata.views import ViewQuery, row_columns, view_select
+from execstore.pages import decode_cursor, encode_cursor
 from execstore.repository import as_utc
 from execstore.schema import models as m
 from execstore.schema.enums import ExecutionStatus
 from execstore.schema.metadata import on_listing_key
+from execstore.textlimits import fit_text, limit_of
 
 __all__ = [
-    "DEFAULT_PAGE_SIZE",
-    "MAX_PAGE_SIZE",
     "ListFilter",
-    "decode_cursor",
-    "encode_cursor",
+    "list_cursor",
     "list_params",
+    "list_position",
     "list_query",
-    "page_size",
 ]
 
-DEFAULT_PAGE_SIZE: Final = 50
-MAX_PAGE_SIZE: Final = 200
-"""Larger requests are served at this size (a documented cap, not an error)."""
-
-_CURSOR_PREFIX: Final = "m1"
-_CURSOR: Final = struct.Struct(">q16s")
-_EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_CURSOR_KIND: Final = "executions"
 _em = m.ExecutionMetadata
 
 
@@ -95,39 +83,22 @@ class ListFilter:
             statuses=wanted,
             workflow_id=workflow_id,
             client_id=client_id,
-            error_code=error_code,
+            # Fitted as a stored code is (NULs out, cut to the column): the same text matches.
+            error_code=fit_text(error_code, limit_of(_em.error_code)),
             created_from=None if created_from is None else as_utc(created_from),
             created_to=None if created_to is None else as_utc(created_to),
         )
 
 
-def encode_cursor(created_at: dt.datetime, job_id: uuid.UUID) -> str:
+def list_cursor(created_at: dt.datetime, job_id: uuid.UUID) -> str:
     """The cursor of the position just after (older than) this row."""
-    delta = as_utc(created_at) - _EPOCH
-    micros = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-    raw = _CURSOR.pack(micros, job_id.bytes)
-    return _CURSOR_PREFIX + base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return encode_cursor(_CURSOR_KIND, (as_utc(created_at), job_id))
 
 
-def decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
-    """The (created_at, job_id) a cursor names; InvalidCursor if it is not one of ours."""
-    if not isinstance(cursor, str) or not cursor.startswith(_CURSOR_PREFIX):
-        raise InvalidCursor("not a listing cursor")
-    body = cursor[len(_CURSOR_PREFIX) :]
-    try:
-        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-        micros, job = _CURSOR.unpack(raw)
-        created_at = _EPOCH + dt.timedelta(microseconds=micros)
-    except (binascii.Error, struct.error, ValueError, OverflowError) as exc:
-        raise InvalidCursor("not a listing cursor") from exc
-    return created_at, uuid.UUID(bytes=job)
-
-
-def page_size(limit: int) -> int:
-    """``limit`` capped at MAX_PAGE_SIZE; InvalidArgument below 1."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidArgument(f"limit must be a positive integer, not {limit!r}")
-    return min(limit, MAX_PAGE_SIZE)
+def list_position(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    """The (created_at, job_id) a cursor names; InvalidCursor if it is not a listing's."""
+    created_at, job_id = decode_cursor(_CURSOR_KIND, cursor, (dt.datetime, uuid.UUID))
+    return created_at, job_id
 
 
 def list_params(

@@ -34,31 +34,31 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from execstore.arguments import checks_arguments
 from execstore.errors import (
     Conflict,
     InvalidArgument,
     InvalidTransition,
     NotFound,
+    shown,
     translate_database_errors,
 )
 from execstore.metadata.listing import (
-    DEFAULT_PAGE_SIZE,
     ListFilter,
-    decode_cursor,
-    encode_cursor,
+    list_cursor,
     list_params,
+    list_position,
     list_query,
-    page_size,
 )
 from execstore.metadata.summaries import read_summary
 from execstore.metadata.types import (
     FAILURE_STATUSES,
     LIVE_STATUSES,
-    ExecutionPage,
     ExecutionSummary,
     ExecutionView,
 )
 from execstore.metadata.views import get_query, to_view, to_views
+from execstore.pages import DEFAULT_LIMIT, Page, check_limit
 from execstore.repository import ScopedRepository, as_utc
 from execstore.schema import models as m
 from execstore.schema.base import TZ
@@ -85,6 +85,7 @@ def _in_flight(column: str) -> sa.ColumnElement[Any]:
     return sa.func.coalesce(reported, _table.c[column])
 
 
+@checks_arguments
 class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
     """Write an execution's lifecycle and read dashboard views of this organization."""
 
@@ -259,6 +260,14 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
             raise NotFound(f"execution metadata for job {job_id} not found")
         return to_view(found[0])
 
+    async def find(self, job_id: uuid.UUID) -> ExecutionView | None:
+        """The dashboard view of the job's execution, None if it has none (or the job is
+        another organization's)."""
+        try:
+            return await self.get(job_id)
+        except NotFound:
+            return None
+
     async def summary(
         self,
         *,
@@ -276,7 +285,7 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
         SQLite, from a plain query over the executions.
         """
         if first_day is None and (not isinstance(days, int) or days < 1):
-            raise InvalidArgument(f"days must be a positive integer, not {days!r}")
+            raise InvalidArgument(f"days must be a positive integer, not {shown(days)}")
         last = last_day or self.clock.now().date()
         first = first_day or last - dt.timedelta(days=days - 1)
         if first > last:
@@ -302,16 +311,16 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
         created_from: dt.datetime | None = None,
         created_to: dt.datetime | None = None,
         cursor: str | None = None,
-        limit: int = DEFAULT_PAGE_SIZE,
-    ) -> ExecutionPage:
+        limit: int = DEFAULT_LIMIT,
+    ) -> Page[ExecutionView]:
         """One page of executions, newest first, with names joined (one round trip).
 
         Filters combine with AND; ``created_from`` is inclusive, ``created_to``
         exclusive. Pass the returned ``next_cursor`` as ``cursor`` for the next page:
-        pages stay exact while executions are created and updated. ``limit`` above
-        MAX_PAGE_SIZE (200) is served at 200. No total is counted (see ``summary``).
+        pages stay exact while executions are created and updated. ``limit`` and
+        ``cursor`` follow :mod:`execstore.pages`. No total is counted (see ``summary``).
         """
-        size = page_size(limit)
+        size = check_limit(limit)
         filters = ListFilter.of(
             statuses=statuses,
             workflow_id=workflow_id,
@@ -320,7 +329,7 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
             created_from=created_from,
             created_to=created_to,
         )
-        after = None if cursor is None else decode_cursor(cursor)
+        after = None if cursor is None else list_position(cursor)
         query = list_query(self._dialect, filters, after=after is not None, limit=size)
         params = list_params(self.organization_id, filters, after)
         with translate_database_errors():
@@ -328,10 +337,9 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
         items: builtins.list[ExecutionView] = to_views(found[:size])
         more = len(found) > size
         last = items[-1] if more and items else None
-        return ExecutionPage(
+        return Page(
             items=items,
-            next_cursor=None if last is None else encode_cursor(last.created_at, last.job_id),
-            limit=size,
+            next_cursor=None if last is None else list_cursor(last.created_at, last.job_id),
         )
 
     # -- internals ---------------------------------------------------------------------
@@ -420,5 +428,7 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
 
 def _steps(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_STEPS:
-        raise InvalidArgument(f"{name} must be an integer from 0 to {MAX_STEPS}, not {value!r}")
+        raise InvalidArgument(
+            f"{name} must be an integer from 0 to {MAX_STEPS}, not {shown(value)}"
+        )
     return value

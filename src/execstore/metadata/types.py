@@ -14,7 +14,6 @@ __all__ = [
     "FAILURE_STATUSES",
     "LIVE_STATUSES",
     "DailySummary",
-    "ExecutionPage",
     "ExecutionSummary",
     "ExecutionView",
     "StatusCounts",
@@ -63,16 +62,6 @@ class ExecutionView(PublicModel):
     all_account_ids: list[uuid.UUID]
     all_account_names: list[str | None]
     account_count: int
-
-
-class ExecutionPage(PublicModel):
-    """One page of a listing, newest first; pass ``next_cursor`` back for the next page."""
-
-    items: list[ExecutionView]
-    next_cursor: str | None
-    """None on the last page."""
-    limit: int
-    """The page size used (requests above the cap are served at the cap)."""
 
 
 class StatusCounts(PublicModel):

@@ -3,8 +3,9 @@
     async with store.unit(org_id) as uow:
         await uow.rag.save(job.id, context)          # RagContext or a mapping
         context = await uow.rag.get(job.id)          # exactly what was saved, order kept
+        maybe = await uow.rag.find(job.id)           # the same, or None if it has none
         await uow.rag.mark_rule_used(job.id, "R-1", step_index=3, reason="...")
-        page = await uow.rag.rule_usage("R-1", since, until)
+        page = await uow.rag.rule_usage("R-1", since, until)  # Page[RuleUse]
         top = await uow.rag.top_rules(since, until, limit=10)
 
 Modes (:class:`execstore.config.RagMode`), overridable per unit (``store.unit(org,
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from execstore.arguments import checks_arguments
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import RagMode
 from execstore.errors import (
@@ -43,15 +45,17 @@ from execstore.errors import (
     InvalidRagContext,
     NotFound,
     explain,
+    shown,
     translate_database_errors,
 )
 from execstore.operations.backfills import forget_completion
+from execstore.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from execstore.rag import counters, legacy_store, normalized
 from execstore.rag.format import context_from_input
 from execstore.rag.types import (
     RagContext,
     RagRule,
-    RuleUsagePage,
+    RuleUse,
     TopRule,
     millis,
 )
@@ -65,6 +69,7 @@ if TYPE_CHECKING:
 __all__ = ["RagRepository", "as_context"]
 
 log = logging.getLogger("execstore.rag")
+_CURSOR_KIND = "rule_usage"
 
 
 def as_context(context: RagContext | Mapping[str, Any]) -> RagContext:
@@ -79,6 +84,7 @@ def as_context(context: RagContext | Mapping[str, Any]) -> RagContext:
         raise InvalidRagContext(f"invalid RAG context: {explain(exc)}") from exc
 
 
+@checks_arguments
 class RagRepository(ScopedRepository[m.ExecutionRagContext]):
     """Save and read the RAG context of this organization's jobs, in one RagMode."""
 
@@ -157,10 +163,22 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
         if not await normalized.insert(self.session, self.organization_id, job_id, ctx):
             raise NotFound(f"jobs {job_id} not found")
 
-    async def get(self, job_id: uuid.UUID) -> RagContext | None:
-        """The job's context as saved (order kept), None if it has none."""
+    async def get(self, job_id: uuid.UUID) -> RagContext:
+        """The job's context as saved (order kept); NotFound if it has none (or the job is
+        another organization's)."""
+        found = await self.find(job_id)
+        if found is None:
+            raise NotFound(f"job {job_id} has no RAG context")
+        return found
+
+    async def find(self, job_id: uuid.UUID) -> RagContext | None:
+        """The job's context as saved (order kept), None if it has none (or the job is
+        another organization's)."""
         with translate_database_errors():
-            found = await self._read(job_id)
+            try:
+                found = await self._read(job_id)
+            except NotFound:
+                return None
         if (
             self.mode is RagMode.DUAL_WRITE_READ_NORMALIZED
             and self.shadow_sample_rate > 0
@@ -206,7 +224,7 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
                 raise NotFound(f"job {job_id} has no RAG context")
             position = _position(current, rule)
             if position is None:
-                raise NotFound(f"rule {rule!r} is not in the RAG context of job {job_id}")
+                raise NotFound(f"rule {shown(rule)} is not in the RAG context of job {job_id}")
             before = current.rules[position]
             marked = _validated_use(
                 before, {"used_at_step_index": step_index, "used_at": when, "usage_reason": reason}
@@ -239,16 +257,21 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
         since: dt.datetime,
         until: dt.datetime,
         *,
-        limit: int = 100,
-        after: tuple[dt.datetime, uuid.UUID] | None = None,
-    ) -> RuleUsagePage:
+        cursor: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> Page[RuleUse]:
         """The jobs that retrieved ``rule_id`` in ``[since, until)``, oldest first, paginated.
 
-        Each item says whether the job used the rule. Pass the page's ``next_after`` as
-        ``after`` for the next page (None on the last one).
+        Each item says whether the job used the rule. ``cursor`` is the previous page's
+        ``next_cursor`` and ``limit`` follows :mod:`execstore.pages`.
         """
-        if limit < 1:
-            raise InvalidArgument("limit must be at least 1")
+        limit = check_limit(limit)
+        after: tuple[dt.datetime, uuid.UUID] | None = None
+        if cursor is not None:
+            at, job = decode_cursor(_CURSOR_KIND, cursor, (dt.datetime, uuid.UUID))
+            after = (at, job)
+        if not isinstance(rule_id, str):
+            raise InvalidArgument(f"rule_id is text, not {type(rule_id).__name__}")
         since, until = _window(since, until)
         with translate_database_errors():
             if self._reads_legacy:
@@ -269,15 +292,24 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
                 )
         more = len(items) > limit
         items = items[:limit]
-        return RuleUsagePage(
+        last = items[-1] if more else None
+        return Page(
             items=items,
-            next_after=(items[-1].retrieved_at, items[-1].job_id) if more else None,
+            next_cursor=(
+                None
+                if last is None
+                else encode_cursor(_CURSOR_KIND, (last.retrieved_at, last.job_id))
+            ),
         )
 
     async def top_rules(
         self, since: dt.datetime, until: dt.datetime, limit: int = 10
     ) -> list[TopRule]:
-        """The ``limit`` rules retrieved by the most jobs in ``[since, until)``, with use counts."""
+        """The ``limit`` rules retrieved by the most jobs in ``[since, until)``, with use counts.
+
+        ``limit`` follows the limit rule of :mod:`execstore.pages` (1..MAX_LIMIT).
+        """
+        limit = check_limit(limit)
         since, until = _window(since, until)
         with translate_database_errors():
             if self._reads_legacy:
@@ -363,7 +395,10 @@ def _window(since: dt.datetime, until: dt.datetime) -> tuple[dt.datetime, dt.dat
     """
     if as_utc(until) < as_utc(since):
         raise InvalidArgument("until must not be before since")
-    return _ceil_millis(since), _ceil_millis(until)
+    try:
+        return _ceil_millis(since), _ceil_millis(until)
+    except OverflowError as exc:  # within a millisecond of the end of year 9999
+        raise InvalidArgument("since and until must be before the year 10000") from exc
 
 
 def _ceil_millis(value: dt.datetime) -> dt.datetime:

@@ -4,7 +4,7 @@ Validation is where bad input gets its documented outcome, before anything is wr
 
 - text over its column's limit is fitted (kept prefix + ``…[truncated]``) and NUL
   characters are removed — so the stored text, and its catalog digest, is what the
-  model holds;
+  model holds; text holding a surrogate code point (no UTF-8 form) is refused;
 - scores are numbers in 0..1 (None allowed), rounded to 4 decimals like the legacy
   ``Decimal(5, 4)``; anything else (negative, above 1, NaN) is refused;
 - timestamps are kept to the millisecond (the legacy column's precision), in UTC;
@@ -33,14 +33,13 @@ from execstore.schema.rag import (
     RagPayerEntry,
     RagRuleEntry,
 )
-from execstore.textlimits import fit_text, limit_of
+from execstore.textlimits import fit_text, limit_of, surrogate_at
 
 __all__ = [
     "RagContext",
     "RagModifier",
     "RagPayer",
     "RagRule",
-    "RuleUsagePage",
     "RuleUse",
     "ShadowStats",
     "TopRule",
@@ -58,6 +57,9 @@ def fitted(limit: int | None) -> Any:
 
     def fit(value: Any) -> Any:
         if isinstance(value, str):
+            at = surrogate_at(value)
+            if at is not None:
+                raise ValueError(f"a surrogate code point at position {at} is not text")
             return fit_text(value, limit)
         return value
 
@@ -174,18 +176,6 @@ class RuleUse(PublicModel):
     used_at_step_index: int | None = None
     used_at: OptionalMillis = None
     usage_reason: str | None = None
-
-
-class RuleUsagePage(PublicModel):
-    """A page of :class:`RuleUse`, oldest first; pass ``next_after`` to get the next page."""
-
-    items: list[RuleUse]
-    next_after: tuple[dt.datetime, uuid.UUID] | None = None
-
-    @property
-    def used(self) -> list[RuleUse]:
-        """The uses on this page where the rule was used, not only retrieved."""
-        return [item for item in self.items if item.was_used]
 
 
 class TopRule(PublicModel):

@@ -2,7 +2,8 @@
 
     async with store.unit(org_id) as uow:
         await uow.results.save(job.id, output)       # the processor's whole output
-        summary = await uow.results.summary(job.id)  # no blob I/O
+        summary = await uow.results.get(job.id)      # no blob I/O (NotFound: no result)
+        maybe = await uow.results.find(job.id)       # the same, or None if no result yet
         detail = await uow.results.detail(job.id)    # summary + full output (cached)
         shots = await uow.results.screenshots(job.id)
 
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from execstore.arguments import checks_arguments
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import (
     ArchiveMissing,
@@ -69,6 +71,7 @@ if TYPE_CHECKING:
 __all__ = ["ResultRepository"]
 
 
+@checks_arguments
 class ResultRepository(ScopedRepository[m.Job]):
     """Save and read the results of this organization's jobs."""
 
@@ -144,8 +147,17 @@ class ResultRepository(ScopedRepository[m.Job]):
             await self.session.flush()
         return _summary_model(job_id, summary)
 
-    async def summary(self, job_id: uuid.UUID) -> ResultSummary | None:
-        """The job's result summary, None if it has no result yet (never touches blobs)."""
+    async def get(self, job_id: uuid.UUID) -> ResultSummary:
+        """The job's result summary (never touches blobs); NotFound if the job has no result
+        yet (or is another organization's)."""
+        found = await self.find(job_id)
+        if found is None:
+            raise NotFound(f"job {job_id} has no result")
+        return found
+
+    async def find(self, job_id: uuid.UUID) -> ResultSummary | None:
+        """The job's result summary (never touches blobs), None if the job has no result yet
+        (or is another organization's)."""
         with translate_database_errors():
             found = (
                 await self.session.execute(
@@ -157,14 +169,15 @@ class ResultRepository(ScopedRepository[m.Job]):
                 )
             ).one_or_none()
         if found is None:
-            raise NotFound(f"jobs {job_id} not found")
+            return None
         result, lost = found
         return None if result is None else _summary_model(job_id, result, lost=bool(lost))
 
-    async def detail(self, job_id: uuid.UUID) -> ResultDetail | None:
-        """The summary and full output (from the archive, through the cache); None if no result.
+    async def detail(self, job_id: uuid.UUID) -> ResultDetail:
+        """The summary and full output (from the archive, through the cache).
 
-        Raises ArchiveMissing when the blob is gone (known to the reconciler or not) and
+        Raises NotFound if the job has no result yet (or is another organization's),
+        ArchiveMissing when the blob is gone (known to the reconciler or not) and
         ArchiveCorrupt when its bytes do not match the recorded sha256.
         """
         with translate_database_errors():
@@ -181,7 +194,7 @@ class ResultRepository(ScopedRepository[m.Job]):
             raise NotFound(f"jobs {job_id} not found")
         result, created_at, archive = found
         if result is None:
-            return None
+            raise NotFound(f"job {job_id} has no result")
         summary = _summary_model(job_id, result)
         if summary.legacy:
             return ResultDetail(summary=summary, output=dict(result))
