@@ -34,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from execstore.arguments import checks_arguments
 from execstore.audit.catalog import AuditState, Kind, state_for
 from execstore.audit.checkpoints import write_checkpoint
 from execstore.audit.dictionaries import train_dictionaries
@@ -79,6 +80,7 @@ def _clear_sqlite_write(conn: Any) -> None:
     conn.info.pop(_WROTE, None)
 
 
+@checks_arguments
 class AuditRepository:
     """PHI access records of one organization: append-only, tamper-evident."""
 

@@ -15,6 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execstore.arguments import checks_arguments
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import NotFound, translate_database_errors
 from execstore.jobs.types import (
@@ -36,6 +37,7 @@ unit's hooks, it returns the blob keys of the job's archives and (with hooks) ar
 their deletion after the commit. Called before the job's rows are deleted."""
 
 
+@checks_arguments
 class ReferenceRepository(ScopedRepository[m.Workflow]):
     """Create and read the organization, its workflows, clients, claims and credentials."""
 
@@ -111,6 +113,7 @@ class ReferenceRepository(ScopedRepository[m.Workflow]):
         return CredentialRecord.model_validate(await self._add(row))
 
 
+@checks_arguments
 class JobRepository(ScopedRepository[m.Job]):
     """Create, read and delete jobs of one organization."""
 

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 
+from execstore.arguments import checks_arguments
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import (
     ArchiveMissing,
@@ -107,6 +108,7 @@ def archive_ref(row: m.ExecutionLogArchive) -> Any:
     )
 
 
+@checks_arguments
 class LogRepository(ScopedRepository[m.Job]):
     """Append and read the log lines of this organization's jobs."""
 

@@ -34,6 +34,7 @@ from typing import Any, Final
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from execstore.arguments import checks_arguments
 from execstore.errors import (
     Conflict,
     InvalidArgument,
@@ -83,6 +84,7 @@ def _in_flight(column: str) -> sa.ColumnElement[Any]:
     return sa.func.coalesce(reported, _table.c[column])
 
 
+@checks_arguments
 class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
     """Write an execution's lifecycle and read dashboard views of this organization."""
 

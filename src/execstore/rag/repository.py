@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from execstore.arguments import checks_arguments
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import RagMode
 from execstore.errors import (
@@ -81,6 +82,7 @@ def as_context(context: RagContext | Mapping[str, Any]) -> RagContext:
         raise InvalidRagContext(f"invalid RAG context: {explain(exc)}") from exc
 
 
+@checks_arguments
 class RagRepository(ScopedRepository[m.ExecutionRagContext]):
     """Save and read the RAG context of this organization's jobs, in one RagMode."""
 
@@ -388,7 +390,10 @@ def _window(since: dt.datetime, until: dt.datetime) -> tuple[dt.datetime, dt.dat
     """
     if as_utc(until) < as_utc(since):
         raise InvalidArgument("until must not be before since")
-    return _ceil_millis(since), _ceil_millis(until)
+    try:
+        return _ceil_millis(since), _ceil_millis(until)
+    except OverflowError as exc:  # within a millisecond of the end of year 9999
+        raise InvalidArgument("since and until must be before the year 10000") from exc
 
 
 def _ceil_millis(value: dt.datetime) -> dt.datetime:

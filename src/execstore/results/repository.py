@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from execstore.arguments import checks_arguments
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import (
     ArchiveMissing,
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
 __all__ = ["ResultRepository"]
 
 
+@checks_arguments
 class ResultRepository(ScopedRepository[m.Job]):
     """Save and read the results of this organization's jobs."""
 
