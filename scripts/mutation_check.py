@@ -78,6 +78,7 @@ _METADATA_STALE = (
     _METADATA_BOUNDS + "test_another_organizations_writes_mark_only_its_own_groups_stale"
 )
 _RAG_BOUNDS = "tests/rag/test_boundaries.py::"
+_GARBAGE = "tests/foundation/test_garbage.py::test_garbage_in_a_typed_error_out_and_nothing_half_written"
 _RAG_WINDOW = _RAG_BOUNDS + "test_since_is_inclusive_and_until_exclusive_to_the_millisecond"
 _RECONCILE_TENANTS = (
     "tests/archival/test_reconcile_tenants.py::"
@@ -429,6 +430,34 @@ MUTATIONS: tuple[Mutation, ...] = (
             "tests/foundation/test_store.py::TestUnitOfWork::"
             "test_an_unknown_rag_mode_or_an_organization_that_is_not_a_uuid_is_refused",
         ),
+    ),
+    Mutation(
+        "arguments-checked",
+        "src/execstore/arguments.py",
+        "if found is not None and (problem := found(value)) is not None:",
+        "if False:",
+        (_GARBAGE,),
+    ),
+    Mutation(
+        "garbage-rag-text-surrogate-refused",
+        "src/execstore/rag/types.py",
+        'raise ValueError(f"a surrogate code point at position {at} is not text")',
+        "pass",
+        (_GARBAGE,),
+    ),
+    Mutation(
+        "garbage-log-message-surrogate-refused",
+        "src/execstore/logs/ingest.py",
+        '        if not message.isascii():\n            _text(index, "message", message)\n',
+        "",
+        (_GARBAGE,),
+    ),
+    Mutation(
+        "garbage-log-message-type-checked",
+        "src/execstore/logs/ingest.py",
+        "        if type(message) is not str:\n            raise InvalidLogEntry(index, f\"message must",
+        "        if False:\n            raise InvalidLogEntry(index, f\"message must",
+        (_GARBAGE,),
     ),
     Mutation(
         "bound-rag-rule-usage-page",
