@@ -79,6 +79,9 @@ _METADATA_STALE = (
 )
 _RAG_BOUNDS = "tests/rag/test_boundaries.py::"
 _GARBAGE = "tests/foundation/test_garbage.py::test_garbage_in_a_typed_error_out_and_nothing_half_written"
+_GARBAGE_INSIDE = (
+    "tests/foundation/test_garbage.py::test_garbage_inside_a_batch_document_or_filter_is_refused_whole"
+)
 _RAG_WINDOW = _RAG_BOUNDS + "test_since_is_inclusive_and_until_exclusive_to_the_millisecond"
 _RECONCILE_TENANTS = (
     "tests/archival/test_reconcile_tenants.py::"
@@ -443,21 +446,21 @@ MUTATIONS: tuple[Mutation, ...] = (
         "src/execstore/rag/types.py",
         'raise ValueError(f"a surrogate code point at position {at} is not text")',
         "pass",
-        (_GARBAGE,),
+        (_GARBAGE_INSIDE,),
     ),
     Mutation(
         "garbage-log-message-surrogate-refused",
         "src/execstore/logs/ingest.py",
         '        if not message.isascii():\n            _text(index, "message", message)\n',
         "",
-        (_GARBAGE,),
+        (_GARBAGE_INSIDE,),
     ),
     Mutation(
         "garbage-log-message-type-checked",
         "src/execstore/logs/ingest.py",
         "        if type(message) is not str:\n            raise InvalidLogEntry(index, f\"message must",
         "        if False:\n            raise InvalidLogEntry(index, f\"message must",
-        (_GARBAGE,),
+        (_GARBAGE_INSIDE,),
     ),
     Mutation(
         "bound-rag-rule-usage-page",
