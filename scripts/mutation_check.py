@@ -78,10 +78,10 @@ _METADATA_STALE = (
     _METADATA_BOUNDS + "test_another_organizations_writes_mark_only_its_own_groups_stale"
 )
 _RAG_BOUNDS = "tests/rag/test_boundaries.py::"
-_GARBAGE = "tests/foundation/test_garbage.py::test_garbage_in_a_typed_error_out_and_nothing_half_written"
-_GARBAGE_INSIDE = (
-    "tests/foundation/test_garbage.py::test_garbage_inside_a_batch_document_or_filter_is_refused_whole"
+_GARBAGE = (
+    "tests/foundation/test_garbage.py::test_garbage_in_a_typed_error_out_and_nothing_half_written"
 )
+_GARBAGE_INSIDE = "tests/foundation/test_garbage.py::test_garbage_inside_a_batch_document_or_filter_is_refused_whole"
 _RAG_WINDOW = _RAG_BOUNDS + "test_since_is_inclusive_and_until_exclusive_to_the_millisecond"
 _RECONCILE_TENANTS = (
     "tests/archival/test_reconcile_tenants.py::"
@@ -458,8 +458,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "garbage-log-message-type-checked",
         "src/execstore/logs/ingest.py",
-        "        if type(message) is not str:\n            raise InvalidLogEntry(index, f\"message must",
-        "        if False:\n            raise InvalidLogEntry(index, f\"message must",
+        "        if type(message) is not str:\n            raise InvalidLogEntry(",
+        "        if False:\n            raise InvalidLogEntry(",
         (_GARBAGE_INSIDE,),
     ),
     Mutation(

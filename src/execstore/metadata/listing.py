@@ -31,6 +31,7 @@ from execstore.repository import as_utc
 from execstore.schema import models as m
 from execstore.schema.enums import ExecutionStatus
 from execstore.schema.metadata import on_listing_key
+from execstore.textlimits import fit_text, limit_of
 
 __all__ = [
     "ListFilter",
@@ -82,7 +83,8 @@ class ListFilter:
             statuses=wanted,
             workflow_id=workflow_id,
             client_id=client_id,
-            error_code=error_code,
+            # Fitted as a stored code is (NULs out, cut to the column): the same text matches.
+            error_code=fit_text(error_code, limit_of(_em.error_code)),
             created_from=None if created_from is None else as_utc(created_from),
             created_to=None if created_to is None else as_utc(created_to),
         )

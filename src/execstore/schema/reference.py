@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
 from execstore.schema.base import Base, job_fk, owned_by
-from execstore.schema.types import BoundedString, uuid_array
+from execstore.schema.types import BoundedString, SafeText, uuid_array
 
 __all__ = [
     "ClaimSubmission",
@@ -50,7 +50,7 @@ class Organization(Base):
 
     __tablename__ = "organizations"
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
-    name: Mapped[str] = mapped_column(sa.Text())
+    name: Mapped[str] = mapped_column(SafeText())
     created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
@@ -61,7 +61,7 @@ class Workflow(Base):
     __table_args__ = (_tenant_key(),)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
-    name: Mapped[str] = mapped_column(sa.Text())
+    name: Mapped[str] = mapped_column(SafeText())
     created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
@@ -72,8 +72,8 @@ class Client(Base):
     __table_args__ = (_tenant_key(),)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
-    name: Mapped[str] = mapped_column(sa.Text())
-    npi: Mapped[str | None] = mapped_column(sa.Text())
+    name: Mapped[str] = mapped_column(SafeText())
+    npi: Mapped[str | None] = mapped_column(SafeText())
     created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
@@ -85,8 +85,8 @@ class ClaimSubmission(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     client_id: Mapped[uuid.UUID | None]
-    patient_name: Mapped[str | None] = mapped_column(sa.Text())
-    patient_id: Mapped[str | None] = mapped_column(sa.Text())
+    patient_name: Mapped[str | None] = mapped_column(SafeText())
+    patient_id: Mapped[str | None] = mapped_column(SafeText())
     created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
@@ -97,8 +97,8 @@ class Credential(Base):
     __table_args__ = (_tenant_key(),)
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
-    name: Mapped[str] = mapped_column(sa.Text())
-    portal: Mapped[str | None] = mapped_column(sa.Text())
+    name: Mapped[str] = mapped_column(SafeText())
+    portal: Mapped[str | None] = mapped_column(SafeText())
     created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
 
@@ -118,7 +118,7 @@ class Job(Base):
     client_id: Mapped[uuid.UUID | None]
     claim_submission_id: Mapped[uuid.UUID | None]
     credential_ids: Mapped[list[uuid.UUID]] = mapped_column(uuid_array(), default=list)
-    status: Mapped[str] = mapped_column(sa.Text(), server_default="pending", default="pending")
+    status: Mapped[str] = mapped_column(SafeText(), server_default="pending", default="pending")
     error_message: Mapped[str | None] = mapped_column(BoundedString(2000))
     result: Mapped[dict[str, Any] | None]
     created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
@@ -134,7 +134,7 @@ class ScheduleExecution(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID] = mapped_column(_org_fk())
     workflow_id: Mapped[uuid.UUID | None]
-    status: Mapped[str] = mapped_column(sa.Text())
+    status: Mapped[str] = mapped_column(SafeText())
     error_stack: Mapped[str | None] = mapped_column(BoundedString(10000))
     created_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
 
