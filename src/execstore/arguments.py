@@ -15,7 +15,7 @@ tuple or set are checked too). Anything else in an annotation (mappings, ``Any``
 of those kinds) is left to the method, which validates it with its capability's own
 error (InvalidLogEntry, InvalidRagContext, ...). The message
 names the parameter and the type received, never the value (which may be huge, deeply
-nested, or have a repr that fails: see :func:`shown`).
+nested, or have a repr that fails: see :func:`execstore.errors.shown`).
 
 Checks are built from the annotations on the first call (so names imported for type
 checking only never need to resolve) and cost well under a microsecond per argument.
@@ -28,7 +28,6 @@ import datetime as dt
 import enum
 import functools
 import inspect
-import reprlib
 import types
 import typing
 import uuid
@@ -37,29 +36,16 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel
 
-from execstore.errors import InvalidArgument
+from execstore.errors import InvalidArgument, shown
 from execstore.textlimits import surrogate_at
 
-__all__ = ["checks_arguments", "shown"]
+__all__ = ["checks_arguments"]
 
 T = TypeVar("T")
 Check = Callable[[Any], str | None]
 """What is wrong with a value (a phrase), or None if nothing is."""
 
 _INT64: Final = 2**63
-_short = reprlib.Repr()
-_short.maxlevel = 3
-_short.maxstring = 60
-_short.maxother = 60
-
-
-def shown(value: object) -> str:
-    """A short repr of any value for an error message; never raises (huge ints, deep
-    nesting and failing ``__repr__`` included)."""
-    try:
-        return _short.repr(value)
-    except Exception:
-        return f"<{type(value).__name__}>"
 
 
 def checks_arguments(cls: type[T]) -> type[T]:

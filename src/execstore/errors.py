@@ -42,6 +42,7 @@ Driver errors become these in :func:`translate_database_errors`, always with
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -76,6 +77,7 @@ __all__ = [
     "NotFound",
     "explain",
     "first_line",
+    "shown",
     "translate_database_errors",
 ]
 
@@ -261,3 +263,18 @@ def explain(exc: BaseException) -> str:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         return (f"{where}: {first['msg']}" if where else first["msg"]) + more
     return first_line(exc)
+
+
+_short = reprlib.Repr()
+_short.maxlevel = 3
+_short.maxstring = 60
+_short.maxother = 60
+
+
+def shown(value: object) -> str:
+    """A short repr of any value a caller passed, for an error message; never raises (a
+    huge int, deep nesting or a failing ``__repr__`` included)."""
+    try:
+        return _short.repr(value)
+    except Exception:
+        return f"<{type(value).__name__}>"

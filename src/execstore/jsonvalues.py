@@ -33,7 +33,7 @@ import math
 import re
 from typing import Any, Final
 
-from execstore.errors import InvalidJsonValue
+from execstore.errors import InvalidJsonValue, shown
 
 __all__ = ["MAX_DEPTH", "MAX_INT_DIGITS", "check_json", "json_path"]
 
@@ -97,7 +97,7 @@ def _check(value: Any, depth: int, max_depth: int) -> None:
             raise _Refused(f"nested deeper than {max_depth} levels")
         for key, item in value.items():
             if type(key) is not str:
-                raise _Refused(f"key {key!r} is {type(key).__name__}, not str")
+                raise _Refused(f"key {shown(key)} is {type(key).__name__}, not str")
             try:
                 _check_text(key)
                 _check(item, depth + 1, max_depth)
@@ -118,7 +118,7 @@ def _check(value: Any, depth: int, max_depth: int) -> None:
             raise _Refused(f"an integer longer than {MAX_INT_DIGITS} digits")
     elif kind is float:
         if not math.isfinite(value):
-            raise _Refused(f"{value!r} is not a JSON number")
+            raise _Refused(f"{shown(value)} is not a JSON number")
     elif value is None or kind is bool:
         return
     else:

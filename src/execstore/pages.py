@@ -35,7 +35,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from execstore.errors import InvalidArgument, InvalidCursor
+from execstore.errors import InvalidArgument, InvalidCursor, shown
 
 __all__ = [
     "DEFAULT_LIMIT",
@@ -68,7 +68,9 @@ class Page(BaseModel, Generic[T]):
 def check_limit(limit: object, *, name: str = "limit") -> int:
     """``limit`` if it is an int in ``1..MAX_LIMIT``, else InvalidArgument naming it."""
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
-        raise InvalidArgument(f"{name} must be an integer from 1 to {MAX_LIMIT}, not {limit!r}")
+        raise InvalidArgument(
+            f"{name} must be an integer from 1 to {MAX_LIMIT}, not {shown(limit)}"
+        )
     return limit
 
 

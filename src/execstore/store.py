@@ -39,6 +39,7 @@ from execstore.errors import (
     DatabaseUnavailable,
     InvalidArgument,
     first_line,
+    shown,
     translate_database_errors,
 )
 from execstore.jobs import JobRepository, ReferenceRepository
@@ -283,4 +284,4 @@ def _rag_mode(value: RagMode | str) -> RagMode:
         return RagMode(value)
     except (ValueError, TypeError) as exc:
         known = ", ".join(mode.value for mode in RagMode)
-        raise InvalidArgument(f"rag_mode must be one of {known}, not {value!r}") from exc
+        raise InvalidArgument(f"rag_mode must be one of {known}, not {shown(value)}") from exc

@@ -118,7 +118,7 @@ def _plain(value: Any) -> Any:
         return _clean_text(value) if isinstance(value, str) else value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"details cannot hold {value!r}")
+            raise ValueError(f"details cannot hold a {type(value).__name__}")
         return value
     if isinstance(value, Mapping):
         return {_clean_text(str(k)): _plain(v) for k, v in value.items()}

@@ -41,6 +41,7 @@ from execstore.errors import (
     DatabaseError,
     IntegrityViolation,
     InvalidLogEntry,
+    shown,
     translate_database_errors,
 )
 from execstore.logs.types import NewLogEntry
@@ -431,7 +432,7 @@ def _timestamp(index: int, value: Any, now: dt.datetime) -> dt.datetime:
 
 def _int(index: int, name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidLogEntry(index, f"{name} must be an integer, not {value!r}")
+        raise InvalidLogEntry(index, f"{name} must be an integer, not {shown(value)}")
     if not -_INT4 <= value < _INT4:
         raise InvalidLogEntry(index, f"{name} {value} is out of range")
     return value
@@ -466,7 +467,7 @@ def _level(index: int, value: Any) -> int:
             return int(_LEVELS[value])
     except KeyError:
         pass
-    raise InvalidLogEntry(index, f"unknown level {value!r}")
+    raise InvalidLogEntry(index, f"unknown level {shown(value)}")
 
 
 def _metadata(index: int, value: Any) -> str:

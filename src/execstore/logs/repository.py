@@ -30,6 +30,7 @@ from execstore.errors import (
     InvalidLogQuery,
     InvalidRetention,
     NotFound,
+    shown,
     translate_database_errors,
 )
 from execstore.logs.format import entry_from_record, find_job_lines, may_hold_job
@@ -253,7 +254,9 @@ class LogRepository(ScopedRepository[m.Job]):
         """
         if days is not None:
             if isinstance(days, bool) or not isinstance(days, int):
-                raise InvalidRetention(f"retention must be a whole number of days, not {days!r}")
+                raise InvalidRetention(
+                    f"retention must be a whole number of days, not {shown(days)}"
+                )
             if days < self.hot_days:
                 raise InvalidRetention(
                     f"a retention of {days} days is shorter than the hot window of "
@@ -406,7 +409,7 @@ def _as_level(value: LogLevel | str) -> int:
     try:
         return int(value if isinstance(value, LogLevel) else LogLevel.parse(value))
     except (KeyError, AttributeError) as exc:
-        raise InvalidLogQuery(f"unknown level {value!r}") from exc
+        raise InvalidLogQuery(f"unknown level {shown(value)}") from exc
 
 
 class _StepFilter:
@@ -415,10 +418,10 @@ class _StepFilter:
         if steps is not None and (
             isinstance(steps, str | bytes) or not isinstance(steps, Iterable)
         ):
-            raise InvalidLogQuery(f"steps is a list of step indexes and names, not {steps!r}")
+            raise InvalidLogQuery(f"steps is a list of step indexes and names, not {shown(steps)}")
         items = list(steps or [])
         if any(isinstance(s, bool) or not isinstance(s, int | str) for s in items):
-            raise InvalidLogQuery(f"steps holds step indexes (int) and names (str): {items!r}")
+            raise InvalidLogQuery(f"steps holds step indexes (int) and names (str): {shown(items)}")
         self.indexes = {s for s in items if isinstance(s, int) and not isinstance(s, bool)}
         self.names = {s for s in items if isinstance(s, str)}
 

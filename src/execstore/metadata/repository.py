@@ -40,6 +40,7 @@ from execstore.errors import (
     InvalidArgument,
     InvalidTransition,
     NotFound,
+    shown,
     translate_database_errors,
 )
 from execstore.metadata.listing import (
@@ -284,7 +285,7 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
         SQLite, from a plain query over the executions.
         """
         if first_day is None and (not isinstance(days, int) or days < 1):
-            raise InvalidArgument(f"days must be a positive integer, not {days!r}")
+            raise InvalidArgument(f"days must be a positive integer, not {shown(days)}")
         last = last_day or self.clock.now().date()
         first = first_day or last - dt.timedelta(days=days - 1)
         if first > last:
@@ -427,5 +428,7 @@ class MetadataRepository(ScopedRepository[m.ExecutionMetadata]):
 
 def _steps(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_STEPS:
-        raise InvalidArgument(f"{name} must be an integer from 0 to {MAX_STEPS}, not {value!r}")
+        raise InvalidArgument(
+            f"{name} must be an integer from 0 to {MAX_STEPS}, not {shown(value)}"
+        )
     return value

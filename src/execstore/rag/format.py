@@ -38,6 +38,7 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
+from execstore.errors import shown
 from execstore.rag.types import RagContext, RagModifier, RagPayer, RagRule
 from execstore.repository import as_utc
 
@@ -176,7 +177,7 @@ def _number(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
-        raise ValueError(f"not a number: {value!r}")
+        raise ValueError(f"not a number: {shown(value)}")
     return float(value)
 
 

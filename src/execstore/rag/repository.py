@@ -45,6 +45,7 @@ from execstore.errors import (
     InvalidRagContext,
     NotFound,
     explain,
+    shown,
     translate_database_errors,
 )
 from execstore.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
@@ -220,7 +221,7 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
                 raise NotFound(f"job {job_id} has no RAG context")
             position = _position(current, rule)
             if position is None:
-                raise NotFound(f"rule {rule!r} is not in the RAG context of job {job_id}")
+                raise NotFound(f"rule {shown(rule)} is not in the RAG context of job {job_id}")
             before = current.rules[position]
             marked = _validated_use(
                 before, {"used_at_step_index": step_index, "used_at": when, "usage_reason": reason}
