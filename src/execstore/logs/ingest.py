@@ -434,7 +434,7 @@ def _int(index: int, name: str, value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidLogEntry(index, f"{name} must be an integer, not {shown(value)}")
     if not -_INT4 <= value < _INT4:
-        raise InvalidLogEntry(index, f"{name} {value} is out of range")
+        raise InvalidLogEntry(index, f"{name} {shown(value)} is out of range")
     return value
 
 
