@@ -308,7 +308,8 @@ def prepare_rows(
             last_step = lookup(last_key)
         if duration is not None and (type(duration) is not int or not -_INT4 <= duration < _INT4):
             duration = _int(index, "duration_ms", duration)
-        level_value = level_of(level) if type(level) is not bool else None
+        # Only text and members are looked up: anything else may not even be hashable.
+        level_value = level_of(level) if type(level) is str or type(level) is LogLevel else None
         if level_value is None:
             level_value = _level(index, level)
         if metadata is not None:
@@ -397,7 +398,7 @@ def line_rest(
         message = fit_text(message, MESSAGE_LIMIT) or ""
     if duration is not None and (type(duration) is not int or not -_INT4 <= duration < _INT4):
         duration = _int(index, "duration_ms", duration)
-    level_value = _LEVEL_FAST.get(level) if type(level) is not bool else None
+    level_value = _LEVEL_FAST.get(level) if type(level) in (str, LogLevel) else None
     return (
         duration,
         level_value if level_value is not None else _level(index, level),
