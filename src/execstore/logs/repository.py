@@ -415,11 +415,7 @@ def _as_level(value: LogLevel | str) -> int:
 class _StepFilter:
     def __init__(self, steps: Iterable[int | str] | None) -> None:
         self.active = steps is not None
-        if steps is not None and (
-            isinstance(steps, str | bytes) or not isinstance(steps, Iterable)
-        ):
-            raise InvalidLogQuery(f"steps is a list of step indexes and names, not {shown(steps)}")
-        items = list(steps or [])
+        items = list(steps or [])  # the argument check refused anything but an iterable
         if any(isinstance(s, bool) or not isinstance(s, int | str) for s in items):
             raise InvalidLogQuery(f"steps holds step indexes (int) and names (str): {shown(items)}")
         self.indexes = {s for s in items if isinstance(s, int) and not isinstance(s, bool)}
