@@ -36,7 +36,7 @@ from typing import Any, Final, TypeVar
 
 from pydantic import BaseModel
 
-from execstore.errors import InvalidArgument, shown
+from execstore.errors import InvalidArgument, InvalidCursor, shown
 from execstore.textlimits import surrogate_at
 
 __all__ = ["checks_arguments"]
@@ -46,6 +46,8 @@ Check = Callable[[Any], str | None]
 """What is wrong with a value (a phrase), or None if nothing is."""
 
 _INT64: Final = 2**63
+_ERRORS: Final[dict[str, type[InvalidArgument]]] = {"cursor": InvalidCursor}
+"""Parameters whose refusal has a more specific error than InvalidArgument."""
 
 
 def checks_arguments(cls: type[T]) -> type[T]:
@@ -68,7 +70,7 @@ def _checked(fn: Callable[..., Any]) -> Callable[..., Any]:
         for name, value in (*zip(names, args, strict=False), *kwargs.items()):
             found = checks.get(name)
             if found is not None and (problem := found(value)) is not None:
-                raise InvalidArgument(f"{name} {problem}")
+                raise _ERRORS.get(name, InvalidArgument)(f"{name} {problem}")
 
     if inspect.isasyncgenfunction(fn):
 
@@ -163,7 +165,8 @@ def _any_of(checks: list[Check], allows_none: bool) -> Check:
         problems = [c(value) for c in checks]
         if any(p is None for p in problems):
             return None
-        return str(problems[0]) + (" (or None)" if allows_none else "")
+        first = str(problems[0])
+        return first.replace(", not ", " or None, not ", 1) if allows_none else first
 
     return check
 

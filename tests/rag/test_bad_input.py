@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from execstore.errors import InvalidRagContext, NotFound
+from execstore.errors import InvalidArgument, InvalidRagContext, NotFound
 from execstore.textlimits import TRUNCATION_MARKER
 
 from .conftest import MODES, count_rows, make_context, new_jobs, new_org
@@ -164,9 +164,11 @@ async def test_a_usage_reason_is_fitted_and_a_bad_step_refused(rag_store: Any, m
     async with rag_store.unit(org, rag_mode=mode) as uow:
         await uow.rag.save(job, make_context(2))
         marked = await uow.rag.mark_rule_used(job, 0, 3, "why " * 200)
-        with pytest.raises(InvalidRagContext, match="used_at_step_index"):
+        with pytest.raises(InvalidArgument, match="step_index must be an integer or None"):
             await uow.rag.mark_rule_used(job, 1, "third", "no")  # type: ignore[arg-type]
-        with pytest.raises(InvalidRagContext, match="surrogate"):
+        with pytest.raises(InvalidRagContext, match="used_at_step_index"):
+            await uow.rag.mark_rule_used(job, 1, 2**40, "no")
+        with pytest.raises(InvalidArgument, match="reason holds a surrogate"):
             await uow.rag.mark_rule_used(job, 1, 4, "lone \ud800")
     async with rag_store.unit(org, rag_mode=mode) as uow:
         got = await uow.rag.get(job)
