@@ -81,7 +81,10 @@ _RAG_BOUNDS = "tests/rag/test_boundaries.py::"
 _GARBAGE = (
     "tests/foundation/test_garbage.py::test_garbage_in_a_typed_error_out_and_nothing_half_written"
 )
-_GARBAGE_INSIDE = "tests/foundation/test_garbage.py::test_garbage_inside_a_batch_document_or_filter_is_refused_whole"
+_GARBAGE_INSIDE = (
+    "tests/foundation/test_garbage.py::"
+    "test_garbage_inside_a_batch_document_or_filter_is_refused_whole"
+)
 _RAG_WINDOW = _RAG_BOUNDS + "test_since_is_inclusive_and_until_exclusive_to_the_millisecond"
 _RECONCILE_TENANTS = (
     "tests/archival/test_reconcile_tenants.py::"

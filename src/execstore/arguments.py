@@ -67,8 +67,13 @@ def _checked(fn: Callable[..., Any]) -> Callable[..., Any]:
         nonlocal checks
         if checks is None:
             checks = _checks_of(fn, names)
-        for name, value in (*zip(names, args, strict=False), *kwargs.items()):
-            found = checks.get(name)
+        get = checks.get
+        for name, value in zip(names, args, strict=False):
+            found = get(name)
+            if found is not None and (problem := found(value)) is not None:
+                raise _ERRORS.get(name, InvalidArgument)(f"{name} {problem}")
+        for name, value in kwargs.items():
+            found = get(name)
             if found is not None and (problem := found(value)) is not None:
                 raise _ERRORS.get(name, InvalidArgument)(f"{name} {problem}")
 
@@ -162,10 +167,13 @@ def _any_of(checks: list[Check], allows_none: bool) -> Check:
     def check(value: Any) -> str | None:
         if value is None and allows_none:
             return None
-        problems = [c(value) for c in checks]
-        if any(p is None for p in problems):
-            return None
-        first = str(problems[0])
+        problems = []
+        for member in checks:
+            problem = member(value)
+            if problem is None:
+                return None
+            problems.append(problem)
+        first = problems[0]
         return first.replace(", not ", " or None, not ", 1) if allows_none else first
 
     return check
@@ -173,7 +181,9 @@ def _any_of(checks: list[Check], allows_none: bool) -> Check:
 
 def _container(kind: type, phrase: str, item: Check | None) -> Check:
     def check(value: Any) -> str | None:
-        if not isinstance(value, kind) or isinstance(value, str | bytes | bytearray | Mapping):
+        if type(value) is not list and (  # a list is the usual: no ABC checks for it
+            not isinstance(value, kind) or isinstance(value, str | bytes | bytearray | Mapping)
+        ):
             return _not(phrase, value)
         if item is not None and isinstance(value, list | tuple | set | frozenset):
             for index, member in enumerate(value):
