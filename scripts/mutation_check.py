@@ -440,8 +440,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "arguments-checked",
         "src/execstore/arguments.py",
-        "if found is not None and (problem := found(value)) is not None:",
-        "if False:",
+        "        if checks is None:\n            checks = _checks_of(fn, names)\n",
+        "        checks = {}\n",
         (_GARBAGE,),
     ),
     Mutation(
