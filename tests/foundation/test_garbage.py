@@ -326,7 +326,8 @@ def specs(world: World) -> dict[str, dict[str, st.SearchStrategy[Any]]]:
 def inner(world: World) -> dict[str, dict[str, st.SearchStrategy[Any]]]:
     """Arguments of the right shape with garbage inside, which the method checks itself:
     one field of a log entry, a RAG context, a result, an audit record; list items."""
-    junk = st.one_of(DIRTY, HUGE, ODD, garbage(world), st.just(world.other_job))
+    # Text no database stores as given is what slips through type checks: drawn most.
+    junk = st.one_of(DIRTY, DIRTY, DIRTY, HUGE, ODD, garbage(world), st.just(world.other_job))
 
     def one_field(base: dict[str, Any], keys: list[str]) -> st.SearchStrategy[dict[str, Any]]:
         return st.tuples(st.sampled_from(keys), junk).map(lambda kv: {**base, kv[0]: kv[1]})
@@ -341,7 +342,7 @@ def inner(world: World) -> dict[str, dict[str, st.SearchStrategy[Any]]]:
     rule = one_field(CONTEXT["rules"][0], ["ruleId", "ruleType", "condition", "action", "x"])
     access = one_field(ACCESS, ACCESS_KEYS)
     return {
-        "logs.append": {"entries": st.lists(entry, min_size=1, max_size=3) | junk},
+        "logs.append": {"entries": st.lists(entry, min_size=1, max_size=3)},
         "rag.save": {
             "context": one_field(CONTEXT, [*CONTEXT, "retrievedAt", "payers", "modifiers"])
             | rule.map(lambda r: {**CONTEXT, "rules": [r]})
