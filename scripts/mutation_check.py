@@ -445,13 +445,6 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_GARBAGE,),
     ),
     Mutation(
-        "garbage-rag-text-surrogate-refused",
-        "src/execstore/rag/types.py",
-        'raise ValueError(f"a surrogate code point at position {at} is not text")',
-        "pass",
-        (_GARBAGE_INSIDE,),
-    ),
-    Mutation(
         "garbage-log-message-surrogate-refused",
         "src/execstore/logs/ingest.py",
         '        if not message.isascii():\n            _text(index, "message", message)\n',
