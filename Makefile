@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-citus lint bench mutations clean
+.PHONY: demo test test-citus lint bench mutations soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,7 @@ demo: $(VENV)/.base
 test: $(VENV)/.dev
 	sh scripts/ensure-test-tools.sh
 	sh scripts/ensure-partman.sh
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15  # and the 15 slowest tests, to keep the suite fast
 
 # Not part of `make test`: builds Citus once if it is missing (minutes), then starts a
 # coordinator and two workers for tests/citus (see README, "Citus").
@@ -44,6 +44,13 @@ mutations: $(VENV)/.dev
 	sh scripts/ensure-test-tools.sh
 	sh scripts/ensure-partman.sh
 	$(BIN)/python scripts/mutation_check.py
+
+# Not part of `make test`: the lifecycle model test for SOAK_SECONDS (default an hour),
+# fresh random examples until the time is up; the log goes to SOAK_LOG (soak.log).
+SOAK_SECONDS ?= 3600
+soak: $(VENV)/.dev
+	sh scripts/ensure-test-tools.sh
+	SOAK_SECONDS=$(SOAK_SECONDS) $(BIN)/python scripts/soak.py
 
 clean:
 	rm -rf $(VENV) .execstore .pytest_cache .mypy_cache .ruff_cache

@@ -59,7 +59,7 @@ from rich.table import Table
 
 from execstore.config import load_settings
 from execstore.logs import NewLogEntry, archive_logs
-from execstore.logs.ingest import encode_json
+from execstore.logs.encoding import encode_json
 from execstore.migrations.runner import migrate
 from execstore.schema import models as m
 from execstore.schema.enums import LogLevel
@@ -611,12 +611,13 @@ async def measure_units(
             results.append(
                 {
                     "chunk_rows": size,
-                    "rows": report.lines_archived,
-                    "chunks": report.chunks_written,
-                    "archive_bytes_per_row": report.stored_bytes / report.lines_archived,
+                    "rows": report.counts["lines_archived"],
+                    "chunks": report.counts["chunks_written"],
+                    "archive_bytes_per_row": report.counts["stored_bytes"]
+                    / report.counts["lines_archived"],
                     "pointer_bytes_per_archived_row": per_pointer
-                    * report.chunks_written
-                    / report.lines_archived,
+                    * report.counts["chunks_written"]
+                    / report.counts["lines_archived"],
                     **timings,
                 }
             )
@@ -692,12 +693,12 @@ async def main(rows: int) -> dict[str, Any]:
             )
             archival_s = time.perf_counter() - started
             assert not report.set_aside, report.set_aside
-            archived = report.lines_archived
+            archived = report.counts["lines_archived"]
             out["archived_rows"] = archived
-            out["archive_chunks"] = report.chunks_written
+            out["archive_chunks"] = report.counts["chunks_written"]
             out["archival_rows_per_s"] = archived / archival_s
-            out["archive_bytes_per_row"] = report.stored_bytes / archived
-            out["archive_raw_bytes_per_row"] = report.raw_bytes / archived
+            out["archive_bytes_per_row"] = report.counts["stored_bytes"] / archived
+            out["archive_raw_bytes_per_row"] = report.counts["raw_bytes"] / archived
             out["archive_bytes_ratio"] = out["archive_bytes_per_row"] / out["legacy_bytes_per_row"]
             await vacuum(server.dsn(db))
             pointers = await relation_bytes(server.dsn(db), ["execution_log_archives"])
@@ -705,7 +706,7 @@ async def main(rows: int) -> dict[str, Any]:
             per_pointer = await pointer_bytes_at_scale(server.dsn(db))
             out["pointer_bytes_per_pointer_row"] = per_pointer
             out["pointer_bytes_per_archived_row_at_scale"] = (
-                per_pointer * report.chunks_written / archived
+                per_pointer * report.counts["chunks_written"] / archived
             )
             readable = [j for j in data["jobs"] if j["id"] not in gone_ids]
             picks = random.Random(5).sample(readable, min(READ_SAMPLE, len(readable)))

@@ -55,7 +55,10 @@ async def main() -> None:
         report = await archive_logs(
             store.engine, store.sessions, store.archives, hot_days=settings.log_hot_days
         )
-        print(f"archived {report.lines_archived} old line(s) in {report.chunks_written} chunk(s)")
+        print(
+            f"archived {report.counts['lines_archived']} old line(s) "
+            f"in {report.counts['chunks_written']} chunk(s)"
+        )
 
         async with store.unit(org) as uow:
             page = await uow.logs.for_job(job.id)  # hot and archived lines, in order

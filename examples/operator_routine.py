@@ -5,6 +5,7 @@ blob directory, migrated if needed; ``EXECSTORE_*`` variables point it elsewhere
 deployments schedule the CLI instead — ``execstore maintain``, ``archive logs``,
 ``retention run``, ``archive audit``, ``archive reconcile --repair``, ``audit verify`` —
 and this script calls the same functions in the same order, with a little data to act on.
+Every job returns the same report (``counts``, ``set_aside``, ``needs_attention``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from execstore.archival import reconcile
 from execstore.audit import archive_audit, checkpoint_organizations, verify_audit
 from execstore.logs import archive_logs
 from execstore.logs.maintenance import maintain_log_partitions
-from execstore.logs.retention import run_retention
 from execstore.migrations.runner import migrate
 from execstore.report.live import live_report
 
@@ -56,7 +56,8 @@ async def main() -> None:
             months_ahead=settings.log_months_ahead,
             clock=clock,
         )
-        print(f"partitions: {partitions.partitions} ({partitions.skipped or 'kept ahead'})")
+        kept = partitions.details["skipped"] or "kept ahead"
+        print(f"partitions: {partitions.counts['partitions']} ({kept})")
         logs = await archive_logs(
             store.engine,
             store.sessions,
@@ -64,26 +65,24 @@ async def main() -> None:
             hot_days=settings.log_hot_days,
             clock=clock,
         )
-        print(f"archive logs: {logs.lines_archived} line(s) in {logs.chunks_written} chunk(s)")
-        expired = await run_retention(
-            store.sessions,
-            store.archives,
-            default_days=settings.log_retention_days,
-            hot_days=settings.log_hot_days,
-            clock=clock,
-        )
-        print(f"retention: {expired.chunks_deleted} chunk(s) past retention deleted")
+        lines, chunks = logs.counts["lines_archived"], logs.counts["chunks_written"]
+        print(f"archive logs: {lines} line(s) in {chunks} chunk(s)")
+        for kind in ("logs", "audit"):  # days: EXECSTORE_LOG_/AUDIT_RETENTION_DAYS
+            expired = await store.apply_retention(kind)
+            print(f"retention {kind}: {expired.counts['archives']} archive(s) deleted")
         audit = await archive_audit(
             store.sessions, store.archives, hot_days=settings.audit_hot_days, clock=clock
         )
         checkpoints = await checkpoint_organizations(store.sessions, store.archives, clock=clock)
-        print(f"audit: {audit.records} archived, {len(checkpoints.written)} checkpoint(s) written")
+        written = checkpoints.counts["written"]
+        print(f"audit: {audit.counts['records']} archived, {written} checkpoint(s) written")
         reports = await reconcile(
             store.sessions, store.archives, store.archive_kinds, repair=True, clock=clock
         )
-        print("reconcile: " + ", ".join(f"{r.kind} clean={r.clean}" for r in reports))
+        print("; ".join(f"{r.job}: attention={r.needs_attention}" for r in reports))
         verified = await verify_audit(store.sessions, store.archives)
-        print(f"audit verify: {verified.records} record(s), intact={verified.ok}")
+        records, intact = verified.counts["records"], not verified.needs_attention
+        print(f"audit verify: {records} record(s), intact={intact}")
         report = await live_report(store)
         print(f"database: {report['database_bytes']:,} bytes; blobs: {report['blob_bytes']:,}")
 

@@ -55,6 +55,10 @@ _LOG_EDGE = (
     _LOG_BOUNDS + "test_the_hot_window_and_retention_at_a_year_edge_with_a_chunk_spanning_weeks"
 )
 _LOG_TENANTS = "tests/logs/test_tenants.py::"
+_LIFE = "tests/lifecycle/test_scenarios.py::"
+_LIFE_LOGS = _LIFE + "test_logs_over_a_year_edge_with_two_retentions"
+_LIFE_AUDIT = _LIFE + "test_audit_from_a_leap_day_to_six_years_later"
+_LIFE_FIXED = "tests/lifecycle/test_regressions.py::"
 _AUDIT_BOUNDS = "tests/audit/test_boundaries.py::"
 _AUDIT_WINDOW = (
     _AUDIT_BOUNDS + "test_since_is_inclusive_and_until_exclusive_over_archived_and_hot_records"
@@ -85,6 +89,7 @@ _GARBAGE_INSIDE = (
     "tests/foundation/test_garbage.py::"
     "test_garbage_inside_a_batch_document_or_filter_is_refused_whole"
 )
+_GATES = "tests/phases/test_contract_gates.py::"
 _RAG_WINDOW = _RAG_BOUNDS + "test_since_is_inclusive_and_until_exclusive_to_the_millisecond"
 _RECONCILE_TENANTS = (
     "tests/archival/test_reconcile_tenants.py::"
@@ -222,6 +227,30 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "verify-waits-for-the-page-fetched-ahead",
+        "src/execstore/audit/verify.py",
+        "            await asyncio.gather(ahead, return_exceptions=True)\n",
+        "            pass\n",
+        ("tests/audit/test_verify.py::test_verification_leaves_no_fetch_running_behind_it",),
+    ),
+    Mutation(
+        "lock-job-while-appending-logs",
+        "src/execstore/logs/repository.py",
+        'AND organization_id = $2 FOR KEY SHARE"',
+        'AND organization_id = $2"',
+        (
+            "tests/logs/test_api.py::"
+            "test_a_job_deleted_while_lines_are_appended_leaves_no_orphan_lines",
+        ),
+    ),
+    Mutation(
+        "lock-one-log-detach-at-a-time",
+        "src/execstore/logs/archival.py",
+        "                await auto.execute(sa.select(sa.func.pg_advisory_lock(_DETACH_LOCK)))\n",
+        "",
+        ("tests/logs/test_archival.py::test_workers_take_turns_detaching_partitions",),
+    ),
+    Mutation(
         "verify-audit-segment-before-delete",
         "src/execstore/audit/archival.py",
         'if [line for line in payload.split(b"\\n") if line] != plan.lines:',
@@ -267,14 +296,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "set-aside-refused-rows",
-        "src/execstore/archival/batch.py",
-        "            aside.append(SetAside(ident(item), describe_failure(exc)))\n",
+        "src/execstore/operations/batch.py",
+        "            aside.append(SetAside(key(item), describe_failure(exc)))\n",
         "            raise\n",
         ("tests/foundation/test_batch.py",),
     ),
     Mutation(
-        "results-archival-sets-conflicts-aside",
-        "src/execstore/results/archival.py",
+        "results-backfill-sets-conflicts-aside",
+        "src/execstore/results/backfill.py",
         "            aside.append(SetAside(str(plan.job.job_id), describe_failure(outcome)))\n",
         "            raise outcome\n",
         (
@@ -312,7 +341,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "bound-log-metadata-fast-json",
-        "src/execstore/logs/ingest.py",
+        "src/execstore/logs/encoding.py",
         '        if b"null" in out:\n',
         "        if False:\n",
         ("tests/logs/test_json_encoding.py::test_documented_conversions_and_refusals",),
@@ -402,7 +431,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "log-message-surrogate-refused",
-        "src/execstore/logs/ingest.py",
+        "src/execstore/logs/prepare.py",
         '        if not message.isascii():\n            _text(index, "message", message)\n',
         "",
         (
@@ -412,7 +441,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "log-metadata-surrogate-refused",
-        "src/execstore/logs/ingest.py",
+        "src/execstore/logs/encoding.py",
         "    if not text.isascii():\n        text.encode()\n",
         "",
         (
@@ -446,14 +475,14 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "garbage-log-message-surrogate-refused",
-        "src/execstore/logs/ingest.py",
+        "src/execstore/logs/prepare.py",
         '        if not message.isascii():\n            _text(index, "message", message)\n',
         "",
         (_GARBAGE_INSIDE,),
     ),
     Mutation(
         "garbage-log-message-type-checked",
-        "src/execstore/logs/ingest.py",
+        "src/execstore/logs/prepare.py",
         "        if type(message) is not str:\n            raise InvalidLogEntry(",
         "        if False:\n            raise InvalidLogEntry(",
         (_GARBAGE_INSIDE,),
@@ -477,8 +506,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     # -- locking -----------------------------------------------------------------------
     Mutation(
-        "lock-results-archival-skip-locked",
-        "src/execstore/results/archival.py",
+        "lock-results-backfill-skip-locked",
+        "src/execstore/results/backfill.py",
         "stmt = stmt.with_for_update(of=m.Job, skip_locked=True)",
         "stmt = stmt.with_for_update(of=m.Job)",
         ("tests/results/test_legacy.py::test_a_claimed_batch_is_skipped_not_waited_for",),
@@ -641,9 +670,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "rag-backfill-after-contract-reports-complete",
         "src/execstore/rag/backfill.py",
-        "            if not await _legacy_table_present(session):"
-        "  # contract_rag_rules ran: all done",
-        "            if False:",
+        "    if present:  # else contract_rag_rules ran: all done",
+        "    if True:",
         (
             "tests/phases/test_operator_jobs.py::test_every_operator_job_in_every_phase_then_the_contract[sqlite]",
         ),
@@ -671,56 +699,115 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/phases/test_log_backfill.py::test_every_call_from_every_phase[sqlite]",),
     ),
     Mutation(
-        "phase-contract-log-refused-while-rows",
-        "src/execstore/migrations/versions/r0009_contract_execution_log.py",
-        "    if left:\n",
-        "    if False:\n",
+        "contract-refuses-without-a-completion-record",
+        "src/execstore/migrations/helpers.py",
+        "    if found is None:\n        raise BackfillIncomplete(",
+        "    if found is None:\n        return\n        raise BackfillIncomplete(",
         (
-            "tests/phases/test_operator_jobs.py::test_every_operator_job_in_every_phase_then_the_contract[sqlite]",
+            _GATES
+            + "test_each_contract_refuses_without_its_record_and_with_another_ones_only[sqlite]",
         ),
     ),
     Mutation(
-        "phase-contract-audit-refused-while-rows",
-        "src/execstore/migrations/versions/r0010_contract_phi_audit.py",
-        "    if left:\n",
-        "    if False:\n",
+        "contract-requires-its-own-backfills-record",
+        "src/execstore/migrations/helpers.py",
+        "sa.select(completions.c.details).where(completions.c.name == name)",
+        "sa.select(completions.c.details).where(completions.c.name != '')",
         (
-            "tests/phases/test_operator_jobs.py::test_every_operator_job_in_every_phase_then_the_contract[sqlite]",
+            _GATES
+            + "test_each_contract_refuses_without_its_record_and_with_another_ones_only[sqlite]",
         ),
     ),
     Mutation(
-        "phase-contract-rag-refused-while-unverified",
-        "src/execstore/migrations/versions/r0008_contract_rag_rules.py",
-        "    if waiting:\n",
-        "    if False:\n",
-        (
-            "tests/phases/test_contract_gates.py::test_rag_verified_marks_through_every_write_and_the_contract[sqlite]",
-        ),
-    ),
-    Mutation(
-        "phase-contract-metadata-recounts-slim-rows",
+        "contract-metadata-names-its-backfill",
         "src/execstore/migrations/versions/r0007_contract_execution_metadata.py",
-        "        missing = _unmigrated(bind)\n",
-        "        missing = 0\n",
+        'BACKFILL = "metadata"',
+        'BACKFILL = "audit"',
         (
-            "tests/phases/test_contract_gates.py::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
+            _GATES
+            + "test_each_contract_refuses_without_its_record_and_with_another_ones_only[sqlite]",
         ),
     ),
     Mutation(
-        "phase-contract-metadata-refuses-unexplained",
-        "src/execstore/migrations/versions/r0007_contract_execution_metadata.py",
-        '        if found.get("unmigrated") or found.get("unexplained"):\n',
-        '        if found.get("unmigrated"):\n',
+        "contract-refuses-a-legacy-table-changed-since",
+        "src/execstore/migrations/helpers.py",
+        '    if found.get("legacy_rows") != held:\n',
+        "    if False:\n",
         (
-            "tests/phases/test_contract_gates.py"
-            "::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
+            _GATES + "test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
+            _GATES + "test_rag_verified_marks_through_every_write_and_the_contract[sqlite]",
         ),
+    ),
+    Mutation(
+        "contract-needs-no-record-for-an-empty-legacy-table",
+        "src/execstore/migrations/helpers.py",
+        "    if not held:\n        return\n",
+        "    if held < 0:\n        return\n",
+        (
+            "tests/foundation/test_migration_contracts.py"
+            "::test_a_contract_counts_the_legacy_rows_of_every_organization",
+        ),
+    ),
+    Mutation(
+        "backfill-records-only-when-nothing-is-left",
+        "src/execstore/operations/backfills.py",
+        "    done = left == 0 and bool(verified) and not report.set_aside\n",
+        "    done = bool(verified) and not report.set_aside\n",
+        (_GATES + "test_rag_verified_marks_through_every_write_and_the_contract[sqlite]",),
+    ),
+    Mutation(
+        "backfill-removes-a-record-that-no-longer-holds",
+        "src/execstore/operations/backfills.py",
+        "                elif not done:\n"
+        "                    await forget_completion(session, name)\n",
+        "                elif not done:\n                    pass\n",
+        (_GATES + "test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",),
+    ),
+    Mutation(
+        "backfill-with-rows-set-aside-is-not-complete",
+        "src/execstore/operations/backfills.py",
+        "    done = left == 0 and bool(verified) and not report.set_aside\n",
+        "    done = left == 0 and bool(verified)\n",
+        (_GATES + "test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",),
+    ),
+    Mutation(
+        "rag-legacy-write-removes-the-completion-record",
+        "src/execstore/rag/repository.py",
+        '                    )\n                    await forget_completion(self.session, "rag")\n',
+        "                    )\n",
+        (_GATES + "test_rag_verified_marks_through_every_write_and_the_contract[sqlite]",),
+    ),
+    Mutation(
+        "needs-attention-when-something-was-set-aside",
+        "src/execstore/operations/batch.py",
+        "        return bool(self.set_aside)\n",
+        "        return False\n",
+        (
+            "tests/foundation/test_batch.py",
+            "tests/cli/test_every_command.py::test_a_report_needing_attention_exits_3_with_its_rows_and_reasons",
+        ),
+    ),
+    Mutation(
+        "cli-exits-3-when-a-report-needs-attention",
+        "src/execstore/cli/batch.py",
+        "    if attention:\n        raise typer.Exit(ExitCode.PROBLEMS)\n",
+        "    if False:\n        raise typer.Exit(ExitCode.PROBLEMS)\n",
+        (
+            "tests/cli/test_every_command.py::test_a_report_needing_attention_exits_3_with_its_rows_and_reasons",
+        ),
+    ),
+    Mutation(
+        "audit-retention-below-six-years-is-refused",
+        "src/execstore/audit/archival.py",
+        "    if retention_days < AUDIT_RETENTION_FLOOR_DAYS:\n",
+        "    if retention_days < 0:\n",
+        ("tests/audit/test_lifecycle.py",),
     ),
     Mutation(
         "side-metadata-check-orphans-are-explained",
         "src/execstore/metadata/check.py",
-        "            report.orphaned.append(aside.id)\n",
-        "            report.unmigrated.append(aside)\n",
+        '            report.details["orphaned"].append(aside.key)\n',
+        "            unmigrated.append(aside)\n",
         (
             "tests/phases/test_contract_gates.py::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
         ),
@@ -728,8 +815,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "side-metadata-check-lists-unmoved-rows",
         "src/execstore/metadata/check.py",
-        '    report.unmigrated += [SetAside(legacy_id, "not moved yet")'
-        " for legacy_id, _ in keep]\n",
+        '    unmigrated += [SetAside(legacy_id, "not moved yet") for legacy_id, _ in keep]\n',
         "",
         (
             "tests/phases/test_contract_gates.py::test_the_metadata_check_with_either_side_missing_gates_the_contract[sqlite]",
@@ -738,15 +824,15 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "side-reconcile-marks-only-with-repair",
         "src/execstore/archival/reconcile.py",
-        "if report.repair and not pointer.marked_lost:",
+        "if repair and not pointer.marked_lost:",
         "if not pointer.marked_lost:",
         ("tests/phases/test_archive_sides.py",),
     ),
     Mutation(
         "side-reconcile-clears-restored-with-repair",
         "src/execstore/archival/reconcile.py",
-        "                    report.restored.append(key)\n                    if report.repair:\n",
-        "                    report.restored.append(key)\n                    if False:\n",
+        '                    found["restored"].append(key)\n                    if repair:\n',
+        '                    found["restored"].append(key)\n                    if False:\n',
         ("tests/phases/test_archive_sides.py",),
     ),
     Mutation(
@@ -758,7 +844,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "side-legacy-screenshot-row-listed-once",
-        "src/execstore/results/archival.py",
+        "src/execstore/results/backfill.py",
         "        if not (isinstance(row.url, str) and row.url in known)",
         "        if True",
         (
@@ -767,7 +853,7 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "side-legacy-screenshot-key-never-overwritten",
-        "src/execstore/results/archival.py",
+        "src/execstore/results/backfill.py",
         "        if LEGACY_SCREENSHOTS_KEY in document:\n",
         "        if False:\n",
         (
@@ -1205,9 +1291,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "settings-log-retention-reaches-the-cli",
-        "src/execstore/cli/retention.py",
-        "default_days=settings.log_retention_days,",
-        "default_days=settings.log_hot_days,",
+        "src/execstore/store.py",
+        "            default = self.settings.log_retention_days\n",
+        "            default = self.settings.log_hot_days\n",
         (_CLI_WINDOWS,),
     ),
     Mutation(
@@ -1272,16 +1358,33 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "lost-mark-honoured-by-result-reads",
         "src/execstore/results/repository.py",
-        "        if summary.archive_missing:\n",
+        "        if archive.lost:\n",
         "        if False:\n",
         (_LOST + "test_a_lost_mark_holds_until_a_repair_run_clears_it",),
     ),
     Mutation(
-        "lost-mark-set-on-log-chunks",
-        "src/execstore/logs/reconcile.py",
+        "lost-mark-set-on-pointer-rows",
+        "src/execstore/archival/pointers.py",
         ".values(lost=lost)",
         ".values(lost=False)",
         (_LOST + "test_a_lost_mark_holds_until_a_repair_run_clears_it",),
+    ),
+    Mutation(
+        "lost-mark-read-from-pointer-rows",
+        "src/execstore/archival/pointers.py",
+        "Pointer(self.ref_of(r), r[0].lost, getattr(r[0], key))",
+        "Pointer(self.ref_of(r), False, getattr(r[0], key))",
+        (_LOST + "test_a_lost_mark_holds_until_a_repair_run_clears_it",),
+    ),
+    Mutation(
+        "archive-size-limit",
+        "src/execstore/blob/codec.py",
+        "        if size > self.max_size:\n",
+        "        if False:\n",
+        (
+            "tests/blob/test_codec.py::"
+            "test_a_payload_past_the_size_limit_is_refused_before_its_bytes_leave",
+        ),
     ),
     Mutation(
         "lost-chunk-left-alone-by-job-deletion",
@@ -1353,8 +1456,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "tenant-rag-backfill-org-option",
         "src/execstore/rag/backfill.py",
-        "stmt = stmt.where(legacy_uuid_sql(legacy_table.c.organization_id, dialect) == org)",
-        "stmt = stmt",
+        "    return stmt.where(legacy_uuid_sql(legacy_table.c.organization_id, dialect) == org)",
+        "    return stmt",
         (_RAG_BOUNDS + "test_a_backfill_for_one_organization_moves_only_its_rows",),
     ),
     Mutation(
@@ -1365,8 +1468,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         (_RAG_BOUNDS + "test_a_backfill_skips_a_row_another_worker_holds",),
     ),
     Mutation(
-        "tenant-results-archival-org-option",
-        "src/execstore/results/archival.py",
+        "tenant-results-backfill-org-option",
+        "src/execstore/results/backfill.py",
         "        stmt = stmt.where(m.Job.organization_id == org)\n",
         "        stmt = stmt\n",
         (
@@ -1405,20 +1508,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "tenant-reconcile-pointer-rows",
-        "src/execstore/archival/reconcile.py",
-        "    if organization_id is not None:\n"
-        "        stmt = stmt.where(model.organization_id == organization_id)\n"
-        "    with translate_database_errors():\n        rows =",
-        "    if organization_id is not None:\n"
-        "        stmt = stmt\n"
-        "    with translate_database_errors():\n        rows =",
-        (_RECONCILE_TENANTS,),
-    ),
-    Mutation(
-        "tenant-reconcile-result-rows",
-        "src/execstore/results/reconcile.py",
-        "            stmt = stmt.where(m.Job.organization_id == organization_id)\n",
-        "            stmt = stmt\n",
+        "src/execstore/archival/pointers.py",
+        "            stmt = stmt.where(self._organization == organization_id)\n"
+        "        with translate_database_errors():\n            rows =",
+        "            stmt = stmt\n        with translate_database_errors():\n            rows =",
         (_RECONCILE_TENANTS,),
     ),
     Mutation(
@@ -1441,8 +1534,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "reconcile-grace-exact",
         "src/execstore/archival/reconcile.py",
-        "if written is not None and written > cutoff:",
-        "if written is not None and written >= cutoff:",
+        "if written is None or written > cutoff:",
+        "if written is None or written >= cutoff:",
         (
             "tests/archival/test_reconcile_tenants.py::"
             "test_the_default_grace_is_one_hour_to_the_microsecond",
@@ -1521,6 +1614,137 @@ MUTATIONS: tuple[Mutation, ...] = (
         "            stmt = stmt.where(PhiAuditArchive.organization_id == organization_id)\n",
         "            stmt = stmt\n",
         (_AUDIT_OPERATORS,),
+    ),
+    Mutation(
+        "cli-interrupt-ignored-between-batches",
+        "src/execstore/cli/batch.py",
+        "                    stop.check()  # between batches: a signal ends the run here\n",
+        "                    pass\n",
+        ("tests/cli/test_interrupts.py::test_archive_logs_stops_cleanly_and_a_rerun_completes",),
+    ),
+    Mutation(
+        "cli-interrupt-exit-code",
+        "src/execstore/cli/_common.py",
+        "    return 128 + signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them\n",
+        "    return 1\n",
+        ("tests/cli/test_interrupts.py",),
+    ),
+    Mutation(
+        "cli-db-current-behind-exits-0",
+        "src/execstore/cli/db.py",
+        "        problems=behind,\n",
+        "        problems=False,\n",
+        (
+            "tests/cli/test_db.py::"
+            "test_current_names_the_database_exits_3_when_behind_and_creates_nothing",
+        ),
+    ),
+    Mutation(
+        "cli-db-failed-upgrade-says-base",
+        "src/execstore/cli/db.py",
+        "        now = _at(_current(settings))\n",
+        "        now = _at(None)\n",
+        (
+            "tests/cli/test_db.py::test_upgrade_reports_each_step_and_where_a_failure_leaves_the_database",
+        ),
+    ),
+    Mutation(
+        "migrations-upgrade-sql-commits",
+        "src/execstore/migrations/runner.py",
+        "            transaction.rollback()\n",
+        "            transaction.commit()\n",
+        ("tests/cli/test_db.py::test_upgrade_sql_prints_the_statements_and_changes_nothing",),
+    ),
+    # -- the lifecycle model (tests/lifecycle): fixed walks onto each boundary with a
+    # second organization beside, every invariant of the model checked after each step;
+    # and the defects the model found, each pinned by a test of its own.
+    Mutation(
+        "lifecycle-log-retention-a-day-short",
+        "src/execstore/logs/retention.py",
+        "        cutoff = moment - dt.timedelta(days=days)\n",
+        "        cutoff = moment - dt.timedelta(days=days - 1)\n",
+        (_LIFE_LOGS,),
+    ),
+    Mutation(
+        "lifecycle-log-retention-one-setting-for-all",
+        "src/execstore/logs/retention.py",
+        "return [(org, own.get(org, default_days)) for org in sorted(found, key=str)]",
+        "return [(org, default_days) for org in sorted(found, key=str)]",
+        (_LIFE_LOGS,),
+    ),
+    Mutation(
+        "lifecycle-log-retention-run-for-one-organization",
+        "src/execstore/logs/retention.py",
+        "for org, days in await _retentions(sessions, default_days, organization_id):",
+        "for org, days in await _retentions(sessions, default_days, None):",
+        (_LIFE + "test_log_retention_for_one_organization_leaves_the_others",),
+    ),
+    Mutation(
+        "lifecycle-log-archival-files-lines-per-organization",
+        "src/execstore/logs/archival.py",
+        "jobs = [job for job, _ in by_org[organization_id]]",
+        "jobs = [job for each in by_org.values() for job, _ in each]",
+        (_LIFE_LOGS,),
+    ),
+    Mutation(
+        "lifecycle-audit-hot-window-a-day-short",
+        "src/execstore/audit/archival.py",
+        "    cutoff = clock.now() - dt.timedelta(days=hot_days)\n",
+        "    cutoff = clock.now() - dt.timedelta(days=hot_days - 1)\n",
+        (_LIFE_AUDIT,),
+    ),
+    Mutation(
+        "lifecycle-audit-archival-run-for-one-organization",
+        "src/execstore/audit/archival.py",
+        "            stmt = stmt.where(_HEADS.c.organization_id == organization_id)\n",
+        "            stmt = stmt\n",
+        (_LIFE_AUDIT,),
+    ),
+    Mutation(
+        "lifecycle-audit-retention-finishes-a-killed-delete",
+        "src/execstore/audit/archival.py",
+        "        if not await archives.store.exists(key):\n            raise\n",
+        "        raise\n",
+        (
+            _LIFE_FIXED
+            + "test_audit_retention_killed_after_deleting_a_segment_blob_is_finished_by_"
+            "the_next_run",
+        ),
+    ),
+    Mutation(
+        "lifecycle-audit-retention-reverifies-the-store",
+        "src/execstore/audit/archival.py",
+        "        payload = await archives.read_bytes(segment.ref, cached=False)\n",
+        "        payload = await archives.read_bytes(segment.ref)\n",
+        (_LIFE_FIXED + "test_audit_retention_reverifies_the_segment_the_store_holds",),
+    ),
+    Mutation(
+        "lifecycle-audit-verify-reads-the-store",
+        "src/execstore/audit/verify.py",
+        "payload = await archives.read_bytes(segment.ref, cached=False)",
+        "payload = await archives.read_bytes(segment.ref)",
+        (_LIFE_FIXED + "test_verify_reads_segments_from_the_store_not_from_the_cache",),
+    ),
+    Mutation(
+        "lifecycle-cancelled-statement-stays-cancelled",
+        "src/execstore/audit/repository.py",
+        'if conn.dialect.name == "sqlite" and not conn.invalidated:',
+        "if True:",
+        (_LIFE_FIXED + "test_a_cancelled_statement_raises_cancelled_error",),
+    ),
+    Mutation(
+        "lifecycle-cancelled-detach-stays-cancelled",
+        "src/execstore/logs/archival.py",
+        "if not auto.invalidated:  # else closed, and the lock gone with it",
+        "if True:",
+        (_LIFE_FIXED + "test_log_archival_cancelled_while_detaching_stays_cancelled_and_resumes",),
+    ),
+    Mutation(
+        "lifecycle-reconcile-leaves-a-blob-of-unknown-age",
+        "src/execstore/archival/reconcile.py",
+        "if written is None or written > cutoff:",
+        "if written is not None and written > cutoff:",
+        (_LIFE_FIXED + "test_reconcile_never_deletes_a_blob_whose_age_it_cannot_tell",),
     ),
 )
 

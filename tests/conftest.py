@@ -5,7 +5,9 @@
 - ``db_url``: a database of that backend migrated to head, shared by the run; tests keep
   out of each other's way by working inside their own organization.
 - ``fresh_db_url``: a new, empty database of that backend for one test (migrations).
-- ``settings`` / ``store``: an opened ExecStore on ``db_url`` with a local blob store.
+- ``settings`` / ``store``: an opened ExecStore on ``db_url`` with a local blob store;
+  ``org``: a new organization in it; ``job``: one committed job of ``org``.
+- ``azure_store``: an opened ExecStore on ``db_url`` with its blobs on Azurite.
 - ``store_at``: ``store_at(clock, **settings)`` opens an ExecStore running on a
   ``ManualClock``, on a database of that backend shared by the boundary and tenancy tests
   only (operator jobs act on every organization, so the shared ``db_url`` would have other
@@ -111,6 +113,32 @@ async def org(store: Any, org_id: uuid.UUID) -> uuid.UUID:
     async with store.sessions() as session, session.begin():
         session.add(Organization(id=org_id, name=f"org {org_id.hex[:6]}"))
     return org_id
+
+
+@pytest.fixture
+async def job(store: Any, org: uuid.UUID) -> uuid.UUID:
+    """One committed job of ``org``."""
+    from support.timeline import new_jobs
+
+    return (await new_jobs(store, org))[0]
+
+
+@pytest.fixture
+async def azure_store(
+    db_url: str, azurite: Any, request: pytest.FixtureRequest
+) -> AsyncIterator[Any]:
+    """An opened ExecStore on ``db_url`` whose blobs go to a new Azurite container (named
+    after the test's directory: ``logs-...``, ``audit-...``)."""
+    from execstore.config import load_settings
+    from execstore.store import ExecStore
+
+    settings = load_settings(
+        database_url=db_url,
+        blob_url=f"azure://{azurite.new_container_name(request.path.parent.name)}",
+        azure_connection_string=azurite.connection_string,
+    )
+    async with ExecStore.open(settings) as opened:
+        yield opened
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,9 @@ EXPECTED = {
     ],
     "operator_routine.py": [
         "archive logs: 20 line(s) in 1 chunk(s)",
-        "reconcile: results clean=True, logs clean=True, audit clean=True",
+        "retention logs: 0 archive(s) deleted",
+        "reconcile results: attention=False; reconcile logs: attention=False; "
+        "reconcile audit: attention=False",
         "audit verify: 1 record(s), intact=True",
     ],
     "logs.py": [

@@ -1,14 +1,26 @@
 """Settings: one ``BaseSettings`` read from ``EXECSTORE_*`` environment variables.
 
 Invalid values fail at start-up with a :class:`~execstore.errors.ConfigurationError`
-whose message names the setting (``EXECSTORE_CACHE_BYTES``, not a pydantic path).
+whose message names the setting (``EXECSTORE_CACHE_BYTES``, not a pydantic path; the
+command-line option, ``--url``, where the value came from one). What cannot work fails
+there too rather than at the first write: the zstd codec without the ``zstandard``
+package, an ``azure://`` blob store without ``azure-storage-blob``. An ``EXECSTORE_*``
+variable that names no setting (a misspelling, ``EXECSTORE_LOG_HOT_DAY``) is reported
+with an :class:`UnknownSettingWarning`, with the closest setting's name. A plain
+``postgresql://`` (or ``postgres://``) URL means asyncpg, a plain ``sqlite:///path`` means
+aiosqlite: both are rewritten to the async driver's URL.
 """
 
 from __future__ import annotations
 
+import difflib
 import enum
+import importlib
+import os
+import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,10 +33,25 @@ __all__ = [
     "LogPartitionMode",
     "RagMode",
     "Settings",
+    "UnknownSettingWarning",
     "load_settings",
 ]
 
 DEFAULT_HOME = Path(".execstore")
+
+TOOLING_VARIABLES = ("EXECSTORE_TEST_", "EXECSTORE_CITUS_", "EXECSTORE_CACHE_DIR")
+"""Prefixes of the variables the project's own scripts and tests read (not settings)."""
+
+_ASYNC_DRIVERS = {
+    "postgresql://": "postgresql+asyncpg://",
+    "postgres://": "postgresql+asyncpg://",
+    "sqlite://": "sqlite+aiosqlite://",
+}
+
+
+class UnknownSettingWarning(UserWarning):
+    """An ``EXECSTORE_*`` environment variable that names no setting (and is ignored)."""
+
 
 AUDIT_RETENTION_FLOOR_DAYS = 6 * 365 + 2
 """2192 days: the longest six calendar years can be (two leap days), so a retention of at
@@ -55,10 +82,32 @@ class LogPartitionMode(enum.StrEnum):
 
 
 class Codec(enum.StrEnum):
-    """Compression for archive blobs."""
+    """Compression for archive blobs: the one codec enum (settings, refs, pointer rows).
+
+    Settings and blob metadata name it (``gzip``); a pointer row's ``codec`` column stores
+    its :attr:`code`, a ``smallint``.
+    """
 
     GZIP = "gzip"
     ZSTD = "zstd"
+
+    @property
+    def code(self) -> int:
+        """The number a pointer row stores for this codec."""
+        return _CODEC_CODES[self]
+
+    @classmethod
+    def of(cls, value: Codec | str | int) -> Codec:
+        """The codec ``value`` stands for: a Codec, its name or its :attr:`code`."""
+        if isinstance(value, str):
+            return cls(value)
+        for codec, code in _CODEC_CODES.items():
+            if code == value:
+                return codec
+        raise ValueError(f"no archive codec has the code {value!r}")
+
+
+_CODEC_CODES: Final = {Codec.GZIP: 1, Codec.ZSTD: 2}
 
 
 class Settings(BaseSettings):
@@ -113,6 +162,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
+        for plain, driver in _ASYNC_DRIVERS.items():
+            if value.startswith(plain):
+                value = driver + value[len(plain) :]
         if not value.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite://")):
             raise ValueError("must start with postgresql+asyncpg:// or sqlite+aiosqlite://")
         return value
@@ -146,6 +198,16 @@ class Settings(BaseSettings):
                 "blob_url is azure:// but neither EXECSTORE_AZURE_CONNECTION_STRING "
                 "nor EXECSTORE_AZURE_ACCOUNT_URL is set"
             )
+        if self.blob_url.startswith("azure://") and not _importable("azure.storage.blob.aio"):
+            raise ValueError(
+                "blob_url is azure:// but the azure-storage-blob package is not installed "
+                "(pip install 'execstore[azure]')"
+            )
+        if self.archive_codec is Codec.ZSTD and not _importable("zstandard"):
+            raise ValueError(
+                "archive_codec is zstd but the zstandard package is not installed "
+                "(pip install 'execstore[zstd]', or EXECSTORE_ARCHIVE_CODEC=gzip)"
+            )
         return self
 
     @property
@@ -154,14 +216,57 @@ class Settings(BaseSettings):
         return "postgresql" if self.database_url.startswith("postgresql") else "sqlite"
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment (plus ``overrides``), or raise ConfigurationError."""
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ImportError:
+        return False
+    return True
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    """Each ``EXECSTORE_*`` variable of ``environ`` that names no setting, with the closest
+    setting's variable (None when nothing is close)."""
+    known = [f"EXECSTORE_{name.upper()}" for name in Settings.model_fields]
+    found: dict[str, str | None] = {}
+    for key in os.environ if environ is None else environ:
+        upper = key.upper()
+        if not upper.startswith("EXECSTORE_") or upper in known:
+            continue
+        if upper.startswith(TOOLING_VARIABLES):
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.75)
+        found[key] = close[0] if close else None
+    return found
+
+
+def load_settings(*, labels: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings from the environment (plus ``overrides``), or raise ConfigurationError.
+
+    ``labels`` names where an override came from (``{"database_url": "--url"}``), for the
+    error message; other settings are named by their environment variable. Unknown
+    ``EXECSTORE_*`` variables are reported with an :class:`UnknownSettingWarning`.
+    """
+    for variable, close in unknown_variables().items():
+        hint = f" (did you mean {close}?)" if close else ""
+        warnings.warn(
+            f"{variable} is not an execstore setting and is ignored{hint}",
+            UnknownSettingWarning,
+            stacklevel=2,
+        )
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             loc = err.get("loc") or ()
-            name = f"EXECSTORE_{str(loc[0]).upper()}" if loc else "settings"
-            problems.append(f"{name}: {err['msg']}")
+            field = str(loc[0]) if loc else ""
+            if field in overrides and labels and field in labels:
+                name = labels[field]
+            elif field in overrides:
+                name = field
+            else:
+                name = f"EXECSTORE_{field.upper()}" if field else "settings"
+            message = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{name}: {message}")
         raise ConfigurationError("invalid settings: " + "; ".join(problems)) from exc

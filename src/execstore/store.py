@@ -46,6 +46,13 @@ from execstore.jobs import JobRepository, ReferenceRepository
 from execstore.logs import LogArchives, LogRepository, forget_job_logs
 from execstore.metadata import MetadataRepository
 from execstore.migrations.runner import rag_contracted_revisions, require_compatible
+from execstore.operations import (
+    BatchReport,
+    Progress,
+    RetentionKind,
+    apply_retention,
+    retention_kind,
+)
 from execstore.rag import RagRepository, ShadowStats, read_stats
 from execstore.repository import TransactionHooks
 from execstore.results import (
@@ -244,6 +251,38 @@ class ExecStore:
                 f"contract_rag_rules dropped (database at {self.revision}): use "
                 f"{RagMode.NORMALIZED.value}"
             )
+
+    async def apply_retention(
+        self,
+        kind: RetentionKind | str,
+        *,
+        days: int | None = None,
+        organization_id: uuid.UUID | None = None,
+        dry_run: bool = False,
+        on_progress: Progress | None = None,
+    ) -> BatchReport:
+        """Delete ``kind``'s (``logs`` or ``audit``) archives past their retention.
+
+        ``days`` defaults to the setting (``EXECSTORE_LOG_RETENTION_DAYS``, for log
+        organizations without their own, or ``EXECSTORE_AUDIT_RETENTION_DAYS``); see
+        :func:`execstore.operations.apply_retention`.
+        """
+        which = retention_kind(kind)
+        if which is RetentionKind.LOGS:
+            default = self.settings.log_retention_days
+        else:
+            default = self.settings.audit_retention_days
+        return await apply_retention(
+            self.sessions,
+            self.archives,
+            which,
+            days=default if days is None else days,
+            hot_days=self.settings.log_hot_days,
+            organization_id=organization_id,
+            dry_run=dry_run,
+            on_progress=on_progress,
+            clock=self.clock,
+        )
 
     async def rag_shadow_stats(self) -> ShadowStats:
         """Shadow-read comparisons and mismatches so far (every process's, from the database)."""

@@ -65,7 +65,7 @@ async def test_a_lost_mark_holds_until_a_repair_run_clears_it(store_at: Any) -> 
             await store.blobs.delete(key)
         store.archives.cache.clear()
         marked = await _repair(store, org, clock)
-        assert sorted(k for r in marked for k in r.lost) == sorted(saved)
+        assert sorted(k for r in marked for k in r.details["lost"]) == sorted(saved)
         assert (await _chunk(store, org)).lost
         for key, payload in saved.items():
             await store.blobs.put(key, payload)  # restored from a backup; not reconciled yet
@@ -80,7 +80,7 @@ async def test_a_lost_mark_holds_until_a_repair_run_clears_it(store_at: Any) -> 
         assert summary is not None
         assert summary.archive_missing
         restored = await _repair(store, org, clock)
-        assert sorted(k for r in restored for k in r.restored) == sorted(saved)
+        assert sorted(k for r in restored for k in r.details["restored"]) == sorted(saved)
         async with store.unit(org) as uow:
             assert [e.message for e in (await uow.logs.for_job(job)).items] == ["old"]
             detail = await uow.results.detail(job)

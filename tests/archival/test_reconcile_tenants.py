@@ -19,7 +19,7 @@ from execstore.archival import reconcile
 from execstore.audit import AuditArchives, archive_audit
 from execstore.clock import ManualClock
 from execstore.logs import LogArchives, NewLogEntry, archive_logs
-from execstore.logs.chunks import Chunk, pointer_values
+from execstore.logs.chunks import Chunk, chunk_values
 from execstore.logs.format import record_of
 from execstore.results import ResultArchives
 from execstore.results.format import result_archive_key
@@ -92,10 +92,10 @@ async def test_a_run_for_one_organization_leaves_the_others_losses_and_orphans(
 
         def found(reports: list[Any]) -> tuple[set[str], set[str], int, int]:
             return (
-                {key for r in reports for key in r.lost},
-                {key for r in reports for key in r.orphans},
-                sum(r.marked for r in reports),
-                sum(r.deleted for r in reports),
+                {key for r in reports for key in r.details["lost"]},
+                {key for r in reports for key in r.details["orphans"]},
+                sum(r.counts["marked"] for r in reports),
+                sum(r.counts["deleted"] for r in reports),
             )
 
         async def run(org: uuid.UUID) -> Any:
@@ -114,8 +114,8 @@ async def test_a_run_for_one_organization_leaves_the_others_losses_and_orphans(
         assert found(await run(b)) == (lost[b], set(b_orphans), 3, 1)  # B's marks were left
         assert not await store.blobs.exists(b_orphans[0])
         again = await run(a)
-        assert sum(len(r.still_lost) for r in again) == 3
-        assert sum(len(r.lost) + len(r.orphans) for r in again) == 0
+        assert sum(len(r.details["still_lost"]) for r in again) == 3
+        assert sum(len(r.details["lost"]) + len(r.details["orphans"]) for r in again) == 0
 
 
 class _CommitsMeanwhile(LogArchives):
@@ -144,7 +144,7 @@ async def test_an_orphan_whose_row_commits_meanwhile_is_not_deleted(store_at: An
         chunk.add(job, 10**9 + 1, utc(2038, 9, 3), line)
         key = chunk.key(store.archives)
         stored = await store.archives.store_records(key, chunk.records)
-        values = pointer_values(chunk, stored.ref, source_id=None, archived_at=clock.now())
+        values = chunk_values(chunk, stored.ref, source_id=None, archived_at=clock.now())
         clock.advance(GRACE * 2)  # an orphan by age: no row names it yet
         [report] = await reconcile(
             store.sessions,
@@ -155,7 +155,7 @@ async def test_an_orphan_whose_row_commits_meanwhile_is_not_deleted(store_at: An
             grace=GRACE,
             clock=clock,
         )
-        assert (report.orphans, report.deleted) == ([key], 0)
+        assert (report.details["orphans"], report.counts["deleted"]) == ([key], 0)
         assert await store.blobs.exists(key)
         async with store.unit(org) as uow:
             assert [e.id for e in (await uow.logs.for_job(job)).items] == [10**9 + 1]
@@ -188,6 +188,9 @@ async def test_the_default_grace_is_one_hour_to_the_microsecond(store_at: Any) -
             return report
 
         clock.set(written + dt.timedelta(hours=1) - dt.timedelta(microseconds=1))
-        assert ((await check()).young, await store.blobs.exists(orphan)) == ([orphan], True)
+        assert ((await check()).details["young"], await store.blobs.exists(orphan)) == (
+            [orphan],
+            True,
+        )
         clock.advance(dt.timedelta(microseconds=1))  # the new year: exactly an hour old
-        assert ((await check()).deleted, await store.blobs.exists(orphan)) == (1, False)
+        assert ((await check()).counts["deleted"], await store.blobs.exists(orphan)) == (1, False)

@@ -20,7 +20,7 @@ async def _archived(store: Any, org: uuid.UUID, count: int = 10) -> Any:
     async with store.unit(org) as uow:
         await uow.audit.record_many([access(i) for i in range(count)])
     report = await archive_audit(store.sessions, store.archives, hot_days=0, organization_id=org)
-    assert report.records == count
+    assert report.counts["records"] == count
     async with store.engine.connect() as conn:
         return (
             await conn.execute(
@@ -32,9 +32,9 @@ async def _archived(store: Any, org: uuid.UUID, count: int = 10) -> Any:
 
 async def test_an_edited_archived_record_is_named(store: Any, org: uuid.UUID) -> None:
     pointer = await _archived(store, org)
-    from execstore.audit.reader import segment_ref
+    from execstore.archival import archive_ref
 
-    lines = (await store.archives.read_bytes(segment_ref(pointer))).split(b"\n")
+    lines = (await store.archives.read_bytes(archive_ref(pointer))).split(b"\n")
     records = [json.loads(line) for line in lines if line]
     records[3]["resource_id"] = "clm_forged"  # record 4, its link kept
     forged = await store.archives.write_records(
@@ -55,7 +55,7 @@ async def test_an_edited_archived_record_is_named(store: Any, org: uuid.UUID) ->
             },
         )
     report = await verify_audit(store.sessions, store.archives, organization_id=org)
-    [result] = report.organizations
+    [result] = report.details["organizations"]
     assert result.problem is not None
     assert (result.problem.seq, result.problem.kind) == (4, "edited")
 
@@ -72,15 +72,15 @@ async def test_a_lost_segment_is_reported_and_checkpoints_are_not_orphans(
         repair=True,
         grace=dt.timedelta(0),
     )
-    assert before.clean, before
-    assert before.orphans == []  # checkpoint blobs are evidence
+    assert not before.needs_attention, before
+    assert before.details["orphans"] == []  # checkpoint blobs are evidence
     assert await store.archives.delete(pointer.blob_key)
     report = await verify_audit(store.sessions, store.archives, organization_id=org)
-    assert report.organizations[0].problem.kind == "unreadable"
+    assert report.details["organizations"][0].problem.kind == "unreadable"
     [after] = await reconcile(
         store.sessions, store.archives, [AuditArchives()], organization_id=org, repair=True
     )
-    assert after.lost == [pointer.blob_key]
+    assert after.details["lost"] == [pointer.blob_key]
     keys = [info.key async for info in store.blobs.list(f"audit/{org}/")]
     assert any("/checkpoints/" in key for key in keys)
 
@@ -97,11 +97,11 @@ async def test_archival_keeps_hot_rows_when_the_stored_segment_differs(
 
     monkeypatch.setattr(store.archives, "read_bytes", corrupted)
     report = await archive_audit(store.sessions, store.archives, hot_days=0, organization_id=org)
-    assert [aside.id for aside in report.set_aside] == [str(org)]
+    assert [aside.key for aside in report.set_aside] == [str(org)]
     assert "differs" in report.set_aside[0].reason
     monkeypatch.undo()
     assert len(await hot_rows(store, org)) == 5  # nothing hot was deleted
     again = await archive_audit(store.sessions, store.archives, hot_days=0, organization_id=org)
-    assert again.records == 5
+    assert again.counts["records"] == 5
     assert again.set_aside == []
     assert await hot_rows(store, org) == []

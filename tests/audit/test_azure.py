@@ -3,30 +3,16 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from execstore.audit import archive_audit, checkpoint_organizations, verify_audit
 from execstore.blob import AzureBlobStore
-from execstore.config import load_settings
 from execstore.store import ExecStore
 
 from .conftest import access, execute
 
 pytestmark = pytest.mark.azurite
-
-
-@pytest.fixture
-async def azure_store(db_url: str, azurite: Any) -> AsyncIterator[ExecStore]:
-    settings = load_settings(
-        database_url=db_url,
-        blob_url=f"azure://{azurite.new_container_name('audit')}",
-        azure_connection_string=azurite.connection_string,
-    )
-    async with ExecStore.open(settings) as opened:
-        yield opened
 
 
 @pytest.mark.azurite
@@ -39,14 +25,14 @@ async def test_checkpoints_and_segments_on_azurite(azure_store: ExecStore) -> No
         await uow.audit.record_many([access(i) for i in range(1, 8)])
     await checkpoint_organizations(store.sessions, store.archives, organization_id=org)
     archived = await archive_audit(store.sessions, store.archives, hot_days=0, organization_id=org)
-    assert archived.records == 8
+    assert archived.counts["records"] == 8
     async with store.unit(org) as uow:
         await uow.audit.record_many([access(i) for i in range(8, 12)])
         page = await uow.audit.query(patient_ref="MRN-0001", limit=10)
     assert [r.seq for r in page.items] == [2, 9]  # one archived, one hot
     report = await verify_audit(store.sessions, store.archives, organization_id=org)
-    assert report.ok, report.problems
-    assert report.organizations[0].archived_records == 8
+    assert not report.needs_attention, report.set_aside
+    assert report.details["organizations"][0].archived_records == 8
     # An edited hot record after an archived segment is named.
     await execute(
         store,
@@ -55,5 +41,5 @@ async def test_checkpoints_and_segments_on_azurite(azure_store: ExecStore) -> No
     )
     await checkpoint_organizations(store.sessions, store.archives, organization_id=org)
     report = await verify_audit(store.sessions, store.archives, organization_id=org)
-    assert report.organizations[0].problem is not None
-    assert report.organizations[0].problem.seq == 10
+    assert report.details["organizations"][0].problem is not None
+    assert report.details["organizations"][0].problem.seq == 10

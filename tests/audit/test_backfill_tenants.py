@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from execstore.audit import archive_audit, backfill_audit, count_legacy_audit
+from execstore.audit import archive_audit, backfill_audit, count_remaining
 from execstore.ids import legacy_uuid
 from execstore.schema.audit import PhiAuditArchive, phi_audit_log_legacy
 from execstore.store import ExecStore
@@ -57,8 +57,8 @@ async def test_one_organizations_backfill_leaves_the_twin_and_skips_a_locked_row
     async with ExecStore.open(settings) as store:
         await insert_legacy(store, _rows(a, 3) + _rows(b, 3))
         moved = await backfill_audit(store.sessions, store.archives, organization_id=legacy_uuid(a))
-        assert (moved.moved, moved.set_aside) == (3, [])
-        assert await count_legacy_audit(store.sessions) == 3
+        assert (moved.counts["moved"], moved.set_aside) == (3, [])
+        assert await count_remaining(store.sessions) == 3
         async with store.unit(legacy_uuid(a)) as uow:
             assert [r.seq for r in (await uow.audit.query(patient_ref="PAT-1")).items] == [
                 1,
@@ -80,10 +80,10 @@ async def test_one_organizations_backfill_leaves_the_twin_and_skips_a_locked_row
                 backfill_audit(store.sessions, store.archives, organization_id=legacy_uuid(b)),
                 10,
             )
-            assert (report.moved, report.set_aside) == (2, [])
+            assert (report.counts["moved"], report.set_aside) == (2, [])
         rest = await backfill_audit(store.sessions, store.archives, organization_id=legacy_uuid(b))
-        assert rest.moved == 1
-        assert await count_legacy_audit(store.sessions) == 0
+        assert rest.counts["moved"] == 1
+        assert await count_remaining(store.sessions) == 0
         earliest = THEN.replace(tzinfo=dt.UTC)
         window = {"until": earliest + dt.timedelta(seconds=30)}
         async with store.unit(legacy_uuid(b)) as uow:
@@ -96,7 +96,7 @@ async def test_one_organizations_backfill_leaves_the_twin_and_skips_a_locked_row
         archived = await archive_audit(
             store.sessions, store.archives, hot_days=0, organization_id=legacy_uuid(b)
         )
-        assert (archived.segments, archived.records) == (1, 3)
+        assert (archived.counts["segments"], archived.counts["records"]) == (1, 3)
         async with store.sessions() as session:
             span = (
                 await session.execute(

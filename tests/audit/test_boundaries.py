@@ -29,11 +29,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from execstore.audit import apply_audit_retention, archive_audit, verify_audit
+from execstore.audit import archive_audit, verify_audit
 from execstore.audit.archival import SEGMENT_RECORDS
 from execstore.clock import ManualClock
 from execstore.config import AUDIT_RETENTION_FLOOR_DAYS
 from execstore.errors import InvalidArgument
+from execstore.operations import apply_retention
 from execstore.schema.audit import PhiAuditArchive
 from support.timeline import TICK, new_org, utc
 
@@ -102,10 +103,11 @@ async def _archive(store: Any, clock: ManualClock, org: uuid.UUID, **options: An
 
 
 async def _retain(store: Any, clock: ManualClock, org: uuid.UUID, **options: Any) -> Any:
-    return await apply_audit_retention(
+    return await apply_retention(
         store.sessions,
         store.archives,
-        retention_days=options.pop("retention_days", AUDIT_RETENTION_FLOOR_DAYS),
+        "audit",
+        days=options.pop("retention_days", AUDIT_RETENTION_FLOOR_DAYS),
         organization_id=org,
         clock=clock,
         **options,
@@ -123,18 +125,20 @@ async def test_archival_at_a_year_edge_with_a_segment_spanning_weeks(store_at: A
 
         clock.set(new_year + dt.timedelta(days=HOT_DAYS) - TICK)  # cut-off: the last instant
         moved = await _archive(store, clock, org)
-        assert (moved.segments, moved.records) == (1, 2)
+        assert (moved.counts["segments"], moved.counts["records"]) == (1, 2)
         assert await _segments(store, org) == [(1, 2, times[0], times[1])]
 
         clock.advance(TICK)  # cut-off: the new year; its first instant stays hot
         moved = await _archive(store, clock, org)
-        assert (moved.segments, moved.records) == (1, 1)
+        assert (moved.counts["segments"], moved.counts["records"]) == (1, 1)
         assert await _segments(store, org) == [(1, 2, times[0], times[1]), (3, 3, last, last)]
         assert all(f"/{org}/2034/12/segments/" in key for key in await _keys(store, org))
         async with store.unit(org) as uow:
             page = await uow.audit.query()
         assert [(r.seq, r.created_at) for r in page.items] == list(enumerate(times, start=1))
-        assert (await verify_audit(store.sessions, store.archives, organization_id=org)).ok
+        assert not (
+            await verify_audit(store.sessions, store.archives, organization_id=org)
+        ).needs_attention
 
 
 async def test_a_segment_never_holds_two_months_not_even_the_same_month_of_two_years(
@@ -154,7 +158,7 @@ async def test_a_segment_never_holds_two_months_not_even_the_same_month_of_two_y
         await _record_at(store, clock, org, times)
         clock.set(utc(2040, 1, 1))
         moved = await _archive(store, clock, org)
-        assert (moved.segments, moved.records) == (4, 6)
+        assert (moved.counts["segments"], moved.counts["records"]) == (4, 6)
         assert await _segments(store, org) == [
             (1, 1, times[0], times[0]),
             (2, 3, times[1], times[2]),
@@ -281,29 +285,35 @@ async def test_retention_on_the_sixth_anniversary_of_a_leap_day(store_at: Any) -
         # February's first records are past six years; its newest is not: only January.
         clock.set(middle + dt.timedelta(days=AUDIT_RETENTION_FLOOR_DAYS))
         dry = await _retain(store, clock, org, dry_run=True)
-        assert (dry.segments, dry.records, dry.tombstones) == (1, 1, [])
+        assert (dry.counts["archives"], dry.counts["records"], dry.details["tombstones"]) == (
+            1,
+            1,
+            [],
+        )
         assert await store.blobs.exists(old_key)  # a dry run deletes nothing
 
         clock.set(utc(2042, 3, 1, 12))  # exactly 2,192 days after February's newest
         assert newest + dt.timedelta(days=AUDIT_RETENTION_FLOOR_DAYS) == clock.now()
         first = await _retain(store, clock, org)
-        assert (first.segments, first.records, first.set_aside) == (1, 1, [])
+        assert (first.counts["archives"], first.counts["records"], first.set_aside) == (1, 1, [])
         assert await _segments(store, org) == [(2, 4, times[1], newest)]
         assert not await store.blobs.exists(old_key)
         assert await store.blobs.exists(key)
 
         clock.advance(TICK)
         done = await _retain(store, clock, org)
-        assert (done.segments, done.records, done.set_aside) == (1, 3, [])
+        assert (done.counts["archives"], done.counts["records"], done.set_aside) == (1, 3, [])
         assert await _segments(store, org) == []
         assert not await store.blobs.exists(key)
-        tombstones = first.tombstones + done.tombstones
+        tombstones = first.details["tombstones"] + done.details["tombstones"]
         assert [f"/{org}/2036/01/retention/" in t for t in tombstones] == [True, False]
         assert f"/{org}/2036/02/retention/" in tombstones[1]
         record = json.loads(gzip.decompress(await store.blobs.get(tombstones[1])))
         assert (record["first_seq"], record["last_seq"], record["segment_key"]) == (2, 4, key)
         assert record["retention_days"] == AUDIT_RETENTION_FLOOR_DAYS
-        assert (await verify_audit(store.sessions, store.archives, organization_id=org)).ok
+        assert not (
+            await verify_audit(store.sessions, store.archives, organization_id=org)
+        ).needs_attention
 
 
 async def test_a_segment_that_no_longer_verifies_is_set_aside_not_deleted(store_at: Any) -> None:
@@ -325,8 +335,8 @@ async def test_a_segment_that_no_longer_verifies_is_set_aside_not_deleted(store_
             )
         clock.set(utc(2026, 1, 1))  # both are past six years
         report = await _retain(store, clock, org)
-        assert (report.segments, len(report.tombstones)) == (1, 1)
-        assert [s.id for s in report.set_aside] == [keys[1]]
+        assert (report.counts["archives"], len(report.details["tombstones"])) == (1, 1)
+        assert [s.key for s in report.set_aside] == [keys[1]]
         assert "does not verify" in report.set_aside[0].reason
         assert [(f, last) for f, last, *_ in await _segments(store, org)] == [(3, 3)]
         assert await store.blobs.exists(keys[1])

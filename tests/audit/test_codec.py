@@ -118,9 +118,11 @@ async def test_training_switches_new_records_to_the_dictionary(store: Any, org: 
         await uow.audit.record(access(0))  # claims the day's checkpoint; too few to train
         await uow.audit.record_many([access(i) for i in range(1, 250)])
     report = await train_dictionaries(store.sessions, organization_id=org)
-    assert [(o, v) for o, v, _, _ in report.trained] == [(org, 1)]
+    assert [(d["organization_id"], d["version"]) for d in report.details["dictionaries"]] == [
+        (org, 1)
+    ]
     again = await train_dictionaries(store.sessions, organization_id=org)
-    assert again.trained == []  # fresh: not retrained
+    assert again.details["dictionaries"] == []  # fresh: not retrained
     async with store.unit(org) as uow:
         await uow.audit.record(access(999, details={"note": "after training " * 8}))
         page = await uow.audit.query(cursor=(await uow.audit.query(limit=250)).next_cursor)

@@ -12,16 +12,16 @@ import pytest
 import sqlalchemy as sa
 
 from execstore.audit import (
-    apply_audit_retention,
     archive_audit,
     backfill_audit,
-    count_legacy_audit,
+    count_remaining,
     verify_audit,
 )
 from execstore.config import AUDIT_RETENTION_FLOOR_DAYS, load_settings
 from execstore.errors import BackfillIncomplete, ConfigurationError, InvalidRetention
 from execstore.ids import legacy_uuid
 from execstore.migrations.runner import migrate
+from execstore.operations import apply_retention
 from execstore.schema.audit import phi_audit_log_legacy
 from execstore.store import ExecStore
 
@@ -89,13 +89,13 @@ async def test_legacy_rows_move_archive_and_expire(
         report = await backfill_audit(store.sessions, store.archives, batch_size=7)
         async with store.unit(org) as uow:  # a new record, after the legacy ones
             await uow.audit.record(access(0))
-        assert report.moved == len(rows)
+        assert report.counts["moved"] == len(rows)
         assert report.set_aside == []
-        assert report.dictionaries == 0 or report.dictionaries == 1
-        assert await count_legacy_audit(store.sessions) == 0
+        assert report.counts["dictionaries"] == 0 or report.counts["dictionaries"] == 1
+        assert await count_remaining(store.sessions) == 0
         verified = await verify_audit(store.sessions, store.archives, organization_id=org)
-        assert verified.ok, verified.problems
-        assert verified.records == len(rows) + 1
+        assert not verified.needs_attention, verified.set_aside
+        assert verified.counts["records"] == len(rows) + 1
 
         async with store.unit(org) as uow:
             moved = (await uow.audit.query(limit=1000)).items
@@ -115,8 +115,8 @@ async def test_legacy_rows_move_archive_and_expire(
         # Archive everything older than a day: records leave the hot table, stay readable.
         archived = await archive_audit(store.sessions, store.archives, hot_days=1)
         assert archived.set_aside == []
-        assert archived.records == len(rows)
-        assert archived.segments >= 30  # one per UTC month at most
+        assert archived.counts["records"] == len(rows)
+        assert archived.counts["segments"] >= 30  # one per UTC month at most
         hot = [r.seq for r in await hot_rows(store, org)]
         assert hot == [len(rows) + 1]  # today's record stays hot
         async with store.unit(org) as uow:
@@ -129,30 +129,32 @@ async def test_legacy_rows_move_archive_and_expire(
             rest = await uow.audit.query(patient_ref="PAT-3", cursor=both.next_cursor)
             assert [r.seq for r in both.items + rest.items][-1] == len(rows) + 2
         verified = await verify_audit(store.sessions, store.archives, organization_id=org)
-        assert verified.ok, verified.problems
-        assert verified.organizations[0].archived_records == len(rows)
+        assert not verified.needs_attention, verified.set_aside
+        assert verified.details["organizations"][0].archived_records == len(rows)
 
         # The floor: a shorter retention is refused, whatever the caller says.
         with pytest.raises(InvalidRetention, match="six years"):
-            await apply_audit_retention(store.sessions, store.archives, retention_days=365)
-        dry = await apply_audit_retention(
-            store.sessions, store.archives, retention_days=AUDIT_RETENTION_FLOOR_DAYS, dry_run=True
+            await apply_retention(store.sessions, store.archives, "audit", days=365)
+        dry = await apply_retention(
+            store.sessions, store.archives, "audit", days=AUDIT_RETENTION_FLOOR_DAYS, dry_run=True
         )
         kept_before = len(await _segments(store))
-        assert dry.segments > 0
+        assert dry.counts["archives"] > 0
         assert len(await _segments(store)) == kept_before
-        done = await apply_audit_retention(
-            store.sessions, store.archives, retention_days=AUDIT_RETENTION_FLOOR_DAYS
+        done = await apply_retention(
+            store.sessions, store.archives, "audit", days=AUDIT_RETENTION_FLOOR_DAYS
         )
         assert done.set_aside == []
-        assert done.segments == dry.segments
+        assert done.counts["archives"] == dry.counts["archives"]
         left = await _segments(store)
         six_years_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=AUDIT_RETENTION_FLOOR_DAYS)
         assert all(_aware(end) >= six_years_ago for end in left)  # nothing younger went
-        assert len(done.tombstones) == done.segments
+        assert len(done.details["tombstones"]) == done.counts["archives"]
         verified = await verify_audit(store.sessions, store.archives, organization_id=org)
-        assert verified.ok, verified.problems  # anchored by the checkpoint at each gap
-        assert verified.organizations[0].first_seq > 2
+        assert not verified.needs_attention, (
+            verified.set_aside
+        )  # anchored by the checkpoint at each gap
+        assert verified.details["organizations"][0].first_seq > 2
 
     # Nothing is left in the legacy table: the contract revision may drop it now.
     await migrate(fresh_db_url)
@@ -186,17 +188,17 @@ async def test_bad_legacy_rows_are_set_aside_and_block_the_contract(
         rows[2]["job_id"] = str(theirs).upper()  # another organization's job
         await insert_legacy(store, rows, raw_details="{not json" if backend == "sqlite" else None)
         report = await backfill_audit(store.sessions, store.archives, batch_size=4)
-        reasons = {aside.id: aside.reason for aside in report.set_aside}
+        reasons = {aside.key: aside.reason for aside in report.set_aside}
         assert "another organization" in reasons[rows[2]["id"]]
         if backend == "sqlite":
             assert "JSONDecodeError" in reasons[rows[-1]["id"]]
-        assert report.moved == len(rows) - len(reasons)
-        assert await count_legacy_audit(store.sessions) == len(reasons)
+        assert report.counts["moved"] == len(rows) - len(reasons)
+        assert await count_remaining(store.sessions) == len(reasons)
         again = await backfill_audit(store.sessions, store.archives)  # resumable: only the rest
-        assert again.moved == 0
+        assert again.counts["moved"] == 0
         assert len(again.set_aside) == len(reasons)
         verified = await verify_audit(store.sessions, store.archives, organization_id=org)
-        assert verified.ok, verified.problems
+        assert not verified.needs_attention, verified.set_aside
     with pytest.raises(BackfillIncomplete, match="backfill audit"):
         await migrate(fresh_db_url)
     async with ExecStore.open(settings) as store:
@@ -206,8 +208,8 @@ async def test_bad_legacy_rows_are_set_aside_and_block_the_contract(
                 {"d": json.dumps({"fixed": True})},
             )
         fixed = await backfill_audit(store.sessions, store.archives)
-        assert fixed.moved == len(reasons)
-        assert await count_legacy_audit(store.sessions) == 0
+        assert fixed.counts["moved"] == len(reasons)
+        assert await count_remaining(store.sessions) == 0
     await migrate(fresh_db_url)
 
 
@@ -236,14 +238,15 @@ async def test_retention_keeps_young_segments_whatever_the_days(store: Any, org:
     async with store.unit(org) as uow:
         await uow.audit.record_many([access(i) for i in range(5)])
     archived = await archive_audit(store.sessions, store.archives, hot_days=0, organization_id=org)
-    assert archived.records == 5
-    done = await apply_audit_retention(
+    assert archived.counts["records"] == 5
+    done = await apply_retention(
         store.sessions,
         store.archives,
-        retention_days=AUDIT_RETENTION_FLOOR_DAYS,
+        "audit",
+        days=AUDIT_RETENTION_FLOOR_DAYS,
         organization_id=org,
     )
-    assert done.segments == 0
+    assert done.counts["archives"] == 0
     async with store.unit(org) as uow:
         assert len((await uow.audit.query()).items) == 5
     assert org_param(store, org) is not None

@@ -24,15 +24,15 @@ async def _chain(store: Any, org: uuid.UUID, count: int = RECORDS) -> None:
 
 async def _problem(store: Any, org: uuid.UUID) -> Any:
     report = await verify_audit(store.sessions, store.archives, organization_id=org)
-    [result] = report.organizations
+    [result] = report.details["organizations"]
     return result.problem
 
 
 async def test_an_untouched_chain_verifies(store: Any, org: uuid.UUID) -> None:
     await _chain(store, org)
     report = await verify_audit(store.sessions, store.archives, organization_id=org)
-    assert report.ok
-    [result] = report.organizations
+    assert not report.needs_attention
+    [result] = report.details["organizations"]
     assert (result.records, result.first_seq, result.last_seq) == (RECORDS, 1, RECORDS)
     assert result.checkpoints_matched == 2  # the one the first write claimed, and the head
 
@@ -181,7 +181,7 @@ async def test_dropping_a_whole_chain_is_caught(store: Any, org: uuid.UUID) -> N
     for table in ("phi_audit_log", "phi_audit_chain_heads", "phi_audit_checkpoints"):
         await execute(store, f"DELETE FROM {table} WHERE organization_id = :org", org=org)
     report = await verify_audit(store.sessions, store.archives)
-    found = {o.organization_id: o for o in report.organizations}
+    found = {o.organization_id: o for o in report.details["organizations"]}
     assert found[org].problem is not None
     assert found[org].problem.kind == "missing"
 

@@ -23,11 +23,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from execstore.audit import apply_audit_retention, archive_audit, verify_audit
+from execstore.audit import archive_audit, verify_audit
 from execstore.clock import ManualClock
-from execstore.config import AUDIT_RETENTION_FLOOR_DAYS
+from execstore.config import AUDIT_RETENTION_FLOOR_DAYS, Codec
+from execstore.operations import apply_retention
 from execstore.schema.audit import PhiAuditArchive
-from execstore.schema.enums import ArchiveCodec
 from support.timeline import new_org, utc
 
 from .conftest import execute, hot_rows, org_param
@@ -75,7 +75,7 @@ async def _pointer(store: Any, org: uuid.UUID, first: int, last: int, at: dt.dat
                 raw_size=1,
                 stored_size=1,
                 record_count=last - first + 1,
-                codec=ArchiveCodec.GZIP,
+                codec=Codec.GZIP,
                 format_version=1,
                 archived_at=at,
             )
@@ -179,9 +179,11 @@ async def test_reads_and_verification_see_one_organization_among_twins(store_at:
             assert [x["seq"] for x in since] == [3, 4, 5]
         fine = await verify_audit(store.sessions, store.archives, organization_id=a)
         broken = await verify_audit(store.sessions, store.archives, organization_id=b)
-        assert fine.ok
-        assert fine.records == 5
-        assert [(p.organization_id, p.seq) for p in broken.problems] == [(b, 4)]
+        assert not fine.needs_attention
+        assert fine.counts["records"] == 5
+        assert [
+            (o.organization_id, o.problem.seq) for o in broken.details["organizations"] if o.problem
+        ] == [(b, 4)]
 
 
 async def test_archival_and_retention_for_one_organization_leave_the_others_records(
@@ -195,23 +197,28 @@ async def test_archival_and_retention_for_one_organization_leave_the_others_reco
         moved = await archive_audit(
             store.sessions, store.archives, hot_days=HOT_DAYS, organization_id=a, clock=clock
         )
-        assert (moved.organizations, moved.records, moved.set_aside) == (1, 3, [])
+        assert (moved.counts["organizations"], moved.counts["records"], moved.set_aside) == (
+            1,
+            3,
+            [],
+        )
         assert await hot_rows(store, a) == []
         assert [r.seq for r in await hot_rows(store, b)] == [1, 2, 3]  # same seqs, untouched
         moved = await archive_audit(
             store.sessions, store.archives, hot_days=HOT_DAYS, organization_id=b, clock=clock
         )
-        assert (moved.records, moved.set_aside) == (3, [])
+        assert (moved.counts["records"], moved.set_aside) == (3, [])
 
         clock.set(utc(2023, 1, 1))  # both organizations' segments are past six years
-        gone = await apply_audit_retention(
+        gone = await apply_retention(
             store.sessions,
             store.archives,
-            retention_days=AUDIT_RETENTION_FLOOR_DAYS,
+            "audit",
+            days=AUDIT_RETENTION_FLOOR_DAYS,
             organization_id=a,
             clock=clock,
         )
-        assert (gone.segments, gone.records) == (1, 3)
+        assert (gone.counts["archives"], gone.counts["records"]) == (1, 3)
         async with store.sessions() as session:
             left = (
                 await session.scalars(

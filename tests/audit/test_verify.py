@@ -18,6 +18,9 @@ from execstore.audit.catalog import AuditState, state_for
 from execstore.audit.reader import Renderer, fetch_hot
 from execstore.audit.snapshot import SnapshotReader
 from execstore.audit.writer import append, prepare
+from execstore.schema.audit import PhiAuditCheckpoint
+from support.timeline import TICK
+from support.waiting import wait_until
 
 from .conftest import access, execute
 
@@ -57,7 +60,7 @@ async def _legacy_source(store: Any, org: uuid.UUID, source: str) -> None:
 
 async def _problem(store: Any, org: uuid.UUID) -> Any:
     report = await verify_audit(store.sessions, store.archives, organization_id=org)
-    [result] = report.organizations
+    [result] = report.details["organizations"]
     return result
 
 
@@ -166,7 +169,7 @@ async def test_stopping_early_leaves_the_next_organization_verifiable(
         org=first,
     )
     report = await verify_audit(store.sessions, store.archives)
-    found = {o.organization_id: o for o in report.organizations}
+    found = {o.organization_id: o for o in report.details["organizations"]}
     assert found[first].problem is not None
     assert found[first].problem.seq == 3
     assert found[second].ok
@@ -231,7 +234,7 @@ async def test_a_checkpoint_written_during_a_run_is_not_taken_for_deleted_record
 
     monkeypatch.setattr(verify_module, "read_evidence", write_then_list)
     report = await verify_audit(store.sessions, store.archives)
-    found = {o.organization_id: o for o in report.organizations}
+    found = {o.organization_id: o for o in report.details["organizations"]}
     assert wrote == [11]
     assert found[org].ok, found[org].problem
     assert found[other].ok, found[other].problem
@@ -241,39 +244,74 @@ async def test_a_checkpoint_written_during_a_run_is_not_taken_for_deleted_record
 async def test_verification_leaves_no_fetch_running_behind_it(
     store: Any, org: uuid.UUID, small_pages: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A chain that fails on its first page still waits for the page fetched ahead."""
+    """A chain that fails on its first page still waits for the page fetched ahead.
+
+    The page fetched ahead arrives only once someone waits for it (at the latest: never),
+    so a verifier that stopped without waiting would return with it still outstanding.
+    """
     await _records(store, org, 23)
     await execute(
         store, f"UPDATE phi_audit_log SET resource_id = 'x' WHERE {ORG} AND seq = 2", org=org
     )
     real = SnapshotReader.hot
     calls = {"started": 0, "finished": 0}
+    awaited = asyncio.Event()
+    fetches: list[asyncio.Task[None]] = []
 
-    async def slow_ahead(
-        reader: SnapshotReader, of: uuid.UUID, *, after: int, **kwargs: Any
-    ) -> Any:
-        calls["started"] += 1
-        if after:  # the page fetched ahead arrives late
-            await asyncio.sleep(0.2)
+    class Awaited(asyncio.Future[Any]):
+        """A future that notices being awaited (``await`` and ``gather`` both add a callback)."""
+
+        def add_done_callback(self, fn: Any, *, context: Any = None) -> None:
+            awaited.set()
+            super().add_done_callback(fn, context=context)
+
+    async def counted(reader: SnapshotReader, of: uuid.UUID, after: int, **kwargs: Any) -> Any:
         try:
             return await real(reader, of, after=after, **kwargs)
         finally:
             calls["finished"] += 1
 
-    monkeypatch.setattr(SnapshotReader, "hot", slow_ahead)
-    result = await _problem(store, org)
+    def late_ahead(reader: SnapshotReader, of: uuid.UUID, *, after: int, **kwargs: Any) -> Any:
+        calls["started"] += 1
+        if not after:
+            return counted(reader, of, after, **kwargs)
+        page: Awaited = Awaited()
+
+        async def fetch_once_awaited() -> None:
+            await awaited.wait()
+            try:
+                page.set_result(await counted(reader, of, after, **kwargs))
+            except Exception as exc:
+                page.set_exception(exc)
+
+        fetches.append(asyncio.create_task(fetch_once_awaited()))
+        return page
+
+    monkeypatch.setattr(SnapshotReader, "hot", late_ahead)
+    try:
+        result = await _problem(store, org)
+        finished_when_verify_returned = calls["finished"]
+    finally:
+        awaited.set()  # let a fetch left behind end, whatever happened
+        await asyncio.gather(*fetches, return_exceptions=True)
     assert result.problem is not None
     assert result.problem.seq == 2
     assert calls["started"] == 2
-    assert calls["finished"] == 2  # nothing left using the session after verify returns
+    assert finished_when_verify_returned == 2  # nothing left using the session afterwards
 
 
 async def test_since_starts_from_the_last_checkpoint_before_it(store: Any, org: uuid.UUID) -> None:
     await _records(store, org, 6)
     await checkpoint_organizations(store.sessions, store.archives, organization_id=org)
-    await asyncio.sleep(0.01)
-    between = dt.datetime.now(dt.UTC)  # after checkpoint 6, before records 7..10
-    await asyncio.sleep(0.01)
+    async with store.sessions() as session:
+        checkpointed = await session.scalar(
+            sa.select(PhiAuditCheckpoint.created_at).where(
+                PhiAuditCheckpoint.organization_id == org, PhiAuditCheckpoint.seq == 6
+            )
+        )
+    assert checkpointed is not None
+    between = checkpointed + TICK  # after checkpoint 6, before records 7..10
+    await wait_until(lambda: dt.datetime.now(dt.UTC) > between, "the clock passing checkpoint 6")
     async with store.unit(org) as uow:
         await uow.audit.record_many([_varied(i) for i in range(6, 10)])
     await execute(
@@ -282,7 +320,7 @@ async def test_since_starts_from_the_last_checkpoint_before_it(store: Any, org: 
     whole = await _problem(store, org)
     assert (whole.problem.seq, whole.problem.kind) == (2, "edited")
     report = await verify_audit(store.sessions, store.archives, organization_id=org, since=between)
-    [recent] = report.organizations
+    [recent] = report.details["organizations"]
     # The chain resumes from checkpoint 6's hash: record 2 is not read, 7..10 are checked.
     assert recent.problem is None, recent.problem
     assert (recent.first_seq, recent.last_seq, recent.records) == (7, 10, 4)
@@ -301,7 +339,7 @@ async def test_verification_leaves_no_transaction_open(
         store, f"UPDATE phi_audit_log SET resource_id = 'x' WHERE {ORG} AND seq = 3", org=org
     )
     report = await verify_audit(store.sessions, store.archives)
-    found = {o.organization_id: o for o in report.organizations}
+    found = {o.organization_id: o for o in report.details["organizations"]}
     assert found[org].problem is not None
     assert found[other].ok
     # Asked on a connection of its own: a pooled one could be the one left in a transaction.

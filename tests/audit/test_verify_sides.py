@@ -23,13 +23,13 @@ import pytest
 import sqlalchemy as sa
 
 from execstore.audit import (
-    apply_audit_retention,
     archive_audit,
     checkpoint_organizations,
     verify_audit,
 )
 from execstore.audit.checkpoints import read_evidence, tombstone_key
 from execstore.clock import ManualClock
+from execstore.operations import apply_retention
 from execstore.schema.audit import PhiAuditChainHead, PhiAuditCheckpoint
 from execstore.store import ExecStore
 
@@ -61,21 +61,21 @@ async def chain(settings: Any) -> AsyncIterator[tuple[Any, uuid.UUID]]:
         archived = await archive_audit(
             store.sessions, store.archives, hot_days=90, organization_id=org, clock=clock
         )
-        assert (archived.segments, archived.records) == (2, 5)
+        assert (archived.counts["segments"], archived.counts["records"]) == (2, 5)
         clock.set(dt.datetime(2037, 1, 20, tzinfo=dt.UTC))  # six years after January only
-        retention = await apply_audit_retention(
-            store.sessions, store.archives, retention_days=2192, organization_id=org, clock=clock
+        retention = await apply_retention(
+            store.sessions, store.archives, "audit", days=2192, organization_id=org, clock=clock
         )
-        assert (retention.segments, retention.records) == (1, 3)
+        assert (retention.counts["archives"], retention.counts["records"]) == (1, 3)
         await record(2)  # 7 claims a checkpoint, 8 comes right after it: none
         yield store, org
 
 
 async def verified(store: Any, org: uuid.UUID) -> Any:
     store.archives.cache.clear()
-    [result] = (
-        await verify_audit(store.sessions, store.archives, organization_id=org)
-    ).organizations
+    [result] = (await verify_audit(store.sessions, store.archives, organization_id=org)).details[
+        "organizations"
+    ]
     return result
 
 
@@ -198,11 +198,11 @@ async def test_a_claimed_checkpoint_that_failed_is_written_by_the_checkpoint_job
         written = await checkpoint_organizations(
             store.sessions, store.archives, organization_id=org, clock=clock
         )
-        assert (len(written.written), written.up_to_date) == (1, 0)
+        assert (len(written.details["keys"]), written.counts["up_to_date"]) == (1, 0)
         assert (await heads())[1] == 2
         again = await checkpoint_organizations(
             store.sessions, store.archives, organization_id=org, clock=clock
         )
-        assert (again.written, again.up_to_date) == ([], 1)
+        assert (again.details["keys"], again.counts["up_to_date"]) == ([], 1)
         result = await verified(store, org)
         assert (result.ok, result.newest_checkpoint_seq, result.checkpoints_matched) == (True, 2, 1)

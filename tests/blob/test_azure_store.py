@@ -25,7 +25,7 @@ def nowhere() -> str:
 
 
 @pytest.fixture
-async def azure_store(azurite: AzuriteServer) -> AsyncIterator[AzureBlobStore]:
+async def azure_blobs(azurite: AzuriteServer) -> AsyncIterator[AzureBlobStore]:
     store = AzureBlobStore(
         azurite.new_container_name(), connection_string=azurite.connection_string
     )
@@ -53,29 +53,29 @@ async def test_repr_and_errors_never_show_secrets() -> None:
 
 @pytest.mark.azurite
 async def test_compressed_bytes_stay_compressed(
-    azure_store: AzureBlobStore, azurite: AzuriteServer
+    azure_blobs: AzureBlobStore, azurite: AzuriteServer
 ) -> None:
     payload = gzip.compress(b'{"a":1}\n' * 1000, mtime=0)
-    await azure_store.put("x.ndjson.gz", payload)
-    assert await azure_store.get("x.ndjson.gz") == payload
-    assert b"".join([c async for c in azure_store.stream("x.ndjson.gz")]) == payload
+    await azure_blobs.put("x.ndjson.gz", payload)
+    assert await azure_blobs.get("x.ndjson.gz") == payload
+    assert b"".join([c async for c in azure_blobs.stream("x.ndjson.gz")]) == payload
     async with BlobServiceClient.from_connection_string(azurite.connection_string) as svc:
-        blob = svc.get_blob_client(azure_store.container_name, "x.ndjson.gz")
+        blob = svc.get_blob_client(azure_blobs.container_name, "x.ndjson.gz")
         props = await blob.get_blob_properties()
         assert props.content_settings.content_encoding is None  # or the SDK would gunzip it
 
 
 @pytest.mark.azurite
 async def test_a_foreign_blob_without_sha_metadata_is_compared_by_content(
-    azure_store: AzureBlobStore, azurite: AzuriteServer
+    azure_blobs: AzureBlobStore, azurite: AzuriteServer
 ) -> None:
-    await azure_store.put("seed", b"x")  # creates the container
+    await azure_blobs.put("seed", b"x")  # creates the container
     async with BlobServiceClient.from_connection_string(azurite.connection_string) as svc:
-        blob = svc.get_blob_client(azure_store.container_name, "foreign")
+        blob = svc.get_blob_client(azure_blobs.container_name, "foreign")
         await blob.upload_blob(b"written by another tool")
-    assert not (await azure_store.put("foreign", b"written by another tool")).created
+    assert not (await azure_blobs.put("foreign", b"written by another tool")).created
     with pytest.raises(ArchiveConflict):
-        await azure_store.put("foreign", b"something else")
+        await azure_blobs.put("foreign", b"something else")
 
 
 @pytest.mark.azurite

@@ -19,7 +19,7 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from execstore.blob import ArchiveEncoder, ArchiveRef, PayloadFormat
+from execstore.blob import MAX_ARCHIVE_SIZE, ArchiveEncoder, ArchiveRef, PayloadFormat
 from execstore.blob.codec import (
     decode_payload,
     encode_document,
@@ -28,7 +28,7 @@ from execstore.blob.codec import (
     verify_stream,
 )
 from execstore.config import Codec
-from execstore.errors import ArchiveCorrupt
+from execstore.errors import ArchiveCorrupt, ArchiveError
 
 json_values = st.recursive(
     st.none()
@@ -232,3 +232,20 @@ async def test_gzip_trailer_of_encoded_records() -> None:
     ).encode()
     assert stored[-8:] == struct.pack("<II", zlib.crc32(payload), len(payload))
     assert gzip.decompress(stored) == payload
+
+
+def test_a_payload_past_the_size_limit_is_refused_before_its_bytes_leave() -> None:
+    """Pointer rows keep sizes as ``integer``: an archive holds at most MAX_ARCHIVE_SIZE
+    bytes, raw or compressed; the encoder refuses more, naming the key."""
+    assert MAX_ARCHIVE_SIZE == ArchiveEncoder().max_size == 2**31 - 1
+    encoder = ArchiveEncoder(key="logs/big.ndjson.gz", max_size=1000)
+    encoder.feed(b"x" * 1000, records=1)  # exactly the limit
+    with pytest.raises(ArchiveError) as refused:
+        encoder.feed(b"x", records=1)
+    assert refused.value.key == "logs/big.ndjson.gz"
+    # Random bytes do not compress: under the limit raw, over it stored (gzip's framing).
+    noise = ArchiveEncoder(key="logs/noise.ndjson.gz", max_size=1000)
+    handed_out = noise.feed(random.Random(3).randbytes(990))
+    with pytest.raises(ArchiveError, match="compressed"):
+        handed_out += noise.finish()
+    assert len(handed_out) <= 1000

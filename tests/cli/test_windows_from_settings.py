@@ -39,6 +39,12 @@ async def _json(store: Any, *args: str) -> dict[str, Any]:
     return json.loads(result.output.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+async def _count(store: Any, name: str, *args: str) -> int:
+    """The count ``name`` of the one report the command printed with ``--json``."""
+    [report] = (await _json(store, *args))["reports"]
+    return int(report["counts"][name])
+
+
 async def test_archive_audit_and_log_retention_read_their_days_from_the_settings(
     store_at: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -55,15 +61,15 @@ async def test_archive_audit_and_log_retention_read_their_days_from_the_settings
         scope = ["--org", str(org)]
 
         monkeypatch.setenv("EXECSTORE_AUDIT_HOT_DAYS", "101")
-        assert (await _json(store, "archive", "audit", *scope, "--dry-run"))["records"] == 0
+        assert await _count(store, "records", "archive", "audit", *scope, "--dry-run") == 0
         monkeypatch.setenv("EXECSTORE_AUDIT_HOT_DAYS", "99")
-        assert (await _json(store, "archive", "audit", *scope, "--dry-run"))["records"] == 1
+        assert await _count(store, "records", "archive", "audit", *scope, "--dry-run") == 1
 
         retention = ["retention", "run", "--kind", "logs", *scope]
         monkeypatch.setenv("EXECSTORE_LOG_RETENTION_DAYS", "101")
-        assert (await _json(store, *retention, "--dry-run"))["logs"]["chunks_deleted"] == 0
+        assert await _count(store, "archives", *retention, "--dry-run") == 0
         monkeypatch.setenv("EXECSTORE_LOG_RETENTION_DAYS", "99")
-        assert (await _json(store, *retention, "--dry-run"))["logs"]["chunks_deleted"] == 1
-        assert (await _json(store, *retention))["logs"]["chunks_deleted"] == 1
+        assert await _count(store, "archives", *retention, "--dry-run") == 1
+        assert await _count(store, "archives", *retention) == 1
         async with store.unit(org) as uow:
             assert (await uow.logs.for_job(job)).items == []

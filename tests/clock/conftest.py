@@ -11,7 +11,6 @@ own organization and its own years.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -75,18 +74,3 @@ def open_store(clock_db_url: str, tmp_path: Path) -> Any:
             yield store
 
     return opened
-
-
-async def new_org(store: Any, name: str = "clock org") -> tuple[uuid.UUID, uuid.UUID]:
-    """A new organization with one workflow (created at the store's clock); their ids."""
-    org = uuid.uuid4()
-    async with store.unit(org) as uow:
-        await uow.reference.add_organization(name)
-        workflow = await uow.reference.add_workflow("Claim status check")
-    return org, workflow.id
-
-
-async def new_job(store: Any, org: uuid.UUID, workflow: uuid.UUID) -> uuid.UUID:
-    """A committed job of ``org``."""
-    async with store.unit(org) as uow:
-        return (await uow.jobs.create(workflow_id=workflow)).id

@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from execstore.audit import apply_audit_retention, archive_audit, verify_audit
+from execstore.audit import archive_audit, verify_audit
 from execstore.clock import ManualClock
 from execstore.config import AUDIT_RETENTION_FLOOR_DAYS
+from execstore.operations import apply_retention
 from execstore.schema.audit import PhiAuditArchive, PhiAuditCheckpoint
+from support.timeline import new_org
 
-from .conftest import DIRECTIONS, new_org, pinned
+from .conftest import DIRECTIONS, pinned
 
 HOT_DAYS = 90
 TICK = dt.timedelta(microseconds=1)
@@ -57,32 +59,37 @@ async def test_archival_and_retention_of_records_follow_the_clock(
             )
 
         clock.set(recorded + dt.timedelta(days=HOT_DAYS))  # exactly the window's age: hot
-        assert (await archive()).records == 0
+        assert (await archive()).counts["records"] == 0
         clock.advance(TICK)
         moved = await archive()
-        assert (moved.segments, moved.records, moved.set_aside) == (1, 1, [])
+        assert (moved.counts["segments"], moved.counts["records"], moved.set_aside) == (1, 1, [])
         async with store.unit(org) as uow:
             page = await uow.audit.query()
         assert [r.created_at for r in page.items] == [recorded]  # read from the archive
 
         async def retain() -> Any:
-            return await apply_audit_retention(
+            return await apply_retention(
                 store.sessions,
                 store.archives,
-                retention_days=AUDIT_RETENTION_FLOOR_DAYS,
+                "audit",
+                days=AUDIT_RETENTION_FLOOR_DAYS,
                 organization_id=org,
                 clock=clock,
             )
 
         clock.set(recorded + dt.timedelta(days=AUDIT_RETENTION_FLOOR_DAYS))
-        assert (await retain()).segments == 0
+        assert (await retain()).counts["archives"] == 0
         assert await _count(store, PhiAuditArchive, org) == 1
         clock.advance(TICK)
         deleted = await retain()
-        assert (deleted.segments, deleted.records, deleted.set_aside) == (1, 1, [])
+        assert (deleted.counts["archives"], deleted.counts["records"], deleted.set_aside) == (
+            1,
+            1,
+            [],
+        )
         assert await _count(store, PhiAuditArchive, org) == 0
         report = await verify_audit(store.sessions, store.archives, organization_id=org)
-        assert report.ok
+        assert not report.needs_attention
 
 
 @pytest.mark.parametrize("direction", DIRECTIONS)

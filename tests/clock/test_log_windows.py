@@ -20,10 +20,11 @@ import sqlalchemy as sa
 
 from execstore.clock import ManualClock
 from execstore.logs import NewLogEntry, archive_logs
-from execstore.logs.retention import run_retention
+from execstore.operations import apply_retention
 from execstore.schema import models as m
+from support.timeline import new_job, new_org
 
-from .conftest import DIRECTIONS, new_job, new_org, pinned
+from .conftest import DIRECTIONS, pinned
 
 HOT_DAYS = 30
 RETENTION_DAYS = 365
@@ -101,10 +102,11 @@ async def test_archival_and_retention_follow_the_clock(open_store: Any, directio
 
         # Retention: kept at exactly RETENTION_DAYS old, gone one microsecond later.
         clock.set(newest + dt.timedelta(days=RETENTION_DAYS))
-        await run_retention(
+        await apply_retention(
             store.sessions,
             store.archives,
-            default_days=RETENTION_DAYS,
+            "logs",
+            days=RETENTION_DAYS,
             hot_days=HOT_DAYS,
             organization_id=org,
             clock=clock,
@@ -112,15 +114,19 @@ async def test_archival_and_retention_follow_the_clock(open_store: Any, directio
         [kept] = await _chunks(store, org)
         assert kept.end_date.replace(tzinfo=dt.UTC) == newest
         clock.advance(TICK)
-        gone = await run_retention(
+        gone = await apply_retention(
             store.sessions,
             store.archives,
-            default_days=RETENTION_DAYS,
+            "logs",
+            days=RETENTION_DAYS,
             hot_days=HOT_DAYS,
             organization_id=org,
             clock=clock,
         )
-        assert (gone.chunks_deleted, gone.lines_deleted) == (1, 1 if len(chunks) == 2 else 2)
+        assert (gone.counts["archives"], gone.counts["records"]) == (
+            1,
+            1 if len(chunks) == 2 else 2,
+        )
         assert await _chunks(store, org) == []
         assert not await store.blobs.exists(kept.blob_key)
 

@@ -22,8 +22,9 @@ from execstore.metadata import refresh_summaries
 from execstore.results import ResultArchives
 from execstore.results.format import result_archive_key
 from execstore.schema.partitions import log_partitions
+from support.timeline import new_job, new_org
 
-from .conftest import DIRECTIONS, new_job, new_org, pinned
+from .conftest import DIRECTIONS, pinned
 
 TICK = dt.timedelta(microseconds=1)
 GRACE = dt.timedelta(hours=6)
@@ -59,11 +60,19 @@ async def test_an_orphan_blob_is_young_until_grace_has_passed_by_the_clock(
 
         clock.set(written + GRACE - TICK)
         young = await check()
-        assert (young.young, young.orphans, young.deleted) == ([key], [], 0)
+        assert (young.details["young"], young.details["orphans"], young.counts["deleted"]) == (
+            [key],
+            [],
+            0,
+        )
         assert await store.blobs.exists(key)
         clock.advance(TICK)
         old = await check()
-        assert (old.young, old.orphans, old.deleted) == ([], [key], 1)
+        assert (old.details["young"], old.details["orphans"], old.counts["deleted"]) == (
+            [],
+            [key],
+            1,
+        )
         assert not await store.blobs.exists(key)
 
 
@@ -83,12 +92,12 @@ async def test_partitions_are_made_for_the_clocks_months(open_store: Any, direct
     clock = ManualClock(last_moment)
     async with open_store(clock) as store:
         report = await maintain_log_partitions(store.engine, months_ahead=2, clock=clock)
-        assert report.created == [_month(year, 6), _month(year, 7), _month(year, 8)]
+        assert report.details["created"] == [_month(year, 6), _month(year, 7), _month(year, 8)]
         clock.advance(TICK)  # July: one more month comes into view
         report = await maintain_log_partitions(store.engine, months_ahead=2, clock=clock)
-        assert report.created == [_month(year, 9)]
+        assert report.details["created"] == [_month(year, 9)]
         again = await maintain_log_partitions(store.engine, months_ahead=2, clock=clock)
-        assert again.created == []
+        assert again.details["created"] == []
         async with store.engine.connect() as conn:
             names = {p.name for p in await conn.run_sync(log_partitions)}
         assert _month(year, 10) not in names

@@ -10,8 +10,9 @@ import pytest
 from execstore.clock import ManualClock
 from execstore.errors import Conflict
 from execstore.rag.types import millis
+from support.timeline import new_job, new_org
 
-from .conftest import DIRECTIONS, new_job, new_org, pinned
+from .conftest import DIRECTIONS, pinned
 
 MS = dt.timedelta(milliseconds=1)
 CONTEXT = {

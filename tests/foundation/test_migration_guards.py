@@ -238,6 +238,8 @@ async def test_a_step_refusing_on_its_own_rolls_every_step_back(
 # A RAG context with one payer, modifier and rule (used), so the refill has work to do.
 _USED_AT = dt.datetime(2026, 3, 4, 5, 6, 7, 891234, tzinfo=dt.UTC)
 _RAG = {
+    # The refill records the RAG backfill complete again: the same one row it replaces.
+    "backfill_completions": {"name": "rag", "details": {"legacy_rows": 0}},
     "rag_payer_catalog": {"id": 1, "payer_name": "Aetna", "payer_id": "60054", "scenario": "s"},
     "rag_modifier_catalog": {"id": 1, "code": "25", "scenario": "separate E/M"},
     "rag_rule_catalog": {
@@ -301,8 +303,14 @@ async def _assert_refilled(url: str, written: dict[str, dict[str, Any]]) -> None
         verified = (
             await conn.execute(sa.text("SELECT legacy_id FROM rag_backfill_verified"))
         ).scalar_one()
+        completion = (
+            await conn.execute(sa.text("SELECT name, details FROM backfill_completions"))
+        ).one()
     await engine.dispose()
     assert verified == legacy.id
+    details = completion.details
+    details = json.loads(details) if isinstance(details, str) else details
+    assert (completion.name, details["legacy_rows"]) == ("rag", 1)
     assert (legacy.job_id, legacy.organization_id) == (
         str(context["job_id"]),
         str(context["organization_id"]),

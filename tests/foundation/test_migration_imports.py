@@ -149,14 +149,18 @@ def test_the_legacy_indexes_are_built_on_the_expression_the_reads_use() -> None:
 def test_the_frozen_marker_and_names_are_the_running_ones() -> None:
     import datetime as dt
 
-    from execstore.metadata.check import CHECK_STATE
+    from execstore.operations import BACKFILLS
     from execstore.schema import base, metadata, partitions
     from execstore.textlimits import TRUNCATION_MARKER
     from support.migration_db import revision_module
 
     assert helpers.TRUNCATION_MARKER == TRUNCATION_MARKER
     assert dict(helpers.NAMING_CONVENTION) == base.NAMING_CONVENTION
-    assert revision_module("contract_execution_metadata").CHECK_STATE == CHECK_STATE
+    contracts = ("contract_execution_metadata", "contract_rag_rules")
+    contracts += ("contract_execution_log", "contract_phi_audit")
+    required = [revision_module(revision).BACKFILL for revision in contracts]
+    assert required == ["metadata", "rag", "logs", "audit"]
+    assert set(required) <= set(BACKFILLS)
     slim = revision_module("slim_execution_metadata")
     assert slim.LISTING_INDEX == metadata.LISTING_INDEX
     assert slim.SUMMARY_TRIGGERS == metadata.SUMMARY_TRIGGERS_DDL

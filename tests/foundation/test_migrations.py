@@ -140,8 +140,9 @@ async def _backfill_metadata(url: str, blobs: Path) -> None:
     settings = load_settings(database_url=url, blob_url=f"file:{blobs}")
     async with ExecStore.open(settings) as store:
         moved = await backfill_metadata(store.sessions)
-        assert (moved.moved, moved.set_aside) == (1, [])
-        assert (await check_metadata(store.sessions)).clean
+        assert (moved.counts["moved"], moved.set_aside) == (1, [])
+        checked = await check_metadata(store.sessions)
+        assert (checked.needs_attention, checked.details["complete"]) == (False, True)
 
 
 async def _backfill_logs(url: str, blobs: Path) -> None:
@@ -151,7 +152,11 @@ async def _backfill_logs(url: str, blobs: Path) -> None:
     settings = load_settings(database_url=url, blob_url=f"file:{blobs}")
     async with ExecStore.open(settings) as store:
         moved = await backfill_logs(store.engine, store.sessions)
-    assert (moved.copied, moved.verified) == (5, True)
+    assert (moved.counts["moved"], moved.details["verified"], moved.details["complete"]) == (
+        5,
+        True,
+        True,
+    )
 
 
 async def _backfill_rag(url: str, blobs: Path) -> None:
@@ -160,7 +165,7 @@ async def _backfill_rag(url: str, blobs: Path) -> None:
 
     settings = load_settings(database_url=url, blob_url=f"file:{blobs}")
     async with ExecStore.open(settings) as store:
-        assert (await backfill_rag(store.sessions)).status.complete  # type: ignore[union-attr]
+        assert (await backfill_rag(store.sessions)).details["complete"]
 
 
 async def _backfill_audit(url: str, blobs: Path) -> None:
@@ -170,7 +175,7 @@ async def _backfill_audit(url: str, blobs: Path) -> None:
     settings = load_settings(database_url=url, blob_url=f"file:{blobs}")
     async with ExecStore.open(settings) as store:
         report = await backfill_audit(store.sessions, store.archives)
-    assert report.set_aside == []
+    assert (report.set_aside, report.details["complete"]) == ([], True)
 
 
 def _legacy_id(text: str) -> uuid.UUID:

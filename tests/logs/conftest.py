@@ -7,8 +7,6 @@ import random
 import uuid
 from typing import Any
 
-import pytest
-
 from execstore.logs import NewLogEntry
 from execstore.schema.enums import LogLevel
 
@@ -16,21 +14,6 @@ WORDS = (  # noqa: SIM905 - a sentence reads better than quoted words
     "claim status eligibility remittance denial appeal authorization coverage member "
     "provider portal payer procedure modifier diagnosis allowed billed adjusted copay"
 ).split()
-
-
-async def new_jobs(
-    store: Any, org: uuid.UUID, count: int = 1, *, workflow: str = "w"
-) -> list[uuid.UUID]:
-    """``count`` committed jobs of ``org`` (one workflow)."""
-    async with store.unit(org) as uow:
-        wf = await uow.reference.add_workflow(workflow)
-        return [(await uow.jobs.create(workflow_id=wf.id)).id for _ in range(count)]
-
-
-@pytest.fixture
-async def job(store: Any, org: uuid.UUID) -> uuid.UUID:
-    """One committed job of ``org``."""
-    return (await new_jobs(store, org))[0]
 
 
 def lines(

@@ -7,6 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from execstore.errors import (
     InvalidArgument,
@@ -20,8 +21,10 @@ from execstore.logs import NewLogEntry
 from execstore.metadata.listing import list_cursor
 from execstore.schema.enums import LogLevel
 from execstore.textlimits import TRUNCATION_MARKER
+from support.timeline import new_jobs
+from support.waiting import wait_until
 
-from .conftest import lines, new_jobs, read_all
+from .conftest import lines, read_all
 
 
 async def test_lines_come_back_in_order_with_every_field(
@@ -294,6 +297,12 @@ async def test_jobs_of_one_workflow_share_step_catalog_entries(store: Any, org: 
     assert ids == 2
 
 
+_WAITING_ON_A_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_a_job_deleted_while_lines_are_appended_leaves_no_orphan_lines(
     store: Any, org: uuid.UUID, job: uuid.UUID
@@ -312,8 +321,13 @@ async def test_a_job_deleted_while_lines_are_appended_leaves_no_orphan_lines(
             async with store.unit(org) as other:
                 await other.jobs.delete(job)
 
+        async def blocked_or_done() -> bool:
+            async with store.engine.connect() as conn:
+                waiting = await conn.scalar(sa.text(_WAITING_ON_A_LOCK))
+            return deleting.done() or bool(waiting)
+
         deleting = asyncio.create_task(delete())
-        await asyncio.sleep(0.3)
+        await wait_until(blocked_or_done, "the deletion waiting on a lock (or finishing)")
         assert not deleting.done()  # waits for the appending unit
     finally:
         await appending.__aexit__(None, None, None)

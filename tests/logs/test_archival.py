@@ -15,8 +15,10 @@ import sqlalchemy as sa
 from execstore.archival import reconcile
 from execstore.logs import LogArchives, NewLogEntry
 from execstore.schema import models as m
+from support.timeline import new_jobs
+from support.waiting import wait_until
 
-from .conftest import archive, hot_count, lines, months_ago, new_jobs, read_all
+from .conftest import archive, hot_count, lines, months_ago, read_all
 
 
 async def _old_and_new(
@@ -52,14 +54,14 @@ async def test_old_lines_move_to_chunks_and_read_back_unchanged(
     before = {job: await read_all(store, org, job) for job in sent}
     report = await archive(store)
     assert report.set_aside == []
-    assert not report.problems
+    assert not report.needs_attention
     old_lines = sum(
         1
         for job in (crossing, old)
         for s in sent[job]
         if s.timestamp < months_ago(1, day=1, hour=0)
     )
-    assert report.lines_archived >= old_lines > 60
+    assert report.counts["lines_archived"] >= old_lines > 60
     # Read back through for_job: identical, in order, ids unchanged.
     for job in sent:
         got = await read_all(store, org, job, limit=9)
@@ -73,10 +75,10 @@ async def test_old_lines_move_to_chunks_and_read_back_unchanged(
         warn = (await uow.logs.for_job(crossing, min_level="warn", limit=500)).items
         assert [e.message for e in warn] == [s.message for s in sent[crossing] if s.level >= 30]
     if backend == "postgres":
-        assert report.partitions_dropped
-        assert report.hot_bytes_freed > 0
+        assert report.details["partitions_dropped"]
+        assert report.counts["hot_bytes_freed"] > 0
     else:
-        assert report.lines_deleted == report.lines_archived
+        assert report.counts["lines_deleted"] == report.counts["lines_archived"]
 
 
 async def test_chunks_are_plain_ndjson_sorted_by_job(store: Any, org: uuid.UUID) -> None:
@@ -114,15 +116,19 @@ async def test_a_second_run_finds_nothing_to_do(store: Any, org: uuid.UUID) -> N
     await _old_and_new(store, org)
     await archive(store)
     again = await archive(store)
-    assert (again.lines_archived, again.chunks_written, again.lines_deleted) == (0, 0, 0)
+    assert (
+        again.counts["lines_archived"],
+        again.counts["chunks_written"],
+        again.counts["lines_deleted"],
+    ) == (0, 0, 0)
 
 
 async def test_dry_run_changes_nothing(store: Any, org: uuid.UUID) -> None:
     (_, old, _), _sent = await _old_and_new(store, org)
     report = await archive(store, dry_run=True)
     assert report.dry_run
-    assert report.lines_eligible >= 12
-    assert report.lines_archived == 0
+    assert report.counts["lines_eligible"] >= 12
+    assert report.counts["lines_archived"] == 0
     assert await hot_count(store, old) == 12
     async with store.sessions() as session:
         assert not (
@@ -195,7 +201,7 @@ async def test_a_crash_at_any_step_loses_and_doubles_nothing(
         grace=dt.timedelta(0),
         organization_id=org,
     )
-    assert (logs.lost, logs.corrupt) == ([], [])
+    assert (logs.details["lost"], logs.details["corrupt"]) == ([], [])
     async with store.sessions() as session:
         count = await session.scalar(
             sa.select(sa.func.sum(m.ExecutionLogArchive.record_count)).where(
@@ -228,7 +234,7 @@ async def test_a_crash_before_the_drop_is_finished_by_the_next_run(
         _same(await read_all(store, org, job), sent[job])
     monkeypatch.undo()
     report = await archive(store)
-    assert report.partitions_dropped
+    assert report.details["partitions_dropped"]
     async with store.sessions() as session:
         assert not await session.scalar(
             sa.select(sa.func.count()).select_from(m.ExecutionLogDetached)
@@ -270,13 +276,13 @@ async def test_lines_of_a_job_deleted_behind_our_back_are_set_aside(
         await session.execute(sa.delete(m.Job).where(m.Job.id == gone))  # not through execstore
     try:
         report = await archive(store)
-        assert [a.id for a in report.set_aside] == [f"job {gone}"]
+        assert [a.key for a in report.set_aside] == [f"job {gone}"]
         assert "3 line(s)" in report.set_aside[0].reason
-        assert report.problems
+        assert report.needs_attention
         assert await hot_count(store, gone) == 3  # left intact
         assert sum(c.record_count for c in await _chunks(store, org)) == 4  # the rest is archived
         if backend == "postgres":
-            assert report.partitions_kept  # stays detached (and readable) until resolved
+            assert report.details["partitions_kept"]  # stays detached (and readable) until resolved
         else:
             assert await hot_count(store, kept) == 0
     finally:
@@ -404,6 +410,16 @@ async def test_a_chunk_that_does_not_read_back_right_keeps_its_lines_hot(
     _same(await read_all(store, org, job), sent)
 
 
+_PENDING_DETACHES = (
+    "SELECT count(*) FROM pg_inherits WHERE inhdetachpending "
+    "AND inhparent = 'execution_log_partitioned'::regclass"
+)
+_WAITING_ADVISORY = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+    "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+)
+
+
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
 async def test_workers_take_turns_detaching_partitions(store: Any, org: uuid.UUID) -> None:
     """PostgreSQL allows one pending detach per table: a second worker waits, never fails."""
@@ -411,26 +427,23 @@ async def test_workers_take_turns_detaching_partitions(store: Any, org: uuid.UUI
     async with store.unit(org) as uow:
         await uow.logs.append(jobs[0], lines(5, start=months_ago(6)))
         await uow.logs.append(jobs[1], lines(5, start=months_ago(7)))
+
+    async def one(sql: str) -> bool:
+        async with store.engine.connect() as conn:
+            return bool(await conn.scalar(sa.text(sql)) == 1)
+
     blocker = await store.engine.connect()
     try:
         # An open transaction that has read the table keeps the first worker's DETACH
         # CONCURRENTLY pending (it waits for older snapshots).
         await blocker.execute(sa.text("SELECT count(*) FROM execution_log_partitioned"))
         first = asyncio.create_task(archive(store))
-        for _ in range(200):
-            async with store.engine.connect() as conn:
-                pending = await conn.scalar(
-                    sa.text(
-                        "SELECT count(*) FROM pg_inherits WHERE inhdetachpending "
-                        "AND inhparent = 'execution_log_partitioned'::regclass"
-                    )
-                )
-            if pending:
-                break
-            await asyncio.sleep(0.05)
-        assert pending == 1
+        await wait_until(lambda: one(_PENDING_DETACHES), "the first worker's detach pending")
         second = asyncio.create_task(archive(store))
-        await asyncio.sleep(0.5)  # the second worker reaches the other month's detach
+        # The second worker reaches the other month's detach and waits for the first's.
+        await wait_until(lambda: one(_WAITING_ADVISORY), "the second worker waiting its turn")
+        assert not first.done()
+        assert not second.done()
         await blocker.rollback()
         reports = await asyncio.gather(first, second)
     finally:

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from execstore.blob import AzureBlobStore
-from execstore.config import load_settings
 from execstore.schema import models as m
 from execstore.store import ExecStore
+from support.timeline import new_jobs
 
-from .conftest import archive, hot_count, lines, months_ago, new_jobs, read_all
+from .conftest import archive, hot_count, lines, months_ago, read_all
 
 pytestmark = pytest.mark.azurite
-
-
-@pytest.fixture
-async def azure_store(db_url: str, azurite: Any) -> AsyncIterator[ExecStore]:
-    settings = load_settings(
-        database_url=db_url,
-        blob_url=f"azure://{azurite.new_container_name('logs')}",
-        azure_connection_string=azurite.connection_string,
-    )
-    async with ExecStore.open(settings) as opened:
-        yield opened
 
 
 async def test_archive_read_and_delete_on_azurite(azure_store: ExecStore) -> None:

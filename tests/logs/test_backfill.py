@@ -23,6 +23,7 @@ from execstore.logs.backfill import backfill_logs
 from execstore.migrations.runner import compatible_revisions, migrate, schema_diff
 from execstore.schema import legacy
 from execstore.store import ExecStore
+from support.waiting import wait_until
 
 from .conftest import read_all
 
@@ -33,6 +34,11 @@ CUID = "ckx1y2z3a0000qwe8rty5uio"
 PLAIN = str(uuid.uuid4())
 JOBS = [UPPER, BRACED, CUID, PLAIN]
 START = dt.datetime(2026, 9, 20, 8, 0)  # naive UTC, like Prisma's timestamp(3)
+
+
+def mismatched(report: Any) -> list[str]:
+    """The jobs the verification found different (set aside as ``job <id>``)."""
+    return [a.key.removeprefix("job ") for a in report.set_aside if a.key.startswith("job ")]
 
 
 def legacy_line(
@@ -91,15 +97,25 @@ async def test_legacy_rows_move_verified_and_the_contract_drops_the_table(
     store = legacy_store
     org = legacy_uuid(ORG)
     dry = await _backfill(store, dry_run=True)
-    assert (dry.legacy_rows, dry.copied, dry.phase) == (120, 0, "not_started")
-    with pytest.raises(BackfillIncomplete, match="execution_log still holds 120 row"):
+    assert (dry.counts["legacy_rows"], dry.counts["moved"], dry.details["phase"]) == (
+        120,
+        0,
+        "not_started",
+    )
+    with pytest.raises(
+        BackfillIncomplete, match=r"execution_log holds 120 row.s. and the logs backfill"
+    ):
         await migrate(fresh_db_url)
     report = await _backfill(store, batch_size=17)
-    assert (report.copied, report.swapped, report.verified) == (120, True, True)
-    assert (report.legacy_checked, report.moved_checked) == (120, 120)
-    assert report.checksum is not None
-    assert report.legacy_rows_removed == 120
-    assert not report.problems
+    assert (report.counts["moved"], report.details["swapped"], report.details["verified"]) == (
+        120,
+        True,
+        True,
+    )
+    assert (report.counts["legacy_checked"], report.counts["moved_checked"]) == (120, 120)
+    assert report.details["checksum"] is not None
+    assert report.counts["legacy_rows_removed"] == 120
+    assert not report.needs_attention
     assert await _legacy_count(store) == 0
     for job in JOBS:
         got = await read_all(store, org, legacy_uuid(job))
@@ -118,7 +134,7 @@ async def test_legacy_rows_move_verified_and_the_contract_drops_the_table(
         with pytest.raises(Exception, match="execution_log is retired"):
             await conn.execute(sa.insert(legacy.execution_log).values(**legacy_line(PLAIN, 99)))
     again = await _backfill(store)
-    assert (again.copied, again.phase) == (0, "verified")
+    assert (again.counts["moved"], again.details["phase"]) == (0, "verified")
     await migrate(fresh_db_url)
     assert await schema_diff(fresh_db_url) == []
 
@@ -132,10 +148,10 @@ async def test_rows_that_cannot_move_are_set_aside_and_block_the_contract(
     async with store.engine.begin() as conn:
         await conn.execute(sa.insert(legacy.execution_log), [orphan, chatty])
     report = await _backfill(store)
-    assert report.verified
-    assert report.problems
-    assert report.set_aside_total == 2
-    reasons = {a.id: a.reason for a in report.set_aside}
+    assert report.details["verified"]
+    assert report.needs_attention
+    assert report.counts["set_aside"] == 2
+    reasons = {a.key: a.reason for a in report.set_aside}
     assert "does not exist" in reasons[orphan["id"]]
     assert "unknown level 'chatty'" in reasons[chatty["id"]]
     assert await _legacy_count(store) == 2  # left intact
@@ -152,7 +168,7 @@ async def test_rows_that_cannot_move_are_set_aside_and_block_the_contract(
             sa.delete(legacy.execution_log).where(legacy.execution_log.c.id == orphan["id"])
         )
     fixed = await _backfill(store)
-    assert (fixed.set_aside_total, fixed.problems) == (0, False)
+    assert (fixed.counts["set_aside"], fixed.needs_attention) == (0, False)
     got = await read_all(store, legacy_uuid(ORG), legacy_uuid(PLAIN))
     assert got[-1].message == chatty["message"]
     assert await _legacy_count(store) == 0
@@ -173,6 +189,7 @@ async def test_concurrent_writers_lose_and_double_nothing_during_the_whole_migra
     retired = asyncio.Event()
     writer_engine = create_engine(load_settings(database_url=fresh_db_url))
     counter = itertools.count(1000)
+    writes = [0]  # lines the writers have written or deleted so far
 
     async def old_writer() -> None:
         # Inserts a legacy row, sometimes far in the past (behind the cursor), and now
@@ -210,7 +227,8 @@ async def test_concurrent_writers_lose_and_double_nothing_during_the_whole_migra
                         legacy_uuid(job), [NewLogEntry(row["message"], timestamp=row["timestamp"])]
                     )
                 expected[(legacy_uuid(job), row["message"])] += 1
-            await asyncio.sleep(0.002)
+            writes[0] += 1
+            await asyncio.sleep(0.002)  # pacing (the writers' rate), not synchronization
 
     async def new_writer() -> None:
         job = legacy_uuid(PLAIN)
@@ -219,20 +237,27 @@ async def test_concurrent_writers_lose_and_double_nothing_during_the_whole_migra
             async with store.unit(org) as uow:
                 await uow.logs.append(job, [NewLogEntry(message)])
             expected[(job, message)] += 1
-            await asyncio.sleep(0.003)
+            writes[0] += 1
+            await asyncio.sleep(0.003)  # pacing (the writers' rate), not synchronization
+
+    def written() -> int:
+        return writes[0]
 
     writers = [asyncio.create_task(old_writer()), asyncio.create_task(new_writer())]
     try:
-        await asyncio.sleep(0.05)
+        started = written()
+        await wait_until(lambda: written() > started + 10, "writers writing before the backfill")
         report = await _backfill(store, batch_size=5, pause_seconds=0.01)
-        await asyncio.sleep(0.05)
+        swapped = written()
+        await wait_until(lambda: written() > swapped + 10, "writers writing after the swap")
     finally:
         stop.set()
         await asyncio.gather(*writers)
         await writer_engine.dispose()
-    assert report.swapped
-    assert report.verified, report.mismatched_jobs
-    assert report.changes_applied > 0  # late rows behind the cursor came through the queue
+    assert report.details["swapped"]
+    assert report.details["verified"], mismatched(report)
+    # Late rows behind the cursor came through the queue.
+    assert report.counts["changes_applied"] > 0
     found: Counter[tuple[uuid.UUID, str]] = Counter()
     for job in JOBS:
         for entry in await read_all(store, org, legacy_uuid(job), limit=200):
@@ -247,7 +272,7 @@ async def test_a_checksum_mismatch_is_reported_and_the_legacy_table_kept(
 ) -> None:
     store = legacy_store
     copied = await _backfill(store, swap=False)
-    assert (copied.copied, copied.swapped) == (120, False)
+    assert (copied.counts["moved"], copied.details["swapped"]) == (120, False)
     # A moved line changes behind the migration's back.
     async with store.engine.begin() as conn:
         changed = await conn.execute(
@@ -258,8 +283,8 @@ async def test_a_checksum_mismatch_is_reported_and_the_legacy_table_kept(
         )
         assert changed.rowcount == 1
     report = await _backfill(store)
-    assert report.swapped
-    assert not report.verified
-    assert len(report.mismatched_jobs) == 1
-    assert report.problems
+    assert report.details["swapped"]
+    assert not report.details["verified"]
+    assert len(mismatched(report)) == 1
+    assert report.needs_attention
     assert await _legacy_count(store) == 120  # nothing deleted

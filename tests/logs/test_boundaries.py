@@ -35,7 +35,7 @@ from execstore.errors import InvalidRetention
 from execstore.logs import NewLogEntry, archive_logs
 from execstore.logs.chunks import ChunkBuilder
 from execstore.logs.repository import MAX_RETENTION_DAYS
-from execstore.logs.retention import run_retention
+from execstore.operations import apply_retention
 from execstore.schema import models as m
 from execstore.schema.enums import LogLevel
 from support.timeline import TICK, new_job, new_org, utc
@@ -88,10 +88,11 @@ async def _archive(store: Any, clock: ManualClock, **options: Any) -> Any:
 
 
 async def _retain(store: Any, clock: ManualClock, org: uuid.UUID, **options: Any) -> Any:
-    options.setdefault("default_days", 365)
-    return await run_retention(
+    return await apply_retention(
         store.sessions,
         store.archives,
+        "logs",
+        days=options.pop("default_days", 365),
         hot_days=HOT_DAYS,
         organization_id=org,
         clock=clock,
@@ -159,15 +160,15 @@ async def test_the_hot_window_and_retention_at_a_year_edge_with_a_chunk_spanning
         early = await _retain(store, clock, org)
         kept = [_span(c) for c in await _chunks(store, org)]
         if sqlite:
-            assert (early.chunks_deleted, early.lines_deleted) == (1, 2)
+            assert (early.counts["archives"], early.counts["records"]) == (1, 2)
             assert kept == [(last, last, 2)]
         else:
-            assert (early.chunks_deleted, kept) == (0, spans)
+            assert (early.counts["archives"], kept) == (0, spans)
         clock.set(last + dt.timedelta(days=365))  # exactly 365 days after its newest line
-        assert (await _retain(store, clock, org)).chunks_deleted == 0
+        assert (await _retain(store, clock, org)).counts["archives"] == 0
         clock.advance(TICK)
         gone = await _retain(store, clock, org)
-        assert (gone.chunks_deleted, gone.lines_deleted) == (1, 2 if sqlite else 4)
+        assert (gone.counts["archives"], gone.counts["records"]) == (1, 2 if sqlite else 4)
         assert await _chunks(store, org) == []
         assert await _page_by_page(store, org, job, limit=2) == everything[4:]
 
@@ -192,9 +193,9 @@ async def test_retention_counts_days_across_a_leap_day(store_at: Any) -> None:
         [chunk] = await _chunks(store, org)
         assert _span(chunk) == (utc(2036, 2, 2), newest, 2)
         clock.set(utc(2037, 2, 19, 12))  # 365 days: one day short of a calendar year
-        assert (await _retain(store, clock, org)).chunks_deleted == 0
+        assert (await _retain(store, clock, org)).counts["archives"] == 0
         clock.advance(TICK)
-        assert (await _retain(store, clock, org)).chunks_deleted == 1
+        assert (await _retain(store, clock, org)).counts["archives"] == 1
         assert not await store.blobs.exists(chunk.blob_key)
 
 
@@ -222,11 +223,11 @@ async def test_a_stored_retention_equal_to_the_hot_window_applies_one_day_less_i
         clock.set(utc(2034, 12, 1))  # months past both retentions
         (short_org, _), (equal_org, equal_job) = made
         short = await _retain(store, clock, short_org)
-        assert [s.id for s in short.set_aside] == [f"organization {short_org}"]
-        assert short.chunks_deleted == 0
+        assert [s.key for s in short.set_aside] == [f"organization {short_org}"]
+        assert short.counts["archives"] == 0
         assert len(await _chunks(store, short_org)) == 1
         equal = await _retain(store, clock, equal_org)
-        assert (equal.set_aside, equal.chunks_deleted) == ([], 1)
+        assert (equal.set_aside, equal.counts["archives"]) == ([], 1)
         assert await _chunks(store, equal_org) == []
         assert await hot_count(store, equal_job) == 0
 
@@ -381,7 +382,7 @@ async def test_partitions_ahead_cross_a_year_edge(store_at: Any) -> None:
         ahead = store.settings.log_months_ahead
         assert ahead == 3
         report = await maintain_log_partitions(store.engine, months_ahead=ahead, clock=clock)
-        assert report.created == [
+        assert report.details["created"] == [
             _month(2044, 11),
             _month(2044, 12),
             _month(2045, 1),
@@ -389,7 +390,7 @@ async def test_partitions_ahead_cross_a_year_edge(store_at: Any) -> None:
         ]
         clock.advance(TICK)  # 1 December: March comes into view, nothing else
         report = await maintain_log_partitions(store.engine, months_ahead=ahead, clock=clock)
-        assert report.created == [_month(2045, 3)]
+        assert report.details["created"] == [_month(2045, 3)]
 
 
 async def test_a_page_is_50_lines_unless_told(store_at: Any) -> None:

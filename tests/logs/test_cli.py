@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 
 from execstore.cli import app
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import hot_count, lines, months_ago, new_jobs
+from .conftest import hot_count, lines, months_ago
 
 
 async def invoke(settings: Any, *args: str, blob: bool = True) -> Any:
@@ -46,10 +47,12 @@ async def test_archive_logs_dry_run_then_real(store: Any, settings: Any, org: uu
         await uow.logs.append(job, lines(12, start=months_ago(3)))
     dry = await invoke(settings, "archive", "logs", "--dry-run", "--json")
     assert dry.exit_code == 0, dry.output
-    assert last_json(dry.output)["lines_eligible"] >= 12
+    [report] = last_json(dry.output)["reports"]
+    assert (report["dry_run"], report["counts"]["lines_eligible"]) == (True, 12)
     assert await hot_count(store, job) == 12
     real = await invoke(settings, "archive", "logs", "--chunk-rows", "5")
     assert real.exit_code == 0, real.output
+    assert "archive logs" in real.output
     assert "lines archived" in real.output
     assert await hot_count(store, job) == 0
 
@@ -65,7 +68,9 @@ async def test_archive_logs_exits_3_when_lines_are_set_aside(
     try:
         found = await invoke(settings, "archive", "logs", "--json")
         assert found.exit_code == 3, found.output
-        assert any(a["id"] == f"job {job}" for a in last_json(found.output)["set_aside"])
+        [report] = last_json(found.output)["reports"]
+        assert report["needs_attention"]
+        assert [a["key"] for a in report["set_aside"]] == [f"job {job}"]
     finally:
         from execstore.logs.repository import detached_tables
 
@@ -93,13 +98,16 @@ async def test_retention_set_show_and_refuse(store: Any, settings: Any, org: uui
     assert usage.exit_code == 2
     ran = await invoke(settings, "retention", "run", "--dry-run", "--org", str(org), "--json")
     assert ran.exit_code == 0, ran.output
-    assert last_json(ran.output)["logs"]["dry_run"] is True
-    assert last_json(ran.output)["audit"]["dry_run"] is True
+    reports = last_json(ran.output)["reports"]
+    assert [(r["job"], r["dry_run"]) for r in reports] == [
+        ("retention logs", True),
+        ("retention audit", True),
+    ]
 
 
 async def test_backfill_logs_with_nothing_to_move(settings: Any) -> None:
     done = await invoke(settings, "backfill", "logs", "--dry-run", "--json", blob=False)
     assert done.exit_code == 0, done.output
-    report = last_json(done.output)
+    [report] = last_json(done.output)["reports"]
     assert report["dry_run"] is True
-    assert report["legacy_rows"] == 0
+    assert report["counts"]["legacy_rows"] == 0

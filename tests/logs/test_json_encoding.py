@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from execstore.logs.ingest import _encode, _standard, encode_json
+from execstore.logs.encoding import encode_json, fast_encode, standard_encode
 
 
 class Colour(enum.Enum):
@@ -73,7 +73,7 @@ def _outcome(encode: Any, value: Any) -> tuple[str, Any]:
 @settings(max_examples=400, deadline=None)
 @given(values)
 def test_the_fast_front_agrees_with_the_standard_encoder(value: Any) -> None:
-    fast, standard = _outcome(_encode, value), _outcome(_standard, value)
+    fast, standard = _outcome(fast_encode, value), _outcome(standard_encode, value)
     if fast[0] == "refused" or standard[0] == "refused":
         assert fast[0] == standard[0] == "refused", (fast, standard)
     else:

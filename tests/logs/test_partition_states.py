@@ -103,11 +103,15 @@ async def test_every_operation_on_a_detached_and_on_a_dropped_month(
         [report] = await reconcile(
             store.sessions, store.archives, [LogArchives()], organization_id=org, repair=True
         )
-        assert (report.lost, report.corrupt, report.orphans) == ([], [], [])
+        assert (report.details["lost"], report.details["corrupt"], report.details["orphans"]) == (
+            [],
+            [],
+            [],
+        )
 
     # -- the next run finishes it: dropped, every line in chunks once -------------------
     finished = await archive(store)
-    assert (finished.set_aside, finished.partitions_kept) == ([], [])
+    assert (finished.set_aside, finished.details["partitions_kept"]) == ([], [])
     assert await detached(store) == 0
     for org, ids in orgs.items():
         for job in ids:
@@ -130,6 +134,6 @@ async def test_every_operation_on_a_detached_and_on_a_dropped_month(
         await uow.logs.append(kept, [later])
     assert await hot_count(store, kept) == 1
     again = await archive(store)
-    assert (again.set_aside, again.partitions_kept) == ([], [])
+    assert (again.set_aside, again.details["partitions_kept"]) == ([], [])
     assert await hot_count(store, kept) == 0
     assert (await messages(first_org, kept))[-2:] == ["late line", "later line"]

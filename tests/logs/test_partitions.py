@@ -17,8 +17,9 @@ from execstore.logs import NewLogEntry
 from execstore.logs.maintenance import maintain_log_partitions
 from execstore.schema.partitions import log_partitions, month_start, next_month
 from execstore.store import ExecStore
+from support.timeline import new_jobs
 
-from .conftest import archive, hot_count, lines, months_ago, new_jobs, read_all
+from .conftest import archive, hot_count, lines, months_ago, read_all
 
 pytestmark = pytest.mark.parametrize(
     "backend", [pytest.param("postgres", marks=pytest.mark.postgres)]
@@ -127,7 +128,7 @@ async def test_maintain_creates_months_ahead_once_under_concurrency(fresh_store:
     reports = await asyncio.gather(
         *(maintain_log_partitions(fresh_store.engine, months_ahead=6) for _ in range(4))
     )
-    created = [name for r in reports for name in r.created]
+    created = [name for r in reports for name in r.details["created"]]
     assert len(created) == 3
     assert len(set(created)) == 3
     parts = await _partitions(fresh_store)
@@ -163,7 +164,7 @@ async def test_partman_mode_registers_maintains_and_archives(partman_store: Exec
     report = await maintain_log_partitions(
         store.engine, mode=LogPartitionMode.PARTMAN, months_ahead=3
     )
-    assert report.registered_with_partman
+    assert report.details["registered_with_partman"]
     parts = await _partitions(store)
     assert any(p.default for p in parts)
     this_month = month_start(dt.datetime.now(dt.UTC))
@@ -181,7 +182,7 @@ async def test_partman_mode_registers_maintains_and_archives(partman_store: Exec
     again = await maintain_log_partitions(
         store.engine, mode=LogPartitionMode.PARTMAN, months_ahead=3
     )
-    assert not again.registered_with_partman
+    assert not again.details["registered_with_partman"]
 
     org = uuid.uuid4()
     async with store.unit(org) as uow:
@@ -198,14 +199,14 @@ async def test_partman_mode_registers_maintains_and_archives(partman_store: Exec
     moved = await maintain_log_partitions(
         store.engine, mode=LogPartitionMode.PARTMAN, months_ahead=3
     )
-    assert (moved.moved_from_default, moved.default_rows) == (23, 0)
+    assert (moved.counts["moved_from_default"], moved.counts["default_rows"]) == (23, 0)
     starts = {p.start for p in await _partitions(store)}
     assert {dt.datetime(2020, 2, 1, tzinfo=dt.UTC), month_start(months_ago(3))} <= starts
 
     # Archival cannot detach CONCURRENTLY beside a DEFAULT partition: it detaches plainly.
     result = await archive(store)
     assert result.set_aside == []
-    assert result.partitions_dropped
+    assert result.details["partitions_dropped"]
     assert await hot_count(store, old) == 0
     assert [e.message for e in await read_all(store, org, old)] == [s.message for s in sent_old]
     assert len(await read_all(store, org, stray)) == 3
@@ -214,7 +215,7 @@ async def test_partman_mode_registers_maintains_and_archives(partman_store: Exec
     async with store.unit(org) as uow:
         await uow.logs.append(stray, lines(2, start=dt.datetime(2019, 5, 1, tzinfo=dt.UTC)))
     result = await archive(store)
-    assert (result.lines_archived, result.lines_deleted) == (2, 2)
+    assert (result.counts["lines_archived"], result.counts["lines_deleted"]) == (2, 2)
     async with store.engine.connect() as conn:
         assert await conn.scalar(sa.text(f'SELECT count(*) FROM "{default.name}"')) == 0
     assert len(await read_all(store, org, stray)) == 5

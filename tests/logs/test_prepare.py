@@ -10,7 +10,7 @@ import pytest
 
 from execstore.errors import InvalidLogEntry
 from execstore.logs import NewLogEntry
-from execstore.logs.ingest import STEP_NAME_LIMIT, prepare_entries, prepare_rows
+from execstore.logs.prepare import STEP_NAME_LIMIT, prepare_entries, prepare_rows
 
 NOW = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
 LONG_NAME = "s" * (STEP_NAME_LIMIT + 10)

@@ -13,8 +13,9 @@ from execstore.archival import reconcile
 from execstore.errors import ArchiveMissing
 from execstore.logs import LogArchives
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import archive, lines, months_ago, new_jobs, read_all
+from .conftest import archive, lines, months_ago, read_all
 
 
 async def _check(store: Any, org: uuid.UUID, **options: Any) -> Any:
@@ -40,14 +41,14 @@ async def test_a_lost_chunk_is_marked_and_reads_fail_fast_until_restored(
     saved = await store.blobs.get(chunk.blob_key)
     await store.archives.delete(chunk.blob_key)
     found = await _check(store, org, repair=True)
-    assert found.lost == [chunk.blob_key]
-    assert found.marked == 1
+    assert found.details["lost"] == [chunk.blob_key]
+    assert found.counts["marked"] == 1
     async with store.unit(org) as uow:
         with pytest.raises(ArchiveMissing):
             await uow.logs.for_job(job)
     await store.blobs.put(chunk.blob_key, saved)
     back = await _check(store, org, repair=True)
-    assert back.restored == [chunk.blob_key]
+    assert back.details["restored"] == [chunk.blob_key]
     assert len(await read_all(store, org, job)) == 6
 
 
@@ -72,9 +73,9 @@ async def test_a_crashed_runs_blob_is_pending_and_a_stray_one_an_orphan(
     stray = f"logs/{org}/2020/01/{uuid.uuid4()}/c1.ndjson.gz"
     await store.archives.store_records(stray, [{"job_id": str(uuid.uuid4()), "id": 1}])
     found = await _check(store, org, repair=True, grace=dt.timedelta(0))
-    assert len(found.pending) == 1  # its first line is still hot: the rerun records it
-    assert found.orphans == [stray]
-    assert found.deleted == 1
+    assert len(found.details["pending"]) == 1  # its first line is still hot: the rerun records it
+    assert found.details["orphans"] == [stray]
+    assert found.counts["deleted"] == 1
     await archive(store)
-    assert (await _check(store, org)).clean
+    assert not (await _check(store, org)).needs_attention
     assert len(await read_all(store, org, job)) == 6

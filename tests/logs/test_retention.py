@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from execstore.archival import reconcile
 from execstore.clock import ManualClock
 from execstore.logs import LogArchives
-from execstore.logs.retention import run_retention
+from execstore.operations import apply_retention
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import archive, lines, months_ago, new_jobs, read_all
+from .conftest import archive, lines, months_ago, read_all
 
 
 async def _archived_months(store: Any, org: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID, list[Any]]:
@@ -38,7 +39,9 @@ async def _archived_months(store: Any, org: uuid.UUID) -> tuple[uuid.UUID, uuid.
 
 
 async def _retention(store: Any, **options: Any) -> Any:
-    return await run_retention(store.sessions, store.archives, **options)
+    options.setdefault("hot_days", 30)
+    days = options.pop("default_days", 365)
+    return await apply_retention(store.sessions, store.archives, "logs", days=days, **options)
 
 
 async def test_chunks_past_the_organizations_retention_are_deleted(
@@ -51,16 +54,16 @@ async def test_chunks_past_the_organizations_retention_are_deleted(
     now = old_chunk.end_date + dt.timedelta(days=61)
     assert new_chunk.end_date + dt.timedelta(days=60) > now
     dry = await _retention(store, clock=ManualClock(now), dry_run=True, organization_id=org)
-    assert (dry.chunks_deleted, dry.lines_deleted) == (1, 6)
+    assert (dry.counts["archives"], dry.counts["records"]) == (1, 6)
     assert await store.blobs.exists(old_chunk.blob_key)
     report = await _retention(store, clock=ManualClock(now), organization_id=org)
-    assert (report.chunks_deleted, report.lines_deleted, report.set_aside) == (1, 6, [])
+    assert (report.counts["archives"], report.counts["records"], report.set_aside) == (1, 6, [])
     assert not await store.blobs.exists(old_chunk.blob_key)
     assert await store.blobs.exists(new_chunk.blob_key)
     assert await read_all(store, org, older) == []
     assert len(await read_all(store, org, newer)) == 6
     [logs] = await reconcile(store.sessions, store.archives, [LogArchives()], organization_id=org)
-    assert logs.clean
+    assert not logs.needs_attention
 
 
 async def test_each_organization_keeps_its_own_retention(store: Any, org: uuid.UUID) -> None:
@@ -75,7 +78,7 @@ async def test_each_organization_keeps_its_own_retention(store: Any, org: uuid.U
     report = await _retention(store, clock=ManualClock(now), default_days=365)
     assert not await store.blobs.exists(old_chunk.blob_key)
     assert await store.blobs.exists(other_old.blob_key)
-    assert report.chunks_deleted >= 1
+    assert report.counts["archives"] >= 1
 
 
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -95,11 +98,11 @@ async def test_a_chunk_another_run_holds_is_skipped_not_waited_for(
         report = await asyncio.wait_for(
             _retention(store, clock=ManualClock(now), organization_id=org), 5
         )
-        assert (report.chunks_deleted, report.set_aside) == (1, [])
+        assert (report.counts["archives"], report.set_aside) == (1, [])
         assert await store.blobs.exists(old_chunk.blob_key)
         assert not await store.blobs.exists(new_chunk.blob_key)
     again = await _retention(store, clock=ManualClock(now), organization_id=org)
-    assert again.chunks_deleted == 1
+    assert again.counts["archives"] == 1
     assert not await store.blobs.exists(old_chunk.blob_key)
 
 
@@ -120,7 +123,7 @@ async def test_a_crash_between_blob_and_row_is_finished_by_the_next_run(
     assert not await store.blobs.exists(old_chunk.blob_key)  # blob first
     monkeypatch.undo()
     report = await _retention(store, clock=ManualClock(now), organization_id=org)
-    assert report.chunks_deleted == 2
+    assert report.counts["archives"] == 2
     async with store.sessions() as session:
         left = await session.scalar(
             sa.select(sa.func.count())
@@ -142,7 +145,7 @@ async def test_a_stored_retention_below_the_hot_window_is_set_aside(
         hot_days=45,
         organization_id=org,
     )
-    assert report.problems
-    assert report.set_aside[0].id == f"organization {org}"
+    assert report.needs_attention
+    assert report.set_aside[0].key == f"organization {org}"
     assert "shorter than the hot window of 45 days" in report.set_aside[0].reason
     assert await store.blobs.exists(old_chunk.blob_key)

@@ -16,11 +16,11 @@ from typing import Any
 import sqlalchemy as sa
 
 from execstore.clock import ManualClock
+from execstore.config import Codec
 from execstore.logs import NewLogEntry, archive_logs
 from execstore.logs.format import job_fingerprints
-from execstore.logs.retention import run_retention
+from execstore.operations import apply_retention
 from execstore.schema import models as m
-from execstore.schema.enums import ArchiveCodec
 from support.timeline import new_job, new_org, utc
 
 HOT_DAYS = 30
@@ -69,7 +69,7 @@ async def _foreign_pointer(
             raw_size=10,
             stored_size=10,
             record_count=1,
-            codec=ArchiveCodec.GZIP,
+            codec=Codec.GZIP,
             format_version=1,
             sha256=bytes(32),
             blob_key=f"logs/{owner}/{at:%Y/%m}/{low}/c{uuid.uuid4().int % 10**9}.ndjson.gz",
@@ -179,24 +179,26 @@ async def test_retention_for_one_organization_leaves_the_others_chunks(store_at:
         async with store.unit(b) as uow:
             await uow.logs.set_retention(HOT_DAYS)  # B's short retention is B's alone
         clock.set(utc(2038, 6, 1))  # past B's 30 days, not past A's default 365
-        only_a = await run_retention(
+        only_a = await apply_retention(
             store.sessions,
             store.archives,
-            default_days=365,
+            "logs",
+            days=365,
             hot_days=HOT_DAYS,
             organization_id=a,
             clock=clock,
         )
-        assert (only_a.organizations, only_a.chunks_deleted) == (1, 0)
+        assert (only_a.counts["organizations"], only_a.counts["archives"]) == (1, 0)
         assert len(await _chunks(store, b)) == 1  # B's was due, but A's run must not touch it
-        only_b = await run_retention(
+        only_b = await apply_retention(
             store.sessions,
             store.archives,
-            default_days=365,
+            "logs",
+            days=365,
             hot_days=HOT_DAYS,
             organization_id=b,
             clock=clock,
         )
-        assert (only_b.organizations, only_b.chunks_deleted) == (1, 1)
+        assert (only_b.counts["organizations"], only_b.counts["archives"]) == (1, 1)
         assert len(await _chunks(store, a)) == 1
         assert await _chunks(store, b) == []

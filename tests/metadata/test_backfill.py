@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from execstore.config import load_settings
 from execstore.errors import BackfillIncomplete
 from execstore.ids import legacy_uuid
-from execstore.metadata.backfill import backfill_metadata, count_unmoved
+from execstore.metadata.backfill import backfill_metadata, count_remaining
 from execstore.metadata.check import check_metadata
 from execstore.migrations.runner import current_revision, migrate, schema_diff
 from execstore.schema import models as m
@@ -29,16 +29,17 @@ async def _legacy_sql(store: Any, sql: str, **params: Any) -> None:
 
 async def test_backfill_moves_rows_sets_aside_the_rest_and_resumes(legacy_store: Any) -> None:
     store, world, _ = legacy_store
-    total = await count_unmoved(store.sessions)
-    assert total == 37
-    seen: list[int] = []
+    total = await count_remaining(store.sessions)
+    assert total == 36  # the orphan's job is gone: it never moves, it goes with the table
+    seen: list[tuple[int, int | None]] = []
     report = await backfill_metadata(
-        store.sessions, batch_size=7, on_batch=lambda r: seen.append(r.examined)
+        store.sessions, batch_size=7, on_progress=lambda done, total: seen.append((done, total))
     )
-    assert report.examined == 37
-    assert report.moved == 35
-    assert seen == [7, 14, 21, 28, 35, 37]
-    reasons = {aside.id: aside.reason for aside in report.set_aside}
+    assert report.counts["examined"] == 37
+    assert report.counts["moved"] == 35
+    assert report.counts["remaining"] == 1  # the unknown status
+    assert seen == [(7, 36), (14, 36), (21, 36), (28, 36), (35, 36), (37, 36)]
+    reasons = {aside.key: aside.reason for aside in report.set_aside}
     assert reasons == {
         world.metadata_ids["unknown_status"]: "unknown status 'paused-by-ops'",
         world.metadata_ids["orphan"]: f"job {world.job_uuid('orphan')} no longer exists",
@@ -48,7 +49,8 @@ async def test_backfill_moves_rows_sets_aside_the_rest_and_resumes(legacy_store:
         legacy = m.execution_metadata_legacy
         assert await session.scalar(sa.select(sa.func.count()).select_from(legacy)) == 37
     again = await backfill_metadata(store.sessions, batch_size=7)
-    assert (again.examined, again.moved, len(again.set_aside)) == (2, 0, 2)
+    assert (again.counts["examined"], again.counts["moved"], len(again.set_aside)) == (2, 0, 2)
+    assert again.details["complete"] is False  # the check records it, not the move
 
     # Ids of every legacy form map to the jobs' uuids; names now come from joins.
     async with store.unit(world.org_uuid) as uow:
@@ -73,8 +75,8 @@ async def test_backfill_moves_rows_sets_aside_the_rest_and_resumes(legacy_store:
 async def test_dry_run_reports_without_writing(legacy_store: Any) -> None:
     store, _, _ = legacy_store
     report = await backfill_metadata(store.sessions, dry_run=True)
-    assert (report.moved, len(report.set_aside)) == (35, 2)
-    assert await count_unmoved(store.sessions) == 37
+    assert (report.counts["moved"], len(report.set_aside)) == (35, 2)
+    assert await count_remaining(store.sessions) == 36
 
 
 async def test_check_explains_legitimate_differences_and_gates_the_contract(
@@ -87,23 +89,32 @@ async def test_check_explains_legitimate_differences_and_gates_the_contract(
         await uow.metadata.complete(world.job_uuid("running"))
 
     report = await check_metadata(store.sessions, batch_size=9)
-    assert report.legacy_rows == 37
-    assert report.compared == 35
-    assert [a.reason for a in report.unmigrated] == ["unknown status 'paused-by-ops'"]
-    assert report.orphaned == [world.metadata_ids["orphan"]]
-    assert report.explained["renamed"] == 34  # every row copied "Eligibility v1"
-    assert report.explained["fitted"] == 1
-    assert report.explained["recomputed"] == 1
-    assert report.explained["progressed"] >= 4  # status, steps, completed_at, duration...
-    kinds = {(x.job_id, x.field): x.kind for x in report.examples}
+    assert report.counts["legacy_rows"] == 37
+    assert report.counts["compared"] == 35
+    assert report.details["orphaned"] == [world.metadata_ids["orphan"]]
+    assert report.counts["explained_renamed"] == 34  # every row copied "Eligibility v1"
+    assert report.counts["explained_fitted"] == 1
+    assert report.counts["explained_recomputed"] == 1
+    assert report.counts["explained_progressed"] >= 4  # status, steps, completed_at, ...
+    kinds = {(x.job_id, x.field): x.kind for x in report.details["examples"]}
     assert kinds[(str(world.job_uuid("cuid_job")), "workflow_name")] == "renamed"
-    assert [(x.job_id, x.field) for x in report.unexplained] == [
+    assert [(x.job_id, x.field) for x in report.details["unexplained"]] == [
         (str(world.job_uuid("stale_accounts")), "all_account_ids")
     ]
-    assert not report.clean
-    assert report.recorded
+    # Set aside, with the rest of the check intact: the unmigrated row, the difference.
+    assert (report.counts["unmigrated"], report.counts["unexplained"]) == (1, 1)
+    reasons = {a.key: a.reason for a in report.set_aside}
+    assert set(reasons) == {
+        world.metadata_ids["unknown_status"],
+        world.metadata_ids["stale_accounts"],
+    }
+    assert reasons[world.metadata_ids["unknown_status"]] == "unknown status 'paused-by-ops'"
+    stale = reasons[world.metadata_ids["stale_accounts"]]
+    assert stale.startswith("unexplained difference in all_account_ids: legacy [")
+    assert report.needs_attention
+    assert (report.details["recorded"], report.details["complete"]) == (False, False)
 
-    with pytest.raises(BackfillIncomplete, match=r"1 unmigrated row.*1 unexplained"):
+    with pytest.raises(BackfillIncomplete, match="metadata backfill has not recorded"):
         await migrate(url)
     assert await current_revision(url) == LAST_EXPAND
 
@@ -114,7 +125,7 @@ async def test_check_explains_legitimate_differences_and_gates_the_contract(
         id=world.metadata_ids["unknown_status"],
     )
     moved = await backfill_metadata(store.sessions)
-    assert moved.moved == 1
+    assert moved.counts["moved"] == 1
     legacy = m.execution_metadata_legacy
     async with store.sessions() as session, session.begin():
         await session.execute(
@@ -127,20 +138,20 @@ async def test_check_explains_legitimate_differences_and_gates_the_contract(
             )
         )
     clean = await check_metadata(store.sessions)
-    assert clean.clean, clean.unexplained
-    assert clean.orphaned == [world.metadata_ids["orphan"]]
+    assert not clean.needs_attention, clean.set_aside
+    assert clean.details["orphaned"] == [world.metadata_ids["orphan"]]
+    assert clean.details["complete"]
 
     # A legacy row written after the clean check: the contract refuses again.
+    row = await _legacy_row(store, world.metadata_ids["odd_percent"])
     async with store.sessions() as session, session.begin():
-        await session.execute(
-            sa.update(legacy)
-            .where(legacy.c.id == world.metadata_ids["odd_percent"])
-            .values(updated_at=dt.datetime(2030, 1, 1))
-        )
-    with pytest.raises(BackfillIncomplete, match="changed since the last backfill check"):
+        await session.execute(sa.insert(legacy).values(row | {"id": "cklate", "job_id": "late"}))
+    with pytest.raises(BackfillIncomplete, match="changed since the metadata backfill completed"):
         await migrate(url)
+    async with store.sessions() as session, session.begin():
+        await session.execute(sa.delete(legacy).where(legacy.c.id == "cklate"))
 
-    assert (await check_metadata(store.sessions)).clean
+    assert not (await check_metadata(store.sessions)).needs_attention
     await migrate(url)
     assert await schema_diff(url) == []
     async with store.sessions() as session:
@@ -152,8 +163,9 @@ async def test_check_explains_legitimate_differences_and_gates_the_contract(
         view = await uow.metadata.get(world.job_uuid("unknown_status"))
     assert view.status is ExecutionStatus.FAILED
     gone = await backfill_metadata(store.sessions)
-    assert not gone.legacy_table_present
-    assert not (await check_metadata(store.sessions)).legacy_table_present
+    assert (gone.details["legacy_table"], gone.details["complete"]) == (False, True)
+    checked = await check_metadata(store.sessions)
+    assert (checked.details["legacy_table"], checked.counts["legacy_rows"]) == (False, 0)
 
 
 async def test_contract_refuses_before_any_check_and_drops_an_empty_table(
@@ -161,12 +173,19 @@ async def test_contract_refuses_before_any_check_and_drops_an_empty_table(
 ) -> None:
     await migrate(fresh_db_url, "legacy_baseline")
     await build_legacy_database(fresh_db_url, ordinary=0)
-    with pytest.raises(BackfillIncomplete, match="the backfill check never ran"):
+    with pytest.raises(BackfillIncomplete, match="metadata backfill has not recorded"):
         await migrate(fresh_db_url)
     assert await current_revision(fresh_db_url) == LAST_EXPAND
     await _drop_legacy_rows(fresh_db_url)
     await migrate(fresh_db_url)
     assert await schema_diff(fresh_db_url) == []
+
+
+async def _legacy_row(store: Any, legacy_id: str) -> dict[str, Any]:
+    legacy = m.execution_metadata_legacy
+    async with store.sessions() as session:
+        found = await session.execute(sa.select(legacy).where(legacy.c.id == legacy_id))
+        return dict(found.one()._mapping)
 
 
 async def _drop_legacy_rows(url: str) -> None:

@@ -27,14 +27,14 @@ async def test_backfill_and_check_report_and_exit_3_on_problems(legacy_store: An
     _, world, url = legacy_store
     dry = await invoke(url, "backfill", "metadata", "--dry-run")
     assert dry.exit_code == 3, dry.output
-    assert "would move" in dry.output
+    assert "backfill metadata (dry run)" in dry.output
     assert "paused-by-ops" in dry.output
 
     moved = await invoke(url, "backfill", "metadata", "--batch-size", "5", "--json")
     assert moved.exit_code == 3, moved.output
-    report = last_json(moved.stdout)
-    assert report["moved"] == 35
-    assert {row["id"]: row["reason"] for row in report["set_aside"]} == {
+    [report] = last_json(moved.stdout)["reports"]
+    assert (report["counts"]["moved"], report["needs_attention"]) == (35, True)
+    assert {row["key"]: row["reason"] for row in report["set_aside"]} == {
         world.metadata_ids["unknown_status"]: "unknown status 'paused-by-ops'",
         world.metadata_ids["orphan"]: f"job {world.job_uuid('orphan')} no longer exists",
     }
@@ -44,11 +44,13 @@ async def test_backfill_and_check_report_and_exit_3_on_problems(legacy_store: An
     assert "unexplained" in check.output
     assert "all_account_ids" in check.output
     as_json = await invoke(url, "backfill", "metadata", "--check", "--json")
-    data = last_json(as_json.stdout)
-    assert data["clean"] is False
-    assert data["explained"]["renamed"] == 34
-    assert data["unexplained_count"] == 1
-    assert [row["reason"] for row in data["unmigrated"]] == ["unknown status 'paused-by-ops'"]
+    assert as_json.exit_code == 3, as_json.output
+    [data] = last_json(as_json.stdout)["reports"]
+    assert (data["needs_attention"], data["details"]["complete"]) == (True, False)
+    assert data["counts"]["explained_renamed"] == 34
+    assert (data["counts"]["unexplained"], data["counts"]["unmigrated"]) == (1, 1)
+    assert data["set_aside"][0]["reason"] == "unknown status 'paused-by-ops'"
+    assert [x["field"] for x in data["details"]["unexplained"]] == ["all_account_ids"]
 
 
 async def test_maintain_refreshes_summaries(store: Any, db_url: str, backend: str) -> None:

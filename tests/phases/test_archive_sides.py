@@ -24,7 +24,7 @@ from execstore.blob import WRITTEN_AT_METADATA
 from execstore.errors import ArchiveMissing
 from execstore.logs import LogArchives, archive_logs
 from execstore.logs.backfill import backfill_logs
-from execstore.results import ResultArchives, archive_job_results
+from execstore.results import ResultArchives, backfill_results
 
 from .legacy_world import expected
 
@@ -37,13 +37,15 @@ KINDS: dict[str, ArchiveKind] = {
 
 async def archive_everything(store: Any) -> None:
     clock = store.clock
-    assert (await backfill_logs(store.engine, store.sessions, clock=clock)).verified
-    assert (
-        await archive_logs(store.engine, store.sessions, store.archives, hot_days=30, clock=clock)
-    ).lines_archived
+    assert (await backfill_logs(store.engine, store.sessions, clock=clock)).details["verified"]
+    archived = await archive_logs(
+        store.engine, store.sessions, store.archives, hot_days=30, clock=clock
+    )
+    assert archived.counts["lines_archived"]
     await backfill_audit(store.sessions, store.archives, clock=clock)
-    assert (await archive_audit(store.sessions, store.archives, hot_days=90, clock=clock)).records
-    assert (await archive_job_results(store.sessions, store.archives, clock=clock)).jobs_archived
+    audit = await archive_audit(store.sessions, store.archives, hot_days=90, clock=clock)
+    assert audit.counts["records"]
+    assert (await backfill_results(store.sessions, store.archives, clock=clock)).counts["moved"]
 
 
 async def read(store: Any, kind: str) -> Any:
@@ -91,7 +93,7 @@ async def rec(store: Any, kind: str, **options: Any) -> Any:
 def found_in(report: Any, key: str) -> list[str]:
     """The report's lists that name ``key``."""
     names = ("lost", "still_lost", "restored", "corrupt", "orphans", "young", "pending")
-    return [name for name in names if key in getattr(report, name)]
+    return [name for name in names if key in report.details[name]]
 
 
 def orphan_key(kind: str, org: uuid.UUID) -> str:
@@ -120,14 +122,22 @@ async def walk(store: Any, kind: str) -> None:
     # Both sides, matching: nothing to report (also when every blob is downloaded).
     for options in ({}, {"verify": True, "repair": True}):
         report = await rec(store, kind, **options)
-        assert report.clean, report
-        assert (report.marked, report.deleted, found_in(report, key)) == (0, 0, [])
+        assert not report.needs_attention, report
+        assert (report.counts["marked"], report.counts["deleted"], found_in(report, key)) == (
+            0,
+            0,
+            [],
+        )
 
     # Bytes that do not match the row: corrupt with --verify, never marked or deleted.
     await store.blobs.delete(key)
     await store.blobs.put(key, payload[:-1] + bytes([payload[-1] ^ 1]))
     corrupt = await rec(store, kind, verify=True, repair=True)
-    assert (found_in(corrupt, key), corrupt.marked, corrupt.deleted) == (["corrupt"], 0, 0)
+    assert (found_in(corrupt, key), corrupt.counts["marked"], corrupt.counts["deleted"]) == (
+        ["corrupt"],
+        0,
+        0,
+    )
     assert await store.blobs.exists(key)
     assert not await marked(store, kind, key)
     assert found_in(await rec(store, kind), key) == []  # without --verify it exists: fine
@@ -137,19 +147,20 @@ async def walk(store: Any, kind: str) -> None:
     # Row without blob: lost; reported but unmarked without --repair.
     await store.blobs.delete(key)
     lost = await rec(store, kind)
-    assert (found_in(lost, key), lost.marked) == (["lost"], 0)
-    assert lost.problems
+    assert (found_in(lost, key), lost.counts["marked"]) == (["lost"], 0)
+    assert lost.needs_attention
+    assert [a.key for a in lost.set_aside] == [key]
     assert not await marked(store, kind, key)
     with pytest.raises(ArchiveMissing):
         await read(store, kind)
     # --repair marks it, once.
     repaired = await rec(store, kind, repair=True)
-    assert (found_in(repaired, key), repaired.marked) == (["lost"], 1)
+    assert (found_in(repaired, key), repaired.counts["marked"]) == (["lost"], 1)
     assert await marked(store, kind, key)
     with pytest.raises(ArchiveMissing):
         await read(store, kind)
     again = await rec(store, kind, repair=True)
-    assert (found_in(again, key), again.marked) == (["still_lost"], 0)
+    assert (found_in(again, key), again.counts["marked"]) == (["still_lost"], 0)
     assert await marked(store, kind, key)
 
     # The blob comes back: restored; the mark stays until a --repair clears it.
@@ -161,22 +172,24 @@ async def walk(store: Any, kind: str) -> None:
         with pytest.raises(ArchiveMissing):
             await read(store, kind)
     cleared = await rec(store, kind, repair=True)
-    assert (found_in(cleared, key), cleared.marked) == (["restored"], 0)
+    assert (found_in(cleared, key), cleared.counts["marked"]) == (["restored"], 0)
     assert not await marked(store, kind, key)
     assert await read(store, kind) == baseline
-    assert (await rec(store, kind)).clean
+    assert not (await rec(store, kind)).needs_attention
 
     # Blob without row: young within the grace period, then an orphan; --repair deletes.
     stray = orphan_key(kind, expected().org)
     now = store.clock.now().isoformat()
     await store.blobs.put(stray, payload, metadata={WRITTEN_AT_METADATA: now})
     young = await rec(store, kind, repair=True)
-    assert (found_in(young, stray), young.deleted) == (["young"], 0)
+    assert (found_in(young, stray), young.counts["deleted"]) == (["young"], 0)
     store.clock.advance(dt.timedelta(hours=1, seconds=1))
     orphan = await rec(store, kind)
-    assert (found_in(orphan, stray), orphan.deleted) == (["orphans"], 0)
+    assert (found_in(orphan, stray), orphan.counts["deleted"]) == (["orphans"], 0)
+    assert [(a.key, a.reason.split(":")[0]) for a in orphan.set_aside] == [(stray, "orphan")]
     assert await store.blobs.exists(stray)
     gone = await rec(store, kind, repair=True)
-    assert (found_in(gone, stray), gone.deleted) == (["orphans"], 1)
+    assert (found_in(gone, stray), gone.counts["deleted"]) == (["orphans"], 1)
+    assert not gone.needs_attention  # removed: nothing left for an operator
     assert not await store.blobs.exists(stray)
     assert await read(store, kind) == baseline

@@ -48,6 +48,11 @@ async def state_of(store: Any) -> dict[str, Any]:
         }
 
 
+def mismatched(report: Any) -> list[str]:
+    """The jobs the verification found different (set aside as ``job <id>``)."""
+    return [a.key.removeprefix("job ") for a in report.set_aside if a.key.startswith("job ")]
+
+
 async def backfill(store: Any, **options: Any) -> Any:
     return await backfill_logs(store.engine, store.sessions, clock=store.clock, **options)
 
@@ -98,14 +103,27 @@ async def test_every_call_from_every_phase(legacy_store: Any) -> None:
         [],
     )
     dry = await backfill(store, dry_run=True)
-    assert (dry.phase, dry.legacy_rows, dry.copied, dry.swapped) == ("not_started", TOTAL, 0, False)
+    assert (
+        dry.details["phase"],
+        dry.counts["legacy_rows"],
+        dry.counts["moved"],
+        dry.details["swapped"],
+    ) == ("not_started", TOTAL, 0, False)
     assert await state_of(store) == start
     archived = await archive(store)
-    assert (archived.waiting_for_backfill, archived.lines_archived) == (False, 1)
+    assert (archived.details["waiting_for_backfill"], archived.counts["lines_archived"]) == (
+        False,
+        1,
+    )
 
     # -- not started -> copying (--no-swap) ------------------------------------------------
     copying = await backfill(store, swap=False)
-    assert (copying.phase, copying.copied, copying.swapped, copying.verified) == (
+    assert (
+        copying.details["phase"],
+        copying.counts["moved"],
+        copying.details["swapped"],
+        copying.details["verified"],
+    ) == (
         "copying",
         TOTAL,
         False,
@@ -119,10 +137,14 @@ async def test_every_call_from_every_phase(legacy_store: Any) -> None:
     }
 
     # -- copying: dry run and archival change nothing -------------------------------------
-    assert (await backfill(store, dry_run=True)).phase == "copying"
+    assert (await backfill(store, dry_run=True)).details["phase"] == "copying"
     assert await state_of(store) == state
     held = await archive(store)
-    assert (held.waiting_for_backfill, held.lines_archived, held.partitions_detached) == (
+    assert (
+        held.details["waiting_for_backfill"],
+        held.counts["lines_archived"],
+        held.details["partitions_detached"],
+    ) == (
         True,
         0,
         [],
@@ -147,7 +169,7 @@ async def test_every_call_from_every_phase(legacy_store: Any) -> None:
     async with store.engine.begin() as conn:
         await conn.execute(sa.insert(legacy.execution_log), [late, ahead])
     again = await backfill(store, swap=False)
-    assert (again.phase, again.copied) == ("copying", 2)
+    assert (again.details["phase"], again.counts["moved"]) == ("copying", 2)
     state = await state_of(store)
     assert (len(state["moved"]), len(state["legacy"])) == (TOTAL + 2, TOTAL + 2)
 
@@ -158,9 +180,14 @@ async def test_every_call_from_every_phase(legacy_store: Any) -> None:
         == 1
     )
     failed = await backfill(store)
-    assert (failed.phase, failed.swapped, failed.verified) == ("swapped", True, False)
-    assert failed.mismatched_jobs == [str(want.jobs["upper"])]
-    assert failed.problems
+    assert (failed.details["phase"], failed.details["swapped"], failed.details["verified"]) == (
+        "swapped",
+        True,
+        False,
+    )
+    assert mismatched(failed) == [str(want.jobs["upper"])]
+    assert failed.needs_attention
+    assert failed.details["complete"] is False
     swapped = await state_of(store)
     assert swapped["phase"] is BackfillPhase.SWAPPED
     assert swapped["legacy"] == state["legacy"]  # nothing deleted
@@ -168,8 +195,8 @@ async def test_every_call_from_every_phase(legacy_store: Any) -> None:
     with pytest.raises(Exception, match="execution_log is retired"):
         async with store.engine.begin() as conn:
             await conn.execute(sa.insert(legacy.execution_log).values(**late | {"id": "cknope"}))
-    assert (await archive(store)).waiting_for_backfill
-    assert (await backfill(store, dry_run=True)).phase == "swapped"
+    assert (await archive(store)).details["waiting_for_backfill"]
+    assert (await backfill(store, dry_run=True)).details["phase"] == "swapped"
     assert await state_of(store) == swapped
 
     # -- swapped -> swapped: each side missing a line is a mismatch of that job only ------
@@ -184,8 +211,8 @@ async def test_every_call_from_every_phase(legacy_store: Any) -> None:
             [extra],
         )
     report = await backfill(store)
-    assert (report.phase, report.mismatched_jobs) == ("swapped", [str(want.jobs["upper"])])
-    assert report.moved_checked == report.legacy_checked + 1
+    assert (report.details["phase"], mismatched(report)) == ("swapped", [str(want.jobs["upper"])])
+    assert report.counts["moved_checked"] == report.counts["legacy_checked"] + 1
     await sql(store, "DELETE FROM execution_log_partitioned WHERE id = -1")
     # Same totals, one line filed under another job: both jobs differ.
     plain = str(want.jobs["plain"])
@@ -195,8 +222,8 @@ async def test_every_call_from_every_phase(legacy_store: Any) -> None:
         to=want.jobs["plain"] if store.engine.dialect.name == "postgresql" else plain,
     )
     report = await backfill(store)
-    assert report.legacy_checked == report.moved_checked
-    assert report.mismatched_jobs == sorted([str(want.jobs["braced"]), plain])
+    assert report.counts["legacy_checked"] == report.counts["moved_checked"]
+    assert mismatched(report) == sorted([str(want.jobs["braced"]), plain])
     assert (await state_of(store))["legacy"] == state["legacy"]
     await sql(
         store,
@@ -208,20 +235,32 @@ async def test_every_call_from_every_phase(legacy_store: Any) -> None:
 
     # -- swapped -> verified: the legacy table empties, reads see every line once --------
     verified = await backfill(store)
-    assert (verified.phase, verified.verified, verified.mismatched_jobs) == ("verified", True, [])
-    assert verified.legacy_rows_removed == TOTAL + 2
-    assert str(verified.checksum).startswith(f"{TOTAL + 2}:")
+    assert (verified.details["phase"], verified.details["verified"], mismatched(verified)) == (
+        "verified",
+        True,
+        [],
+    )
+    assert verified.counts["legacy_rows_removed"] == TOTAL + 2
+    assert (verified.counts["remaining"], verified.details["complete"]) == (0, True)
+    assert str(verified.details["checksum"]).startswith(f"{TOTAL + 2}:")
     done = await state_of(store)
     assert (done["phase"], done["legacy"], done["queue"]) == (BackfillPhase.VERIFIED, [], [])
     assert done["moved"] == state["moved"]
 
     # -- verified: every call leaves it verified; archival goes ahead --------------------
-    assert (await backfill(store, dry_run=True)).phase == "verified"
+    assert (await backfill(store, dry_run=True)).details["phase"] == "verified"
     rerun = await backfill(store, swap=False)
-    assert (rerun.phase, rerun.copied, rerun.legacy_rows_removed) == ("verified", 0, 0)
+    assert (rerun.details["phase"], rerun.counts["moved"], rerun.counts["legacy_rows_removed"]) == (
+        "verified",
+        0,
+        0,
+    )
     assert await state_of(store) == done
     moved = await archive(store)
-    assert (moved.waiting_for_backfill, moved.lines_archived) == (False, TOTAL + 2)
+    assert (moved.details["waiting_for_backfill"], moved.counts["lines_archived"]) == (
+        False,
+        TOTAL + 2,
+    )
     async with store.unit(want.org) as uow:
         page = await uow.logs.for_job(cuid_job, limit=50)
     assert [e.message for e in page.items] == [
@@ -234,7 +273,12 @@ async def test_every_call_from_every_phase(legacy_store: Any) -> None:
 async def test_a_swap_from_not_started_verifies_in_one_run(legacy_store: Any) -> None:
     store = legacy_store
     report = await backfill(store)
-    assert (report.phase, report.copied, report.swapped, report.verified) == (
+    assert (
+        report.details["phase"],
+        report.counts["moved"],
+        report.details["swapped"],
+        report.details["verified"],
+    ) == (
         "verified",
         TOTAL,
         True,

@@ -28,26 +28,20 @@ import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from execstore.archival import reconcile
-from execstore.audit import (
-    apply_audit_retention,
-    archive_audit,
-    backfill_audit,
-    checkpoint_organizations,
-    verify_audit,
-)
+from execstore.audit import archive_audit, backfill_audit, checkpoint_organizations, verify_audit
 from execstore.cli import app
 from execstore.cli.maintain import MaintenanceOptions, run_steps
 from execstore.config import load_settings
 from execstore.errors import BackfillIncomplete, NotFound
 from execstore.logs import archive_logs
-from execstore.logs.backfill import LogBackfillReport, _Run, backfill_logs
-from execstore.logs.retention import run_retention
+from execstore.logs.backfill import COUNTS, _Run, backfill_logs
 from execstore.metadata import backfill_metadata
 from execstore.metadata.check import check_metadata
 from execstore.migrations.runner import current_revision, head_revision, migrate
+from execstore.operations import BatchReport
 from execstore.rag import backfill_rag
 from execstore.report.live import live_report
-from execstore.results import archive_job_results, count_legacy_results
+from execstore.results import backfill_results, count_remaining
 from execstore.store import ExecStore
 
 from .legacy_world import LAST_EXPAND, clock, expected
@@ -78,7 +72,7 @@ async def legacy_counts(store: Any) -> dict[str, Any]:
         for table in LEGACY_TABLES:
             if table in names:
                 found[table] = await conn.scalar(sa.text(f"SELECT count(*) FROM {table}"))
-    found["legacy results"] = await count_legacy_results(store.sessions)
+    found["legacy results"] = await count_remaining(store.sessions)
     return found
 
 
@@ -118,10 +112,11 @@ async def _archive_logs(store: Any, phase: Phase) -> None:
     report = await archive_logs(
         store.engine, store.sessions, store.archives, hot_days=30, clock=store.clock
     )
-    assert report.waiting_for_backfill is phase.logs_busy, phase.name
-    assert not report.problems
+    assert report.details["waiting_for_backfill"] is phase.logs_busy, phase.name
+    assert not report.needs_attention
     if phase.logs_busy:
-        assert (report.lines_archived, report.partitions_detached) == (0, [])
+        moved = (report.counts["lines_archived"], report.details["partitions_detached"])
+        assert moved == (0, [])
 
 
 async def _archive_audit(store: Any, phase: Phase) -> None:
@@ -129,17 +124,15 @@ async def _archive_audit(store: Any, phase: Phase) -> None:
 
 
 async def _archive_results(store: Any, phase: Phase) -> None:
-    report = await archive_job_results(store.sessions, store.archives, clock=store.clock)
-    assert report.set_aside == ()
+    report = await backfill_results(store.sessions, store.archives, clock=store.clock)
+    assert report.set_aside == []
 
 
 async def _retention(store: Any, phase: Phase) -> None:
-    logs = await run_retention(store.sessions, store.archives, clock=store.clock)
-    audit = await apply_audit_retention(
-        store.sessions, store.archives, retention_days=2192, clock=store.clock
-    )
-    assert (logs.chunks_deleted, logs.set_aside) == (0, [])  # nothing is a year old
-    assert (audit.segments, audit.records, audit.set_aside) == (0, 0, [])
+    logs = await store.apply_retention("logs", days=365)
+    audit = await store.apply_retention("audit", days=2192)
+    assert (logs.counts["archives"], logs.set_aside) == (0, [])  # nothing is a year old
+    assert (audit.counts["archives"], audit.counts["records"], audit.set_aside) == (0, 0, [])
 
 
 async def _reconcile(store: Any, phase: Phase) -> None:
@@ -151,7 +144,9 @@ async def _reconcile(store: Any, phase: Phase) -> None:
         verify=True,
         clock=store.clock,
     ):
-        assert (report.lost, report.corrupt, report.orphans) == ([], [], []), report
+        found = (report.details["lost"], report.details["corrupt"], report.details["orphans"])
+        assert found == ([], [], []), report
+        assert not report.needs_attention, report
 
 
 async def _checkpoint(store: Any, phase: Phase) -> None:
@@ -160,7 +155,7 @@ async def _checkpoint(store: Any, phase: Phase) -> None:
 
 async def _verify(store: Any, phase: Phase) -> None:
     report = await verify_audit(store.sessions, store.archives)
-    assert report.ok, report.problems
+    assert not report.needs_attention, report.set_aside
 
 
 async def _storage_report(store: Any, phase: Phase) -> None:
@@ -175,7 +170,7 @@ async def _dry_runs(store: Any, phase: Phase) -> None:
     await backfill_rag(store.sessions, dry_run=True, clock=store.clock)
     await backfill_logs(store.engine, store.sessions, dry_run=True, clock=store.clock)
     await backfill_audit(store.sessions, store.archives, dry_run=True, clock=store.clock)
-    await archive_job_results(store.sessions, store.archives, dry_run=True, clock=store.clock)
+    await backfill_results(store.sessions, store.archives, dry_run=True, clock=store.clock)
     assert await legacy_counts(store) == before
 
 
@@ -183,7 +178,7 @@ OPERATOR_JOBS: dict[str, Job] = {
     "maintain": _maintain,
     "archive logs": _archive_logs,
     "archive audit": _archive_audit,
-    "archive results": _archive_results,
+    "backfill results": _archive_results,
     "retention run": _retention,
     "archive reconcile --repair --verify": _reconcile,
     "audit checkpoint": _checkpoint,
@@ -195,16 +190,18 @@ OPERATOR_JOBS: dict[str, Job] = {
 
 async def _copy_one_batch(store: Any) -> None:
     """The log migration started and copied one batch (a run stopped there)."""
-    run = _Run(store.engine, store.sessions, LogBackfillReport(), 5, None, store.clock)
+    report = BatchReport.start("backfill logs", *COUNTS)
+    run = _Run(store.engine, store.sessions, report, 5, None, store.clock)
     await run.start()
     assert await run.copy_batch() == 5
 
 
 async def _swap_only(store: Any) -> None:
     """Swapped, not verified yet (a run stopped between the swap and the verification)."""
-    run = _Run(store.engine, store.sessions, LogBackfillReport(), 100, None, store.clock)
+    report = BatchReport.start("backfill logs", *COUNTS)
+    run = _Run(store.engine, store.sessions, report, 100, None, store.clock)
     await run.swap(30)
-    assert run.report.swapped
+    assert report.details["swapped"]
 
 
 TAMPER = "UPDATE execution_log_partitioned SET level = 40 WHERE message = 'upper line 1'"
@@ -219,63 +216,70 @@ async def _tamper(store: Any, statement: str) -> None:
 async def _enter(store: Any, name: str) -> None:
     """Move the migrations into the phase ``name`` (each step as an operator would)."""
     if name == "part-way":
-        await archive_job_results(store.sessions, store.archives, limit=1, clock=store.clock)
-        assert (await backfill_metadata(store.sessions, limit=2)).moved == 2
-        assert (await backfill_rag(store.sessions, limit=1, clock=store.clock)).moved == 1
-        assert (
-            await backfill_audit(store.sessions, store.archives, limit=2, clock=store.clock)
-        ).moved == 2
+        await backfill_results(store.sessions, store.archives, limit=1, clock=store.clock)
+        assert (await backfill_metadata(store.sessions, limit=2)).counts["moved"] == 2
+        assert (await backfill_rag(store.sessions, limit=1, clock=store.clock)).counts["moved"] == 1
+        audit = await backfill_audit(store.sessions, store.archives, limit=2, clock=store.clock)
+        assert audit.counts["moved"] == 2
         await _copy_one_batch(store)
-        assert not (await check_metadata(store.sessions, clock=store.clock)).clean
+        checked = await check_metadata(store.sessions, clock=store.clock)
+        assert (checked.needs_attention, checked.details["complete"]) == (True, False)
     elif name == "metadata checked, logs copied":
         await backfill_metadata(store.sessions)
-        assert (await check_metadata(store.sessions, clock=store.clock)).clean
+        checked = await check_metadata(store.sessions, clock=store.clock)
+        assert (checked.needs_attention, checked.details["complete"]) == (False, True)
         copied = await backfill_logs(store.engine, store.sessions, swap=False, clock=store.clock)
-        assert copied.phase == "copying"
+        assert (copied.details["phase"], copied.details["complete"]) == ("copying", False)
     elif name == "rag verified, logs swapped":
-        assert (await backfill_rag(store.sessions, clock=store.clock)).status.complete
+        assert (await backfill_rag(store.sessions, clock=store.clock)).details["complete"]
         await _swap_only(store)
     elif name == "logs failed verification":
         await _tamper(store, TAMPER)
         failed = await backfill_logs(store.engine, store.sessions, clock=store.clock)
-        assert (failed.phase, failed.mismatched_jobs) == (
+        assert (failed.details["phase"], [a.key for a in failed.set_aside]) == (
             "swapped",
-            [str(expected().jobs["upper"])],
+            [f"job {expected().jobs['upper']}"],
         )
     elif name == "logs verified, audit part-way":
         await _tamper(store, UNTAMPER)
         verified = await backfill_logs(store.engine, store.sessions, clock=store.clock)
-        assert verified.verified, verified.mismatched_jobs
-        assert (
-            await backfill_audit(store.sessions, store.archives, limit=2, clock=store.clock)
-        ).moved == 2
+        assert verified.details["verified"], verified.set_aside
+        assert verified.details["complete"]
+        audit = await backfill_audit(store.sessions, store.archives, limit=2, clock=store.clock)
+        assert (audit.counts["moved"], audit.details["complete"]) == (2, False)
     elif name == "everything moved":
-        await backfill_audit(store.sessions, store.archives, clock=store.clock)
-        await archive_job_results(store.sessions, store.archives, clock=store.clock)
+        assert (await backfill_audit(store.sessions, store.archives, clock=store.clock)).details[
+            "complete"
+        ]
+        await backfill_results(store.sessions, store.archives, clock=store.clock)
+
+
+def _not_recorded(backfill: str) -> str:
+    return f"the {backfill} backfill has not recorded its completion"
 
 
 PHASES = [
-    Phase("nothing moved", False, (BackfillIncomplete, "check never ran", LAST_EXPAND)),
-    Phase("part-way", True, (BackfillIncomplete, "2 unmigrated row", LAST_EXPAND)),
+    Phase("nothing moved", False, (BackfillIncomplete, _not_recorded("metadata"), LAST_EXPAND)),
+    Phase("part-way", True, (BackfillIncomplete, _not_recorded("metadata"), LAST_EXPAND)),
     Phase(
         "metadata checked, logs copied",
         True,
-        (BackfillIncomplete, "not yet moved and verified", "contract_execution_metadata"),
+        (BackfillIncomplete, _not_recorded("rag"), "contract_execution_metadata"),
     ),
     Phase(
         "rag verified, logs swapped",
         True,
-        (BackfillIncomplete, "execution_log still holds", "contract_rag_rules"),
+        (BackfillIncomplete, _not_recorded("logs"), "contract_rag_rules"),
     ),
     Phase(
         "logs failed verification",
         True,
-        (BackfillIncomplete, "execution_log still holds", "contract_rag_rules"),
+        (BackfillIncomplete, _not_recorded("logs"), "contract_rag_rules"),
     ),
     Phase(
         "logs verified, audit part-way",
         False,
-        (BackfillIncomplete, "phi_audit_log_legacy still holds", "contract_execution_log"),
+        (BackfillIncomplete, _not_recorded("audit"), "contract_execution_log"),
     ),
     Phase("everything moved", False, None),
     Phase("contracted", False, None),
@@ -322,10 +326,12 @@ async def test_every_operator_job_in_every_phase_then_the_contract(
             if phase.name in CLI_PHASES:  # the exit codes a scheduler sees
                 held = await cli("archive", "logs", "--json", *common)
                 assert held.exit_code == 0, held.output
-                waiting = json.loads(held.stdout.strip().splitlines()[-1])["waiting_for_backfill"]
-                assert waiting is phase.logs_busy
-                check = await cli("backfill", "audit", "--check", "--json", *common)
-                assert check.exit_code == (0 if phase.upgrade is None else 3), check.output
+                [logs] = json.loads(held.stdout.strip().splitlines()[-1])["reports"]
+                assert logs["details"]["waiting_for_backfill"] is phase.logs_busy
+                check = await cli("backfill", "audit", "--dry-run", "--json", *common)
+                assert check.exit_code == 0, check.output
+                [audit] = json.loads(check.stdout.strip().splitlines()[-1])["reports"]
+                assert audit["details"]["complete"] is (phase.upgrade is None)
             counts = await legacy_counts(store)
         if phase.name == "part-way":  # as a scheduler sees it: exit 1, one line on what to run
             refused = await cli("db", "upgrade", "--url", legacy_url)
@@ -352,7 +358,7 @@ async def test_every_operator_job_in_every_phase_then_the_contract(
             "legacy results": 0,
         }
         got = await reads(store, mode)
-        assert (await verify_audit(store.sessions, store.archives)).ok
+        assert not (await verify_audit(store.sessions, store.archives)).needs_attention
     for kind, job in want.jobs.items():
         lines, rag, view, output, shots = got[kind]
         assert [m for m, _, _ in lines] == want.messages[job], kind

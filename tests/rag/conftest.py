@@ -4,7 +4,6 @@ jobs in fresh organizations, and realistic contexts."""
 from __future__ import annotations
 
 import datetime as dt
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -61,21 +60,6 @@ async def rag_store(rag_url: str, tmp_path: Path) -> AsyncIterator[Any]:
     settings = load_settings(database_url=rag_url, blob_url=f"file:{tmp_path / 'blobs'}")
     async with ExecStore.open(settings) as opened:
         yield opened
-
-
-async def new_org(store: Any) -> tuple[uuid.UUID, uuid.UUID]:
-    """A new organization with one workflow: (organization id, workflow id)."""
-    org = uuid.uuid4()
-    async with store.unit(org) as uow:
-        await uow.reference.add_organization(f"org {org.hex[:6]}")
-        wf = await uow.reference.add_workflow("claims")
-    return org, wf.id
-
-
-async def new_jobs(store: Any, org: uuid.UUID, workflow: uuid.UUID, n: int = 1) -> list[uuid.UUID]:
-    """``n`` new jobs of ``org``."""
-    async with store.unit(org) as uow:
-        return [(await uow.jobs.create(workflow_id=workflow)).id for _ in range(n)]
 
 
 WHEN = dt.datetime(2025, 11, 3, 9, 30, 15, 123000, tzinfo=dt.UTC)

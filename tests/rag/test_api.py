@@ -10,8 +10,9 @@ import pytest
 
 from execstore.errors import Conflict, InvalidArgument, NotFound
 from execstore.rag import RagContext
+from support.timeline import new_jobs, new_org
 
-from .conftest import MODES, WHEN, make_context, new_jobs, new_org
+from .conftest import MODES, WHEN, make_context
 
 SINCE = WHEN - dt.timedelta(days=30)
 UNTIL = WHEN + dt.timedelta(days=1)
@@ -20,7 +21,7 @@ UNTIL = WHEN + dt.timedelta(days=1)
 @pytest.mark.parametrize("mode", MODES)
 async def test_get_returns_exactly_what_was_saved(rag_store: Any, mode: str) -> None:
     org, wf = await new_org(rag_store)
-    (job,) = await new_jobs(rag_store, org, wf)
+    (job,) = await new_jobs(rag_store, org, workflow=wf)
     async with rag_store.unit(org, rag_mode=mode) as uow:
         assert await uow.rag.find(job) is None
         with pytest.raises(NotFound, match="no RAG context"):
@@ -40,7 +41,7 @@ async def test_get_returns_exactly_what_was_saved(rag_store: Any, mode: str) -> 
 @pytest.mark.parametrize("mode", MODES)
 async def test_order_is_the_saved_order_not_the_catalogs(rag_store: Any, mode: str) -> None:
     org, wf = await new_org(rag_store)
-    first, second = await new_jobs(rag_store, org, wf, 2)
+    first, second = await new_jobs(rag_store, org, 2, workflow=wf)
     forward = make_context(6)
     backward = make_context(6)
     for key in ("rules", "payers", "modifiers"):
@@ -63,7 +64,7 @@ async def test_the_insert_itself_checks_the_jobs_organization(rag_store: Any) ->
 
     org, wf = await new_org(rag_store)
     other, _ = await new_org(rag_store)
-    (job,) = await new_jobs(rag_store, org, wf)
+    (job,) = await new_jobs(rag_store, org, workflow=wf)
     async with rag_store.sessions() as session, session.begin():
         assert not await normalized.insert(session, other, job, as_context(make_context(2)))
         assert await normalized.insert(session, org, job, as_context(make_context(2)))
@@ -74,7 +75,7 @@ async def test_saving_again_is_a_no_op_and_a_different_context_conflicts(
     rag_store: Any, mode: str
 ) -> None:
     org, wf = await new_org(rag_store)
-    (job,) = await new_jobs(rag_store, org, wf)
+    (job,) = await new_jobs(rag_store, org, workflow=wf)
     async with rag_store.unit(org, rag_mode=mode) as uow:
         first = await uow.rag.save(job, make_context(3))
         assert await uow.rag.save(job, make_context(3)) == first
@@ -85,7 +86,7 @@ async def test_saving_again_is_a_no_op_and_a_different_context_conflicts(
 @pytest.mark.parametrize("mode", MODES)
 async def test_mark_rule_used_by_id_and_position(rag_store: Any, mode: str) -> None:
     org, wf = await new_org(rag_store)
-    (job,) = await new_jobs(rag_store, org, wf)
+    (job,) = await new_jobs(rag_store, org, workflow=wf)
     at = WHEN + dt.timedelta(minutes=2, microseconds=456789)
     async with rag_store.unit(org, rag_mode=mode) as uow:
         await uow.rag.save(job, make_context(5))
@@ -110,7 +111,7 @@ async def test_rule_usage_pages_through_the_jobs_that_retrieved_a_rule(
     rag_store: Any, mode: str
 ) -> None:
     org, wf = await new_org(rag_store)
-    jobs = await new_jobs(rag_store, org, wf, 5)
+    jobs = await new_jobs(rag_store, org, 5, workflow=wf)
     async with rag_store.unit(org, rag_mode=mode) as uow:
         for i, job in enumerate(jobs):
             # job 4 retrieved other rules only; job 0 is outside the window
@@ -137,7 +138,7 @@ async def test_rule_usage_pages_through_the_jobs_that_retrieved_a_rule(
 @pytest.mark.parametrize("mode", MODES)
 async def test_rule_usage_pages_hold_at_most_limit_items(rag_store: Any, mode: str) -> None:
     org, wf = await new_org(rag_store)
-    jobs = await new_jobs(rag_store, org, wf, 5)
+    jobs = await new_jobs(rag_store, org, 5, workflow=wf)
     async with rag_store.unit(org, rag_mode=mode) as uow:
         for i, job in enumerate(jobs):
             await uow.rag.save(job, make_context(2, at=WHEN - dt.timedelta(days=i)))
@@ -166,7 +167,7 @@ async def test_a_bad_usage_query_is_invalid_argument(rag_store: Any) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_top_rules_counts_retrievals_and_uses(rag_store: Any, mode: str) -> None:
     org, wf = await new_org(rag_store)
-    jobs = await new_jobs(rag_store, org, wf, 3)
+    jobs = await new_jobs(rag_store, org, 3, workflow=wf)
     async with rag_store.unit(org, rag_mode=mode) as uow:
         for n, job in zip((1, 2, 3), jobs, strict=True):
             await uow.rag.save(job, make_context(n))
@@ -181,7 +182,7 @@ async def test_top_rules_counts_retrievals_and_uses(rag_store: Any, mode: str) -
 async def test_another_organizations_job_is_not_found(rag_store: Any, mode: str) -> None:
     org, wf = await new_org(rag_store)
     other, _ = await new_org(rag_store)
-    (job,) = await new_jobs(rag_store, org, wf)
+    (job,) = await new_jobs(rag_store, org, workflow=wf)
     async with rag_store.unit(org, rag_mode=mode) as uow:
         await uow.rag.save(job, make_context(2))
     async with rag_store.unit(other, rag_mode=mode) as uow:
@@ -215,7 +216,7 @@ async def test_normalized_mode_at_head(store: Any, org: uuid.UUID) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_usage_given_at_save_is_kept_and_counted_once(rag_store: Any, mode: str) -> None:
     org, wf = await new_org(rag_store)
-    (job,) = await new_jobs(rag_store, org, wf)
+    (job,) = await new_jobs(rag_store, org, workflow=wf)
     ctx = make_context(3)
     ctx["totalRulesUsed"] = 1
     ctx["rules"][1].update(
@@ -242,7 +243,7 @@ async def test_concurrent_marks_are_not_lost(rag_store: Any, mode: str) -> None:
     import asyncio
 
     org, wf = await new_org(rag_store)
-    (job,) = await new_jobs(rag_store, org, wf)
+    (job,) = await new_jobs(rag_store, org, workflow=wf)
     async with rag_store.unit(org, rag_mode=mode) as uow:
         await uow.rag.save(job, make_context(6))
 

@@ -18,7 +18,7 @@ from execstore.db import create_engine
 from execstore.errors import BackfillIncomplete, ConfigurationError
 from execstore.ids import legacy_uuid
 from execstore.migrations.runner import current_revision, downgrade, migrate
-from execstore.rag import backfill_rag, backfill_status
+from execstore.rag import backfill_rag, count_remaining
 from execstore.rag.format import context_from_legacy
 from execstore.schema import legacy
 from execstore.schema.rag import execution_rag_rules_legacy as legacy_table
@@ -99,7 +99,7 @@ async def _legacy_database(url: str) -> None:
 
 
 def _aside(report: Any) -> dict[str, str]:
-    return {s.id: s.reason for s in report.set_aside}
+    return {s.key: s.reason for s in report.set_aside}
 
 
 async def test_backfill_then_contract_on_a_legacy_database(
@@ -109,7 +109,7 @@ async def test_backfill_then_contract_on_a_legacy_database(
     settings = load_settings(database_url=fresh_db_url, blob_url=f"file:{tmp_path}")
     org = legacy_uuid(ORG)
 
-    with pytest.raises(BackfillIncomplete, match="7 legacy RAG row"):
+    with pytest.raises(BackfillIncomplete, match=r"holds 7 row.s. and the rag backfill has not"):
         await migrate(fresh_db_url)
     assert await current_revision(fresh_db_url) == pre_contract()
 
@@ -122,17 +122,17 @@ async def test_backfill_then_contract_on_a_legacy_database(
 
         workers = 3 if backend == "postgres" else 1
         report = await backfill_rag(store.sessions, batch_size=2, workers=workers)
-        assert (report.moved, report.already_normalized) == (4, 1)
+        assert (report.counts["moved"], report.counts["already_normalized"]) == (4, 1)
         aside = _aside(report)
         assert set(aside) == {"clrag0004", "clrag0005", "clragorphan"}
         assert "payer_name" in aside["clrag0004"]
         assert "appears twice" in aside["clrag0005"]
         assert "does not exist" in aside["clragorphan"]
-        assert report.status is not None
-        assert report.status.remaining == 3
+        assert (report.counts["remaining"], report.details["complete"]) == (3, False)
 
         again = await backfill_rag(store.sessions, batch_size=2)
-        assert (again.moved, again.already_normalized) == (0, 0)  # verified rows are skipped
+        moved = (again.counts["moved"], again.counts["already_normalized"])
+        assert moved == (0, 0)  # verified rows are skipped
         assert set(_aside(again)) == set(aside)  # bad rows are still there, untouched
 
         for kind in ("cuid", "upper", "braced", "plain"):
@@ -152,24 +152,23 @@ async def test_backfill_then_contract_on_a_legacy_database(
             await session.execute(
                 sa.delete(legacy_table).where(legacy_table.c.id.in_(["clrag0005", "clragorphan"]))
             )
-        with pytest.raises(BackfillIncomplete, match="1 legacy RAG row"):
+        with pytest.raises(BackfillIncomplete, match=r"holds 6 row.s. and the rag backfill"):
             await migrate(fresh_db_url)
         final = await backfill_rag(store.sessions)
-        assert final.moved == 1
+        assert final.counts["moved"] == 1
         assert final.set_aside == []
-        assert final.status is not None
-        assert final.status.complete
+        assert (final.counts["remaining"], final.details["complete"]) == (0, True)
 
         # A legacy-mode write after the backfill un-verifies that row.
         async with store.unit(org, rag_mode="legacy") as uow:
             await uow.rag.mark_rule_used(legacy_uuid(JOB_IDS["cuid"]), "cuid-0001", 4, "late")
-        assert (await backfill_status(store.sessions)).remaining == 1
+        assert await count_remaining(store.sessions) == 1
         differs = await backfill_rag(store.sessions)
         assert "differs" in differs.set_aside[0].reason
+        assert differs.details["complete"] is False
         replaced = await backfill_rag(store.sessions, replace_differing=True)
-        assert replaced.moved == 1
-        assert replaced.status is not None
-        assert replaced.status.complete
+        assert replaced.counts["moved"] == 1
+        assert replaced.details["complete"] is True
 
     await migrate(fresh_db_url)  # the contract step runs now
     async with ExecStore.open(settings) as store:
@@ -194,8 +193,8 @@ async def test_backfill_then_contract_on_a_legacy_database(
             legacy_got = await uow.rag.get(legacy_uuid(JOB_IDS["cuid"]))
             assert legacy_got == got
             assert (await uow.rag.get(fresh)) is not None
-        assert (await backfill_status(store.sessions)).complete
-    await migrate(fresh_db_url)
+        assert await count_remaining(store.sessions) == 0
+    await migrate(fresh_db_url)  # the refill recorded the backfill complete
 
 
 async def test_going_below_normalize_refuses_while_the_normalized_tables_hold_rows(
@@ -248,14 +247,18 @@ async def test_cli_reports_rows_set_aside_and_exits_3(fresh_db_url: str, tmp_pat
     await _legacy_database(fresh_db_url)
     dry = await invoke(fresh_db_url, tmp_path, "--json", "--dry-run")
     assert dry.exit_code == 3, dry.output
-    would = json.loads(dry.stdout.strip().splitlines()[-1])
-    assert (would["dry_run"], would["moved"], would["verified_rows"]) == (True, 4, 0)
+    [would] = json.loads(dry.stdout.strip().splitlines()[-1])["reports"]
+    assert (would["dry_run"], would["counts"]["moved"], would["counts"]["remaining"]) == (
+        True,
+        4,
+        7,
+    )
     result = await invoke(fresh_db_url, tmp_path, "--json", "--batch-size", "3")
     assert result.exit_code == 3, result.output
-    data = json.loads(result.stdout.strip().splitlines()[-1])
-    assert data["moved"] == 4
-    assert data["complete"] is False
-    assert {s["id"] for s in data["set_aside"]} == {"clrag0004", "clrag0005", "clragorphan"}
+    [data] = json.loads(result.stdout.strip().splitlines()[-1])["reports"]
+    assert (data["counts"]["moved"], data["counts"]["remaining"]) == (4, 3)
+    assert data["details"]["complete"] is False
+    assert {s["key"] for s in data["set_aside"]} == {"clrag0004", "clrag0005", "clragorphan"}
     table = await invoke(fresh_db_url, tmp_path)
     assert table.exit_code == 3
     assert "clragorphan" in table.stdout

@@ -9,8 +9,9 @@ import pytest
 
 from execstore.errors import InvalidArgument, InvalidRagContext, NotFound
 from execstore.textlimits import TRUNCATION_MARKER
+from support.timeline import new_jobs, new_org
 
-from .conftest import MODES, count_rows, make_context, new_jobs, new_org
+from .conftest import MODES, count_rows, make_context
 
 TABLES = (
     "execution_rag_context",
@@ -60,7 +61,7 @@ async def test_bad_input_is_a_typed_error_and_writes_nothing(
     rag_store: Any, mode: str, case: str
 ) -> None:
     org, wf = await new_org(rag_store)
-    (job,) = await new_jobs(rag_store, org, wf)
+    (job,) = await new_jobs(rag_store, org, workflow=wf)
     before = await _counts(rag_store)
     async with rag_store.unit(org, rag_mode=mode) as uow:
         with pytest.raises(InvalidRagContext):
@@ -72,7 +73,7 @@ async def test_bad_input_is_a_typed_error_and_writes_nothing(
 @pytest.mark.parametrize("mode", MODES)
 async def test_oversized_text_and_nul_are_fitted_unicode_kept(rag_store: Any, mode: str) -> None:
     org, wf = await new_org(rag_store)
-    (job,) = await new_jobs(rag_store, org, wf)
+    (job,) = await new_jobs(rag_store, org, workflow=wf)
     ctx = make_context(2)
     ctx["rules"][0]["condition"] = "é✓\x00" + "x" * 5000
     ctx["rules"][1]["action"] = "emoji 🧾 and NUL\x00 inside"
@@ -93,7 +94,7 @@ async def test_oversized_text_and_nul_are_fitted_unicode_kept(rag_store: Any, mo
 async def test_fitted_text_shares_one_catalog_entry(rag_store: Any) -> None:
     """Text is fitted before hashing: two over-long variants with the same kept prefix are one."""
     org, wf = await new_org(rag_store)
-    jobs = await new_jobs(rag_store, org, wf, 2)
+    jobs = await new_jobs(rag_store, org, 2, workflow=wf)
     before = await count_rows(rag_store, "rag_rule_catalog")
     async with rag_store.unit(org) as uow:
         for tail, job in zip(("a" * 50, "b" * 80), jobs, strict=True):
@@ -106,7 +107,7 @@ async def test_fitted_text_shares_one_catalog_entry(rag_store: Any) -> None:
 @pytest.mark.parametrize("mode", MODES)
 async def test_an_empty_context_round_trips(rag_store: Any, mode: str) -> None:
     org, wf = await new_org(rag_store)
-    (job,) = await new_jobs(rag_store, org, wf)
+    (job,) = await new_jobs(rag_store, org, workflow=wf)
     empty = {"ragRetrievalTimeMs": 0, "totalRulesRetrieved": 0}
     async with rag_store.unit(org, rag_mode=mode) as uow:
         saved = await uow.rag.save(job, empty)
@@ -122,7 +123,7 @@ async def test_a_context_for_another_organizations_job_writes_nothing(
 ) -> None:
     org, wf = await new_org(rag_store)
     thief, _ = await new_org(rag_store)
-    (job,) = await new_jobs(rag_store, org, wf)
+    (job,) = await new_jobs(rag_store, org, workflow=wf)
     before = await _counts(rag_store)
     async with rag_store.unit(thief, rag_mode=mode) as uow:
         with pytest.raises(NotFound):
@@ -137,7 +138,7 @@ async def test_a_failed_dual_write_leaves_neither_side(
     from execstore.rag import legacy_store
 
     org, wf = await new_org(rag_store)
-    jobs = await new_jobs(rag_store, org, wf, 2)
+    jobs = await new_jobs(rag_store, org, 2, workflow=wf)
 
     async def broken(*args: Any) -> str:
         raise RuntimeError("legacy insert failed")
@@ -160,7 +161,7 @@ async def test_a_failed_dual_write_leaves_neither_side(
 @pytest.mark.parametrize("mode", MODES)
 async def test_a_usage_reason_is_fitted_and_a_bad_step_refused(rag_store: Any, mode: str) -> None:
     org, wf = await new_org(rag_store)
-    (job,) = await new_jobs(rag_store, org, wf)
+    (job,) = await new_jobs(rag_store, org, workflow=wf)
     async with rag_store.unit(org, rag_mode=mode) as uow:
         await uow.rag.save(job, make_context(2))
         marked = await uow.rag.mark_rule_used(job, 0, 3, "why " * 200)

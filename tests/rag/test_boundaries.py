@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 
 from execstore.errors import InvalidArgument
+from support.timeline import new_jobs, new_org
 
-from .conftest import make_context, new_jobs, new_org
+from .conftest import make_context
 
 MS = dt.timedelta(milliseconds=1)
 SINCE = dt.datetime(2025, 12, 31, 23, 0, tzinfo=dt.UTC)
@@ -30,7 +31,7 @@ async def _saved(store: Any, mode: str, copies: int) -> tuple[uuid.UUID, list[uu
     """An organization with ``copies`` jobs retrieving R-0000 and R-0001 at each of TIMES,
     R-0000 marked used in every job; its id and its jobs (in TIMES order, copies together)."""
     org, workflow = await new_org(store)
-    jobs = await new_jobs(store, org, workflow, copies * len(TIMES))
+    jobs = await new_jobs(store, org, copies * len(TIMES), workflow=workflow)
     async with store.unit(org, rag_mode=mode) as uow:
         for n, job in enumerate(jobs):
             await uow.rag.save(job, make_context(2, at=TIMES[n // copies]))
@@ -84,7 +85,7 @@ async def test_window_ends_between_two_milliseconds_hold_to_the_stored_times(
     # ending there).
     half = MS / 2
     org, workflow = await new_org(rag_store)
-    [job] = await new_jobs(rag_store, org, workflow, 1)
+    [job] = await new_jobs(rag_store, org, 1, workflow=workflow)
     async with rag_store.unit(org, rag_mode=mode) as uow:
         await uow.rag.save(job, make_context(2, at=SINCE + dt.timedelta(microseconds=400)))
         assert (await uow.rag.get(job)).retrieved_at == SINCE  # type: ignore[union-attr]
@@ -110,19 +111,19 @@ async def test_a_backfill_for_one_organization_moves_only_its_rows(rag_store: An
     orgs = []
     for _ in range(2):
         org, workflow = await new_org(rag_store)
-        jobs = await new_jobs(rag_store, org, workflow, 2)
+        jobs = await new_jobs(rag_store, org, 2, workflow=workflow)
         async with rag_store.unit(org, rag_mode="legacy") as uow:
             for job in jobs:
                 await uow.rag.save(job, make_context(2))  # the same rules, the same instant
         orgs.append((org, jobs))
     (a, a_jobs), (b, b_jobs) = orgs
     report = await backfill_rag(rag_store.sessions, organization_id=a)
-    assert (report.moved, report.set_aside) == (2, [])
+    assert (report.counts["moved"], report.set_aside) == (2, [])
     async with rag_store.unit(a, rag_mode="normalized") as uow:
         assert [len((await uow.rag.get(job)).rules) for job in a_jobs] == [2, 2]
     async with rag_store.unit(b, rag_mode="normalized") as uow:
         assert [await uow.rag.find(job) for job in b_jobs] == [None, None]
-    assert (await backfill_rag(rag_store.sessions, organization_id=b)).moved == 2
+    assert (await backfill_rag(rag_store.sessions, organization_id=b)).counts["moved"] == 2
 
 
 @pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -135,7 +136,7 @@ async def test_a_backfill_skips_a_row_another_worker_holds(rag_store: Any) -> No
     from execstore.schema.rag import execution_rag_rules_legacy as legacy_table
 
     org, workflow = await new_org(rag_store)
-    jobs = await new_jobs(rag_store, org, workflow, 3)
+    jobs = await new_jobs(rag_store, org, 3, workflow=workflow)
     async with rag_store.unit(org, rag_mode="legacy") as uow:
         for job in jobs:
             await uow.rag.save(job, make_context(2))
@@ -150,5 +151,5 @@ async def test_a_backfill_skips_a_row_another_worker_holds(rag_store: Any) -> No
         report = await asyncio.wait_for(
             backfill_rag(rag_store.sessions, organization_id=org, batch_size=10), 10
         )
-        assert (report.moved, report.set_aside) == (2, [])
-    assert (await backfill_rag(rag_store.sessions, organization_id=org)).moved == 1
+        assert (report.counts["moved"], report.set_aside) == (2, [])
+    assert (await backfill_rag(rag_store.sessions, organization_id=org)).counts["moved"] == 1

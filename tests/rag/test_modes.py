@@ -31,8 +31,9 @@ from execstore.rag.types import RagContext
 from execstore.schema.rag import execution_rag_rules_legacy as legacy_table
 from execstore.schema.rag import rag_backfill_verified as verified_table
 from execstore.store import ExecStore
+from support.timeline import new_jobs, new_org
 
-from .conftest import MODES, make_context, new_jobs, new_org
+from .conftest import MODES, make_context
 
 A = as_context(make_context(3, prefix="A"))
 B = as_context(make_context(2, prefix="B"))
@@ -63,7 +64,7 @@ async def sides_of(store: Any, org: uuid.UUID, job: uuid.UUID) -> dict[str, Any]
 
 async def jobs_on_every_side(store: Any, ctx: RagContext) -> tuple[uuid.UUID, dict[str, uuid.UUID]]:
     org, wf = await new_org(store)
-    jobs = dict(zip(SIDES, await new_jobs(store, org, wf, len(SIDES)), strict=True))
+    jobs = dict(zip(SIDES, await new_jobs(store, org, len(SIDES), workflow=wf), strict=True))
     for side, job in jobs.items():
         if side != "neither":
             await place(store, org, job, side, ctx)

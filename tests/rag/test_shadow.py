@@ -12,8 +12,9 @@ import sqlalchemy as sa
 from execstore.config import load_settings
 from execstore.schema.rag import execution_rag_rules_legacy as legacy_table
 from execstore.store import ExecStore
+from support.timeline import new_jobs, new_org
 
-from .conftest import make_context, new_jobs, new_org
+from .conftest import make_context
 
 MODE = "dual_write_read_normalized"
 
@@ -30,7 +31,7 @@ async def test_a_mismatch_is_logged_and_counted_and_the_read_returns_normalized(
 ) -> None:
     async with await _open(rag_url, tmp_path, 1.0) as store:
         org, wf = await new_org(store)
-        jobs = await new_jobs(store, org, wf, 2)
+        jobs = await new_jobs(store, org, 2, workflow=wf)
         async with store.unit(org, rag_mode=MODE) as uow:
             saved = await uow.rag.save(jobs[0], make_context(3))
             await uow.rag.save(jobs[1], make_context(2))
@@ -62,7 +63,7 @@ async def test_a_failing_shadow_read_is_counted_not_raised(
 
     async with await _open(rag_url, tmp_path, 1.0) as store:
         org, wf = await new_org(store)
-        (job,) = await new_jobs(store, org, wf)
+        (job,) = await new_jobs(store, org, workflow=wf)
         async with store.unit(org, rag_mode=MODE) as uow:
             saved = await uow.rag.save(job, make_context(2))
         before = await store.rag_shadow_stats()
@@ -81,7 +82,7 @@ async def test_a_failing_shadow_read_is_counted_not_raised(
 async def test_the_sample_rate_limits_shadow_reads(rag_url: str, tmp_path: Path) -> None:
     async with await _open(rag_url, tmp_path, 0.0) as store:
         org, wf = await new_org(store)
-        (job,) = await new_jobs(store, org, wf)
+        (job,) = await new_jobs(store, org, workflow=wf)
         async with store.unit(org, rag_mode=MODE) as uow:
             await uow.rag.save(job, make_context(2))
         before = await store.rag_shadow_stats()

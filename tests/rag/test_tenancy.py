@@ -9,8 +9,9 @@ import sqlalchemy as sa
 from execstore.rag import normalized
 from execstore.rag.repository import as_context
 from execstore.schema import models as m
+from support.timeline import new_jobs, new_org
 
-from .conftest import make_context, new_jobs, new_org
+from .conftest import make_context
 
 
 async def _catalog_rows(store: Any, org: Any) -> int:
@@ -31,8 +32,8 @@ async def _catalog_rows(store: Any, org: Any) -> int:
 async def test_same_text_in_two_organizations_is_two_entries(store: Any) -> None:
     a, wf_a = await new_org(store)
     b, wf_b = await new_org(store)
-    (job_a,) = await new_jobs(store, a, wf_a)
-    (job_b,) = await new_jobs(store, b, wf_b)
+    (job_a,) = await new_jobs(store, a, workflow=wf_a)
+    (job_b,) = await new_jobs(store, b, workflow=wf_b)
     async with store.unit(a) as uow:
         await uow.rag.save(job_a, make_context(3))
     async with store.unit(b) as uow:
@@ -43,8 +44,8 @@ async def test_same_text_in_two_organizations_is_two_entries(store: Any) -> None
 async def test_deleting_an_organization_removes_only_its_catalog_text(store: Any) -> None:
     a, wf_a = await new_org(store)
     b, wf_b = await new_org(store)
-    (job_a,) = await new_jobs(store, a, wf_a)
-    (job_b,) = await new_jobs(store, b, wf_b)
+    (job_a,) = await new_jobs(store, a, workflow=wf_a)
+    (job_b,) = await new_jobs(store, b, workflow=wf_b)
     async with store.unit(a) as uow:
         await uow.rag.save(job_a, make_context(3, prefix="SHARED"))
     async with store.unit(b) as uow:
@@ -63,7 +64,7 @@ async def test_the_insert_itself_refuses_another_organizations_job(store: Any) -
     """``normalized.insert`` checks the owner in its own statement, whatever the caller read."""
     a, wf_a = await new_org(store)
     b, _ = await new_org(store)
-    (job,) = await new_jobs(store, a, wf_a)
+    (job,) = await new_jobs(store, a, workflow=wf_a)
     async with store.sessions() as session:
         assert not await normalized.insert(session, b, job, as_context(make_context(2)))
         stored = await session.scalar(

@@ -6,11 +6,9 @@ import datetime as dt
 import uuid
 from typing import Any
 
-import pytest
-
-from execstore.archival import ReconcileReport
 from execstore.archival import reconcile as reconcile_kinds
 from execstore.blob import ArchiveRef, Archives
+from execstore.operations import BatchReport
 from execstore.results import ResultArchives, ResultRepository, ScreenshotUrls
 
 BASE = "https://claimautoprod.blob.core.windows.net/screenshots/"
@@ -66,19 +64,6 @@ def make_output(
     }
 
 
-async def new_jobs(store: Any, org: uuid.UUID, count: int = 1) -> list[uuid.UUID]:
-    """``count`` committed jobs of ``org`` (one workflow)."""
-    async with store.unit(org) as uow:
-        workflow = await uow.reference.add_workflow("check claim status")
-        return [(await uow.jobs.create(workflow_id=workflow.id)).id for _ in range(count)]
-
-
-@pytest.fixture
-async def job(store: Any, org: uuid.UUID) -> uuid.UUID:
-    """One committed job of ``org``."""
-    return (await new_jobs(store, org))[0]
-
-
 async def archive_key(store: Any, job: uuid.UUID) -> str:
     """The blob key of ``job``'s result archive row (derived: rows do not store keys)."""
     from execstore.results.format import ref_from_row
@@ -97,7 +82,7 @@ async def result_blobs(store: Any) -> list[str]:
     return [info.key async for info in store.blobs.list("results/")]
 
 
-async def reconcile(sessions: Any, archives: Archives, **options: Any) -> ReconcileReport:
+async def reconcile(sessions: Any, archives: Archives, **options: Any) -> BatchReport:
     """The reconciler's report on result archives alone."""
     [report] = await reconcile_kinds(sessions, archives, [ResultArchives()], **options)
     return report

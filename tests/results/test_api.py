@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from execstore.errors import Conflict, DatabaseError, NotFound
 from execstore.results.format import result_archive_key
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
 from .conftest import (
     BASE,
     archive_key,
     make_output,
-    new_jobs,
     put_result_document,
     result_blobs,
     results_of,

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from execstore.results import ScreenshotUrls, archive_job_results, count_legacy_results
+from execstore.results import ScreenshotUrls, backfill_results, count_remaining
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import BASE, make_output, new_jobs, result_blobs, results_of
+from .conftest import BASE, make_output, result_blobs, results_of
 
 URLS = ScreenshotUrls(BASE)
 
@@ -64,33 +65,32 @@ async def legacy_left(store: Any, org: uuid.UUID) -> int:
 
 async def test_dry_run_reports_without_writing(store: Any, org: uuid.UUID) -> None:
     await make_legacy_jobs(store, org, 3, legacy_rows=1)
-    report = await archive_job_results(
+    report = await backfill_results(
         store.sessions, store.archives, organization_id=org, dry_run=True, screenshot_urls=URLS
     )
     assert report.dry_run
-    assert report.jobs_archived == 3
-    assert report.bytes_before > report.bytes_after > 0
-    assert report.bytes_freed > 0
+    assert report.counts["moved"] == 3
+    assert report.counts["bytes_before"] > report.counts["bytes_after"] > 0
+    assert (report.counts["remaining"], report.details["complete"]) == (3, False)
     assert await legacy_left(store, org) == 3
     assert await result_blobs(store) == []
 
 
 async def test_archives_legacy_results_in_batches(store: Any, org: uuid.UUID) -> None:
     outputs = await make_legacy_jobs(store, org, 5, legacy_rows=2)
-    assert await count_legacy_results(store.sessions, organization_id=org) == 5
-    seen: list[int] = []
-    report = await archive_job_results(
+    assert await count_remaining(store.sessions, organization_id=org) == 5
+    seen: list[tuple[int, int | None]] = []
+    report = await backfill_results(
         store.sessions,
         store.archives,
         organization_id=org,
         batch_size=2,
         screenshot_urls=URLS,
-        on_batch=lambda r: seen.append(r.jobs_archived),
+        on_progress=lambda done, total: seen.append((done, total)),
     )
-    assert report.jobs_archived == 5
-    assert seen == sorted(seen)
-    assert seen == [2, 4, 5]
-    assert report.bytes_after < report.bytes_before
+    assert report.counts["moved"] == 5
+    assert seen == [(2, 5), (4, 5), (5, 5)]
+    assert report.counts["bytes_after"] < report.counts["bytes_before"]
     assert await legacy_left(store, org) == 0
     async with store.sessions() as session:
         left = await session.scalar(
@@ -120,24 +120,24 @@ async def test_archives_legacy_results_in_batches(store: Any, org: uuid.UUID) ->
 
 async def test_rerun_finds_nothing_and_limit_is_honoured(store: Any, org: uuid.UUID) -> None:
     await make_legacy_jobs(store, org, 3)
-    await archive_job_results(
+    await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
     await make_legacy_jobs(store, org, 3)
-    first = await archive_job_results(
+    first = await backfill_results(
         store.sessions, store.archives, organization_id=org, limit=2, screenshot_urls=URLS
     )
-    assert first.jobs_archived == 2
+    assert first.counts["moved"] == 2
     assert await legacy_left(store, org) == 1
-    rest = await archive_job_results(
+    rest = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
-    assert rest.jobs_archived == 1
+    assert rest.counts["moved"] == 1
     assert await legacy_left(store, org) == 0
-    again = await archive_job_results(
+    again = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
-    assert again.jobs_archived == 0
+    assert again.counts["moved"] == 0
 
 
 async def test_legacy_result_reads_before_archival_and_save_is_write_once(
@@ -170,7 +170,7 @@ async def test_parallel_workers_archive_each_job_once(
     await make_legacy_jobs(store, org, 12)
     reports = await asyncio.gather(
         *(
-            archive_job_results(
+            backfill_results(
                 store.sessions,
                 store.archives,
                 organization_id=org,
@@ -189,4 +189,4 @@ async def test_parallel_workers_archive_each_job_once(
             .where(m.Job.organization_id == org)
         )
     assert shots == 12 * 3
-    assert sum(r.jobs_archived for r in reports) == 12
+    assert sum(r.counts["moved"] for r in reports) == 12

@@ -4,31 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
 from execstore.blob import AzureBlobStore
-from execstore.config import load_settings
 from execstore.results.format import result_archive_key
 from execstore.schema import models as m
 from execstore.store import ExecStore
+from support.timeline import new_jobs
 
-from .conftest import make_output, new_jobs, put_result_document, reconcile, results_of
+from .conftest import make_output, put_result_document, reconcile, results_of
 
 pytestmark = pytest.mark.azurite
-
-
-@pytest.fixture
-async def azure_store(db_url: str, azurite: Any) -> AsyncIterator[ExecStore]:
-    settings = load_settings(
-        database_url=db_url,
-        blob_url=f"azure://{azurite.new_container_name('results')}",
-        azure_connection_string=azurite.connection_string,
-    )
-    async with ExecStore.open(settings) as opened:
-        yield opened
 
 
 @pytest.mark.azurite
@@ -60,10 +47,10 @@ async def test_save_detail_delete_and_reconcile_on_azurite(azure_store: ExecStor
     report = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=dt.timedelta(0)
     )
-    assert report.orphans == [orphan]
-    assert report.deleted == 1
-    assert report.lost == []
-    assert report.rows_checked == 1
+    assert report.details["orphans"] == [orphan]
+    assert report.counts["deleted"] == 1
+    assert report.details["lost"] == []
+    assert report.counts["rows_checked"] == 1
     keys = [info.key async for info in store.blobs.list("results/")]
     assert len(keys) == 1
     assert str(kept) in keys[0]
@@ -74,7 +61,7 @@ async def test_archival_with_a_set_aside_job_and_derived_keys_on_azurite(
 ) -> None:
     import sqlalchemy as sa
 
-    from execstore.results import archive_job_results
+    from execstore.results import backfill_results
 
     from .conftest import archive_key
     from .test_archival import URLS, make_legacy_jobs
@@ -89,16 +76,16 @@ async def test_archival_with_a_set_aside_job_and_derived_keys_on_azurite(
         await session.execute(
             sa.update(m.Job).where(m.Job.id == bad).values(result={"deep": _nested(101)})
         )
-    report = await archive_job_results(
+    report = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
-    assert report.jobs_archived == 3
-    assert [item.id for item in report.set_aside] == [str(bad)]
+    assert report.counts["moved"] == 3
+    assert [item.key for item in report.set_aside] == [str(bad)]
     keys = sorted([info.key async for info in store.blobs.list(f"results/{org}/")])
     assert keys == sorted([await archive_key(store, job) for job in outputs if job != bad])
     check = await reconcile(store.sessions, store.archives, organization_id=org)
-    assert check.clean
-    assert check.rows_checked == 3
+    assert not check.needs_attention
+    assert check.counts["rows_checked"] == 3
     async with store.unit(org) as uow:
         for job in outputs:
             if job != bad:

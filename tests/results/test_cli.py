@@ -1,4 +1,4 @@
-"""``execstore archive results`` and ``execstore archive reconcile`` end to end."""
+"""``execstore backfill results`` and ``execstore archive reconcile`` end to end."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from typer.testing import CliRunner
 from execstore.cli import app
 from execstore.results.format import result_archive_key
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import BASE, new_jobs, put_result_document, result_blobs
+from .conftest import BASE, put_result_document, result_blobs
 from .test_archival import legacy_left, make_legacy_jobs
 
 
@@ -26,19 +27,19 @@ async def invoke(settings: Any, *args: str) -> Any:
     return await asyncio.to_thread(CliRunner().invoke, app, argv)
 
 
-async def test_archive_results_dry_run_then_real_then_reconcile(
+async def test_backfill_results_dry_run_then_real_then_reconcile(
     store: Any, settings: Any, org: uuid.UUID
 ) -> None:
     await make_legacy_jobs(store, org, 3, legacy_rows=1)
     scope = ["--org", str(org)]
-    dry = await invoke(settings, "archive", "results", "--dry-run", *scope)
+    dry = await invoke(settings, "backfill", "results", "--dry-run", *scope)
     assert dry.exit_code == 0, dry.output
-    assert "would free" in dry.output
+    assert "backfill results (dry run)" in dry.output
     assert await legacy_left(store, org) == 3
 
     real = await invoke(
         settings,
-        "archive",
+        "backfill",
         "results",
         "--batch-size",
         "2",
@@ -49,9 +50,9 @@ async def test_archive_results_dry_run_then_real_then_reconcile(
         *scope,
     )
     assert real.exit_code == 0, real.output
-    assert "jobs archived" in real.output
+    assert "remaining" in real.output
     assert await legacy_left(store, org) == 1
-    rest = await invoke(settings, "archive", "results", *scope)
+    rest = await invoke(settings, "backfill", "results", *scope)
     assert rest.exit_code == 0, rest.output
     assert await legacy_left(store, org) == 0
 
@@ -71,7 +72,7 @@ async def test_archive_results_dry_run_then_real_then_reconcile(
     assert len(await result_blobs(store)) == 3
 
 
-async def test_archive_results_lists_set_aside_jobs_and_exits_3(
+async def test_backfill_results_lists_set_aside_jobs_and_exits_3(
     store: Any, settings: Any, org: uuid.UUID
 ) -> None:
     outputs = await make_legacy_jobs(store, org, 3)
@@ -84,17 +85,19 @@ async def test_archive_results_lists_set_aside_jobs_and_exits_3(
             sa.update(m.Job).where(m.Job.id == bad).values(result={"success": True, "x": deep})
         )
     scope = ["--org", str(org)]
-    shown = await invoke(settings, "archive", "results", *scope)
+    shown = await invoke(settings, "backfill", "results", *scope)
     assert shown.exit_code == 3, shown.output
-    assert "jobs set aside" in shown.output
+    assert "backfill results: set aside" in shown.output
     assert str(bad) in shown.output
     assert "deeper than 100" in shown.output
-    as_json = await invoke(settings, "archive", "results", "--json", *scope)
+    as_json = await invoke(settings, "backfill", "results", "--json", *scope)
     assert as_json.exit_code == 3, as_json.output
-    report = json.loads(as_json.stdout.strip().splitlines()[-1])
-    assert report["jobs_set_aside"] == 1
-    assert report["jobs_archived"] == 0  # the two good ones went in the first run
-    assert [item["id"] for item in report["set_aside"]] == [str(bad)]
+    data = json.loads(as_json.stdout.strip().splitlines()[-1])
+    [report] = data["reports"]
+    assert (data["needs_attention"], report["needs_attention"]) == (True, True)
+    assert report["counts"]["moved"] == 0  # the two good ones went in the first run
+    assert report["counts"]["remaining"] == 1
+    assert [item["key"] for item in report["set_aside"]] == [str(bad)]
     assert "InvalidJsonValue" in report["set_aside"][0]["reason"]
     assert await legacy_left(store, org) == 1
 
@@ -119,18 +122,22 @@ async def test_reconcile_repair_removes_and_reports_crash_leftovers(
     found = await invoke(settings, "archive", "reconcile", "--json", *scope)
     assert found.exit_code == 3, found.output  # a leftover nobody removed is a problem
     reports = json.loads(found.stdout.strip().splitlines()[-1])["reports"]
-    (report,) = [r for r in reports if r["kind"] == "results"]
-    assert report["leftovers"] == [relative]
+    (report,) = [r for r in reports if r["job"] == "reconcile results"]
+    assert report["details"]["leftovers"] == [relative]
+    assert [item["key"] for item in report["set_aside"]] == [relative]
     assert leftover.exists()
 
     fixed = await invoke(settings, "archive", "reconcile", "--repair", *scope)
     assert fixed.exit_code == 0, fixed.output
-    assert "crash leftover removed" in fixed.output
+    assert "reconcile results: leftovers:" in fixed.output
     assert relative in fixed.output.replace("\n", "")
     assert not leftover.exists()
     young = folder / f".result.json.gz.tmp-{uuid.uuid4().hex}"
     young.write_bytes(b"a put still running")
     again = await invoke(settings, "archive", "reconcile", "--repair", "--json", *scope)
     assert again.exit_code == 0, again.output
-    assert json.loads(again.stdout.strip().splitlines()[-1])["reports"][0]["leftovers"] == []
+    assert (
+        json.loads(again.stdout.strip().splitlines()[-1])["reports"][0]["details"]["leftovers"]
+        == []
+    )
     assert young.exists()  # within the grace period: left alone

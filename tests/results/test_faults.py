@@ -17,10 +17,11 @@ import sqlalchemy as sa
 
 from execstore.blob import Archives
 from execstore.errors import BlobStoreError
-from execstore.results import archive_job_results
+from execstore.results import backfill_results
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import archive_key, make_output, new_jobs, reconcile, result_blobs, results_of
+from .conftest import archive_key, make_output, reconcile, result_blobs, results_of
 from .test_archival import URLS, make_legacy_jobs
 
 NO_GRACE = dt.timedelta(0)
@@ -87,10 +88,10 @@ async def assert_consistent(store: Any, org: uuid.UUID, jobs: list[uuid.UUID], s
     report = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=NO_GRACE
     )
-    assert report.lost == []
-    assert report.pending == []
+    assert report.details["lost"] == []
+    assert report.details["pending"] == []
     after = await reconcile(store.sessions, store.archives, organization_id=org, grace=NO_GRACE)
-    assert after.clean
+    assert not after.needs_attention
     keys = [await archive_key(store, job) for job in jobs]
     async with store.sessions() as session:
         rows = await session.scalar(
@@ -141,7 +142,7 @@ async def test_failure_after_upload_leaves_an_orphan_the_reconciler_removes(
     report = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=NO_GRACE
     )
-    assert report.deleted == 1
+    assert report.counts["deleted"] == 1
     await save(store, org, job)
     await assert_consistent(store, org, [job], 4)
 
@@ -225,7 +226,7 @@ async def test_crash_before_clean_up_is_repaired_by_the_reconciler(
     report = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=NO_GRACE
     )
-    assert report.deleted == 1
+    assert report.counts["deleted"] == 1
     await save(store, org, jobs[1])
     await assert_consistent(store, org, jobs, 4)
 
@@ -236,7 +237,7 @@ async def test_archival_batch_failing_midway_reruns_without_loss_or_duplicates(
     outputs = await make_legacy_jobs(store, org, 7, legacy_rows=1)
     blobs = FaultyStore(store.blobs, fail_put=5, after=True)  # the 5th upload, batch two
     with pytest.raises(BlobStoreError):
-        await archive_job_results(
+        await backfill_results(
             store.sessions,
             faulty_archives(store, blobs),
             organization_id=org,
@@ -247,12 +248,12 @@ async def test_archival_batch_failing_midway_reruns_without_loss_or_duplicates(
     report = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=NO_GRACE
     )
-    assert report.deleted == 0
-    assert len(report.pending) >= 1
-    rerun = await archive_job_results(
+    assert report.counts["deleted"] == 0
+    assert len(report.details["pending"]) >= 1
+    rerun = await backfill_results(
         store.sessions, store.archives, organization_id=org, batch_size=3, screenshot_urls=URLS
     )
-    assert rerun.jobs_archived == 4
+    assert rerun.counts["moved"] == 4
     await assert_consistent(store, org, list(outputs), 4)
 
 
@@ -268,12 +269,10 @@ async def test_archival_killed_before_commit_reruns_cleanly(store: Any, org: uui
         return session
 
     with pytest.raises(Injected):
-        await archive_job_results(
-            sessions, store.archives, organization_id=org, screenshot_urls=URLS
-        )
+        await backfill_results(sessions, store.archives, organization_id=org, screenshot_urls=URLS)
     assert len(await result_blobs(store)) == 4  # uploaded, never committed
-    rerun = await archive_job_results(
+    rerun = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
-    assert rerun.jobs_archived == 4
+    assert rerun.counts["moved"] == 4
     await assert_consistent(store, org, list(outputs), 3)

@@ -23,8 +23,8 @@ from execstore.config import load_settings
 from execstore.db import create_engine
 from execstore.ids import legacy_uuid
 from execstore.migrations.runner import migrate
-from execstore.results import archive_job_results
-from execstore.results.archival import _claim, _legacy_job_uuid
+from execstore.results import backfill_results
+from execstore.results.backfill import _claim, _legacy_job_uuid
 from execstore.results.format import result_archive_key
 from execstore.schema import legacy
 from execstore.schema import models as m
@@ -85,12 +85,12 @@ async def test_a_job_whose_archive_key_holds_other_bytes_is_set_aside(
     squatter = await store.archives.store_document(key, {"written by": "someone else"})
     before = await result_of(store, taken)
 
-    report = await archive_job_results(
+    report = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
 
-    assert report.jobs_archived == 2
-    assert [aside.id for aside in report.set_aside] == [str(taken)]
+    assert report.counts["moved"] == 2
+    assert [aside.key for aside in report.set_aside] == [str(taken)]
     assert "ArchiveConflict" in report.set_aside[0].reason
     assert await result_of(store, taken) == before  # left exactly as it was
     assert await legacy_left(store, org) == 1
@@ -112,17 +112,17 @@ async def test_bad_rows_are_set_aside_and_the_rest_archived(store: Any, org: uui
         await session.execute(sa.update(m.Job).where(m.Job.id == taken).values(result=taken_output))
     before = {job: await result_of(store, job) for job in (deep, huge, taken)}
 
-    dry = await archive_job_results(
+    dry = await backfill_results(
         store.sessions, store.archives, organization_id=org, dry_run=True, screenshot_urls=URLS
     )
-    report = await archive_job_results(
+    report = await backfill_results(
         store.sessions, store.archives, organization_id=org, batch_size=2, screenshot_urls=URLS
     )
 
-    assert {a.id for a in dry.set_aside} == {str(deep), str(huge), str(taken)}
-    assert report.jobs_archived == 3
-    assert report.jobs_set_aside == 3
-    reasons = {a.id: a.reason for a in report.set_aside}
+    assert {a.key for a in dry.set_aside} == {str(deep), str(huge), str(taken)}
+    assert report.counts["moved"] == 3
+    assert len(report.set_aside) == 3
+    reasons = {a.key: a.reason for a in report.set_aside}
     assert set(reasons) == {str(deep), str(huge), str(taken)}
     assert "InvalidJsonValue" in reasons[str(deep)]
     assert "deeper than 100" in reasons[str(deep)]
@@ -142,19 +142,19 @@ async def test_bad_rows_are_set_aside_and_the_rest_archived(store: Any, org: uui
     assert detail.output["durationMs"] == "Infinity"
     assert await legacy_left(store, org) == 3
 
-    again = await archive_job_results(
+    again = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
-    assert again.jobs_archived == 0
-    assert {a.id for a in again.set_aside} == set(reasons)  # retried, still refused
+    assert again.counts["moved"] == 0
+    assert {a.key for a in again.set_aside} == set(reasons)  # retried, still refused
 
     fixed = {"success": True, "deep": nested(10)}
     async with store.sessions() as session, session.begin():
         await session.execute(sa.update(m.Job).where(m.Job.id == deep).values(result=fixed))
-    last = await archive_job_results(
+    last = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
-    assert last.jobs_archived == 1
+    assert last.counts["moved"] == 1
     assert await legacy_rows_of(store, deep) == 0
     async with store.unit(org) as uow:
         detail = await uow.results.detail(deep)
@@ -169,7 +169,7 @@ async def test_a_row_the_database_refuses_is_set_aside(
 ) -> None:
     outputs = await make_legacy_jobs(store, org, 3)
     refused = sorted(outputs)[1]
-    import execstore.results.archival as archival
+    import execstore.results.backfill as archival
 
     real = archival.archive_values
 
@@ -179,18 +179,18 @@ async def test_a_row_the_database_refuses_is_set_aside(
         return {**row, "sha256": None} if job_id == refused else row
 
     monkeypatch.setattr(archival, "archive_values", values)
-    report = await archive_job_results(
+    report = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
-    assert report.jobs_archived == 2
-    assert [a.id for a in report.set_aside] == [str(refused)]
+    assert report.counts["moved"] == 2
+    assert [a.key for a in report.set_aside] == [str(refused)]
     assert json.loads(await result_of(store, refused)) == outputs[refused]
     # Its uploaded blob waits for the retry: pending, not an orphan.
     monkeypatch.setattr(archival, "archive_values", real)
-    retry = await archive_job_results(
+    retry = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
-    assert retry.jobs_archived == 1
+    assert retry.counts["moved"] == 1
     assert len(await result_blobs(store)) == 3
 
 
@@ -251,10 +251,10 @@ async def test_legacy_screenshot_rows_follow_any_legacy_id(
 
     settings = load_settings(database_url=fresh_db_url, blob_url=f"file:{tmp_path / 'blobs'}")
     async with ExecStore.open(settings) as store:
-        report = await archive_job_results(store.sessions, store.archives, batch_size=4)
-        assert report.set_aside == ()
-        assert report.jobs_archived == len(ids)
-        assert report.legacy_rows_moved == 2 * len(ids)
+        report = await backfill_results(store.sessions, store.archives, batch_size=4)
+        assert report.set_aside == []
+        assert report.counts["moved"] == len(ids)
+        assert report.counts["legacy_screenshot_rows"] == 2 * len(ids)
         async with store.sessions() as session:
             left = await session.scalar(
                 sa.select(sa.func.count()).select_from(m.execution_screenshots_legacy)
@@ -306,18 +306,18 @@ async def test_a_claimed_batch_is_skipped_not_waited_for(store: Any, org: uuid.U
         assert [job.job_id for job in claimed] == held
         # Worker two must skip those rows; a worker that waits for them fails here.
         report = await asyncio.wait_for(
-            archive_job_results(
+            backfill_results(
                 store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
             ),
             timeout=5,
         )
-        assert report.jobs_archived == 3
-        assert report.set_aside == ()
+        assert report.counts["moved"] == 3
+        assert report.set_aside == []
     assert await legacy_left(store, org) == 3
-    rest = await archive_job_results(
+    rest = await backfill_results(
         store.sessions, store.archives, organization_id=org, screenshot_urls=URLS
     )
-    assert rest.jobs_archived == 3
+    assert rest.counts["moved"] == 3
     assert await legacy_left(store, org) == 0
     async with store.unit(org) as uow:
         for job in held:

@@ -12,11 +12,11 @@ import sqlalchemy as sa
 from execstore.errors import ArchiveMissing, NotFound
 from execstore.results.format import result_archive_key
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
 from .conftest import (
     archive_key,
     make_output,
-    new_jobs,
     put_result_document,
     reconcile,
     result_blobs,
@@ -52,9 +52,9 @@ async def test_delete_job_removes_rows_and_blob_after_commit(store: Any, org: uu
         archive = await session.get(m.JobResultArchive, gone)
     assert shots == 0
     assert archive is None
-    assert (
+    assert not (
         await reconcile(store.sessions, store.archives, organization_id=org, grace=NO_GRACE)
-    ).clean
+    ).needs_attention
 
 
 async def test_rolled_back_delete_keeps_the_blob(store: Any, org: uuid.UUID) -> None:
@@ -80,13 +80,13 @@ async def test_lost_blob_is_reported_marked_and_restored(store: Any, org: uuid.U
     store.archives.cache.clear()
 
     dry = await reconcile(store.sessions, store.archives, organization_id=org, grace=NO_GRACE)
-    assert key in dry.lost
-    assert dry.marked == 0
+    assert key in dry.details["lost"]
+    assert dry.counts["marked"] == 0
     fixed = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=NO_GRACE
     )
-    assert key in fixed.lost
-    assert fixed.marked >= 1
+    assert key in fixed.details["lost"]
+    assert fixed.counts["marked"] >= 1
     async with store.unit(org) as uow:
         summary = await uow.results.find(job)
         with pytest.raises(ArchiveMissing) as missing:
@@ -97,14 +97,14 @@ async def test_lost_blob_is_reported_marked_and_restored(store: Any, org: uuid.U
     assert missing.value.key == key
     assert len(shots) == 4
     again = await reconcile(store.sessions, store.archives, organization_id=org, grace=NO_GRACE)
-    assert key in again.still_lost
-    assert key not in again.lost
+    assert key in again.details["still_lost"]
+    assert key not in again.details["lost"]
 
     await store.blobs.put(key, stored)  # restored from a backup
     back = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=NO_GRACE
     )
-    assert key in back.restored
+    assert key in back.details["restored"]
     async with store.unit(org) as uow:
         detail = await uow.results.detail(job)
     assert not detail.summary.archive_missing
@@ -120,22 +120,22 @@ async def test_orphan_blobs_are_deleted_only_after_the_grace_period(
     await put_result_document(store.archives, key, {"orphan": True})
 
     young = await reconcile(store.sessions, store.archives, organization_id=org, repair=True)
-    assert young.young == [key]
-    assert young.deleted == 0
+    assert young.details["young"] == [key]
+    assert young.counts["deleted"] == 0
     assert await result_blobs(store) == [key]
 
     old = await reconcile(
         store.sessions, store.archives, organization_id=org, repair=True, grace=NO_GRACE
     )
-    assert old.orphans == [key]
-    assert old.deleted == 1
+    assert old.details["orphans"] == [key]
+    assert old.counts["deleted"] == 1
     assert await result_blobs(store) == []
     # The job itself can still get its result.
     async with store.unit(org) as uow:
         await uow.results.save(job, make_output(org, job))
-    assert (
+    assert not (
         await reconcile(store.sessions, store.archives, organization_id=org, grace=NO_GRACE)
-    ).clean
+    ).needs_attention
 
 
 async def test_verify_reports_corrupt_blobs_and_never_deletes_them(
@@ -153,7 +153,7 @@ async def test_verify_reports_corrupt_blobs_and_never_deletes_them(
         verify=True,
         grace=NO_GRACE,
     )
-    assert report.corrupt == [key]
+    assert report.details["corrupt"] == [key]
     assert path.exists()
 
 

@@ -20,10 +20,11 @@ import sqlalchemy as sa
 
 from execstore.archival import reconcile
 from execstore.errors import ArchiveMissing, Conflict, ExecstoreError, NotFound
-from execstore.results import ResultArchives, archive_job_results
+from execstore.results import ResultArchives, backfill_results
 from execstore.schema import models as m
+from support.timeline import new_jobs
 
-from .conftest import BASE, new_jobs
+from .conftest import BASE
 
 SHOT = f"{BASE}x/in-json.png"
 ROW = f"{BASE}x/legacy-row.png"
@@ -122,9 +123,9 @@ async def test_legacy_screenshot_rows_against_the_json_with_either_side_missing(
         legacy, rows, _, _ = CASES[name]
         await make_legacy(store, job, legacy, rows)
     before = {job: await stored(store, job) for job in jobs.values()}
-    report = await archive_job_results(store.sessions, store.archives, organization_id=org)
-    aside = {item.id: item.reason for item in report.set_aside}
-    assert report.jobs_archived == sum(1 for case in CASES.values() if case[2] is not None)
+    report = await backfill_results(store.sessions, store.archives, organization_id=org)
+    aside = {item.key: item.reason for item in report.set_aside}
+    assert report.counts["moved"] == sum(1 for case in CASES.values() if case[2] is not None)
     async with store.unit(org) as uow:
         for name, job in jobs.items():
             legacy, rows, archived, urls = CASES[name]
@@ -217,8 +218,8 @@ async def test_every_operation_on_a_result_in_every_state(store: Any, org: uuid.
         if state != "none":
             assert await stored(store, job) == before, state
         # Archival acts on the legacy state only.
-        report = await archive_job_results(store.sessions, store.archives, organization_id=org)
-        assert report.jobs_archived == (state == "legacy"), state
+        report = await backfill_results(store.sessions, store.archives, organization_id=org)
+        assert report.counts["moved"] == (state == "legacy"), state
         # Deleting the job works in every state and takes its rows and blob along.
         async with store.unit(org) as uow:
             keys = await uow.jobs.delete(job)

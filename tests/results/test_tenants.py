@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from execstore.results import archive_job_results
+from execstore.results import backfill_results
 
 from .test_archival import URLS, legacy_left, make_legacy_jobs
 
@@ -18,10 +18,10 @@ async def test_archiving_one_organizations_results_leaves_the_others(store: Any)
             await uow.reference.add_organization(name)
         orgs.append((org, await make_legacy_jobs(store, org, 2)))
     (a, a_outputs), (b, b_outputs) = orgs
-    report = await archive_job_results(
+    report = await backfill_results(
         store.sessions, store.archives, organization_id=a, screenshot_urls=URLS
     )
-    assert (report.jobs_archived, report.set_aside) == (2, ())
+    assert (report.counts["moved"], report.set_aside) == (2, [])
     assert (await legacy_left(store, a), await legacy_left(store, b)) == (0, 2)
     async with store.unit(a) as uow:
         for job, output in a_outputs.items():
@@ -33,8 +33,8 @@ async def test_archiving_one_organizations_results_leaves_the_others(store: Any)
             summary = await uow.results.find(job)
             assert summary is not None
             assert summary.legacy
-    again = await archive_job_results(
+    again = await backfill_results(
         store.sessions, store.archives, organization_id=b, screenshot_urls=URLS
     )
-    assert again.jobs_archived == 2
+    assert again.counts["moved"] == 2
     assert await legacy_left(store, b) == 0

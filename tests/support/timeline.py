@@ -1,4 +1,5 @@
-"""Helpers for tests that pin the clock: UTC instants, organizations and jobs made at them."""
+"""Test helpers every area shares: UTC instants, organizations and jobs (made at the store's
+clock), row counts."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["TICK", "count_of", "new_job", "new_org", "utc"]
+__all__ = ["TICK", "count_of", "new_job", "new_jobs", "new_org", "utc"]
 
 TICK = dt.timedelta(microseconds=1)
 """The smallest step every backend stores: one below and one above a boundary."""
@@ -30,8 +31,18 @@ async def new_org(store: Any, name: str = "org") -> tuple[uuid.UUID, uuid.UUID]:
 
 async def new_job(store: Any, org: uuid.UUID, workflow: uuid.UUID) -> uuid.UUID:
     """A committed job of ``org``."""
+    return (await new_jobs(store, org, workflow=workflow))[0]
+
+
+async def new_jobs(
+    store: Any, org: uuid.UUID, count: int = 1, *, workflow: uuid.UUID | str = "Claim status check"
+) -> list[uuid.UUID]:
+    """``count`` committed jobs of ``org``, of ``workflow``: its id, or the name of a
+    workflow to create for them."""
     async with store.unit(org) as uow:
-        return (await uow.jobs.create(workflow_id=workflow)).id
+        if isinstance(workflow, str):
+            workflow = (await uow.reference.add_workflow(workflow)).id
+        return [(await uow.jobs.create(workflow_id=workflow)).id for _ in range(count)]
 
 
 async def count_of(store: Any, model: Any, **where: Any) -> int:

@@ -1,33 +1,31 @@
-"""Machinery every capability's batch jobs share: setting bad rows aside, reconciling.
+"""Archive pointer rows and blobs, one shape for every capability.
 
-- :mod:`execstore.archival.batch`: a batch job (archival, backfill, retention) never lets
-  one bad row stop the rest; the row is set aside with its reason and left intact.
+- :mod:`execstore.archival.pointers`: archive pointer rows: row -> ArchiveRef, ref -> row
+  values, the reconciler kind of a table.
 - :mod:`execstore.archival.reconcile`: archive pointer rows and blobs kept in step, in
-  both directions, for every archive kind a capability describes.
+  both directions, for every archive kind.
+
+Batch jobs' shared machinery (set-aside rows, reports) lives in :mod:`execstore.operations`.
 """
 
-from execstore.archival.batch import SetAside, describe_failure, write_each
+from execstore.archival.pointers import PointerTable, archive_ref, pointer_values
 from execstore.archival.reconcile import (
     DEFAULT_GRACE,
+    FOUND,
     ArchiveKind,
     ArchiveTotals,
     Pointer,
-    ReconcileReport,
-    pointer_totals,
-    pointers_in_id_order,
     reconcile,
 )
 
 __all__ = [
     "DEFAULT_GRACE",
+    "FOUND",
     "ArchiveKind",
     "ArchiveTotals",
     "Pointer",
-    "ReconcileReport",
-    "SetAside",
-    "describe_failure",
-    "pointer_totals",
-    "pointers_in_id_order",
+    "PointerTable",
+    "archive_ref",
+    "pointer_values",
     "reconcile",
-    "write_each",
 ]

@@ -1,8 +1,9 @@
 """Keep archive pointer rows and blobs in step, in both directions, for every archive kind.
 
-The loop is shared; what is kind-specific is a small :class:`ArchiveKind` object each
-capability supplies (its key prefix, how its pointer rows are listed and marked, which
-blobs are legitimately waiting for a job still in flight).
+The loop is shared, and so is the kind for a pointer table
+(:class:`execstore.archival.PointerTable`: its rows listed, marked and totalled the same
+way for every capability); what is capability-specific is small (which blobs are
+legitimately waiting for a job still in flight; how results derive their keys).
 
 Rows without blobs ("lost"): a pointer row is evidence (key, sha256, sizes) and is never
 deleted. With ``repair`` the kind marks it, so reads fail fast with ArchiveMissing and
@@ -12,9 +13,10 @@ run finds it and clears the mark ("restored").
 Blobs without rows ("orphans"): left by a write whose transaction never committed and
 whose rollback hook could not run (a crash, a kill). Repair deletes them, but only when
 older than ``grace`` (read from the ``execstore_written_at`` metadata every archive
-carries; a blob without it is treated as old), so an in-flight write between its upload
-and its commit is never raced. Blobs a kind reports as "pending" (a crashed batch left
-them and its re-run will reuse them) are never deleted.
+carries), so an in-flight write between its upload and its commit is never raced. A blob
+without that record (a local put still writing it, or not one execstore wrote) has no
+age to tell: it is reported young and left alone. Blobs a kind reports as "pending" (a
+crashed batch left them and its re-run will reuse them) are never deleted.
 
 Crash leftovers of the blob store itself (a local write killed half-way leaves a hidden
 temporary file) older than ``grace`` are removed too, and reported.
@@ -25,29 +27,41 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from execstore.blob import WRITTEN_AT_METADATA, ArchiveRef, Archives, BlobInfo
 from execstore.clock import SYSTEM_CLOCK, Clock
-from execstore.errors import ArchiveCorrupt, ArchiveMissing, translate_database_errors
+from execstore.errors import ArchiveCorrupt, ArchiveMissing
+from execstore.operations.batch import BatchReport, SetAside
 
 __all__ = [
     "DEFAULT_GRACE",
+    "FOUND",
     "ArchiveKind",
     "ArchiveTotals",
     "Pointer",
-    "ReconcileReport",
-    "pointers_in_id_order",
     "reconcile",
 ]
 
 DEFAULT_GRACE: Final = dt.timedelta(hours=1)
 _CHECK_CONCURRENCY: Final = 16
+FOUND: Final = {
+    "lost": "lost: the blob is missing (reads fail fast once marked; restore it or accept)",
+    "still_lost": "lost: the blob is still missing (marked)",
+    "restored": "",
+    "corrupt": "corrupt: the blob does not match its sha256 (never deleted)",
+    "orphans": "orphan: no pointer row names it (--repair deletes it)",
+    "young": "",
+    "pending": "",
+    "leftovers": "crash leftover of the blob store (--repair removes it)",
+}
+"""What a reconcile report lists in ``details`` (keys and paths), and the reason those
+needing an operator are set aside with: lost and corrupt always, orphans and leftovers
+unless repaired. Restored, young (within the grace) and pending blobs need nobody."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +70,7 @@ class Pointer:
 
     ref: ArchiveRef
     marked_lost: bool
-    """The row already carries the kind's "blob missing" mark."""
+    """The row is already marked ``lost``."""
     row: Any = None
     """The kind's own handle for the row (what :meth:`ArchiveKind.mark` needs)."""
 
@@ -78,10 +92,15 @@ class ArchiveTotals:
 class ArchiveKind(Protocol):
     """What the reconciler needs to know about one capability's archives."""
 
-    name: str
-    """Shown in reports: ``results``, ``logs``, ``audit``."""
-    prefix: str
-    """Every blob of this kind has a key under it (``results/``)."""
+    @property
+    def name(self) -> str:
+        """Shown in reports: ``results``, ``logs``, ``audit``."""
+        ...
+
+    @property
+    def prefix(self) -> str:
+        """Every blob of this kind has a key under it (``results/``)."""
+        ...
 
     def organization_prefix(self, organization_id: uuid.UUID) -> str:
         """The key prefix of one organization's blobs of this kind."""
@@ -108,7 +127,7 @@ class ArchiveKind(Protocol):
         ...
 
     async def mark(self, session: AsyncSession, pointer: Pointer, *, lost: bool) -> None:
-        """Set (``lost``) or clear the row's "blob missing" mark."""
+        """Set (``lost``) or clear the row's ``lost`` mark."""
         ...
 
     async def totals(
@@ -116,91 +135,6 @@ class ArchiveKind(Protocol):
     ) -> ArchiveTotals:
         """What this kind's pointer rows say it holds (for the storage report)."""
         ...
-
-
-async def pointers_in_id_order(
-    session: AsyncSession,
-    model: Any,
-    to_pointer: Callable[[Any], Pointer],
-    *,
-    after: Any,
-    limit: int,
-    organization_id: uuid.UUID | None,
-) -> tuple[list[Pointer], Any]:
-    """A page of a pointer table with ``id`` and ``organization_id`` columns, in id order.
-
-    The :meth:`ArchiveKind.pointers` of any kind whose pointer rows are keyed that way.
-    """
-    stmt = sa.select(model).order_by(model.id).limit(limit)
-    if after is not None:
-        stmt = stmt.where(model.id > after)
-    if organization_id is not None:
-        stmt = stmt.where(model.organization_id == organization_id)
-    with translate_database_errors():
-        rows = (await session.scalars(stmt)).all()
-    return [to_pointer(row) for row in rows], (rows[-1].id if rows else after)
-
-
-async def pointer_totals(
-    session: AsyncSession, model: Any, *, organization_id: uuid.UUID | None = None
-) -> ArchiveTotals:
-    """:meth:`ArchiveKind.totals` of a pointer table with ``organization_id``,
-    ``record_count``, ``stored_size`` and ``raw_size`` columns."""
-    stmt = sa.select(
-        sa.func.count(),
-        sa.func.coalesce(sa.func.sum(model.record_count), 0),
-        sa.func.coalesce(sa.func.sum(model.stored_size), 0),
-        sa.func.coalesce(sa.func.sum(model.raw_size), 0),
-    )
-    if organization_id is not None:
-        stmt = stmt.where(model.organization_id == organization_id)
-    with translate_database_errors():
-        count, records, stored, raw = (await session.execute(stmt)).one()
-    return ArchiveTotals(int(count), int(records), int(stored), int(raw))
-
-
-@dataclass(slots=True)
-class ReconcileReport:
-    """What the reconciler found and (with ``repair``) did, for one archive kind."""
-
-    kind: str
-    repair: bool
-    rows_checked: int = 0
-    blobs_checked: int = 0
-    lost: list[str] = field(default_factory=list)
-    """Pointer rows whose blob is missing (newly found this run)."""
-    still_lost: list[str] = field(default_factory=list)
-    """Rows already marked lost whose blob is still missing."""
-    restored: list[str] = field(default_factory=list)
-    """Rows marked lost whose blob is back."""
-    corrupt: list[str] = field(default_factory=list)
-    """Blobs that do not match their row's sha256 (only with ``verify``; never deleted)."""
-    orphans: list[str] = field(default_factory=list)
-    """Blobs without a row, older than the grace period."""
-    young: list[str] = field(default_factory=list)
-    """Blobs without a row but younger than the grace period (left alone)."""
-    pending: list[str] = field(default_factory=list)
-    """Blobs an unfinished batch will claim on its re-run (left alone)."""
-    leftovers: list[str] = field(default_factory=list)
-    """Crash leftovers of the blob store (partial writes) older than the grace period."""
-    marked: int = 0
-    deleted: int = 0
-
-    @property
-    def clean(self) -> bool:
-        """True when nothing is lost, corrupt or orphaned."""
-        return not (self.lost or self.still_lost or self.corrupt or self.orphans)
-
-    @property
-    def problems(self) -> bool:
-        """True when something needs an operator (what a repair cannot fix counts too)."""
-        return bool(
-            self.lost
-            or self.still_lost
-            or self.corrupt
-            or (self.orphans and not self.repair)
-            or (self.leftovers and not self.repair)
-        )
 
 
 async def reconcile(
@@ -214,8 +148,13 @@ async def reconcile(
     organization_id: uuid.UUID | None = None,
     batch_size: int = 500,
     clock: Clock = SYSTEM_CLOCK,
-) -> list[ReconcileReport]:
-    """One report per kind, after checking every pointer row and every blob of the kind.
+) -> list[BatchReport]:
+    """One report per kind (``reconcile <kind>``), after checking every pointer row and
+    every blob of the kind.
+
+    Counts rows and blobs checked, how many of each :data:`FOUND` state, the rows
+    ``marked`` lost and the blobs ``deleted``; ``details`` lists the keys of each state
+    and what needs an operator is set aside.
 
     With ``repair`` lost rows are marked (and restored ones unmarked), orphan blobs and
     crash leftovers older than ``grace`` are deleted. ``verify`` also downloads each blob
@@ -230,15 +169,25 @@ async def reconcile(
     cutoff = clock.now() - grace
     reports = []
     for kind in kinds:
-        report = ReconcileReport(kind=kind.name, repair=repair)
+        report = BatchReport.start(
+            f"reconcile {kind.name}", "rows_checked", "blobs_checked", *FOUND, "marked", "deleted"
+        )
+        report.details.update({name: [] for name in FOUND}, kind=kind.name, repair=repair)
         await _check_rows(sessions, archives, kind, report, verify, organization_id, batch_size)
         prefix = (
             kind.prefix if organization_id is None else kind.organization_prefix(organization_id)
         )
         await _check_blobs(sessions, archives, kind, report, prefix, cutoff, batch_size)
-        report.leftovers = await archives.store.sweep_partial(
+        report.details["leftovers"] = await archives.store.sweep_partial(
             prefix, older_than=cutoff, dry_run=not repair
         )
+        for state, reason in FOUND.items():
+            found = report.details[state]
+            report.counts[state] = len(found)
+            # Lost stays a problem after marking (an operator must restore or accept it);
+            # orphans and leftovers are only a problem when nobody removed them.
+            if reason and not (repair and state in ("orphans", "leftovers")):
+                report.set_aside += [SetAside(key, reason) for key in found]
         reports.append(report)
     return reports
 
@@ -247,7 +196,7 @@ async def _check_rows(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
     kind: ArchiveKind,
-    report: ReconcileReport,
+    report: BatchReport,
     verify: bool,
     organization_id: uuid.UUID | None,
     batch_size: int,
@@ -267,6 +216,8 @@ async def _check_rows(
                 return "corrupt"
             return "ok"
 
+    found = report.details
+    repair = found["repair"]
     after: Any = None
     while True:
         async with sessions() as session, session.begin():
@@ -277,18 +228,18 @@ async def _check_rows(
                 return
             states = await asyncio.gather(*(state_of(p) for p in pointers))
             for pointer, state in zip(pointers, states, strict=True):
-                report.rows_checked += 1
+                report.add(rows_checked=1)
                 key = pointer.ref.key
                 if state == "missing":
-                    (report.still_lost if pointer.marked_lost else report.lost).append(key)
-                    if report.repair and not pointer.marked_lost:
+                    found["still_lost" if pointer.marked_lost else "lost"].append(key)
+                    if repair and not pointer.marked_lost:
                         await kind.mark(session, pointer, lost=True)
-                        report.marked += 1
+                        report.add(marked=1)
                 elif state == "corrupt":
-                    report.corrupt.append(key)
+                    found["corrupt"].append(key)
                 elif pointer.marked_lost:
-                    report.restored.append(key)
-                    if report.repair:
+                    found["restored"].append(key)
+                    if repair:
                         await kind.mark(session, pointer, lost=False)
 
 
@@ -296,7 +247,7 @@ async def _check_blobs(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
     kind: ArchiveKind,
-    report: ReconcileReport,
+    report: BatchReport,
     prefix: str,
     cutoff: dt.datetime,
     batch_size: int,
@@ -315,31 +266,34 @@ async def _check_blob_batch(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
     kind: ArchiveKind,
-    report: ReconcileReport,
+    report: BatchReport,
     batch: list[BlobInfo],
     cutoff: dt.datetime,
 ) -> None:
-    report.blobs_checked += len(batch)
+    report.add(blobs_checked=len(batch))
+    found = report.details
     async with sessions() as session:
         referenced = await kind.referenced(session, [info.key for info in batch])
         unreferenced = [info for info in batch if info.key not in referenced]
         waiting = await kind.pending(session, [info.key for info in unreferenced])
     for info in unreferenced:
         if info.key in waiting:
-            report.pending.append(info.key)
+            found["pending"].append(info.key)
             continue
         written = _parse_time(info.metadata.get(WRITTEN_AT_METADATA))
-        if written is not None and written > cutoff:
-            report.young.append(info.key)
+        # No recorded time: a put still running (a local blob linked before its sidecar
+        # is written) or not one execstore wrote; either way its age is unknown.
+        if written is None or written > cutoff:
+            found["young"].append(info.key)
             continue
-        report.orphans.append(info.key)
-        if report.repair:
+        found["orphans"].append(info.key)
+        if found["repair"]:
             # Look once more right before deleting: a write may have committed meanwhile.
             async with sessions() as session:
                 if await kind.referenced(session, [info.key]):
                     continue
             if await archives.delete(info.key):
-                report.deleted += 1
+                report.add(deleted=1)
 
 
 def _parse_time(value: str | None) -> dt.datetime | None:

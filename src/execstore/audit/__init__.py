@@ -13,41 +13,33 @@
 """
 
 from execstore.audit.archival import (
-    AuditArchivalReport,
     AuditArchives,
-    AuditRetentionReport,
-    apply_audit_retention,
     archive_audit,
     check_retention,
+    expire_audit_segments,
     six_years_after,
 )
-from execstore.audit.backfill import AuditBackfillReport, backfill_audit, count_legacy_audit
-from execstore.audit.checkpoints import CheckpointReport, checkpoint_organizations
-from execstore.audit.dictionaries import DictionaryReport, train_dictionaries
+from execstore.audit.backfill import backfill_audit, count_remaining
+from execstore.audit.checkpoints import checkpoint_organizations
+from execstore.audit.dictionaries import train_dictionaries
 from execstore.audit.repository import AuditRepository
 from execstore.audit.types import AuditReceipt, AuditRecord, PhiAccess
-from execstore.audit.verify import OrganizationVerification, Problem, VerifyReport, verify_audit
+from execstore.audit.verify import OrganizationVerification, Problem, verify_audit
 
 __all__ = [
-    "AuditArchivalReport",
     "AuditArchives",
-    "AuditBackfillReport",
     "AuditReceipt",
     "AuditRecord",
     "AuditRepository",
-    "AuditRetentionReport",
-    "CheckpointReport",
-    "DictionaryReport",
     "OrganizationVerification",
     "PhiAccess",
     "Problem",
-    "VerifyReport",
-    "apply_audit_retention",
     "archive_audit",
     "backfill_audit",
     "check_retention",
     "checkpoint_organizations",
-    "count_legacy_audit",
+    "count_remaining",
+    "expire_audit_segments",
     "six_years_after",
     "train_dictionaries",
     "verify_audit",

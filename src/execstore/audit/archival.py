@@ -15,11 +15,14 @@ in a later transaction, are the hot rows deleted (the append-only trigger lets a
 through only for rows a pointer row covers). A crash at any step is finished by the
 next run; a re-run with the same range finds the identical blob.
 
-``apply_audit_retention`` deletes archived segments whose newest record is older than
-the retention, and never one younger than six years (45 CFR 164.316(b)(2)) whatever
-it is told: a shorter retention raises InvalidRetention. Before a segment goes, its
+``expire_audit_segments`` (run by :func:`execstore.operations.apply_retention` for
+``audit``) deletes archived segments whose newest record is older than the retention,
+and never one younger than six years (45 CFR 164.316(b)(2)) whatever it is told: a
+shorter retention raises InvalidRetention. Before a segment goes, its
 chain is re-verified and a tombstone blob records what was deleted, so the chain stays
-verifiable from the checkpoint at the segment's end.
+verifiable from the checkpoint at the segment's end. A run that stops after deleting a
+segment's blob leaves its pointer row to the next run, which finds the tombstone and
+deletes the row (until then ``audit verify`` reports the segment unreadable).
 """
 
 from __future__ import annotations
@@ -28,26 +31,18 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Final
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival import (
-    ArchiveTotals,
-    Pointer,
-    SetAside,
-    describe_failure,
-    pointer_totals,
-    pointers_in_id_order,
-)
+from execstore.archival import PointerTable, pointer_values
 from execstore.audit.catalog import AuditState
 from execstore.audit.checkpoints import (
     AUDIT_PREFIX,
     SEGMENTS,
-    organization_prefix,
     parse_key,
     tombstone_key,
     write_checkpoint,
@@ -56,28 +51,27 @@ from execstore.audit.format import format_time, genesis, split_stored_line, stor
 from execstore.audit.reader import Renderer, Segment, fetch_hot, segments
 from execstore.blob import ArchiveRef, Archives, archive_key
 from execstore.clock import SYSTEM_CLOCK, Clock
-from execstore.config import AUDIT_RETENTION_FLOOR_DAYS, Codec
+from execstore.config import AUDIT_RETENTION_FLOOR_DAYS
 from execstore.errors import (
     ArchiveCorrupt,
+    ArchiveMissing,
     InvalidArgument,
     InvalidRetention,
     translate_database_errors,
 )
+from execstore.operations.batch import BatchReport, Progress, describe_failure
 from execstore.schema.audit import (
     PhiAuditArchive,
     PhiAuditChainHead,
     PhiAuditCheckpoint,
     PhiAuditLog,
 )
-from execstore.schema.enums import ArchiveCodec
 
 __all__ = [
-    "AuditArchivalReport",
     "AuditArchives",
-    "AuditRetentionReport",
-    "apply_audit_retention",
     "archive_audit",
     "check_retention",
+    "expire_audit_segments",
     "six_years_after",
 ]
 
@@ -92,20 +86,6 @@ def six_years_after(moment: dt.datetime) -> dt.datetime:
         return moment.replace(year=moment.year + 6)
     except ValueError:
         return moment.replace(year=moment.year + 6, month=3, day=1)
-
-
-@dataclass(slots=True)
-class AuditArchivalReport:
-    """What an archival run did (or, with ``dry_run``, would do)."""
-
-    dry_run: bool = False
-    organizations: int = 0
-    segments: int = 0
-    records: int = 0
-    raw_bytes: int = 0
-    archive_bytes: int = 0
-    keys: list[str] = field(default_factory=list)
-    set_aside: list[SetAside] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -126,18 +106,29 @@ async def archive_audit(
     organization_id: uuid.UUID | None = None,
     segment_records: int = SEGMENT_RECORDS,
     dry_run: bool = False,
-    on_progress: Callable[[AuditArchivalReport], None] | None = None,
+    on_progress: Progress | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> AuditArchivalReport:
+) -> BatchReport:
     """Archive every organization's records older than ``hot_days`` (see the module docstring).
 
-    "Older" is by ``clock`` (the store's: ``store.clock``), which also stamps the
-    pointer and checkpoint rows.
+    Counts organizations, segments, records and their raw and archived bytes;
+    ``details["keys"]``: the segments written. An organization that cannot be archived
+    is set aside. "Older" is by ``clock`` (the store's: ``store.clock``), which also
+    stamps the pointer and checkpoint rows.
     """
     if hot_days < 0:
         raise InvalidArgument("hot_days must not be negative")
     cutoff = clock.now() - dt.timedelta(days=hot_days)
-    report = AuditArchivalReport(dry_run=dry_run)
+    report = BatchReport.start(
+        "archive audit",
+        "organizations",
+        "segments",
+        "records",
+        "raw_bytes",
+        "archive_bytes",
+        dry_run=dry_run,
+    )
+    keys: list[str] = report.details.setdefault("keys", [])
     async with sessions() as session:
         stmt = sa.select(_HEADS.c.organization_id).order_by(_HEADS.c.organization_id)
         if organization_id is not None:
@@ -145,25 +136,24 @@ async def archive_audit(
         with translate_database_errors():
             organizations = list((await session.scalars(stmt)).all())
     for org in organizations:
-        report.organizations += 1
+        report.add(organizations=1)
         try:
             await _finish_deletes(sessions, org, dry_run)
             while True:
                 plan = await _plan_segment(sessions, org, cutoff, segment_records)
                 if plan is None:
                     break
-                report.segments += 1
-                report.records += len(plan.lines)
-                report.raw_bytes += sum(len(line) + 1 for line in plan.lines)
+                raw = sum(len(line) + 1 for line in plan.lines)
+                report.add(segments=1, records=len(plan.lines), raw_bytes=raw)
                 if dry_run:
                     break
                 ref = await _store_segment(sessions, archives, org, plan, clock)
-                report.archive_bytes += ref.stored_size
-                report.keys.append(ref.key)
+                report.add(archive_bytes=ref.stored_size)
+                keys.append(ref.key)
                 if on_progress is not None:
-                    on_progress(report)
+                    on_progress(report.counts["records"], None)
         except Exception as exc:  # this organization waits for the next run; others go on
-            report.set_aside.append(SetAside(str(org), describe_failure(exc)))
+            report.aside(org, describe_failure(exc))
     return report
 
 
@@ -290,14 +280,7 @@ async def _store_segment(
                         start_date=plan.start,
                         end_date=plan.end,
                         end_hash=plan.end_hash,
-                        blob_key=ref.key,
-                        sha256=ref.sha256,
-                        raw_size=ref.raw_size,
-                        stored_size=ref.stored_size,
-                        record_count=ref.record_count,
-                        codec=ArchiveCodec.GZIP if ref.codec is Codec.GZIP else ArchiveCodec.ZSTD,
-                        format_version=ref.format_version,
-                        archived_at=clock.now(),
+                        **pointer_values(ref, archived_at=clock.now()),
                     )
                 )
                 await session.execute(
@@ -321,19 +304,6 @@ async def _store_segment(
 # -- retention ----------------------------------------------------------------------
 
 
-@dataclass(slots=True)
-class AuditRetentionReport:
-    """What a retention run deleted (or, with ``dry_run``, would delete)."""
-
-    dry_run: bool = False
-    retention_days: int = AUDIT_RETENTION_FLOOR_DAYS
-    segments: int = 0
-    records: int = 0
-    archive_bytes: int = 0
-    tombstones: list[str] = field(default_factory=list)
-    set_aside: list[SetAside] = field(default_factory=list)
-
-
 def check_retention(retention_days: int) -> None:
     """Raise InvalidRetention unless ``retention_days`` keeps records six years at least."""
     if retention_days < AUDIT_RETENTION_FLOOR_DAYS:
@@ -344,23 +314,27 @@ def check_retention(retention_days: int) -> None:
         )
 
 
-async def apply_audit_retention(
+async def expire_audit_segments(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
+    report: BatchReport,
     *,
     retention_days: int,
     organization_id: uuid.UUID | None = None,
-    dry_run: bool = False,
+    on_progress: Progress | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> AuditRetentionReport:
-    """Delete archived segments past retention; never a record younger than six years.
+) -> None:
+    """Delete archived segments past retention into ``report``; never a record younger
+    than six years (InvalidRetention for a shorter ``retention_days``).
 
-    Ages are measured from the clock's now.
+    Ages are measured from the clock's now. Adds to the retention counts
+    (``organizations``, ``archives``, ``records``, ``bytes``) and lists the tombstones
+    written in ``details["tombstones"]``; a segment that cannot go is set aside.
     """
     check_retention(retention_days)
     now = clock.now()
     cutoff = now - dt.timedelta(days=retention_days)
-    report = AuditRetentionReport(dry_run=dry_run, retention_days=retention_days)
+    tombstones: list[str] = report.details.setdefault("tombstones", [])
     async with sessions() as session:
         stmt = (
             sa.select(PhiAuditArchive.organization_id)
@@ -372,6 +346,7 @@ async def apply_audit_retention(
         with translate_database_errors():
             organizations = sorted((await session.scalars(stmt)).all(), key=str)
     for org in organizations:
+        report.add(organizations=1)
         async with sessions() as session:
             with translate_database_errors():
                 due = [
@@ -381,18 +356,21 @@ async def apply_audit_retention(
                 ]
         for segment in due:
             try:
-                if not dry_run:
-                    report.tombstones.append(
+                if not report.dry_run:
+                    tombstones.append(
                         await _delete_segment(
                             sessions, archives, org, segment, retention_days, clock
                         )
                     )
-                report.segments += 1
-                report.records += segment.last_seq - segment.first_seq + 1
-                report.archive_bytes += segment.ref.stored_size
+                report.add(
+                    archives=1,
+                    records=segment.last_seq - segment.first_seq + 1,
+                    bytes=segment.ref.stored_size,
+                )
             except Exception as exc:  # left in place; the next run tries again
-                report.set_aside.append(SetAside(segment.ref.key, describe_failure(exc)))
-    return report
+                report.aside(segment.ref.key, describe_failure(exc))
+            if on_progress is not None:
+                on_progress(report.counts["archives"], None)
 
 
 async def _delete_segment(
@@ -403,9 +381,18 @@ async def _delete_segment(
     retention_days: int,
     clock: Clock,
 ) -> str:
+    key = tombstone_key(archives, org, segment.first_seq, segment.last_seq, segment.end_date)
     # Evidence first: the segment must still verify, and its end must be anchored.
     previous = await _hash_before(sessions, archives, org, segment.first_seq)
-    payload = await archives.read_bytes(segment.ref)
+    try:
+        payload = await archives.read_bytes(segment.ref, cached=False)
+    except ArchiveMissing:
+        # A run that verified the segment, checkpointed its end, wrote its tombstone and
+        # deleted its blob stopped before the pointer row: the tombstone says so, finish.
+        if not await archives.store.exists(key):
+            raise
+        await _delete_pointer(sessions, segment.id)
+        return key
     digest = previous
     for line in payload.split(b"\n"):
         if line:
@@ -418,7 +405,6 @@ async def _delete_segment(
     await write_checkpoint(
         sessions, archives, org, segment.last_seq, digest, segment.end_date, clock=clock
     )
-    key = tombstone_key(archives, org, segment.first_seq, segment.last_seq, segment.end_date)
     await archives.store_document(
         key,
         {
@@ -435,13 +421,19 @@ async def _delete_segment(
         },
     )
     await archives.delete(segment.ref.key)
+    await _delete_pointer(sessions, segment.id)
+    return key
+
+
+async def _delete_pointer(
+    sessions: async_sessionmaker[AsyncSession], pointer_id: uuid.UUID
+) -> None:
     async with sessions() as session:
         with translate_database_errors():
             async with session.begin():
                 await session.execute(
-                    sa.delete(PhiAuditArchive).where(PhiAuditArchive.id == segment.id)
+                    sa.delete(PhiAuditArchive).where(PhiAuditArchive.id == pointer_id)
                 )
-    return key
 
 
 async def _hash_before(
@@ -467,52 +459,21 @@ async def _hash_before(
 # -- reconciler -----------------------------------------------------------------------
 
 
-class AuditArchives:
-    """Audit archives as an :class:`~execstore.archival.ArchiveKind`.
+class AuditArchives(PointerTable):
+    """Audit archives: ``phi_audit_archives`` rows and blobs under ``audit/``.
 
     Checkpoint and tombstone blobs are evidence: the reconciler treats them as
     referenced, so they are never reported or deleted as orphans. Segment blobs past an
     organization's archive cursor are "pending" (a crashed run will record them).
     """
 
-    name = "audit"
-    prefix = AUDIT_PREFIX
-
-    def organization_prefix(self, organization_id: uuid.UUID) -> str:
-        """``audit/<org>/``."""
-        return organization_prefix(organization_id)
-
-    async def pointers(
-        self,
-        session: AsyncSession,
-        *,
-        after: Any,
-        limit: int,
-        organization_id: uuid.UUID | None,
-    ) -> tuple[list[Pointer], Any]:
-        """Segment pointer rows in id order."""
-        from execstore.audit.reader import segment_ref
-
-        return await pointers_in_id_order(
-            session,
-            PhiAuditArchive,
-            lambda row: Pointer(segment_ref(row), marked_lost=row.blob_missing, row=row.id),
-            after=after,
-            limit=limit,
-            organization_id=organization_id,
-        )
+    name = AUDIT_PREFIX.rstrip("/")
+    model = PhiAuditArchive
 
     async def referenced(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
         """Keys a pointer row names, and every checkpoint and tombstone key."""
         evidence = {k for k in keys if (p := parse_key(k)) is not None and p[1] != SEGMENTS}
-        rest = [k for k in keys if k not in evidence]
-        if rest:
-            with translate_database_errors():
-                found = await session.scalars(
-                    sa.select(PhiAuditArchive.blob_key).where(PhiAuditArchive.blob_key.in_(rest))
-                )
-                evidence |= set(found.all())
-        return evidence
+        return evidence | await super().referenced(session, [k for k in keys if k not in evidence])
 
     async def pending(self, session: AsyncSession, keys: Sequence[str]) -> set[str]:
         """Segment blobs beyond their organization's archive cursor."""
@@ -528,18 +489,3 @@ class AuditArchives:
             if parsed[2] > int(archived or 0):
                 waiting.add(key)
         return waiting
-
-    async def mark(self, session: AsyncSession, pointer: Pointer, *, lost: bool) -> None:
-        """Set or clear the segment's ``blob_missing`` mark."""
-        with translate_database_errors():
-            await session.execute(
-                sa.update(PhiAuditArchive)
-                .where(PhiAuditArchive.id == pointer.row)
-                .values(blob_missing=lost)
-            )
-
-    async def totals(
-        self, session: AsyncSession, *, organization_id: uuid.UUID | None = None
-    ) -> ArchiveTotals:
-        """Blobs, records and bytes from the pointer rows."""
-        return await pointer_totals(session, PhiAuditArchive, organization_id=organization_id)

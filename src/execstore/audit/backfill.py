@@ -10,7 +10,8 @@ never both, never neither. Before an organization's first batch a dictionary is 
 on its legacy details. A row that cannot move (details that are not JSON, text that is
 not Unicode, a job of another organization) is set aside: left in the legacy table,
 reported with its reason, retried by the next run. A checkpoint of every chain the run
-extended is written at the end.
+extended is written at the end; a run that leaves the legacy table empty records the
+backfill's completion (:mod:`execstore.operations.backfills`).
 
 Legacy records enter the chain when they are moved: an organization that recorded new
 accesses before its backfill has those first. Chain order is the order records entered
@@ -22,14 +23,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival import SetAside, describe_failure, write_each
 from execstore.audit.catalog import state_for
 from execstore.audit.checkpoints import checkpoint_organizations
 from execstore.audit.dictionaries import store_dictionary
@@ -39,10 +39,18 @@ from execstore.blob import Archives
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid
+from execstore.operations.backfills import finish_backfill, table_exists
+from execstore.operations.batch import (
+    BatchReport,
+    Progress,
+    SetAside,
+    describe_failure,
+    write_each,
+)
 from execstore.schema.audit import PhiAuditDictionary, phi_audit_log_legacy
 from execstore.schema.reference import ClaimSubmission, Job
 
-__all__ = ["AuditBackfillReport", "backfill_audit", "count_legacy_audit", "legacy_table_exists"]
+__all__ = ["COUNTS", "backfill_audit", "count_remaining"]
 
 _LEGACY = phi_audit_log_legacy
 _PATIENT_KEYS: Final = ("patient_ref", "patientRef", "patient_id", "patientId", "mrn")
@@ -50,32 +58,27 @@ _CLAIM_KEYS: Final = ("claim_id", "claimId", "claim_submission_id", "claimSubmis
 _SAMPLES: Final = 2000
 
 
-@dataclass(slots=True)
-class AuditBackfillReport:
-    """What a backfill run moved (or, with ``dry_run``, would move)."""
-
-    dry_run: bool = False
-    batches: int = 0
-    moved: int = 0
-    organizations: int = 0
-    dictionaries: int = 0
-    checkpoints: int = 0
-    set_aside: list[SetAside] = field(default_factory=list)
-
-
-async def legacy_table_exists(session: AsyncSession) -> bool:
-    """True while ``phi_audit_log_legacy`` exists (before ``contract_phi_audit``)."""
-    connection = await session.connection()
-    return bool(await connection.run_sync(lambda c: sa.inspect(c).has_table(_LEGACY.name)))
+COUNTS: Final = (
+    "batches",
+    "examined",
+    "moved",
+    "organizations",
+    "dictionaries",
+    "checkpoints",
+    "remaining",
+)
+"""The counts of a ``backfill audit`` report: legacy rows examined (moved or set aside),
+moved into a chain, organizations whose chain grew, dictionaries trained, checkpoints
+written, legacy rows left."""
 
 
-async def count_legacy_audit(
+async def count_remaining(
     sessions: async_sessionmaker[AsyncSession], *, organization_id: uuid.UUID | None = None
 ) -> int:
     """Legacy rows still to move (all of them, or those whose organization maps to one)."""
     async with sessions() as session:
         with translate_database_errors():
-            if not await legacy_table_exists(session):
+            if not await table_exists(session, _LEGACY.name):
                 return 0
             if organization_id is None:
                 found = await session.scalar(sa.select(sa.func.count()).select_from(_LEGACY))
@@ -144,29 +147,30 @@ async def backfill_audit(
     organization_id: uuid.UUID | None = None,
     limit: int | None = None,
     dry_run: bool = False,
-    on_batch: Callable[[AuditBackfillReport], None] | None = None,
+    on_progress: Progress | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> AuditBackfillReport:
+) -> BatchReport:
     """Move legacy audit rows into the chain (see the module docstring).
 
     Records keep their legacy times; ``clock`` stamps the dictionaries and checkpoints.
     """
     if batch_size < 1:
         raise InvalidArgument("batch_size must be at least 1")
-    report = AuditBackfillReport(dry_run=dry_run)
+    report = BatchReport.start("backfill audit", *COUNTS, dry_run=dry_run)
+    total = None
+    if on_progress is not None:
+        total = await count_remaining(sessions, organization_id=organization_id)
+        total = total if limit is None else min(total, limit)
     state = state_for(sessions)
     cursor: tuple[Any, Any, Any] | None = None
     touched: set[uuid.UUID] = set()
     trained: set[uuid.UUID] = set()
-    while limit is None or report.moved + len(report.set_aside) < limit:
-        size = (
-            batch_size
-            if limit is None
-            else min(batch_size, limit - report.moved - len(report.set_aside))
-        )
+    while limit is None or report.counts["examined"] < limit:
+        seen = report.counts["examined"]
+        size = batch_size if limit is None else min(batch_size, limit - seen)
         async with sessions() as session:
             with translate_database_errors():
-                if not await legacy_table_exists(session):
+                if not await table_exists(session, _LEGACY.name):
                     break
                 rows = await _claim(session, size, cursor, organization_id, lock=False)
                 if not rows:
@@ -178,22 +182,31 @@ async def backfill_audit(
         for org, members in groups.items():
             if org not in trained and not dry_run:
                 trained.add(org)
-                report.dictionaries += await _train_if_missing(sessions, org, clock)
+                report.add(dictionaries=await _train_if_missing(sessions, org, clock))
             step = await _move(sessions, state, org, members, dry_run, clock)
-            report.moved += step.moved
+            report.add(moved=step.moved)
             report.set_aside.extend(step.set_aside)
             if step.moved:
                 touched.add(org)
-        report.batches += 1
-        report.organizations = len(touched)
-        if on_batch is not None:
-            on_batch(report)
+        report.add(batches=1, examined=len(rows))
+        report.counts["organizations"] = len(touched)
+        if on_progress is not None:
+            on_progress(report.counts["examined"], total)
     if not dry_run:
         for org in sorted(touched, key=str):
             written = await checkpoint_organizations(
                 sessions, archives, organization_id=org, clock=clock
             )
-            report.checkpoints += len(written.written)
+            report.add(checkpoints=written.counts["written"])
+    await finish_backfill(
+        sessions,
+        report,
+        "audit",
+        remaining=await count_remaining(sessions, organization_id=organization_id),
+        everywhere=None if organization_id is None else await count_remaining(sessions),
+        legacy_table=_LEGACY.name,
+        clock=clock,
+    )
     return report
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import datetime as dt
 import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -34,11 +33,11 @@ from execstore.audit.format import format_time, genesis
 from execstore.blob import Archives, archive_key
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import translate_database_errors
+from execstore.operations.batch import BatchReport, Progress
 from execstore.schema.audit import PhiAuditChainHead, PhiAuditCheckpoint
 
 __all__ = [
     "AUDIT_PREFIX",
-    "CheckpointReport",
     "Evidence",
     "checkpoint_key",
     "checkpoint_organizations",
@@ -137,24 +136,20 @@ async def write_checkpoint(
     return key
 
 
-@dataclass(slots=True)
-class CheckpointReport:
-    """What ``checkpoint_organizations`` wrote."""
-
-    written: list[str] = field(default_factory=list)
-    up_to_date: int = 0
-
-
 async def checkpoint_organizations(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
     *,
     organization_id: uuid.UUID | None = None,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Progress | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> CheckpointReport:
-    """Checkpoint every organization's chain head that moved since its last checkpoint."""
-    report = CheckpointReport()
+) -> BatchReport:
+    """Checkpoint every organization's chain head that moved since its last checkpoint.
+
+    Counts ``written`` and ``up_to_date`` chains; ``details["keys"]``: the blobs written.
+    """
+    report = BatchReport.start("audit checkpoint", "written", "up_to_date")
+    keys: list[str] = report.details.setdefault("keys", [])
     async with sessions() as session:
         stmt = sa.select(
             _HEADS.c.organization_id,
@@ -169,16 +164,17 @@ async def checkpoint_organizations(
             heads = (await session.execute(stmt)).all()
     for done, (org, seq, digest, last_at, checkpointed) in enumerate(heads, start=1):
         if seq == 0 or seq <= checkpointed:
-            report.up_to_date += 1
+            report.add(up_to_date=1)
         else:
             when = last_at.replace(tzinfo=dt.UTC) if last_at.tzinfo is None else last_at
-            report.written.append(
+            keys.append(
                 await write_checkpoint(
                     sessions, archives, org, seq, bytes(digest), when, clock=clock
                 )
             )
+            report.add(written=1)
         if on_progress is not None:
-            on_progress(done)
+            on_progress(done, len(heads))
     return report
 
 

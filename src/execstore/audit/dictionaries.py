@@ -14,7 +14,6 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Final
 
 import sqlalchemy as sa
@@ -25,21 +24,14 @@ from execstore.audit.catalog import state_for
 from execstore.audit.codec import Dictionary, build_dictionary
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import translate_database_errors
+from execstore.operations.batch import BatchReport
 from execstore.schema.audit import PhiAuditChainHead, PhiAuditDictionary, PhiAuditLog
 
-__all__ = ["DictionaryReport", "store_dictionary", "train_dictionaries"]
+__all__ = ["store_dictionary", "train_dictionaries"]
 
 SAMPLES: Final = 2000
 MIN_RECORDS: Final = 200
 RETRAIN_AFTER: Final = dt.timedelta(days=30)
-
-
-@dataclass(slots=True)
-class DictionaryReport:
-    """Dictionaries trained, as (organization, version, samples, bytes)."""
-
-    trained: list[tuple[uuid.UUID, int, int, int]] = field(default_factory=list)
-    skipped: int = 0
 
 
 async def store_dictionary(
@@ -89,12 +81,15 @@ async def train_dictionaries(
     min_records: int = MIN_RECORDS,
     retrain_after: dt.timedelta = RETRAIN_AFTER,
     clock: Clock = SYSTEM_CLOCK,
-) -> DictionaryReport:
+) -> BatchReport:
     """Train a dictionary for every organization that needs one (see the module docstring).
 
-    A dictionary's age (``retrain_after``) is measured by ``clock``.
+    Counts ``trained`` and ``skipped`` organizations; ``details["dictionaries"]`` lists
+    each new one (organization, version, samples, bytes). A dictionary's age
+    (``retrain_after``) is measured by ``clock``.
     """
-    report = DictionaryReport()
+    report = BatchReport.start("audit dictionaries", "trained", "skipped")
+    trained: list[dict[str, object]] = report.details.setdefault("dictionaries", [])
     state = state_for(sessions)
     async with sessions() as session:
         stmt = sa.select(PhiAuditChainHead.organization_id)
@@ -109,14 +104,20 @@ async def train_dictionaries(
                     session, org, min_records, retrain_after, state, clock.now()
                 )
         if samples is None:
-            report.skipped += 1
+            report.add(skipped=1)
             continue
         dictionary = await store_dictionary(sessions, org, samples, clock=clock)
         if dictionary is None:
-            report.skipped += 1
+            report.add(skipped=1)
         else:
-            report.trained.append(
-                (org, dictionary.version, dictionary.sample_count, len(dictionary.content))
+            report.add(trained=1)
+            trained.append(
+                {
+                    "organization_id": org,
+                    "version": dictionary.version,
+                    "samples": dictionary.sample_count,
+                    "bytes": len(dictionary.content),
+                }
             )
     return report
 

@@ -22,15 +22,14 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execstore.archival.pointers import archive_ref
 from execstore.audit.catalog import AuditState
 from execstore.audit.codec import DetailsCodec
 from execstore.audit.format import format_time, quote
 from execstore.audit.types import AuditRecord
 from execstore.blob import ArchiveRef
-from execstore.config import Codec
 from execstore.errors import DatabaseError
 from execstore.schema.audit import PhiAuditArchive, PhiAuditChainHead, PhiAuditLog
-from execstore.schema.enums import ArchiveCodec
 
 __all__ = [
     "HOT_COLUMNS",
@@ -43,7 +42,6 @@ __all__ = [
     "fetch_hot_with",
     "hot_record",
     "segment_of",
-    "segment_ref",
     "segments",
     "segments_statement",
 ]
@@ -323,7 +321,7 @@ class Segment:
     end_date: dt.datetime
     end_hash: bytes
     ref: ArchiveRef
-    blob_missing: bool
+    lost: bool
 
 
 _ARCHIVES: sa.Table = PhiAuditArchive.__table__  # type: ignore[assignment]
@@ -341,21 +339,8 @@ _SEGMENT_COLUMNS: Final = (
     "stored_size",
     "record_count",
     "format_version",
-    "blob_missing",
+    "lost",
 )
-
-
-def segment_ref(row: Any) -> ArchiveRef:
-    """The ArchiveRef a ``phi_audit_archives`` row records."""
-    return ArchiveRef(
-        key=row.blob_key,
-        codec=Codec.GZIP if row.codec == ArchiveCodec.GZIP else Codec.ZSTD,
-        sha256=bytes(row.sha256),
-        raw_size=int(row.raw_size),
-        stored_size=int(row.stored_size),
-        record_count=int(row.record_count),
-        format_version=int(row.format_version),
-    )
 
 
 def _aware(value: dt.datetime) -> dt.datetime:
@@ -399,16 +384,8 @@ def segment_of(row: Any) -> Segment:
         start_date=_aware(row["start_date"]),
         end_date=_aware(row["end_date"]),
         end_hash=bytes(row["end_hash"]),
-        ref=ArchiveRef(
-            key=row["blob_key"],
-            codec=Codec.GZIP if row["codec"] == ArchiveCodec.GZIP else Codec.ZSTD,
-            sha256=bytes(row["sha256"]),
-            raw_size=int(row["raw_size"]),
-            stored_size=int(row["stored_size"]),
-            record_count=int(row["record_count"]),
-            format_version=int(row["format_version"]),
-        ),
-        blob_missing=bool(row["blob_missing"]),
+        ref=archive_ref(row),
+        lost=bool(row["lost"]),
     )
 
 

@@ -77,7 +77,11 @@ def _mark_sqlite_write(conn: Any, cursor: Any, statement: str, *args: Any) -> No
 @sa.event.listens_for(sa.engine.Engine, "commit")
 @sa.event.listens_for(sa.engine.Engine, "rollback")
 def _clear_sqlite_write(conn: Any) -> None:
-    conn.info.pop(_WROTE, None)
+    # Runs on every engine's rollback, also the one that closes a connection a cancelled
+    # or failed statement invalidated: touching ``info`` there would raise
+    # PendingRollbackError in place of the error that got us here.
+    if conn.dialect.name == "sqlite" and not conn.invalidated:
+        conn.info.pop(_WROTE, None)
 
 
 @checks_arguments

@@ -1,9 +1,9 @@
 """``execstore audit verify``: recompute every chain and compare it with the evidence.
 
-For each organization, records are read in ``seq`` order — archived segments (verified
-against their sha256, through the cache), then hot rows — and the chain is recomputed
-from its genesis (or, with ``since``, from the last checkpoint before that time). The
-first record that does not fit is named:
+For each organization, records are read in ``seq`` order — archived segments (as the
+blob store holds them now, never from the cache, verified against their sha256), then hot
+rows — and the chain is recomputed from its genesis (or, with ``since``, from the last
+checkpoint before that time). The first record that does not fit is named:
 
 - its 8-byte link differs from the recomputed hash: the record was edited, or one was
   inserted or moved here;
@@ -35,7 +35,7 @@ import hashlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Final
 
 import sqlalchemy as sa
@@ -48,9 +48,10 @@ from execstore.audit.reader import HotRow, Renderer, Segment
 from execstore.audit.snapshot import SnapshotReader
 from execstore.blob import Archives
 from execstore.errors import ArchiveError, translate_database_errors
+from execstore.operations.batch import BatchReport, Progress
 from execstore.schema.audit import PhiAuditChainHead, PhiAuditCheckpoint
 
-__all__ = ["OrganizationVerification", "Problem", "VerifyReport", "verify_audit"]
+__all__ = ["COUNTS", "OrganizationVerification", "Problem", "verify_audit"]
 
 EDITED: Final = "edited"
 MISSING: Final = "missing"
@@ -64,6 +65,8 @@ live long enough to be promoted (and rescanned) by the garbage collector; measur
 7% faster than 5,000."""
 _CHUNK = 500
 """Hot rows checked between two looks at the socket (so the next page streams in)."""
+COUNTS: Final = ("organizations", "records", "archived_records", "checkpoints_matched")
+"""The counts of an ``audit verify`` report (every organization's records added up)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,29 +96,6 @@ class OrganizationVerification:
     def ok(self) -> bool:
         """True when nothing was found."""
         return self.problem is None
-
-
-@dataclass(slots=True)
-class VerifyReport:
-    """One verification run."""
-
-    organizations: list[OrganizationVerification] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def records(self) -> int:
-        """Records checked in all organizations."""
-        return sum(o.records for o in self.organizations)
-
-    @property
-    def problems(self) -> list[Problem]:
-        """The first problem of every organization that has one."""
-        return [o.problem for o in self.organizations if o.problem is not None]
-
-    @property
-    def ok(self) -> bool:
-        """True when no organization has a problem."""
-        return not self.problems
 
 
 class _Stop(Exception):
@@ -204,11 +184,23 @@ async def verify_audit(
     *,
     organization_id: uuid.UUID | None = None,
     since: dt.datetime | None = None,
-    on_progress: Callable[[int], None] | None = None,
-) -> VerifyReport:
-    """Verify one organization's chain (or every organization's); see the module docstring."""
+    on_progress: Progress | None = None,
+) -> BatchReport:
+    """Verify one organization's chain (or every organization's); see the module docstring.
+
+    An organization whose chain does not fit is set aside, with its first problem as the
+    reason; ``details["organizations"]`` holds each :class:`OrganizationVerification`,
+    ``details["seconds"]`` how long it took.
+    """
     started = time.perf_counter()
-    report = VerifyReport()
+    report = BatchReport.start("audit verify", *COUNTS)
+    results: list[OrganizationVerification] = report.details.setdefault("organizations", [])
+    checked = [0]
+
+    def advance(records: int) -> None:
+        if on_progress is not None:
+            on_progress(checked[0] + records, None)
+
     async with sessions() as session:
         with translate_database_errors():
             organizations = await _organizations(session, archives, organization_id)
@@ -219,9 +211,20 @@ async def verify_audit(
                 # records commit, so the snapshot shows every record a listed one covers.
                 evidence = await read_evidence(archives, org)
                 async with reader.snapshot():
-                    result = await _verify_one(reader, evidence, archives, org, since, on_progress)
-                report.organizations.append(result)
-    report.seconds = time.perf_counter() - started
+                    result = await _verify_one(reader, evidence, archives, org, since, advance)
+                results.append(result)
+                checked[0] += result.records
+                report.add(
+                    organizations=1,
+                    records=result.records,
+                    archived_records=result.archived_records,
+                    checkpoints_matched=result.checkpoints_matched,
+                )
+                if result.problem is not None:
+                    problem = result.problem
+                    at = "" if problem.seq is None else f" at record {problem.seq}"
+                    report.aside(org, f"{problem.kind}{at}: {problem.message}")
+    report.details["seconds"] = time.perf_counter() - started
     return report
 
 
@@ -244,7 +247,7 @@ async def _verify_one(
     archives: Archives,
     org: uuid.UUID,
     since: dt.datetime | None,
-    on_progress: Callable[[int], None] | None,
+    on_progress: Callable[[int], None],
 ) -> OrganizationVerification:
     result = OrganizationVerification(org)
     if evidence.checkpoints:
@@ -284,7 +287,7 @@ async def _walk_archives(
     sha256 = hashlib.sha256
     for segment in segments:
         try:
-            payload = await archives.read_bytes(segment.ref)
+            payload = await archives.read_bytes(segment.ref, cached=False)
         except ArchiveError as exc:
             raise chain.fail(
                 segment.first_seq,
@@ -339,7 +342,7 @@ async def _walk_hot(
     chain: _Chain,
     renderer: Renderer,
     after: int,
-    on_progress: Callable[[int], None] | None,
+    on_progress: Callable[[int], None],
 ) -> None:
     org = chain.org
     ahead: asyncio.Future[list[HotRow]] | None = None
@@ -355,8 +358,7 @@ async def _walk_hot(
                 _check_rows(chain, renderer, rows[start : start + _CHUNK])
                 await asyncio.sleep(0)  # lets the next page stream in meanwhile
             chain.result.records += len(rows)
-            if on_progress is not None:
-                on_progress(chain.result.records)
+            on_progress(chain.result.records)
             # A short page was the last one: the snapshot holds no more.
             rows, ahead = ([] if ahead is None else await ahead), None
     finally:

@@ -19,7 +19,7 @@ from execstore.blob.base import (
     resolve_metadata,
 )
 from execstore.blob.cache import DEFAULT_CACHE_BYTES, ArchiveCache, CacheStats
-from execstore.blob.codec import FORMAT_VERSION, ArchiveEncoder, PayloadFormat
+from execstore.blob.codec import FORMAT_VERSION, MAX_ARCHIVE_SIZE, ArchiveEncoder, PayloadFormat
 from execstore.blob.factory import open_archives, open_blob_store
 from execstore.blob.keys import (
     ARCHIVE_KINDS,
@@ -34,6 +34,7 @@ __all__ = [
     "ARCHIVE_KINDS",
     "DEFAULT_CACHE_BYTES",
     "FORMAT_VERSION",
+    "MAX_ARCHIVE_SIZE",
     "SHA256_METADATA",
     "WRITTEN_AT_METADATA",
     "ArchiveCache",

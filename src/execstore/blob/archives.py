@@ -94,7 +94,7 @@ class Archives:
         self, key: str, records: Iterable[Any] | AsyncIterable[Any]
     ) -> StoredArchive:
         """Like :meth:`write_records`, also saying whether this call created the blob."""
-        encoder = self._encoder(PayloadFormat.NDJSON)
+        encoder = self._encoder(PayloadFormat.NDJSON, key)
         written_at = self._written_at()
         async with aclosing(encode_records(records, encoder)) as chunks:
             result = await self.store.put(
@@ -104,25 +104,29 @@ class Archives:
 
     async def store_document(self, key: str, document: Any) -> StoredArchive:
         """Like :meth:`write_document`, also saying whether this call created the blob."""
-        stored, encoder = self.encode_document(document)
+        stored, encoder = self.encode_document(document, key=key)
         # One document is in memory anyway; a single put is one request instead of a stream.
         result = await self.store.put(
             key, stored, metadata={**encoder.metadata(), **self._written_at()}
         )
         return StoredArchive(self._checked_ref(key, encoder, result.sha256), result.created)
 
-    def encode_document(self, document: Any) -> tuple[bytes, ArchiveEncoder]:
+    def encode_document(self, document: Any, *, key: str = "") -> tuple[bytes, ArchiveEncoder]:
         """The bytes :meth:`write_document` would store for ``document``, and the encoder.
 
         Deterministic: the same document with the same codec and level always gives the
         same bytes and sha256 (what makes a retried write a no-op).
         """
-        encoder = self._encoder(PayloadFormat.JSON)
+        encoder = self._encoder(PayloadFormat.JSON, key)
         return encode_document(document, encoder), encoder
 
-    async def read_bytes(self, ref: ArchiveRef) -> bytes:
-        """The decoded payload bytes of ``ref``, verified, from the cache when possible."""
-        if self.cache is None:
+    async def read_bytes(self, ref: ArchiveRef, *, cached: bool = True) -> bytes:
+        """The decoded payload bytes of ``ref``, verified, from the cache when possible.
+
+        ``cached=False`` reads what the store holds now (a check of the store itself,
+        such as ``audit verify``, must not be answered from memory).
+        """
+        if self.cache is None or not cached:
             return await self._fetch_payload(ref)
         return await self.cache.get_or_fetch(ref.key, ref.sha256, lambda: self._fetch_payload(ref))
 
@@ -177,8 +181,8 @@ class Archives:
     def _written_at(self) -> dict[str, str]:
         return {WRITTEN_AT_METADATA: self.clock.now().isoformat()}
 
-    def _encoder(self, payload: PayloadFormat) -> ArchiveEncoder:
-        return ArchiveEncoder(self.codec, payload=payload, level=self.compression_level)
+    def _encoder(self, payload: PayloadFormat, key: str) -> ArchiveEncoder:
+        return ArchiveEncoder(self.codec, payload=payload, level=self.compression_level, key=key)
 
     def _checked_ref(self, key: str, encoder: ArchiveEncoder, stored_sha256: bytes) -> ArchiveRef:
         ref = encoder.ref(key)

@@ -29,11 +29,12 @@ from execstore.blob.compression import (
     zstandard_module,
 )
 from execstore.config import Codec
-from execstore.errors import ArchiveCorrupt
+from execstore.errors import ArchiveCorrupt, ArchiveError
 
 __all__ = [
     "DEFAULT_LEVELS",
     "FORMAT_VERSION",
+    "MAX_ARCHIVE_SIZE",
     "ArchiveEncoder",
     "PayloadFormat",
     "decode_payload",
@@ -45,6 +46,8 @@ __all__ = [
 ]
 
 FORMAT_VERSION: Final = 1
+MAX_ARCHIVE_SIZE: Final = 2**31 - 1
+"""The most bytes one archive holds, raw or stored: pointer rows record sizes as ``integer``."""
 DEFAULT_LEVELS: Final = {Codec.GZIP: 6, Codec.ZSTD: 3}
 
 # Serialized records are compressed in batches of about this many characters: large
@@ -71,6 +74,8 @@ class ArchiveEncoder:
 
     Feed it raw payload bytes; it returns compressed bytes as they become available.
     After :meth:`finish` the totals describe exactly the bytes that were handed out.
+    A payload growing past ``max_size`` bytes (raw or compressed) raises ArchiveError
+    naming ``key``, before the bytes past the limit are handed out.
     """
 
     def __init__(
@@ -79,9 +84,13 @@ class ArchiveEncoder:
         *,
         payload: PayloadFormat = PayloadFormat.NDJSON,
         level: int | None = None,
+        key: str = "",
+        max_size: int = MAX_ARCHIVE_SIZE,
     ) -> None:
         self.codec = Codec(codec)
         self.payload = payload
+        self.key = key
+        self.max_size = max_size
         self.level = DEFAULT_LEVELS[self.codec] if level is None else level
         self._compressor = compressor(self.codec, self.level)
         self._sha = hashlib.sha256()
@@ -96,6 +105,7 @@ class ArchiveEncoder:
             raise RuntimeError("encoder already finished")
         self.raw_size += len(raw)
         self.record_count += records
+        self._check_size(self.raw_size, "raw")
         return self._account(self._compressor.compress(raw))
 
     def finish(self) -> bytes:
@@ -134,10 +144,17 @@ class ArchiveEncoder:
             format_version=FORMAT_VERSION,
         )
 
+    def _check_size(self, size: int, which: str) -> None:
+        if size > self.max_size:
+            raise ArchiveError(
+                f"archive payload is over {self.max_size} bytes {which}: split it", key=self.key
+            )
+
     def _account(self, out: bytes) -> bytes:
         if out:
-            self._sha.update(out)
             self.stored_size += len(out)
+            self._check_size(self.stored_size, "compressed")
+            self._sha.update(out)
         return out
 
 

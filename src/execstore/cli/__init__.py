@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import signal
+
 import typer
 
 from execstore.cli import (
     archive,
     audit,
     backfill,
-    backfill_audit,
-    backfill_logs,
-    backfill_metadata,
-    backfill_rag,
     db,
     demo,
     maintain,
@@ -30,13 +29,28 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from execstore import __version__
+
+        typer.echo(f"execstore {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _global(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks of errors."),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print the installed version and exit.",
+    ),
 ) -> None:
     """Storage for workflow execution data: migrations, archival, maintenance, demo.
 
-    Exit codes: 0 done, 1 failed, 2 usage, 3 found problems.
+    Exit codes: 0 done, 1 failed, 2 usage, 3 needs attention (rows set aside, problems found).
     """
     options.debug = debug
 
@@ -46,15 +60,19 @@ app.add_typer(archive.app, name="archive")
 app.command("maintain")(maintain.maintain_command)
 app.command("storage-report")(report.storage_report)
 app.add_typer(audit.app, name="audit")
-backfill.app.command("audit")(backfill_audit.audit_command)
-backfill.app.command("logs")(backfill_logs.logs_command)
-backfill.app.command("metadata")(backfill_metadata.backfill_metadata_command)
-backfill.app.command("rag")(backfill_rag.rag_command)
 app.add_typer(backfill.app, name="backfill")
 app.add_typer(retention.app, name="retention")
 app.command("demo")(demo.run_demo)
 
 
+def _quit_while_starting(signum: int, frame: object) -> None:
+    # Before a command's run() takes the signals over: nothing has been done yet.
+    os.write(2, f"interrupted ({signal.Signals(signum).name}): nothing was done\n".encode())
+    os._exit(128 + signum)
+
+
 def main() -> None:
     """Entry point of the ``execstore`` console script."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, _quit_while_starting)
     app()

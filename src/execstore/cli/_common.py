@@ -5,7 +5,7 @@ Exit codes (documented in the README):
     0  done
     1  failed (an error; one line on stderr saying what to do, --debug for the traceback)
     2  usage (a wrong option or argument)
-    3  found problems (a check, reconcile or batch job that set rows aside)
+    3  needs attention (a batch job set rows aside, a check or reconcile found problems)
 
 Tables and results go to stdout; progress bars, logs and errors go to stderr, so with
 ``--json`` the last line of stdout is one JSON object a machine can parse.
@@ -17,12 +17,16 @@ import asyncio
 import enum
 import json
 import logging
+import signal
 import socket
 import sys
+import threading
 import traceback
 import uuid
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+import warnings
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -38,15 +42,17 @@ from rich.progress import (
 from rich.table import Table
 from sqlalchemy import exc as sa_exc
 
-from execstore.config import Settings, load_settings
+from execstore.config import Settings, UnknownSettingWarning, load_settings
 from execstore.errors import ExecstoreError, first_line
 
 __all__ = [
     "BlobOption",
     "DryRunOption",
     "ExitCode",
+    "Interrupted",
     "JsonOption",
     "OrgOption",
+    "StopRequest",
     "UrlOption",
     "console",
     "emit",
@@ -55,8 +61,8 @@ __all__ = [
     "progress",
     "run",
     "settings_for",
-    "show_set_aside",
     "size_text",
+    "summary_table",
 ]
 
 T = TypeVar("T")
@@ -72,6 +78,7 @@ class ExitCode(enum.IntEnum):
     FAILED = 1
     USAGE = 2
     PROBLEMS = 3
+    """Needs attention: a report's ``needs_attention`` (something was set aside)."""
 
 
 class _Options:
@@ -109,26 +116,156 @@ def _fail(message: str, exc: BaseException) -> typer.Exit:
 def settings_for(database_url: str | None = None, blob_url: str | None = None) -> Settings:
     """Settings from the environment, with the command line's overrides."""
     overrides = {"database_url": database_url, "blob_url": blob_url}
-    try:
-        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ExecstoreError as exc:
-        raise _fail(str(exc), exc) from exc
+    failure: ExecstoreError | None = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnknownSettingWarning)
+        try:
+            settings = load_settings(
+                labels={"database_url": "--url", "blob_url": "--blob-url"},
+                **{k: v for k, v in overrides.items() if v is not None},
+            )
+        except ExecstoreError as exc:
+            failure = exc
+    for warning in caught:
+        err.print(f"warning: {warning.message}", markup=False, highlight=False)
+    if failure is not None:
+        raise _fail(str(failure), failure) from failure
+    return settings
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro``; any error becomes one line on stderr and exit status 1."""
+class Interrupted(BaseException):
+    """Raised at a batch boundary after SIGINT or SIGTERM asked the command to stop.
+
+    A BaseException, like KeyboardInterrupt: a job's "set the row aside and go on" handlers
+    (``except Exception``) never swallow it; the unit it interrupts rolls back.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+@dataclass
+class StopRequest:
+    """SIGINT/SIGTERM as :func:`run` saw them. With ``graceful``, the first signal only
+    asks: :meth:`check` (called between batches) raises :class:`Interrupted`; a second
+    signal, or any signal without ``graceful``, cancels the command at once."""
+
+    graceful: bool = False
+    signals: list[int] = field(default_factory=list)
+    done: int = 0
+
+    def check(self) -> None:
+        if self.signals:
+            raise Interrupted(self.signals[0])
+
+
+def _exit_code(signum: int) -> int:
+    return 128 + signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them
+
+
+def _command_name() -> str:
+    """``execstore`` and the command's words (``execstore archive logs``), from argv."""
+    words = []
+    for word in sys.argv[1:3]:
+        if word.startswith("-"):
+            break
+        words.append(word)
+    return " ".join(["execstore", *words])
+
+
+def _interrupted(stop: StopRequest) -> typer.Exit:
+    name = signal.Signals(stop.signals[0]).name
+    activity = _command_name()
+    done = f" after {stop.done:,} done" if stop.done else ""
+    err.print(
+        f"interrupted ({name}): {activity} stopped{done}; what it finished is committed, "
+        "the rest was rolled back, and running it again continues where it stopped",
+        markup=False,
+        highlight=False,
+    )
+    return typer.Exit(_exit_code(stop.signals[0]))
+
+
+def run(coro: Coroutine[Any, Any, T], *, stop: StopRequest | None = None) -> T:
+    """Run ``coro``; any error becomes one line on stderr and exit status 1.
+
+    SIGINT and SIGTERM end it cleanly: one line says what was done and that a re-run
+    continues, and the exit status is 130 (SIGINT) or 143 (SIGTERM). With a graceful
+    ``stop``, the first signal lets the current batch finish (see :class:`StopRequest`).
+    """
     logging.basicConfig(
         level=logging.WARNING,
         format="%(message)s",
         handlers=[RichHandler(console=err, show_path=False, show_time=False)],
     )
+    stop = stop or StopRequest()
+
+    async def main() -> T:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+
+        def on_signal(signum: int) -> None:
+            stop.signals.append(signum)
+            if not stop.graceful or len(stop.signals) > 1:
+                task.cancel()
+            else:
+                err.print(
+                    f"{signal.Signals(signum).name}: stopping after the current batch "
+                    "(signal again to stop at once)",
+                    markup=False,
+                    highlight=False,
+                )
+
+        # Signals reach the main thread only (a command run from a worker thread, as some
+        # tests do, leaves them alone).
+        signals = (
+            (signal.SIGINT, signal.SIGTERM)
+            if threading.current_thread() is threading.main_thread()
+            else ()
+        )
+        for signum in signals:
+            loop.add_signal_handler(signum, on_signal, signum)
+        try:
+            return await coro
+        finally:
+            for signum in signals:
+                loop.remove_signal_handler(signum)
+
+    previous_hook = threading.excepthook
+
+    def quiet_after_stop(args: threading.ExceptHookArgs) -> None:
+        # A driver thread (aiosqlite's) of a connection the stop cut short reports its
+        # result to the event loop after asyncio.run closed it: noise, not a failure.
+        if stop.signals and "Event loop is closed" in str(args.exc_value):
+            return
+        previous_hook(args)
+
+    threading.excepthook = quiet_after_stop
     try:
-        return asyncio.run(coro)
+        return _run_main(main, stop)
+    finally:
+        if not stop.signals:  # stopped: the process ends soon, its threads may still speak
+            threading.excepthook = previous_hook
+
+
+def _run_main(main: Callable[[], Coroutine[Any, Any, T]], stop: StopRequest) -> T:
+    try:
+        return asyncio.run(main())
+    except (Interrupted, asyncio.CancelledError, KeyboardInterrupt) as exc:
+        if not stop.signals:
+            stop.signals.append(signal.SIGINT)
+        raise _interrupted(stop) from exc
     except ExecstoreError as exc:
+        if stop.signals:  # the stop surfaced as an error of the statement it cut short
+            raise _interrupted(stop) from exc
         raise _fail(str(exc), exc) from exc
-    except (KeyboardInterrupt, typer.Exit):
+    except typer.Exit:
         raise
     except sa_exc.DBAPIError as exc:  # outside a repository: opening the database
+        if stop.signals:
+            raise _interrupted(stop) from exc
         raise _fail(
             f"cannot use the database: {first_line(exc)} (check --url or EXECSTORE_DATABASE_URL)",
             exc,
@@ -140,6 +277,8 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
             exc,
         ) from exc
     except Exception as exc:
+        if stop.signals:
+            raise _interrupted(stop) from exc
         first = (str(exc).strip().splitlines() or [""])[0]
         raise _fail(
             f"unexpected {type(exc).__name__}: {first} (rerun with --debug for the traceback)",
@@ -169,8 +308,10 @@ def summary_table(title: str) -> Table:
 
 
 @contextmanager
-def progress(description: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr; yields ``advance_to(completed)``."""
+def progress(
+    description: str, total: int | None = None
+) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar on stderr; yields ``on_progress(done, total)`` (total None: unknown)."""
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -180,28 +321,11 @@ def progress(description: str, total: int | None) -> Iterator[Callable[[int], No
         transient=False,
     ) as bar:
         task = bar.add_task(description, total=total)
-        yield lambda completed: bar.update(task, completed=completed)
 
+        def advance(done: int, total: int | None = None) -> None:
+            bar.update(task, completed=done, total=total)
 
-SET_ASIDE_SHOWN = 20
-
-
-def show_set_aside(
-    rows: Sequence[Any],
-    title: str = "set aside (left as they are; retried on the next run)",
-    label: str = "id",
-) -> None:
-    """The rows a batch job set aside, with their reasons (the first 20; all in --json)."""
-    if not rows:
-        return
-    table = Table(title=title)
-    table.add_column(label)
-    table.add_column("reason")
-    for row in rows[:SET_ASIDE_SHOWN]:
-        table.add_row(str(row.id), row.reason)
-    if len(rows) > SET_ASIDE_SHOWN:
-        table.add_row("…", f"{len(rows) - SET_ASIDE_SHOWN:,} more (see --json)")
-    console.print(table)
+        yield advance
 
 
 def size_text(count: int | float) -> str:

@@ -1,6 +1,10 @@
-"""``execstore demo``: a day of a small claim-automation platform, on the embedded default.
+"""``execstore demo``: a day of a small claim-automation platform, on its own database.
 
-SQLite and a local blob directory (``.execstore/``), nothing to install or start. The day:
+SQLite and a local blob directory of its own (``.execstore/demo/``, emptied at every run),
+nothing to install or start, and never the database ``EXECSTORE_DATABASE_URL`` names: the
+demo writes PHI audit records, which the append-only trigger then keeps. ``--url`` and
+``--blob-url`` point it elsewhere explicitly, and it refuses a database that holds any
+organization. The day:
 
 1. two organizations set up their workflows, clients and payer-portal accounts;
 2. today's jobs run — each tracked for the dashboard (created, started, a dozen progress
@@ -19,26 +23,32 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import shutil
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+import sqlalchemy as sa
 from rich.table import Table
 
 from execstore.archival import reconcile
 from execstore.audit import archive_audit, checkpoint_organizations, verify_audit
-from execstore.cli._common import console, run, settings_for, size_text
+from execstore.cli._common import BlobOption, UrlOption, console, run, settings_for, size_text
 from execstore.clock import SYSTEM_CLOCK
-from execstore.config import Settings
+from execstore.config import DEFAULT_HOME, Settings
+from execstore.db import create_engine
+from execstore.errors import InvalidArgument
 from execstore.logs import archive_logs
-from execstore.logs.retention import run_retention
 from execstore.migrations import runner
 from execstore.report.live import live_report
 from execstore.report.synthetic import Platform, SyntheticJob
 from execstore.report.writer import write_jobs, write_organizations
 from execstore.store import ExecStore
 
-__all__ = ["run_demo"]
+__all__ = ["DEMO_HOME", "run_demo"]
+
+DEMO_HOME = DEFAULT_HOME / "demo"
+"""The demo's own database and blobs, emptied at every run."""
 
 T = TypeVar("T")
 
@@ -74,8 +84,29 @@ def _jobs(
     return day, day.jobs(today), backlog
 
 
-async def _demo(settings: Settings, jobs: int) -> None:
+async def _refuse_a_used_database(settings: Settings) -> None:
+    """Stop unless the database named explicitly holds no organization."""
+    engine = create_engine(settings)
+    try:
+        async with engine.connect() as connection:
+            tables = await connection.run_sync(lambda c: sa.inspect(c).get_table_names())
+            used = "organizations" in tables and (
+                await connection.scalar(sa.text("SELECT count(*) FROM organizations"))
+            )
+    finally:
+        await engine.dispose()
+    if used:
+        raise InvalidArgument(
+            f"the demo writes PHI audit records that cannot be removed, so it runs only on an "
+            f"empty database, and {settings.database_url} holds {used} organization(s); "
+            "leave out --url to use the demo's own embedded database"
+        )
+
+
+async def _demo(settings: Settings, jobs: int, *, explicit: bool) -> None:
     started = time.perf_counter()
+    if explicit:
+        await _refuse_a_used_database(settings)
     console.rule("[bold]execstore demo: a day of a small claim-automation platform")
     console.print(f"database {settings.database_url}\nblobs    {settings.blob_url}\n")
     await runner.migrate(settings.database_url, settings=settings)
@@ -104,21 +135,16 @@ async def _demo(settings: Settings, jobs: int) -> None:
             hot_days=settings.log_hot_days,
             clock=store.clock,
         )
+        moved = archived.counts
         console.print(
-            f"   log archival: {archived.lines_archived:,} lines older than "
-            f"{settings.log_hot_days} days -> {archived.chunks_written} compressed chunk(s), "
-            f"{size_text(archived.raw_bytes)} -> {size_text(archived.stored_bytes)}"
+            f"   log archival: {moved['lines_archived']:,} lines older than "
+            f"{settings.log_hot_days} days -> {moved['chunks_written']} compressed chunk(s), "
+            f"{size_text(moved['raw_bytes'])} -> {size_text(moved['stored_bytes'])}"
         )
-        expired = await run_retention(
-            store.sessions,
-            store.archives,
-            default_days=settings.log_retention_days,
-            hot_days=settings.log_hot_days,
-            clock=store.clock,
-        )
+        expired = (await store.apply_retention("logs")).counts
         console.print(
-            f"   retention: {expired.chunks_deleted} archived chunk(s) older than "
-            f"{settings.log_retention_days} days deleted ({expired.lines_deleted:,} lines)"
+            f"   retention: {expired['archives']} archived chunk(s) older than "
+            f"{settings.log_retention_days} days deleted ({expired['records']:,} lines)"
         )
         audit = await archive_audit(
             store.sessions, store.archives, hot_days=settings.audit_hot_days, clock=store.clock
@@ -127,17 +153,19 @@ async def _demo(settings: Settings, jobs: int) -> None:
             store.sessions, store.archives, clock=store.clock
         )
         console.print(
-            f"   audit: {audit.records} record(s) past the {settings.audit_hot_days}-day hot "
-            f"window archived; chain heads checkpointed to blob storage "
-            f"({len(checkpoints.written)} written)"
+            f"   audit: {audit.counts['records']} record(s) past the "
+            f"{settings.audit_hot_days}-day hot window archived; chain heads checkpointed to "
+            f"blob storage ({checkpoints.counts['written']} written)"
         )
         reports = await reconcile(
             store.sessions, store.archives, store.archive_kinds, clock=store.clock
         )
-        clean = all(r.clean for r in reports)
+        clean = not any(r.needs_attention for r in reports)
         console.print(
             "   reconcile: "
-            + ", ".join(f"{r.kind} {r.rows_checked} pointer(s)" for r in reports)
+            + ", ".join(
+                f"{r.details['kind']} {r.counts['rows_checked']} pointer(s)" for r in reports
+            )
             + (" — all blobs present" if clean else " — [red]problems found[/red]")
         )
 
@@ -191,9 +219,13 @@ async def _demo(settings: Settings, jobs: int) -> None:
         )
         verified = await verify_audit(store.sessions, store.archives)
         console.print(
-            f"   audit verify: {verified.records} record(s) in "
-            f"{len(verified.organizations)} chain(s), "
-            + ("[green]intact[/green]" if verified.ok else f"[red]{verified.problems[0]}[/red]")
+            f"   audit verify: {verified.counts['records']} record(s) in "
+            f"{verified.counts['organizations']} chain(s), "
+            + (
+                f"[red]{verified.set_aside[0].reason}[/red]"
+                if verified.needs_attention
+                else "[green]intact[/green]"
+            )
         )
 
         console.print("\n[bold]5. the storage report[/bold]")
@@ -225,7 +257,19 @@ async def _demo(settings: Settings, jobs: int) -> None:
 
 
 def run_demo(
+    url: UrlOption = None,
+    blob_url: BlobOption = None,
     jobs: int = 24,
 ) -> None:
-    """Run a day of a small platform on the embedded default and show what it left."""
-    run(_demo(settings_for(), jobs))
+    """Run a day of a small platform on the demo's own embedded database and show what it left.
+
+    The database and blobs are ``.execstore/demo/``, emptied first; EXECSTORE_DATABASE_URL
+    and EXECSTORE_BLOB_URL are not used. ``--url`` runs it on another database, which must
+    hold no organization.
+    """
+    explicit = url is not None
+    if url is None:
+        shutil.rmtree(DEMO_HOME, ignore_errors=True)
+        url = f"sqlite+aiosqlite:///{DEMO_HOME / 'execstore.db'}"
+        blob_url = blob_url or f"file:{DEMO_HOME / 'blobs'}"
+    run(_demo(settings_for(url, blob_url), jobs, explicit=explicit))

@@ -70,9 +70,9 @@ async def create_log_partitions(store: ExecStore, options: MaintenanceOptions) -
         months_ahead=settings.log_months_ahead,
         clock=store.clock,
     )
-    if report.skipped:
-        return StepResult("partitions", "skipped", details={"reason": report.skipped})
-    return StepResult("partitions", details=asdict(report))
+    if report.details["skipped"]:
+        return StepResult("partitions", "skipped", details={"reason": report.details["skipped"]})
+    return StepResult("partitions", details=report.counts | report.details)
 
 
 async def refresh_execution_summaries(store: ExecStore, options: MaintenanceOptions) -> StepResult:

@@ -1,21 +1,20 @@
 """``execstore retention ...``: delete what is past its retention, never what must be kept.
 
-``run`` applies both retentions: archived log chunks older than their organization's log
-retention (blob first, then pointer row), and archived audit segments older than the audit
-retention, which is never below six years. ``set`` and ``show`` manage an organization's
-log retention.
+``run`` applies the one retention API (:func:`execstore.operations.apply_retention`) to
+logs and audit: archived log chunks older than their organization's log retention
+(blob first, then pointer row), and archived audit segments older than the audit
+retention, which is never below six years. ``set`` and ``show`` manage an
+organization's log retention.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from execstore.audit import AuditRetentionReport, apply_audit_retention
 from execstore.cli._common import (
     BlobOption,
     DryRunOption,
@@ -24,15 +23,12 @@ from execstore.cli._common import (
     UrlOption,
     console,
     emit,
-    progress,
     run,
     settings_for,
-    show_set_aside,
-    size_text,
-    summary_table,
 )
+from execstore.cli.batch import run_batch
 from execstore.logs import LogRetention
-from execstore.logs.retention import LogRetentionReport, run_retention
+from execstore.operations import BatchReport, Progress, RetentionKind
 from execstore.store import ExecStore
 
 __all__ = ["app"]
@@ -68,70 +64,23 @@ def run_command(
     blob_url: BlobOption = None,
 ) -> None:
     """Delete archives past retention (exit 3 when some were set aside)."""
-    settings = settings_for(url, blob_url)
+    kinds = list(RetentionKind) if kind is Kind.ALL else [RetentionKind(kind.value)]
 
-    async def main() -> tuple[LogRetentionReport | None, AuditRetentionReport | None]:
-        logs = audit = None
-        async with ExecStore.open(settings) as store:
-            if kind in (Kind.ALL, Kind.LOGS):
-                with progress(
-                    "log chunks " + ("measured" if dry_run else "deleted"), None
-                ) as advance:
-                    logs = await run_retention(
-                        store.sessions,
-                        store.archives,
-                        default_days=settings.log_retention_days,
-                        hot_days=settings.log_hot_days,
-                        dry_run=dry_run,
-                        organization_id=org,
-                        on_progress=lambda r: advance(r.chunks_deleted),
-                        clock=store.clock,
-                    )
-            if kind in (Kind.ALL, Kind.AUDIT):
-                audit = await apply_audit_retention(
-                    store.sessions,
-                    store.archives,
-                    retention_days=settings.audit_retention_days
-                    if audit_days is None
-                    else audit_days,
-                    organization_id=org,
-                    dry_run=dry_run,
-                    clock=store.clock,
-                )
-        return logs, audit
+    async def job(store: ExecStore, on_progress: Progress) -> list[BatchReport]:
+        days = {RetentionKind.AUDIT: audit_days}
+        return [
+            await store.apply_retention(
+                which,
+                days=days.get(which),
+                organization_id=org,
+                dry_run=dry_run,
+                on_progress=on_progress,
+            )
+            for which in kinds
+        ]
 
-    logs, audit = run(main())
-    verb = "to delete" if dry_run else "deleted"
-
-    def render() -> None:
-        table = summary_table("retention" + (" (dry run)" if dry_run else ""))
-        if logs is not None:
-            table.add_row("log organizations", f"{logs.organizations:,}")
-            table.add_row(f"log chunks {verb}", f"{logs.chunks_deleted:,}")
-            table.add_row(f"log lines {verb}", f"{logs.lines_deleted:,}")
-            table.add_row(f"log blob bytes {verb}", size_text(logs.bytes_deleted))
-        if audit is not None:
-            table.add_row("audit retention (days)", str(audit.retention_days))
-            table.add_row(f"audit segments {verb}", f"{audit.segments:,}")
-            table.add_row(f"audit records {verb}", f"{audit.records:,}")
-            table.add_row(f"audit archive bytes {verb}", size_text(audit.archive_bytes))
-        aside = (logs.set_aside if logs else []) + (audit.set_aside if audit else [])
-        table.add_row("set aside", f"{len(aside):,}")
-        console.print(table)
-        show_set_aside(aside)
-
-    data: dict[str, Any] = {
-        "logs": None if logs is None else dataclasses.asdict(logs),
-        "audit": None if audit is None else dataclasses.asdict(audit),
-    }
-    emit(
-        data,
-        as_json=as_json,
-        render=render,
-        problems=bool(
-            (logs is not None and logs.problems) or (audit is not None and audit.set_aside)
-        ),
-    )
+    activity = "measuring" if dry_run else "deleting"
+    run_batch(job, activity=activity, as_json=as_json, url=url, blob_url=blob_url)
 
 
 def _show(retention: LogRetention, as_json: bool) -> None:

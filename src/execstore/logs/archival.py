@@ -41,32 +41,32 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from execstore.archival import SetAside
+from execstore.archival.pointers import archive_ref
 from execstore.blob import ArchiveRef, Archives
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.logs.chunks import (
     Chunk,
     ChunkBuilder,
+    chunk_values,
     insert_pointer,
-    pointer_values,
     source_rows,
     upload_chunk,
 )
-from execstore.logs.repository import archive_ref, entry_table_named
+from execstore.logs.repository import entry_table_named
+from execstore.operations.batch import BatchReport, Progress
 from execstore.schema import models as m
 from execstore.schema.partitions import LOG_TABLE, Partition, log_partitions
 
-__all__ = ["BACKFILL_BUSY_PHASES", "LogArchivalReport", "archive_logs"]
+__all__ = ["BACKFILL_BUSY_PHASES", "COUNTS", "archive_logs"]
 
 BACKFILL_BUSY_PHASES: Final = (1, 2)
 """Backfill phases (copying, swapped but unverified) during which archival waits."""
@@ -79,34 +79,26 @@ _archive = m.ExecutionLogArchive
 _detached = m.ExecutionLogDetached
 
 
-@dataclass
-class LogArchivalReport:
-    """What an archival run did (with ``dry_run``: what it would do)."""
-
-    dry_run: bool = False
-    lines_archived: int = 0
-    chunks_written: int = 0
-    chunks_skipped: int = 0
-    """Chunks another worker wrote first, or whose lines changed meanwhile (redone later)."""
-    raw_bytes: int = 0
-    stored_bytes: int = 0
-    lines_deleted: int = 0
-    hot_bytes_freed: int = 0
-    lines_eligible: int = 0
-    hot_bytes_eligible: int = 0
-    partitions_detached: list[str] = field(default_factory=list)
-    partitions_dropped: list[str] = field(default_factory=list)
-    partitions_kept: list[str] = field(default_factory=list)
-    """Detached partitions not dropped yet: some lines were set aside."""
-    busy: list[str] = field(default_factory=list)
-    """Partitions another worker was archiving (left to it)."""
-    set_aside: list[SetAside] = field(default_factory=list)
-    waiting_for_backfill: bool = False
-
-    @property
-    def problems(self) -> bool:
-        """True when lines were set aside (the CLI exits 3)."""
-        return bool(self.set_aside)
+COUNTS: Final = (
+    "lines_archived",
+    "chunks_written",
+    "chunks_skipped",
+    "raw_bytes",
+    "stored_bytes",
+    "lines_deleted",
+    "hot_bytes_freed",
+    "lines_eligible",
+    "hot_bytes_eligible",
+)
+"""The counts of an ``archive logs`` report. ``chunks_skipped``: chunks another worker
+wrote first, or whose lines changed meanwhile (redone later); ``lines_eligible`` and
+``hot_bytes_eligible``: what a dry run measured."""
+_LISTS: Final = (
+    "partitions_detached",
+    "partitions_dropped",
+    "partitions_kept",  # detached partitions not dropped yet: some lines were set aside
+    "busy",  # partitions another worker was archiving (left to it)
+)
 
 
 async def archive_logs(
@@ -118,20 +110,23 @@ async def archive_logs(
     chunk_rows: int = 2000,
     clock: Clock = SYSTEM_CLOCK,
     dry_run: bool = False,
-    on_progress: Callable[[LogArchivalReport], None] | None = None,
-) -> LogArchivalReport:
+    on_progress: Progress | None = None,
+) -> BatchReport:
     """The report of archiving every log line older than ``hot_days`` (see the module doc).
 
-    "Older" is by ``clock`` (the store's: ``store.clock``), which also stamps the
-    pointer rows and the detach registry.
+    ``details`` lists the partitions detached, dropped, kept (lines set aside) and busy
+    (another worker's), and says ``waiting_for_backfill`` while ``execstore backfill
+    logs`` has not verified. "Older" is by ``clock`` (the store's: ``store.clock``),
+    which also stamps the pointer rows and the detach registry.
     """
     if chunk_rows < 1:
         raise InvalidArgument("chunk_rows must be at least 1")
-    report = LogArchivalReport(dry_run=dry_run)
+    report = BatchReport.start("archive logs", *COUNTS, dry_run=dry_run)
+    report.details.update({name: [] for name in _LISTS}, waiting_for_backfill=False)
     cutoff = clock.now() - dt.timedelta(days=hot_days)
     run = _Run(engine, sessions, archives, report, chunk_rows, on_progress, clock)
     if await run.backfill_busy():
-        report.waiting_for_backfill = True
+        report.details["waiting_for_backfill"] = True
         return report
     if engine.dialect.name != "postgresql":
         await run.archive_table(_entry_table, source_id=None, before=cutoff, delete=True)
@@ -151,7 +146,7 @@ async def archive_logs(
     for part in due:
         async with run.partition_lock(part.name) as mine:
             if not mine:
-                report.busy.append(part.name)
+                report.details["busy"].append(part.name)
                 continue
             # Another worker may have detached it between our listing and our lock.
             if any(p.oid == part.oid and not p.detach_pending for p in await run.partitions()):
@@ -159,7 +154,7 @@ async def archive_logs(
     for registered in await run.registered():
         async with run.partition_lock(registered.table_name) as mine:
             if not mine:
-                report.busy.append(registered.table_name)
+                report.details["busy"].append(registered.table_name)
                 continue
             if not await run.still_registered(registered):
                 continue  # dropped by another worker meanwhile
@@ -183,9 +178,9 @@ class _Run:
         engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
         archives: Archives,
-        report: LogArchivalReport,
+        report: BatchReport,
         chunk_rows: int,
-        on_progress: Callable[[LogArchivalReport], None] | None,
+        on_progress: Progress | None,
         clock: Clock,
     ) -> None:
         self.clock = clock
@@ -231,7 +226,9 @@ class _Run:
             try:
                 yield mine
             finally:
-                if mine:
+                # A connection a cancelled statement invalidated is closed, and its lock
+                # with it: unlocking there would raise in place of the cancellation.
+                if mine and not conn.invalidated:
                     await conn.scalar(sa.select(sa.func.pg_advisory_unlock(key)))
                     await conn.commit()
 
@@ -250,7 +247,7 @@ class _Run:
             with translate_database_errors():
                 await session.execute(stmt)
         await _detach_partition(self.engine, self.sessions, part.name, concurrently=concurrently)
-        self.report.partitions_detached.append(part.name)
+        self.report.details["partitions_detached"].append(part.name)
 
     async def finish_detach(
         self, registered: m.ExecutionLogDetached, parts: list[Partition], *, concurrently: bool
@@ -268,7 +265,7 @@ class _Run:
             await _detach_partition(
                 self.engine, self.sessions, part.name, concurrently=concurrently
             )
-        self.report.partitions_detached.append(part.name)
+        self.report.details["partitions_detached"].append(part.name)
 
     async def measure(
         self, due: list[Partition], default: Partition | None, cutoff: dt.datetime
@@ -277,24 +274,19 @@ class _Run:
         async with self.sessions() as session:
             with translate_database_errors():
                 for name in dict.fromkeys(tables):
-                    self.report.lines_eligible += int(
-                        await session.scalar(sa.text(f'SELECT count(*) FROM "{name}"')) or 0
+                    lines = await session.scalar(sa.text(f'SELECT count(*) FROM "{name}"'))
+                    size = await session.scalar(
+                        sa.text("SELECT pg_total_relation_size(CAST(:t AS regclass))"),
+                        {"t": f'"{name}"'},
                     )
-                    self.report.hot_bytes_eligible += int(
-                        await session.scalar(
-                            sa.text("SELECT pg_total_relation_size(CAST(:t AS regclass))"),
-                            {"t": f'"{name}"'},
-                        )
-                        or 0
-                    )
+                    self.report.add(lines_eligible=int(lines or 0))
+                    self.report.add(hot_bytes_eligible=int(size or 0))
                 if default is not None:
                     table = entry_table_named(default.name)
-                    self.report.lines_eligible += int(
-                        await session.scalar(
-                            sa.select(sa.func.count()).where(table.c.timestamp < cutoff)
-                        )
-                        or 0
+                    lines = await session.scalar(
+                        sa.select(sa.func.count()).where(table.c.timestamp < cutoff)
                     )
+                    self.report.add(lines_eligible=int(lines or 0))
 
     async def archive_table(
         self, table: sa.Table, *, source_id: int | None, before: dt.datetime | None, delete: bool
@@ -302,15 +294,13 @@ class _Run:
         """Chunk every line of ``table`` (older than ``before``), organization by organization."""
         by_org, orphans = await self._jobs_by_organization(table, before)
         for job_id, lines in orphans:
-            self.report.set_aside.append(
-                SetAside(
-                    f"job {job_id}",
-                    f"NotFound: the job is gone, so its {lines} line(s) have no organization "
-                    f"to be archived under (kept in {table.name})",
-                )
+            self.report.aside(
+                f"job {job_id}",
+                f"NotFound: the job is gone, so its {lines} line(s) have no organization "
+                f"to be archived under (kept in {table.name})",
             )
         if self.report.dry_run:
-            self.report.lines_eligible += sum(n for jobs in by_org.values() for _, n in jobs)
+            self.report.add(lines_eligible=sum(n for jobs in by_org.values() for _, n in jobs))
             return
         for organization_id in sorted(by_org, key=str):
             jobs = [job for job, _ in by_org[organization_id]]
@@ -395,10 +385,10 @@ class _Run:
             with translate_database_errors():
                 known = await session.scalar(sa.select(_archive.id).where(_archive.blob_key == key))
         if known is not None:
-            self.report.chunks_skipped += 1  # recorded by an earlier (crashed) run or a peer
+            self.report.add(chunks_skipped=1)  # recorded by an earlier (crashed) run or a peer
             return
         ref = await _upload(self.archives, chunk)
-        values = pointer_values(chunk, ref, source_id=source_id, archived_at=self.clock.now())
+        values = chunk_values(chunk, ref, source_id=source_id, archived_at=self.clock.now())
         try:
             async with self.sessions() as session:
                 with translate_database_errors():
@@ -408,16 +398,18 @@ class _Run:
                         if not await _record(session, values):
                             raise _Changed
         except _Changed:
-            self.report.chunks_skipped += 1
+            self.report.add(chunks_skipped=1)
             return
         if delete:
-            self.report.lines_deleted += len(chunk)
-        self.report.lines_archived += len(chunk)
-        self.report.chunks_written += 1
-        self.report.raw_bytes += ref.raw_size
-        self.report.stored_bytes += ref.stored_size
+            self.report.add(lines_deleted=len(chunk))
+        self.report.add(
+            lines_archived=len(chunk),
+            chunks_written=1,
+            raw_bytes=ref.raw_size,
+            stored_bytes=ref.stored_size,
+        )
         if self.on_progress is not None:
-            self.on_progress(self.report)
+            self.on_progress(self.report.counts["lines_archived"], None)
 
     async def drop_if_archived(self, registered: m.ExecutionLogDetached) -> None:
         name = registered.table_name
@@ -439,7 +431,7 @@ class _Run:
                         )
                     )
                     if held != int(archived or 0):
-                        self.report.partitions_kept.append(name)
+                        self.report.details["partitions_kept"].append(name)
                         return
                     size = await session.scalar(
                         sa.text("SELECT pg_total_relation_size(CAST(:t AS regclass))"),
@@ -447,8 +439,8 @@ class _Run:
                     )
                     await _drop_partition(session, name)
                     await session.execute(sa.delete(_detached).where(_detached.id == registered.id))
-        self.report.partitions_dropped.append(name)
-        self.report.hot_bytes_freed += int(size or 0)
+        self.report.details["partitions_dropped"].append(name)
+        self.report.add(hot_bytes_freed=int(size or 0))
 
 
 # Each step below is one module-level function so a test can make it fail (a crash).
@@ -495,7 +487,8 @@ async def _detach_partition(
                         f'ALTER TABLE {LOG_TABLE} DETACH PARTITION "{name}" {clause}'
                     )
                 finally:
-                    await auto.execute(sa.select(sa.func.pg_advisory_unlock(_DETACH_LOCK)))
+                    if not auto.invalidated:  # else closed, and the lock gone with it
+                        await auto.execute(sa.select(sa.func.pg_advisory_unlock(_DETACH_LOCK)))
         return
     async with sessions() as session:
         with translate_database_errors():

@@ -19,8 +19,12 @@ copied twice:
    swap;
 4. **verify**: the legacy rows (but the set-aside ones) and the moved lines are read
    in full and compared by count and an order-free checksum of their content; only if
-   both agree are the legacy rows deleted. Then ``contract_execution_log`` can drop the
-   empty table. A mismatch is reported per job and nothing is deleted.
+   both agree are the legacy rows deleted. A mismatch is set aside per job and nothing
+   is deleted.
+
+A run that ends verified with no row set aside records the backfill's completion
+(:mod:`execstore.operations.backfills`); then ``contract_execution_log`` can drop the
+legacy table. The phase and the queue stay as the per-row state a run resumes from.
 
 Every step is resumable: a crash leaves the state row, the cursor and the queue where
 the last committed transaction put them. Log archival waits while steps 1-3 and the
@@ -34,28 +38,25 @@ import datetime as dt
 import enum
 import json
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from execstore.archival import SetAside
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid
 from execstore.logs import legacy as old
-from execstore.logs.ingest import (
-    PreparedLine,
-    resolve_steps,
-    sqlite_write_lock,
-    write_lines,
-)
+from execstore.logs.ingest import sqlite_write_lock, write_lines
+from execstore.logs.prepare import PreparedLine
+from execstore.logs.steps import resolve_steps
+from execstore.operations.backfills import finish_backfill, table_exists
+from execstore.operations.batch import BatchReport, Progress, SetAside
 from execstore.schema import models as m
 from execstore.schema.partitions import month_start
 
-__all__ = ["FIRST_ID", "BackfillPhase", "LogBackfillReport", "backfill_logs"]
+__all__ = ["COUNTS", "FIRST_ID", "BackfillPhase", "backfill_logs", "count_remaining"]
 
 FIRST_ID: Final = -(2**62)
 _SETASIDE_SHOWN: Final = 1000
@@ -75,30 +76,39 @@ class BackfillPhase(enum.IntEnum):
     VERIFIED = 3
 
 
-@dataclass
-class LogBackfillReport:
-    """What a backfill run did (with ``dry_run``: where the migration stands)."""
+COUNTS: Final = (
+    "legacy_rows",
+    "moved",
+    "changes_applied",
+    "legacy_checked",
+    "moved_checked",
+    "legacy_rows_removed",
+    "set_aside",
+    "remaining",
+)
+"""The counts of a ``backfill logs`` report: legacy rows at the start, lines copied this
+run, queued changes applied, lines compared on each side by the verification, legacy
+rows removed after it, rows set aside in all (the report lists the first 1,000), legacy
+rows left. ``details``: ``phase``, ``swapped`` and ``verified`` (this run),
+``checksum``."""
 
-    dry_run: bool = False
-    phase: str = BackfillPhase.NOT_STARTED.name.lower()
-    legacy_table: bool = True
-    legacy_rows: int = 0
-    copied: int = 0
-    changes_applied: int = 0
-    swapped: bool = False
-    verified: bool = False
-    legacy_checked: int = 0
-    moved_checked: int = 0
-    checksum: str | None = None
-    legacy_rows_removed: int = 0
-    mismatched_jobs: list[str] = field(default_factory=list)
-    set_aside: list[SetAside] = field(default_factory=list)
-    set_aside_total: int = 0
 
-    @property
-    def problems(self) -> bool:
-        """True when rows were set aside or the verification disagreed (the CLI exits 3)."""
-        return bool(self.set_aside_total or self.mismatched_jobs)
+async def count_remaining(
+    sessions: async_sessionmaker[AsyncSession], *, organization_id: uuid.UUID | None = None
+) -> int:
+    """Rows left in the legacy ``execution_log`` (0 once the contract dropped it).
+
+    The legacy rows stay until the verification empties the table (all organizations
+    at once): ``organization_id`` is accepted for the one protocol's sake and ignored.
+    """
+    del organization_id
+    async with sessions() as session:
+        with translate_database_errors():
+            if not await table_exists(session, old.legacy.name):
+                return 0
+            return int(
+                await session.scalar(sa.select(sa.func.count()).select_from(old.legacy)) or 0
+            )
 
 
 async def backfill_logs(
@@ -110,47 +120,35 @@ async def backfill_logs(
     dry_run: bool = False,
     lock_timeout_seconds: float = 30.0,
     pause_seconds: float = 0.0,
-    on_progress: Callable[[LogBackfillReport], None] | None = None,
+    on_progress: Progress | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> LogBackfillReport:
+) -> BatchReport:
     """Move the legacy log rows (see the module docstring); resumable, safe to re-run.
 
     ``pause_seconds`` between batches leaves room for the writers still using the legacy
     table (SQLite has one writer at a time; on PostgreSQL it throttles the load). The
-    phases' start, swap and verification times are the clock's.
+    phases' start, swap and verification times are the clock's. With ``dry_run`` the
+    report says where the migration stands.
     """
     if batch_size < 1:
         raise InvalidArgument("batch_size must be at least 1")
-    report = LogBackfillReport(dry_run=dry_run)
+    report = BatchReport.start("backfill logs", *COUNTS, dry_run=dry_run)
+    report.details.update(swapped=False, verified=False, checksum=None)
     run = _Run(engine, sessions, report, batch_size, on_progress, clock)
-    if not await run.legacy_exists():
-        report.legacy_table = False
-        report.phase = (await run.phase()).name.lower()
-        return report
-    report.legacy_rows = await run.count_legacy()
     phase = await run.phase()
-    report.phase = phase.name.lower()
-    if dry_run:
-        await run.count_set_aside()
-        return report
-    if phase == BackfillPhase.NOT_STARTED:
-        await run.start()
-        phase = BackfillPhase.COPYING
-    if phase == BackfillPhase.COPYING:
-        await run.retry_set_aside()
-        while await run.copy_batch():
-            if pause_seconds:
-                await asyncio.sleep(pause_seconds)
-        if swap:
-            await run.swap(lock_timeout_seconds)
-            phase = BackfillPhase.SWAPPED
-    if phase == BackfillPhase.SWAPPED:
-        await run.verify()
-        phase = await run.phase()
-    elif phase == BackfillPhase.VERIFIED:
-        await run.retry_set_aside(verified=True)
-    report.phase = phase.name.lower()
-    await run.count_set_aside()
+    if await run.legacy_exists():
+        phase = await run.migrate(phase, swap, lock_timeout_seconds, pause_seconds)
+    report.details["phase"] = phase.name.lower()
+    await finish_backfill(
+        sessions,
+        report,
+        "logs",
+        remaining=await count_remaining(sessions),
+        legacy_table=old.legacy.name,
+        clock=clock,
+        verified=phase == BackfillPhase.VERIFIED,
+        completed_at=await run.swapped_at(),
+    )
     return report
 
 
@@ -159,9 +157,9 @@ class _Run:
         self,
         engine: AsyncEngine,
         sessions: async_sessionmaker[AsyncSession],
-        report: LogBackfillReport,
+        report: BatchReport,
         batch_size: int,
-        on_progress: Callable[[LogBackfillReport], None] | None,
+        on_progress: Progress | None,
         clock: Clock,
     ) -> None:
         self.clock = clock
@@ -171,19 +169,47 @@ class _Run:
         self.batch_size = batch_size
         self.on_progress = on_progress
         self.dialect = engine.dialect.name
+        self.total: int | None = None
+
+    async def migrate(
+        self, phase: BackfillPhase, swap: bool, lock_timeout: float, pause: float
+    ) -> BackfillPhase:
+        """Take the migration as far as it goes from ``phase``; the phase it ends in."""
+        self.report.counts["legacy_rows"] = await count_remaining(self.sessions)
+        self.total = self.report.counts["legacy_rows"]
+        if self.report.dry_run:
+            await self.count_set_aside()
+            return phase
+        if phase == BackfillPhase.NOT_STARTED:
+            await self.start()
+            phase = BackfillPhase.COPYING
+        if phase == BackfillPhase.COPYING:
+            await self.retry_set_aside()
+            while await self.copy_batch():
+                if pause:
+                    await asyncio.sleep(pause)
+            if swap:
+                await self.swap(lock_timeout)
+                phase = BackfillPhase.SWAPPED
+        if phase == BackfillPhase.SWAPPED:
+            await self.verify()
+            phase = await self.phase()
+        elif phase == BackfillPhase.VERIFIED:
+            await self.retry_set_aside(verified=True)
+        await self.count_set_aside()
+        return phase
 
     # -- state ---------------------------------------------------------------------------
 
     async def legacy_exists(self) -> bool:
         async with self.engine.connect() as conn:
-            return bool(await conn.run_sync(lambda c: sa.inspect(c).has_table("execution_log")))
+            return await table_exists(conn, old.legacy.name)
 
-    async def count_legacy(self) -> int:
+    async def swapped_at(self) -> dt.datetime | None:
         async with self.sessions() as session:
             with translate_database_errors():
-                return int(
-                    await session.scalar(sa.select(sa.func.count()).select_from(old.legacy)) or 0
-                )
+                found = await session.scalar(sa.select(_state.swapped_at).where(_state.id == 1))
+        return found  # timestamptz: aware on both backends
 
     async def phase(self) -> BackfillPhase:
         async with self.sessions() as session:
@@ -205,8 +231,10 @@ class _Run:
                         .limit(_SETASIDE_SHOWN)
                     )
                 ).all()
-        self.report.set_aside_total = int(total or 0)
-        self.report.set_aside = [SetAside(str(i), str(r)) for i, r in shown]
+        self.report.counts["set_aside"] = int(total or 0)
+        self.report.set_aside = [SetAside(str(i), str(r)) for i, r in shown] + [
+            s for s in self.report.set_aside if s.key.startswith("job ")
+        ]
 
     async def _lock_state(self, session: AsyncSession) -> m.ExecutionLogBackfill:
         # On SQLite, take the write lock first: reads then see what its last holder wrote.
@@ -264,7 +292,7 @@ class _Run:
                     await self._apply_changes(session, state, ops=("I", "D"))
                     read = await self._copy_next(session, state)
         if self.on_progress is not None:
-            self.on_progress(self.report)
+            self.on_progress(self.report.counts["moved"], self.total)
         return read
 
     async def _copy_next(self, session: AsyncSession, state: m.ExecutionLogBackfill) -> int:
@@ -371,7 +399,7 @@ class _Run:
                 with_ids=True,
             )
         state.copied += len(rows)
-        self.report.copied += len(rows)
+        self.report.add(moved=len(rows))
         return ids
 
     async def _apply_changes(
@@ -426,7 +454,7 @@ class _Run:
                 change.op = "R"
                 change.attempts += 1
                 continue
-            self.report.changes_applied += 1
+            self.report.add(changes_applied=1)
             await session.delete(change)
             if remove_legacy:
                 await session.execute(
@@ -436,7 +464,7 @@ class _Run:
 
     async def _undo(self, session: AsyncSession, change: m.ExecutionLogBackfillChange) -> None:
         """A legacy row deleted (or updated away) after it was copied: remove one copy."""
-        self.report.changes_applied += 1
+        self.report.add(changes_applied=1)
         content = change.row
         await session.delete(change)
         workflows = await self._workflows(session, [content])
@@ -529,7 +557,7 @@ class _Run:
                     await self._ddl(session, old.RETIRED_DDL[self.dialect])
                     state.phase = int(BackfillPhase.SWAPPED)
                     state.swapped_at = self.clock.now()
-        self.report.swapped = True
+        self.report.details["swapped"] = True
 
     # -- 4. verify -----------------------------------------------------------------------
 
@@ -557,15 +585,18 @@ class _Run:
                 moved_sums, moved_n = await self._moved_sums(session)
                 await self._subtract_queued_deletes(session, jobs, moved_sums)
                 await session.rollback()
-        self.report.legacy_checked, self.report.moved_checked = legacy_n, moved_n
+        self.report.counts.update(legacy_checked=legacy_n, moved_checked=moved_n)
         if legacy_sums != moved_sums:
             keys = set(legacy_sums) | set(moved_sums)
-            self.report.mismatched_jobs = sorted(
-                str(j) for j in keys if legacy_sums.get(j) != moved_sums.get(j)
-            )
+            for job in sorted(str(j) for j in keys if legacy_sums.get(j) != moved_sums.get(j)):
+                self.report.aside(
+                    f"job {job}",
+                    "checksum differs between the legacy rows and the moved lines "
+                    "(nothing was deleted; the next run verifies again)",
+                )
             return
         total = sum(s for _, s in legacy_sums.values()) % 2**64
-        self.report.checksum = f"{legacy_n}:{total:016x}"
+        self.report.details["checksum"] = f"{legacy_n}:{total:016x}"
         async with self.sessions() as session:
             with translate_database_errors():
                 async with session.begin():
@@ -582,11 +613,11 @@ class _Run:
                     if aside:
                         stmt = stmt.where(old.legacy.c.id.not_in(aside))
                     removed = await session.execute(stmt)
-                    self.report.legacy_rows_removed = int(removed.rowcount or 0)  # type: ignore[attr-defined]
+                    self.report.counts["legacy_rows_removed"] = int(removed.rowcount or 0)  # type: ignore[attr-defined]
                     await self._ddl(session, old.RETIRED_INSERTS_ONLY_DDL[self.dialect])
                     state.phase = int(BackfillPhase.VERIFIED)
                     state.verified_at = self.clock.now()
-        self.report.verified = True
+        self.report.details["verified"] = True
 
     async def _legacy_sums(
         self, session: AsyncSession, jobs: dict[uuid.UUID, uuid.UUID], aside: set[str]

@@ -27,18 +27,18 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execstore.archival.pointers import pointer_values
 from execstore.blob import ArchiveRef, Archives
 from execstore.errors import translate_database_errors
 from execstore.logs.format import chunk_key, job_fingerprints, record_of
 from execstore.schema import models as m
-from execstore.schema.enums import ArchiveCodec
 from execstore.schema.partitions import month_start
 
 __all__ = [
     "Chunk",
     "ChunkBuilder",
+    "chunk_values",
     "insert_pointer",
-    "pointer_values",
     "source_rows",
     "upload_chunk",
 ]
@@ -161,7 +161,7 @@ async def upload_chunk(archives: Archives, chunk: Chunk, *, revision: int = 0) -
     return stored.ref
 
 
-def pointer_values(
+def chunk_values(
     chunk: Chunk,
     ref: ArchiveRef,
     *,
@@ -181,15 +181,7 @@ def pointer_values(
         "job_keys": job_fingerprints(chunk.jobs),
         "source_id": source_id,
         "revision": revision,
-        "lost": False,
-        "archived_at": archived_at,
-        "raw_size": ref.raw_size,
-        "stored_size": ref.stored_size,
-        "record_count": ref.record_count,
-        "codec": ArchiveCodec.GZIP if ref.codec.value == "gzip" else ArchiveCodec.ZSTD,
-        "format_version": ref.format_version,
-        "sha256": ref.sha256,
-        "blob_key": ref.key,
+        **pointer_values(ref, archived_at=archived_at),
     }
 
 

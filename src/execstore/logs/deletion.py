@@ -25,11 +25,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from execstore.archival.pointers import archive_ref
 from execstore.blob import Archives
 from execstore.errors import translate_database_errors
-from execstore.logs.chunks import Chunk, pointer_values, upload_chunk
+from execstore.logs.chunks import Chunk, chunk_values, upload_chunk
 from execstore.logs.format import may_hold_job
-from execstore.logs.repository import archive_ref, detached_tables
+from execstore.logs.repository import detached_tables
 from execstore.repository import TransactionHooks
 from execstore.schema import models as m
 from execstore.schema.partitions import month_start
@@ -137,7 +138,7 @@ async def rewrite_without(
             ref = await upload_chunk(archives, rebuilt, revision=revision)
             if hooks is not None and not existed:
                 hooks.on_rollback(functools.partial(archives.delete, key))
-            values = pointer_values(
+            values = chunk_values(
                 rebuilt,
                 ref,
                 source_id=chunk.source_id,

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 
 from execstore.errors import InvalidLogEntry
 from execstore.ids import legacy_uuid
-from execstore.logs.ingest import PreparedLine, _prepare
+from execstore.logs.prepare import PreparedLine, prepare_entry
 from execstore.schema.logs import execution_log_legacy
 
 __all__ = [
@@ -109,7 +109,7 @@ def map_content(
         "duration_ms": content.get("duration"),
     }
     try:
-        return job, workflow, _prepare(0, entry, stamp)
+        return job, workflow, prepare_entry(0, entry, stamp)
     except InvalidLogEntry as exc:
         raise ValueError(exc.reason) from exc
 

@@ -22,7 +22,6 @@ database. SQLite has no partitions: the step reports that and does nothing.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -30,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import LogPartitionMode
 from execstore.errors import ConfigurationError, translate_database_errors
+from execstore.operations.batch import BatchReport
 from execstore.schema.partitions import (
     LOG_TABLE,
     PARTITION_LOCK,
@@ -39,21 +39,7 @@ from execstore.schema.partitions import (
     next_month,
 )
 
-__all__ = ["PartitionReport", "maintain_log_partitions"]
-
-
-@dataclass
-class PartitionReport:
-    """What the partition step did."""
-
-    mode: str
-    created: list[str] = field(default_factory=list)
-    partitions: int = 0
-    registered_with_partman: bool = False
-    moved_from_default: int = 0
-    default_rows: int = 0
-    """Lines still in pg_partman's DEFAULT partition after this run."""
-    skipped: str | None = None
+__all__ = ["maintain_log_partitions"]
 
 
 async def maintain_log_partitions(
@@ -62,26 +48,34 @@ async def maintain_log_partitions(
     mode: LogPartitionMode = LogPartitionMode.NATIVE,
     months_ahead: int = 3,
     clock: Clock = SYSTEM_CLOCK,
-) -> PartitionReport:
+) -> BatchReport:
     """Create the log partitions the coming months need (see the module docstring).
 
-    "This month" is the clock's. pg_partman's ``run_maintenance`` (partman mode) decides
-    by the database's own clock: it is pg_partman's code, not execstore's.
+    Counts the ``partitions`` there are, lines ``moved_from_default`` and the
+    ``default_rows`` still in pg_partman's DEFAULT partition; ``details``: the ``mode``,
+    the partitions ``created``, whether the table was ``registered_with_partman`` and
+    why the step was ``skipped`` (None: it ran). "This month" is the clock's.
+    pg_partman's ``run_maintenance`` (partman mode) decides by the database's own
+    clock: it is pg_partman's code, not execstore's.
     """
-    report = PartitionReport(mode=LogPartitionMode(mode).value)
+    report = BatchReport.start(
+        "maintain partitions", "partitions", "moved_from_default", "default_rows"
+    )
+    mode = LogPartitionMode(mode)
+    report.details.update(mode=mode.value, created=[], registered_with_partman=False, skipped=None)
     if engine.dialect.name != "postgresql":
-        report.skipped = "SQLite has no partitions"
+        report.details["skipped"] = "SQLite has no partitions"
         return report
     with translate_database_errors():
         async with engine.begin() as conn:
-            if report.mode == LogPartitionMode.PARTMAN:
+            if mode == LogPartitionMode.PARTMAN:
                 await _partman(conn, report, months_ahead, clock)
             else:
-                report.created = await conn.run_sync(
+                report.details["created"] = await conn.run_sync(
                     lambda c: ensure_partitions_ahead(c, months_ahead=months_ahead, clock=clock)
                 )
             parts = await conn.run_sync(log_partitions)
-            report.partitions = sum(1 for p in parts if not p.default)
+            report.counts["partitions"] = sum(1 for p in parts if not p.default)
     return report
 
 
@@ -95,7 +89,7 @@ def previous_month(start: dt.datetime) -> dt.datetime:
 
 
 async def _partman(
-    conn: AsyncConnection, report: PartitionReport, months_ahead: int, clock: Clock
+    conn: AsyncConnection, report: BatchReport, months_ahead: int, clock: Clock
 ) -> None:
     await conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({PARTITION_LOCK})")
     schema = await conn.scalar(
@@ -132,7 +126,7 @@ async def _partman(
             ),
             {"parent": parent, "premake": months_ahead, "start": start.strftime("%Y-%m-%d")},
         )
-        report.registered_with_partman = True
+        report.details["registered_with_partman"] = True
     await conn.execute(
         sa.text(
             f"UPDATE {partman}.part_config SET premake = :premake, "
@@ -149,9 +143,9 @@ async def _partman(
                 sa.text(f"SELECT {partman}.partition_data_time(:parent, p_batch_count := 1000000)"),
                 {"parent": parent},
             )
-            report.moved_from_default = int(moved or 0)
-        report.default_rows = int(
+            report.counts["moved_from_default"] = int(moved or 0)
+        report.counts["default_rows"] = int(
             await conn.scalar(sa.text(f'SELECT count(*) FROM "{default.name}"')) or 0
         )
     after = {p.name for p in await conn.run_sync(log_partitions)}
-    report.created = sorted(after - before)
+    report.details["created"] = sorted(after - before)

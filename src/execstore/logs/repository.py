@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import sqlalchemy as sa
 
+from execstore.archival.pointers import archive_ref
 from execstore.arguments import checks_arguments
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import (
@@ -34,15 +35,9 @@ from execstore.errors import (
     translate_database_errors,
 )
 from execstore.logs.format import entry_from_record, find_job_lines, may_hold_job
-from execstore.logs.ingest import (
-    PIPELINE_CHUNK,
-    append_pipelined,
-    fill_steps,
-    known_steps,
-    prepare_rows,
-    sqlite_write_lock,
-    write_lines,
-)
+from execstore.logs.ingest import PIPELINE_CHUNK, append_pipelined, sqlite_write_lock, write_lines
+from execstore.logs.prepare import prepare_rows
+from execstore.logs.steps import fill_steps, known_steps
 from execstore.logs.types import LogEntry, LogRetention, NewLogEntry
 from execstore.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from execstore.repository import ScopedRepository, TransactionHooks
@@ -57,7 +52,6 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_RETENTION_DAYS",
     "LogRepository",
-    "archive_ref",
     "detached_tables",
     "entry_table_named",
 ]
@@ -91,22 +85,6 @@ async def detached_tables(session: AsyncSession) -> list[sa.Table]:
     with translate_database_errors():
         names = (await session.scalars(sa.select(m.ExecutionLogDetached.table_name))).all()
     return [entry_table_named(name) for name in names]
-
-
-def archive_ref(row: m.ExecutionLogArchive) -> Any:
-    """The ArchiveRef of a chunk's pointer row."""
-    from execstore.blob import ArchiveRef
-    from execstore.config import Codec
-
-    return ArchiveRef(
-        key=row.blob_key,
-        codec=Codec.GZIP if int(row.codec) == 1 else Codec.ZSTD,
-        sha256=bytes(row.sha256),
-        raw_size=row.raw_size,
-        stored_size=row.stored_size,
-        record_count=row.record_count,
-        format_version=row.format_version,
-    )
 
 
 @checks_arguments

@@ -1,4 +1,5 @@
-"""Delete archived logs past their organization's retention: ``execstore retention run``.
+"""Delete archived logs past their organization's retention: ``execstore retention run``
+(:func:`execstore.operations.apply_retention` for ``logs``).
 
 An organization's retention is its row in ``execution_log_retention`` (set with
 ``uow.logs.set_retention`` or ``execstore retention set``), else
@@ -17,76 +18,55 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival import SetAside, describe_failure
 from execstore.blob import Archives
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import translate_database_errors
 from execstore.logs.ingest import sqlite_write_lock
+from execstore.operations.batch import BatchReport, Progress, describe_failure
 from execstore.schema import models as m
 
-__all__ = ["LogRetentionReport", "run_retention"]
+__all__ = ["expire_log_chunks"]
 
 _archive = m.ExecutionLogArchive
 _setting = m.ExecutionLogRetention
 
 
-@dataclass
-class LogRetentionReport:
-    """What a retention run deleted (with ``dry_run``: would delete)."""
-
-    dry_run: bool = False
-    organizations: int = 0
-    chunks_deleted: int = 0
-    lines_deleted: int = 0
-    bytes_deleted: int = 0
-    set_aside: list[SetAside] = field(default_factory=list)
-
-    @property
-    def problems(self) -> bool:
-        """True when something was set aside (the CLI exits 3)."""
-        return bool(self.set_aside)
-
-
-async def run_retention(
+async def expire_log_chunks(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
+    report: BatchReport,
     *,
     default_days: int = 365,
     hot_days: int = 30,
-    clock: Clock = SYSTEM_CLOCK,
-    dry_run: bool = False,
     organization_id: uuid.UUID | None = None,
     batch_size: int = 200,
-    on_progress: Callable[[LogRetentionReport], None] | None = None,
-) -> LogRetentionReport:
-    """The report of deleting every archive chunk past its organization's retention.
+    on_progress: Progress | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> None:
+    """Delete every archive chunk past its organization's retention, into ``report``.
 
     A chunk is past it when its newest line is older than the clock's now minus the
-    retention.
+    retention. Adds to the retention counts (``organizations``, ``archives``,
+    ``records``, ``bytes``); a chunk whose blob cannot be deleted, or an organization
+    whose retention is shorter than ``hot_days``, is set aside.
     """
-    report = LogRetentionReport(dry_run=dry_run)
     moment = clock.now()
     for org, days in await _retentions(sessions, default_days, organization_id):
-        report.organizations += 1
+        report.add(organizations=1)
         if days < hot_days:
-            report.set_aside.append(
-                SetAside(
-                    f"organization {org}",
-                    f"InvalidRetention: its retention of {days} days is shorter than the hot "
-                    f"window of {hot_days} days; set a longer one (execstore retention set)",
-                )
+            report.aside(
+                f"organization {org}",
+                f"InvalidRetention: its retention of {days} days is shorter than the hot "
+                f"window of {hot_days} days; set a longer one (execstore retention set)",
             )
             continue
         cutoff = moment - dt.timedelta(days=days)
         await _expire(sessions, archives, org, cutoff, report, batch_size, on_progress)
-    return report
 
 
 async def _retentions(
@@ -115,9 +95,9 @@ async def _expire(
     archives: Archives,
     org: uuid.UUID,
     cutoff: dt.datetime,
-    report: LogRetentionReport,
+    report: BatchReport,
     batch_size: int,
-    on_progress: Callable[[LogRetentionReport], None] | None,
+    on_progress: Progress | None,
 ) -> None:
     after: int | None = None
     while True:
@@ -148,20 +128,16 @@ async def _expire(
                     for row in batch:
                         if not report.dry_run and not await _forget(session, archives, row, report):
                             continue
-                        report.chunks_deleted += 1
-                        report.lines_deleted += row.record_count
-                        report.bytes_deleted += row.stored_size
+                        report.add(archives=1, records=row.record_count, bytes=row.stored_size)
         if on_progress is not None:
-            on_progress(report)
+            on_progress(report.counts["archives"], None)
 
 
-async def _forget(
-    session: AsyncSession, archives: Archives, row: Any, report: LogRetentionReport
-) -> bool:
+async def _forget(session: AsyncSession, archives: Archives, row: Any, report: BatchReport) -> bool:
     try:
         await _delete_blob(archives, row.blob_key)
     except Exception as exc:  # one blob the store refuses must not stop the rest
-        report.set_aside.append(SetAside(row.blob_key, describe_failure(exc)))
+        report.aside(row.blob_key, describe_failure(exc))
         return False
     await _delete_pointer(session, row.id)
     return True

@@ -8,8 +8,8 @@
 - :mod:`~execstore.metadata.backfill`: moving the legacy fat rows, and checking the move.
 """
 
-from execstore.metadata.backfill import BackfillReport, backfill_metadata
-from execstore.metadata.check import CheckReport, Mismatch, check_metadata
+from execstore.metadata.backfill import backfill_metadata, count_remaining
+from execstore.metadata.check import Mismatch, check_metadata
 from execstore.metadata.repository import FAILURE_STATUSES, LIVE_STATUSES, MetadataRepository
 from execstore.metadata.summaries import SummaryRefresh, refresh_summaries
 from execstore.metadata.types import (
@@ -23,8 +23,6 @@ from execstore.schema.enums import ExecutionStatus
 __all__ = [
     "FAILURE_STATUSES",
     "LIVE_STATUSES",
-    "BackfillReport",
-    "CheckReport",
     "DailySummary",
     "ExecutionStatus",
     "ExecutionSummary",
@@ -35,5 +33,6 @@ __all__ = [
     "SummaryRefresh",
     "backfill_metadata",
     "check_metadata",
+    "count_remaining",
     "refresh_summaries",
 ]

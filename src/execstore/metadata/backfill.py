@@ -9,7 +9,7 @@ row yet, in legacy-id order:
    step counter out of range, a job that no longer exists or belongs to another
    organization, a workflow, client, claim submission or primary account that is not
    the row's organization's: the row is *set aside* with that reason, left exactly as
-   it is, and the rest of the batch goes on (:mod:`execstore.archival.batch`);
+   it is, and the rest of the batch goes on (:mod:`execstore.operations.batch`);
 3. the others are inserted in one statement (``ON CONFLICT DO NOTHING``: a row the
    application or a concurrent run created meanwhile is left alone); if the database
    still refuses one, the batch is retried row by row and only that row is set aside.
@@ -19,36 +19,43 @@ schema joins or derives them (``execstore backfill metadata --check`` compares t
 The legacy rows stay until ``contract_execution_metadata`` drops the table, so a run can
 be stopped at any point and re-run: it finds only what is still unmoved, set-aside rows
 included (fix the data, re-run). ``dry_run`` does all the checks and writes nothing.
+The move is verified by :func:`execstore.metadata.check.check_metadata`, which records
+the backfill's completion.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival import SetAside, describe_failure, write_each
+from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid, legacy_uuid_sql
 from execstore.metadata.repository import MAX_STEPS
+from execstore.operations.backfills import finish_backfill, table_exists
+from execstore.operations.batch import (
+    BatchReport,
+    Progress,
+    SetAside,
+    describe_failure,
+    write_each,
+)
 from execstore.schema import models as m
 from execstore.schema.enums import ExecutionStatus
 from execstore.schema.metadata import execution_metadata_legacy
 
 __all__ = [
+    "COUNTS",
     "LEGACY_TABLE",
-    "BackfillReport",
     "backfill_metadata",
     "check_references",
-    "count_legacy",
-    "count_unmoved",
-    "legacy_table_present",
+    "count_remaining",
     "plan_row",
     "unmoved_filter",
 ]
@@ -64,27 +71,9 @@ _REFERENCES: Final = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class BackfillReport:
-    """What a backfill run did (or, with ``dry_run``, would do)."""
-
-    dry_run: bool = False
-    legacy_table_present: bool = True
-    """False once ``contract_execution_metadata`` dropped the legacy table."""
-    batches: int = 0
-    examined: int = 0
-    """Legacy rows without a slim row that this run looked at."""
-    moved: int = 0
-    """Slim rows written (with ``dry_run``: that would be written)."""
-    set_aside: list[SetAside] = field(default_factory=list)
-    """Legacy rows left untouched, by legacy id, with the reason."""
-
-
-async def legacy_table_present(session: AsyncSession) -> bool:
-    """Whether the database still has ``execution_metadata_legacy``."""
-    return bool(
-        await session.run_sync(lambda s: sa.inspect(s.connection()).has_table(LEGACY_TABLE))
-    )
+COUNTS: Final = ("batches", "examined", "moved", "remaining")
+"""The counts of a ``backfill metadata`` report: legacy rows examined (moved or set
+aside), slim rows written, legacy rows of existing jobs still without a slim row."""
 
 
 def mapped_job_id(dialect: str) -> sa.ColumnElement[Any]:
@@ -105,31 +94,22 @@ def _scope(stmt: Any, dialect: str, organization_id: uuid.UUID | None) -> Any:
     return stmt.where(mapped == target)
 
 
-async def count_unmoved(
+async def count_remaining(
     sessions: async_sessionmaker[AsyncSession], *, organization_id: uuid.UUID | None = None
 ) -> int:
-    """How many legacy rows have no slim row yet (0 when the legacy table is gone)."""
-    return await _count(sessions, organization_id, unmoved=True)
+    """Legacy rows of existing jobs without a slim row yet (0 when the table is gone).
 
-
-async def count_legacy(
-    sessions: async_sessionmaker[AsyncSession], *, organization_id: uuid.UUID | None = None
-) -> int:
-    """How many legacy rows there are (0 when the legacy table is gone)."""
-    return await _count(sessions, organization_id, unmoved=False)
-
-
-async def _count(
-    sessions: async_sessionmaker[AsyncSession], organization_id: uuid.UUID | None, *, unmoved: bool
-) -> int:
+    A legacy row whose job was deleted is not counted: it never moves, it goes with the
+    table.
+    """
     async with sessions() as session:
         with translate_database_errors():
-            if not await legacy_table_present(session):
+            if not await table_exists(session, LEGACY_TABLE):
                 return 0
             dialect = session.get_bind().dialect.name
+            job = sa.exists().where(m.Job.id == mapped_job_id(dialect))
             stmt = sa.select(sa.func.count()).select_from(_legacy)
-            if unmoved:
-                stmt = stmt.where(unmoved_filter(dialect))
+            stmt = stmt.where(unmoved_filter(dialect), job)
             return int(await session.scalar(_scope(stmt, dialect, organization_id)) or 0)
 
 
@@ -243,15 +223,15 @@ async def _batch(
     after: str | None,
     size: int,
     organization_id: uuid.UUID | None,
-    dry_run: bool,
-) -> tuple[BackfillReport, str | None]:
+    report: BatchReport,
+) -> str | None:
     dialect = session.get_bind().dialect.name
     stmt = sa.select(_legacy).where(unmoved_filter(dialect)).order_by(_legacy.c.id).limit(size)
     if after is not None:
         stmt = stmt.where(_legacy.c.id > after)
     rows = (await session.execute(_scope(stmt, dialect, organization_id))).all()
     if not rows:
-        return BackfillReport(dry_run=dry_run), None
+        return None
     plans: list[tuple[str, dict[str, Any]]] = []
     aside: list[SetAside] = []
     for row in rows:
@@ -263,7 +243,7 @@ async def _batch(
     keep, refused = await check_references(session, plans)
     aside += refused
     moved = 0
-    if dry_run:
+    if report.dry_run:
         moved = len(keep)
     elif keep:
         counted: list[int] = []
@@ -274,10 +254,9 @@ async def _batch(
         _, failed = await write_each(session, keep, write, lambda item: item[0])
         aside += failed
         moved = sum(counted)  # a refused attempt raised before it could count
-    report = BackfillReport(
-        dry_run=dry_run, batches=1, examined=len(rows), moved=moved, set_aside=aside
-    )
-    return report, rows[-1].id
+    report.add(batches=1, examined=len(rows), moved=moved)
+    report.set_aside += aside
+    return str(rows[-1].id)
 
 
 async def backfill_metadata(
@@ -287,43 +266,51 @@ async def backfill_metadata(
     limit: int | None = None,
     dry_run: bool = False,
     organization_id: uuid.UUID | None = None,
-    on_batch: Callable[[BackfillReport], None] | None = None,
-) -> BackfillReport:
+    on_progress: Progress | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> BatchReport:
     """The report of moving up to ``limit`` unmoved legacy rows, ``batch_size`` per commit.
 
     Works across organizations (or only ``organization_id``'s rows). Rows that cannot
-    be moved are set aside and reported, never blocking the rest. ``on_batch`` is called
-    with the running totals after every batch.
+    be moved are set aside and reported, never blocking the rest. The move is complete
+    (``details["complete"]``) once ``execstore backfill metadata --check`` verified it.
     """
     if batch_size < 1:
         raise InvalidArgument("batch_size must be at least 1")
-    report = BackfillReport(dry_run=dry_run)
+    report = BatchReport.start("backfill metadata", *COUNTS, dry_run=dry_run)
+    total = None
+    if on_progress is not None:
+        total = await count_remaining(sessions, organization_id=organization_id)
+        total = total if limit is None else min(total, limit)
+    after: str | None = None
     async with sessions() as session:
         with translate_database_errors():
-            if not await legacy_table_present(session):
-                return replace(report, legacy_table_present=False)
-    after: str | None = None
-    while limit is None or report.examined < limit:
-        size = batch_size if limit is None else min(batch_size, limit - report.examined)
+            present = await table_exists(session, LEGACY_TABLE)
+    while present and (limit is None or report.counts["examined"] < limit):
+        examined = report.counts["examined"]
+        size = batch_size if limit is None else min(batch_size, limit - examined)
         async with sessions() as session:
             with translate_database_errors():
                 async with session.begin():
-                    step, after = await _batch(
+                    after = await _batch(
                         session,
                         after=after,
                         size=size,
                         organization_id=organization_id,
-                        dry_run=dry_run,
+                        report=report,
                     )
         if after is None:
             break
-        report = replace(
-            report,
-            batches=report.batches + step.batches,
-            examined=report.examined + step.examined,
-            moved=report.moved + step.moved,
-            set_aside=report.set_aside + step.set_aside,
-        )
-        if on_batch is not None:
-            on_batch(report)
+        if on_progress is not None:
+            on_progress(report.counts["examined"], total)
+    await finish_backfill(
+        sessions,
+        report,
+        "metadata",
+        remaining=await count_remaining(sessions, organization_id=organization_id),
+        everywhere=None if organization_id is None else await count_remaining(sessions),
+        legacy_table=LEGACY_TABLE,
+        clock=clock,
+        verified=None,  # the check verifies the move and records it
+    )
     return report

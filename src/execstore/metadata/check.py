@@ -20,10 +20,12 @@ mapping) :func:`check_metadata` reads the slim view through the same joined quer
 Legacy rows without a slim row are *unmigrated* (with the reason the backfill would
 give), except rows whose job no longer exists: those are *orphaned* — the legacy
 foreign key deleted such rows with their job until ``add_varchar_limits`` detached them
-— and dropping them loses nothing a job still has. A complete check (not limited to one
-organization) records its result in ``execution_metadata_state``; the contract revision
-drops the legacy table only after a clean one, and only while the table is unchanged
-since (same :func:`legacy_fingerprint`).
+— and dropping them loses nothing a job still has. Unmigrated rows and unexplained
+differences are set aside in the report (it needs attention). A complete check (not
+limited to one organization) that is clean records the metadata backfill's completion
+(:mod:`execstore.operations.backfills`), one that is not removes it; the contract
+revision drops the legacy table only after a clean one, and only while the table holds
+the rows it held then.
 """
 
 from __future__ import annotations
@@ -31,44 +33,30 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival import SetAside
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid
-from execstore.metadata.backfill import (
-    LEGACY_TABLE,
-    check_references,
-    legacy_table_present,
-    plan_row,
-)
+from execstore.metadata.backfill import LEGACY_TABLE, check_references, plan_row
 from execstore.metadata.repository import LIVE_STATUSES
-from execstore.metadata.state import record_state
 from execstore.metadata.types import ExecutionView
 from execstore.metadata.views import to_view, views_of_jobs_statement
+from execstore.operations.backfills import finish_backfill, table_exists
+from execstore.operations.batch import BatchReport, Progress, SetAside
 from execstore.schema import models as m
 from execstore.schema.enums import ExecutionStatus
 from execstore.schema.metadata import execution_metadata_legacy
 from execstore.textlimits import fit_text, limit_of
 
-__all__ = [
-    "CHECK_STATE",
-    "EXPLAINED",
-    "CheckReport",
-    "Mismatch",
-    "check_metadata",
-    "compare",
-    "legacy_fingerprint",
-]
+__all__ = ["COUNTS", "EXPLAINED", "Mismatch", "check_metadata", "compare"]
 
-CHECK_STATE: Final = "backfill_check"
 EXPLAINED: Final = {
     "renamed": "a referenced row was renamed or edited since the legacy copy (ids agree)",
     "progressed": "the run went on after it was moved",
@@ -81,17 +69,19 @@ _LIMITS: Final = {
     "error_code": limit_of(m.ExecutionMetadata.error_code),
     "error_message": limit_of(m.ExecutionMetadata.error_message),
 }
-
-
-def legacy_fingerprint(connection: sa.Connection) -> dict[str, Any]:
-    """The legacy table's row count and latest ``updated_at`` (what a check saw)."""
-    count, latest = connection.execute(
-        sa.select(sa.func.count(), sa.func.max(_legacy.c.updated_at))
-    ).one()
-    return {
-        "legacy_rows": int(count),
-        "legacy_updated_at": None if latest is None else str(latest),
-    }
+COUNTS: Final = (
+    "legacy_rows",
+    "compared",
+    "identical",
+    "unmigrated",
+    "orphaned",
+    "unexplained",
+    *(f"explained_{kind}" for kind in EXPLAINED),
+    "remaining",
+)
+"""The counts of a ``backfill metadata --check`` report: legacy rows read, compared with
+their slim view, identical; unmigrated (no slim row), orphaned (job deleted: explained),
+differences nothing explains and those of each legitimate kind."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,33 +95,6 @@ class Mismatch:
     now: Any
     kind: str | None
     """A key of EXPLAINED, or None: unexplained."""
-
-
-@dataclass(slots=True)
-class CheckReport:
-    """What a check found."""
-
-    legacy_table_present: bool = True
-    legacy_rows: int = 0
-    compared: int = 0
-    """Legacy rows that have a slim row, compared field by field."""
-    identical: int = 0
-    unmigrated: list[SetAside] = field(default_factory=list)
-    orphaned: list[str] = field(default_factory=list)
-    """Legacy ids whose job no longer exists (explained: they go with the table)."""
-    explained: dict[str, int] = field(default_factory=dict)
-    """How many differences of each legitimate kind."""
-    examples: list[Mismatch] = field(default_factory=list)
-    """The first few legitimate differences of each kind, to look at."""
-    unexplained: list[Mismatch] = field(default_factory=list)
-    unexplained_count: int = 0
-    recorded: bool = False
-    """The result was recorded for the contract revision (complete checks only)."""
-
-    @property
-    def clean(self) -> bool:
-        """True when nothing is unmigrated and every difference is explained."""
-        return not self.unmigrated and self.unexplained_count == 0
 
 
 def _id(value: str | None) -> uuid.UUID | None:
@@ -239,21 +202,22 @@ async def _views(session: AsyncSession, job_ids: Iterable[uuid.UUID]) -> dict[uu
     return {row["job_id"]: to_view(row) for row in found}
 
 
-async def _explain_unmigrated(session: AsyncSession, rows: list[Any], report: CheckReport) -> None:
+async def _explain_unmigrated(session: AsyncSession, rows: list[Any], report: BatchReport) -> None:
+    unmigrated: list[SetAside] = report.details["unmigrated"]
     plans = []
     for row in rows:
         planned = plan_row(row)
         if isinstance(planned, SetAside):
-            report.unmigrated.append(planned)
+            unmigrated.append(planned)
         else:
             plans.append((row.id, planned))
     keep, refused = await check_references(session, plans)
     for aside in refused:
         if aside.reason.endswith("no longer exists") and aside.reason.startswith("job "):
-            report.orphaned.append(aside.id)
+            report.details["orphaned"].append(aside.key)
         else:
-            report.unmigrated.append(aside)
-    report.unmigrated += [SetAside(legacy_id, "not moved yet") for legacy_id, _ in keep]
+            unmigrated.append(aside)
+    unmigrated += [SetAside(legacy_id, "not moved yet") for legacy_id, _ in keep]
 
 
 async def check_metadata(
@@ -263,27 +227,34 @@ async def check_metadata(
     organization_id: uuid.UUID | None = None,
     max_listed: int = 200,
     examples_per_kind: int = 5,
-    on_batch: Callable[[CheckReport], None] | None = None,
+    on_progress: Progress | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> CheckReport:
+) -> BatchReport:
     """The comparison of every legacy row (of ``organization_id``, or all) with its slim view.
 
-    A complete check (``organization_id`` None) records its result, at the clock's time,
-    for the contract revision. At most ``max_listed`` unexplained mismatches are listed
-    (all are counted).
+    Unmigrated rows and unexplained differences are set aside (at most ``max_listed``
+    differences listed, all counted); ``details`` lists the orphaned legacy ids,
+    ``unexplained`` and a few ``examples`` of each explained kind (as :class:`Mismatch`).
+    A complete check (``organization_id`` None) records the backfill's completion, at
+    the clock's time, when it is clean (``details["recorded"]``), and removes it when not.
     """
     if batch_size < 1:
         raise InvalidArgument("batch_size must be at least 1")
-    report = CheckReport()
+    report = BatchReport.start("backfill metadata check", *COUNTS)
+    report.details.update(unmigrated=[], orphaned=[], unexplained=[], examples=[])
     kinds: Counter[str] = Counter()
     async with sessions() as session:
         with translate_database_errors():
-            if not await legacy_table_present(session):
-                report.legacy_table_present = False
-                return report
-            fingerprint = await session.run_sync(lambda s: legacy_fingerprint(s.connection()))
+            present = await table_exists(session, LEGACY_TABLE)
+    total = None
+    if present and on_progress is not None:
+        async with sessions() as session:
+            with translate_database_errors():
+                total = int(
+                    await session.scalar(sa.select(sa.func.count()).select_from(_legacy)) or 0
+                )
     after: str | None = None
-    while True:
+    while present:
         async with sessions() as session:
             with translate_database_errors():
                 stmt = sa.select(_legacy).order_by(_legacy.c.id).limit(batch_size)
@@ -300,44 +271,51 @@ async def check_metadata(
         if not rows:
             break
         after = rows[-1].id
-        report.legacy_rows += len(rows_in_scope)
+        report.add(legacy_rows=len(rows_in_scope))
         for row in rows_in_scope:
             view = views.get(legacy_uuid(row.job_id))
             if view is None:
                 continue
-            report.compared += 1
+            report.add(compared=1)
             differences = compare(row, view)
             if not differences:
-                report.identical += 1
+                report.add(identical=1)
             for mismatch in differences:
                 if mismatch.kind is None:
-                    report.unexplained_count += 1
-                    if len(report.unexplained) < max_listed:
-                        report.unexplained.append(mismatch)
+                    report.add(unexplained=1)
+                    if len(report.details["unexplained"]) < max_listed:
+                        report.details["unexplained"].append(mismatch)
                 else:
                     kinds[mismatch.kind] += 1
                     if kinds[mismatch.kind] <= examples_per_kind:
-                        report.examples.append(mismatch)
-        report.explained = dict(kinds)
-        if on_batch is not None:
-            on_batch(report)
-    if organization_id is None:
-        async with sessions() as session:
-            with translate_database_errors():
-                async with session.begin():
-                    await record_state(
-                        session,
-                        CHECK_STATE,
-                        {
-                            **fingerprint,
-                            "compared": report.compared,
-                            "unmigrated": len(report.unmigrated),
-                            "orphaned": len(report.orphaned),
-                            "unexplained": report.unexplained_count,
-                            "explained": report.explained,
-                            "table": LEGACY_TABLE,
-                        },
-                        at=clock.now(),
-                    )
-        report.recorded = True
+                        report.details["examples"].append(mismatch)
+        if on_progress is not None:
+            on_progress(report.counts["legacy_rows"], total)
+    unmigrated = report.details.pop("unmigrated")
+    report.add(unmigrated=len(unmigrated), orphaned=len(report.details["orphaned"]))
+    report.add(**{f"explained_{kind}": n for kind, n in kinds.items()})
+    report.set_aside += unmigrated
+    report.set_aside += [
+        SetAside(
+            x.legacy_id,
+            f"unexplained difference in {x.field}: legacy {x.legacy!r}, now {x.now!r}",
+        )
+        for x in report.details["unexplained"]
+    ]
+    unlisted = report.counts["unexplained"] - len(report.details["unexplained"])
+    if unlisted:
+        report.aside("…", f"{unlisted} more unexplained difference(s) (max_listed={max_listed})")
+    clean = not report.needs_attention
+    await finish_backfill(
+        sessions,
+        report,
+        "metadata",
+        remaining=len(unmigrated),
+        legacy_table=LEGACY_TABLE,
+        clock=clock,
+        # Only a check of every organization says anything about the whole table.
+        verified=True if organization_id is None and present else None,
+        details={"compared": report.counts["compared"], "orphaned": report.counts["orphaned"]},
+    )
+    report.details["recorded"] = organization_id is None and present and clean
     return report

@@ -1,8 +1,7 @@
 """Named facts the metadata capability records about itself (``execution_metadata_state``).
 
-``summary_refresh``: when the rollup was last refreshed. ``backfill_check``: what the last
-complete ``execstore backfill metadata --check`` found, which ``contract_execution_metadata``
-reads before dropping the legacy table.
+``summary_refresh``: when the rollup was last refreshed. (What the backfill check found
+is a backfill completion record: :mod:`execstore.operations.backfills`.)
 """
 
 from __future__ import annotations

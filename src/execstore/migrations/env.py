@@ -32,6 +32,7 @@ def _configure(**extra: Any) -> None:
         # otherwise commit after every SQLite step, even for a one-transaction downgrade.
         transactional_ddl=True,
         transaction_per_migration=config.attributes.get("transaction_per_migration", True),
+        on_version_apply=config.attributes.get("on_version_apply"),
         **extra,
     )
 

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from alembic import context, op
 from sqlalchemy.dialects import postgresql
 
-from execstore.errors import DowngradeRefused
+from execstore.errors import BackfillIncomplete, DowngradeRefused
 
 __all__ = [
     "BIGID",
@@ -50,6 +50,7 @@ __all__ = [
     "migration_now",
     "refuse_if_rows",
     "rename_table",
+    "require_backfill_complete",
     "rows_refused",
     "truncate_overlong",
 ]
@@ -224,6 +225,42 @@ def downgrade_refused(revision: str, tables: Iterable[str]) -> DowngradeRefused:
         f"going below {revision} would drop rows the older schema has no place for, in "
         f"{', '.join(tables)}; archive or delete them first (nothing was changed)"
     )
+
+
+def require_backfill_complete(
+    bind: sa.Connection, name: str, *, legacy_table: str, how: str
+) -> None:
+    """Raise BackfillIncomplete (nothing changed) unless backfill ``name`` is complete.
+
+    What every contract revision checks before it drops ``legacy_table``: the table is
+    gone or empty (nothing to backfill), or ``backfill_completions`` holds the row
+    ``name`` that the backfill wrote when it moved every row and verified the result,
+    and the table still holds the rows it held then (``details["legacy_rows"]``): a
+    table changed since needs the backfill run again.
+    """
+    inspector = sa.inspect(bind)
+    if not inspector.has_table(legacy_table):
+        return
+    held = int(bind.exec_driver_sql(f"SELECT count(*) FROM {legacy_table}").scalar_one())
+    if not held:
+        return
+    how = f"{how}, then upgrade again (nothing was changed)"
+    completions = sa.table(
+        "backfill_completions", sa.column("name"), sa.column("details", sa.JSON())
+    )
+    found = bind.execute(
+        sa.select(completions.c.details).where(completions.c.name == name)
+    ).scalar_one_or_none()
+    if found is None:
+        raise BackfillIncomplete(
+            f"{legacy_table} holds {held} row(s) and the {name} backfill has not recorded "
+            f"its completion: {how}"
+        )
+    if found.get("legacy_rows") != held:
+        raise BackfillIncomplete(
+            f"{legacy_table} changed since the {name} backfill completed (then "
+            f"{found.get('legacy_rows')} row(s), now {held}): {how}"
+        )
 
 
 # -- data steps --------------------------------------------------------------------------

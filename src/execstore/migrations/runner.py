@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import re
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +23,13 @@ from alembic.script import ScriptDirectory
 
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import Settings, load_settings
-from execstore.db import create_engine
-from execstore.errors import MigrationRequired
+from execstore.db import create_engine, sqlite_path
+from execstore.errors import InvalidArgument, MigrationRequired
 from execstore.migrations.helpers import downgrade_refused, rows_refused
 
 __all__ = [
+    "Revision",
+    "Step",
     "alembic_config",
     "compatible_revisions",
     "current_revision",
@@ -36,9 +40,25 @@ __all__ = [
     "migrate",
     "rag_contracted_revisions",
     "require_compatible",
+    "resolve_target",
+    "revisions",
     "schema_diff",
     "stamp",
+    "upgrade_sql",
 ]
+
+Step = Callable[[str | None, str | None], None]
+"""Told of each revision step as it is applied: ``(from, to)``; None is base (empty)."""
+
+
+@dataclass(frozen=True)
+class Revision:
+    """One shipped revision: its id, the one below it and the first line of its doc."""
+
+    revision: str
+    down_revision: str | None
+    title: str
+
 
 # execstore names partitions like pg_partman 4.x (``_pYYYY_MM``, ``_N`` when taken) and
 # pg_partman adds ``_default``.
@@ -83,6 +103,35 @@ def head_revision() -> str:
     return head
 
 
+def revisions() -> list[Revision]:
+    """Every shipped revision, oldest first."""
+    found = []
+    for rev in _script().walk_revisions():
+        doc = (rev.doc or "").strip().removeprefix(f"{rev.revision}:").strip().splitlines()
+        down = rev.down_revision
+        found.append(
+            Revision(
+                rev.revision,
+                down if isinstance(down, str) or down is None else str(down[0]),
+                doc[0] if doc else "",
+            )
+        )
+    return list(reversed(found))
+
+
+def resolve_target(revision: str) -> str:
+    """``revision`` if the package ships it (or it is ``head``/``base``/relative, ``-1``),
+    else InvalidArgument naming the revisions it ships."""
+    known = [r.revision for r in revisions()]
+    if revision in ("head", "heads", "base") or revision in known:
+        return revision
+    if re.fullmatch(r"[+-]\d+", revision):
+        return revision
+    raise InvalidArgument(
+        f"no revision {revision!r}; the package ships (oldest first): {', '.join(known)}"
+    )
+
+
 def _settings(url: str, settings: Settings | None) -> Settings:
     return settings or load_settings(database_url=url)
 
@@ -108,16 +157,35 @@ async def _run(
 
 
 def _with_config(
-    conn: sa.Connection, action: str, revision: str, clock: Clock = SYSTEM_CLOCK
+    conn: sa.Connection,
+    action: str,
+    revision: str,
+    clock: Clock = SYSTEM_CLOCK,
+    on_step: Step | None = None,
 ) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     # The one date a revision decides by (which month's partitions to create ahead).
     cfg.attributes["now"] = clock.now()
+    if on_step is not None:
+        cfg.attributes["on_version_apply"] = _step_reporter(on_step)
     getattr(command, action)(cfg, revision)
 
 
-def _downgrade(conn: sa.Connection, revision: str) -> None:
+def _step_reporter(on_step: Step) -> Callable[..., None]:
+    def applied(*, step: Any, **_: Any) -> None:
+        ups, downs = step.up_revision_ids, step.down_revision_ids
+        up = ups[0] if ups else None
+        down = downs[0] if downs else None
+        if step.is_upgrade:
+            on_step(down, up)
+        else:
+            on_step(up, down)
+
+    return applied
+
+
+def _downgrade(conn: sa.Connection, revision: str, on_step: Step | None = None) -> None:
     # A refused downgrade must leave the database where it was: every guard on the way
     # down is checked against the tables as they are before the first step runs. Rows a
     # lower step would meet only after a higher one moved them (a renamed legacy table,
@@ -128,6 +196,8 @@ def _downgrade(conn: sa.Connection, revision: str) -> None:
     cfg = alembic_config()
     cfg.attributes["connection"] = conn
     cfg.attributes["transaction_per_migration"] = False
+    if on_step is not None:
+        cfg.attributes["on_version_apply"] = _step_reporter(on_step)
     command.downgrade(cfg, revision)
 
 
@@ -184,21 +254,69 @@ async def migrate(
     *,
     settings: Settings | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    on_step: Step | None = None,
 ) -> None:
     """Upgrade the database at ``url`` to ``revision`` (default: the package's head).
 
-    ``clock`` dates what a revision creates ahead of time (log partitions).
+    ``clock`` dates what a revision creates ahead of time (log partitions). Each revision
+    commits on its own: ``on_step(from, to)`` is told of each as it is applied, so a caller
+    knows where the database stands when a later step fails (that step changes nothing).
     """
-    await _run(url, settings, _with_config, "upgrade", revision, clock)
+    await _run(url, settings, _with_config, "upgrade", revision, clock, on_step)
 
 
-async def downgrade(url: str, revision: str, *, settings: Settings | None = None) -> None:
+def _capture_upgrade(conn: sa.Connection, revision: str, clock: Clock) -> list[str]:
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if parameters:
+            statement = f"{statement}  -- with {parameters!r}"
+        statements.append(statement.strip())
+
+    sa.event.listen(conn, "before_cursor_execute", seen)
+    try:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        cfg.attributes["now"] = clock.now()
+        cfg.attributes["transaction_per_migration"] = False
+        with conn.begin() as transaction:
+            command.upgrade(cfg, revision)
+            transaction.rollback()
+    finally:
+        sa.event.remove(conn, "before_cursor_execute", seen)
+    return statements
+
+
+async def upgrade_sql(
+    url: str,
+    revision: str = "head",
+    *,
+    settings: Settings | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> list[str]:
+    """The statements an upgrade to ``revision`` sends, with nothing changed.
+
+    The upgrade runs for real, in one transaction that is rolled back (DDL is
+    transactional on both backends), so what it prints is what this database would get,
+    checks and data steps included. A SQLite file that does not exist yet is not created:
+    an in-memory database stands in for it.
+    """
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        url = "sqlite+aiosqlite://"
+    result: list[str] = await _run(url, settings, _capture_upgrade, revision, clock, changes=False)
+    return result
+
+
+async def downgrade(
+    url: str, revision: str, *, settings: Settings | None = None, on_step: Step | None = None
+) -> None:
     """Downgrade the database at ``url`` to ``revision`` (``base`` empties it).
 
     Raises DowngradeRefused, with the database unchanged, when a revision on the way
     down would drop rows (the message names the tables holding them).
     """
-    await _run(url, settings, _downgrade, revision)
+    await _run(url, settings, _downgrade, revision, on_step)
 
 
 def _downgrade_plan(conn: sa.Connection, revision: str) -> list[str]:
@@ -262,7 +380,7 @@ async def require_compatible(conn: Any) -> str:
     allowed = compatible_revisions()
     if current not in allowed:
         raise MigrationRequired(
-            f"database is at revision {current or 'none'}, execstore needs {allowed[-1]} "
+            f"database is at revision {current or 'base (empty)'}, execstore needs {allowed[-1]} "
             f"or later: run `execstore db upgrade {allowed[-1]}` (or `execstore db upgrade`)"
         )
     return str(current)

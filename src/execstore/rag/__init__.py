@@ -8,7 +8,7 @@
 - :mod:`~execstore.rag.backfill`: legacy JSON rows -> normalized, verified.
 """
 
-from execstore.rag.backfill import BackfillStatus, RagBackfillReport, backfill_rag, backfill_status
+from execstore.rag.backfill import backfill_rag, count_remaining
 from execstore.rag.counters import read_stats
 from execstore.rag.repository import RagRepository, as_context
 from execstore.rag.types import (
@@ -22,8 +22,6 @@ from execstore.rag.types import (
 )
 
 __all__ = [
-    "BackfillStatus",
-    "RagBackfillReport",
     "RagContext",
     "RagModifier",
     "RagPayer",
@@ -34,6 +32,6 @@ __all__ = [
     "TopRule",
     "as_context",
     "backfill_rag",
-    "backfill_status",
+    "count_remaining",
     "read_stats",
 ]

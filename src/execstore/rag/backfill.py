@@ -16,8 +16,9 @@ A row that cannot be moved — JSON that is not a context (missing fields, a rul
 a score out of range), a job that is gone or belongs to another organization, a
 normalized copy that differs — is set aside with its reason, left as it was and tried
 again by the next run. Re-running is always safe: verified rows are skipped, nothing is
-written twice. ``contract_rag_rules`` refuses to drop the legacy table until every
-legacy row is verified (:func:`backfill_status`).
+written twice. A run that leaves every legacy row verified records the backfill's
+completion, which ``contract_rag_rules`` requires before it drops the legacy table
+(:mod:`execstore.operations.backfills`); a ``legacy``-mode write removes it again.
 """
 
 from __future__ import annotations
@@ -25,17 +26,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival import SetAside, write_each
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import InvalidArgument, explain, translate_database_errors
 from execstore.ids import legacy_uuid, legacy_uuid_sql
+from execstore.operations.backfills import finish_backfill, table_exists
+from execstore.operations.batch import BatchReport, Progress, SetAside, write_each
 from execstore.rag import normalized
 from execstore.rag.format import context_from_legacy
 from execstore.rag.types import RagContext
@@ -43,42 +45,11 @@ from execstore.schema import models as m
 from execstore.schema.rag import execution_rag_rules_legacy as legacy_table
 from execstore.schema.rag import rag_backfill_verified as verified_table
 
-__all__ = ["BackfillStatus", "RagBackfillReport", "backfill_rag", "backfill_status"]
+__all__ = ["COUNTS", "backfill_rag", "count_remaining"]
 
-
-@dataclass(frozen=True, slots=True)
-class BackfillStatus:
-    """How far the backfill is: legacy rows, and how many are verified in normalized form."""
-
-    legacy_rows: int
-    verified_rows: int
-
-    @property
-    def remaining(self) -> int:
-        """Legacy rows not yet moved and verified."""
-        return self.legacy_rows - self.verified_rows
-
-    @property
-    def complete(self) -> bool:
-        """Every legacy row is moved and verified (the contract step may run)."""
-        return self.remaining == 0
-
-
-@dataclass(slots=True)
-class RagBackfillReport:
-    """What a backfill run did; ``set_aside`` lists the rows left for the next run and why."""
-
-    dry_run: bool = False
-    batches: int = 0
-    moved: int = 0
-    already_normalized: int = 0
-    set_aside: list[SetAside] = field(default_factory=list)
-    status: BackfillStatus | None = None
-
-    @property
-    def verified(self) -> int:
-        """Rows this run verified (moved, or found already moved by a dual write)."""
-        return self.moved + self.already_normalized
+COUNTS: Final = ("batches", "moved", "already_normalized", "remaining")
+"""The counts of a ``backfill rag`` report: legacy rows moved and verified, found already
+normalized by a dual write (and verified), legacy rows not yet verified."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,25 +60,28 @@ class _Item:
     context: RagContext
 
 
-async def backfill_status(sessions: async_sessionmaker[AsyncSession]) -> BackfillStatus:
-    """Legacy rows and verified rows, counted now (verified marks of deleted rows ignored).
+async def count_remaining(
+    sessions: async_sessionmaker[AsyncSession], *, organization_id: uuid.UUID | None = None
+) -> int:
+    """Legacy rows not yet moved and verified (0 once ``contract_rag_rules`` dropped them).
 
-    Nothing is left (0 and 0: complete) once ``contract_rag_rules`` dropped the table.
+    A verified mark whose legacy row was deleted counts for nothing.
     """
     async with sessions() as session:
         with translate_database_errors():
-            if not await _legacy_table_present(session):
-                return BackfillStatus(legacy_rows=0, verified_rows=0)
-            legacy_rows = await session.scalar(sa.select(sa.func.count()).select_from(legacy_table))
-            verified = await session.scalar(
-                sa.select(sa.func.count()).select_from(legacy_table).where(_is_verified())
-            )
-    return BackfillStatus(legacy_rows=int(legacy_rows or 0), verified_rows=int(verified or 0))
+            if not await table_exists(session, legacy_table.name):
+                return 0
+            stmt = sa.select(sa.func.count()).select_from(legacy_table).where(~_is_verified())
+            dialect = session.get_bind().dialect.name
+            return int(await session.scalar(_of(stmt, dialect, organization_id)) or 0)
 
 
-async def _legacy_table_present(session: AsyncSession) -> bool:
-    connection = await session.connection()
-    return bool(await connection.run_sync(lambda c: sa.inspect(c).has_table(legacy_table.name)))
+def _of(stmt: Any, dialect: str, organization_id: uuid.UUID | None) -> Any:
+    """``stmt`` limited to the legacy rows of ``organization_id`` (None: every row)."""
+    if organization_id is None:
+        return stmt
+    org = organization_id if dialect == "postgresql" else str(organization_id)
+    return stmt.where(legacy_uuid_sql(legacy_table.c.organization_id, dialect) == org)
 
 
 def _is_verified() -> sa.ColumnElement[bool]:
@@ -125,30 +99,26 @@ async def backfill_rag(
     organization_id: uuid.UUID | None = None,
     replace_differing: bool = False,
     dry_run: bool = False,
-    on_batch: Callable[[RagBackfillReport], None] | None = None,
+    on_progress: Progress | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> RagBackfillReport:
+) -> BatchReport:
     """Move and verify up to ``limit`` legacy rows, ``batch_size`` per commit, ``workers`` at once.
 
-    Works across organizations (or only ``organization_id``'s rows). ``on_batch`` is
-    called with the running report after every batch. The report ends with the
-    :class:`BackfillStatus` after the run. A normalized copy that differs from its
-    legacy row is set aside, or with ``replace_differing`` rewritten from the legacy row
-    (for rows changed in the ``legacy`` mode after they were moved). Once
-    ``contract_rag_rules`` dropped the legacy table there is nothing to do: the report
-    says complete. With ``dry_run``
-    every batch is done and verified as usual, then rolled back: the report says what a
-    real run would move and set aside, and nothing changes. Verification marks are
-    stamped with the clock's time.
+    Works across organizations (or only ``organization_id``'s rows). A normalized copy
+    that differs from its legacy row is set aside, or with ``replace_differing``
+    rewritten from the legacy row (for rows changed in the ``legacy`` mode after they
+    were moved). Once ``contract_rag_rules`` dropped the legacy table there is nothing
+    to do: the report says complete. With ``dry_run`` every batch is done and verified
+    as usual, then rolled back: the report says what a real run would move and set
+    aside, and nothing changes. Verification marks are stamped with the clock's time.
     """
     if batch_size < 1 or workers < 1:
         raise InvalidArgument("batch_size and workers must be at least 1")
-    report = RagBackfillReport(dry_run=dry_run)
-    async with sessions() as session:
-        with translate_database_errors():
-            if not await _legacy_table_present(session):  # contract_rag_rules ran: all done
-                report.status = BackfillStatus(legacy_rows=0, verified_rows=0)
-                return report
+    report = BatchReport.start("backfill rag", *COUNTS, dry_run=dry_run)
+    total = None
+    if on_progress is not None:
+        total = await count_remaining(sessions, organization_id=organization_id)
+        total = total if limit is None else min(total, limit)
     budget = [limit]
 
     def take(n: int) -> int:
@@ -179,15 +149,26 @@ async def backfill_rag(
                         await transaction.rollback()
                     else:
                         await transaction.commit()
-            report.batches += 1
-            report.moved += moved
-            report.already_normalized += found
+            report.add(batches=1, moved=moved, already_normalized=found)
             report.set_aside.extend(aside)
-            if on_batch is not None:
-                on_batch(report)
+            if on_progress is not None:
+                done = report.counts["moved"] + report.counts["already_normalized"]
+                on_progress(done + len(report.set_aside), total)
 
-    await asyncio.gather(*(worker() for _ in range(workers)))
-    report.status = await backfill_status(sessions)
+    async with sessions() as session:
+        with translate_database_errors():
+            present = await table_exists(session, legacy_table.name)
+    if present:  # else contract_rag_rules ran: all done
+        await asyncio.gather(*(worker() for _ in range(workers)))
+    await finish_backfill(
+        sessions,
+        report,
+        "rag",
+        remaining=await count_remaining(sessions, organization_id=organization_id),
+        everywhere=None if organization_id is None else await count_remaining(sessions),
+        legacy_table=legacy_table.name,
+        clock=clock,
+    )
     return report
 
 
@@ -201,9 +182,7 @@ async def _claim(
         .order_by(legacy_table.c.id)
         .limit(size)
     )
-    if organization_id is not None:
-        org = organization_id if dialect == "postgresql" else str(organization_id)
-        stmt = stmt.where(legacy_uuid_sql(legacy_table.c.organization_id, dialect) == org)
+    stmt = _of(stmt, dialect, organization_id)
     if dialect == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True, of=legacy_table)
     return (await session.execute(stmt)).all()

@@ -48,6 +48,7 @@ from execstore.errors import (
     shown,
     translate_database_errors,
 )
+from execstore.operations.backfills import forget_completion
 from execstore.pages import DEFAULT_LIMIT, Page, check_limit, decode_cursor, encode_cursor
 from execstore.rag import counters, legacy_store, normalized
 from execstore.rag.format import context_from_input
@@ -150,6 +151,8 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
                 await self._write_normalized(job_id, ctx)
             elif self.mode is RagMode.LEGACY:
                 await legacy_store.insert(self.session, self.organization_id, job_id, ctx)
+                # A legacy row only: the backfill has a row to move again.
+                await forget_completion(self.session, "rag")
             else:  # both sides or neither, even if the caller goes on after an error
                 async with self.session.begin_nested():
                     await self._write_normalized(job_id, ctx)
@@ -245,6 +248,7 @@ class RagRepository(ScopedRepository[m.ExecutionRagContext]):
                             rag_backfill_verified.c.legacy_id == legacy_row.id
                         )
                     )
+                    await forget_completion(self.session, "rag")
         return marked
 
     async def rule_usage(

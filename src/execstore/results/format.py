@@ -9,9 +9,9 @@ a result saved today and a legacy result archived tomorrow look exactly the same
 
 ``_v`` marks a summary (legacy results never carry it), ``ok`` is the run's success (or
 null when the output did not say), ``st`` the step counts, ``ms`` the duration, ``sc``
-the number of screenshots the output listed, and ``a`` the archive state: 1 = the full
-output is archived in ``job_result_archives``, 2 = the reconciler found its blob missing
-(``detail()`` then raises ArchiveMissing without touching the blob store).
+the number of screenshots the output listed, and ``a`` = 1: the full output is archived
+in ``job_result_archives`` (whose ``lost`` says when the reconciler found its blob
+missing, as for every archive pointer).
 
 Screenshot rows keep only what cannot be derived from a conforming URL; any other URL
 is stored whole (see :class:`ScreenshotUrls`). The archived document's key is derived
@@ -30,15 +30,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
+from execstore.archival.pointers import archive_ref, pointer_values
 from execstore.blob import ArchiveRef, archive_key
 from execstore.blob.keys import file_suffix
 from execstore.config import Codec
 from execstore.repository import as_utc
-from execstore.schema.enums import ArchiveCodec
 
 __all__ = [
     "ARCHIVED",
-    "ARCHIVE_LOST",
     "RESULTS_PREFIX",
     "RESULT_NAME",
     "SUMMARY_MARK",
@@ -59,7 +58,6 @@ __all__ = [
 
 SUMMARY_MARK: Final = "_v"
 ARCHIVED: Final = 1
-ARCHIVE_LOST: Final = 2
 RESULTS_PREFIX: Final = "results/"
 RESULT_NAME: Final = "result"
 _SMALLINT_MAX: Final = 32767
@@ -376,27 +374,11 @@ def archive_values(
     job_id: uuid.UUID, ref: ArchiveRef, *, archived_at: dt.datetime
 ) -> dict[str, Any]:
     """Insert values of the ``job_result_archives`` row for ``ref`` (the key is derived)."""
-    return {
-        "job_id": job_id,
-        "archived_at": archived_at,
-        "codec": ArchiveCodec[Codec(ref.codec).name],
-        "sha256": ref.sha256,
-        "raw_size": ref.raw_size,
-        "stored_size": ref.stored_size,
-        "format_version": ref.format_version,
-    }
+    return {"job_id": job_id, **pointer_values(ref, archived_at=archived_at, keyed=False)}
 
 
 def ref_from_row(row: Any, *, organization_id: uuid.UUID, created_at: dt.datetime) -> ArchiveRef:
     """The ArchiveRef a ``job_result_archives`` row of the job (``organization_id``,
     ``created_at``) records; its key is derived, its record count is always one."""
-    codec = Codec[ArchiveCodec(row.codec).name]
-    return ArchiveRef(
-        key=result_archive_key(organization_id, row.job_id, created_at, codec),
-        codec=codec,
-        sha256=bytes(row.sha256),
-        raw_size=int(row.raw_size),
-        stored_size=int(row.stored_size),
-        record_count=1,
-        format_version=int(row.format_version),
-    )
+    key = result_archive_key(organization_id, row.job_id, created_at, Codec.of(row.codec))
+    return archive_ref(row, key=key)

@@ -46,7 +46,6 @@ from execstore.errors import (
 from execstore.jsonvalues import check_json
 from execstore.repository import ScopedRepository, TransactionHooks
 from execstore.results.format import (
-    ARCHIVE_LOST,
     ARCHIVED,
     ScreenshotUrls,
     SummaryFields,
@@ -113,7 +112,7 @@ class ResultRepository(ScopedRepository[m.Job]):
         existing = await self._archive_row(job_id)
         if existing is not None:
             await self._require_same(existing, document, job.created_at)
-            return _summary_model(job_id, job.result or {})
+            return _summary_model(job_id, job.result or {}, lost=existing.lost)
         if job.result is not None and not is_summary(job.result):
             if job.result != document:
                 raise Conflict(f"job {job_id} already has a different (legacy) result")
@@ -159,11 +158,20 @@ class ResultRepository(ScopedRepository[m.Job]):
     async def find(self, job_id: uuid.UUID) -> ResultSummary | None:
         """The job's result summary (never touches blobs), None if the job has no result yet
         (or is another organization's)."""
-        try:
-            result = await self._result(job_id)
-        except NotFound:
+        with translate_database_errors():
+            found = (
+                await self.session.execute(
+                    self._scoped(
+                        sa.select(m.Job.result, m.JobResultArchive.lost)
+                        .outerjoin(m.JobResultArchive, m.JobResultArchive.job_id == m.Job.id)
+                        .where(m.Job.id == job_id)
+                    )
+                )
+            ).one_or_none()
+        if found is None or found[0] is None:
             return None
-        return None if result is None else _summary_model(job_id, result)
+        result, lost = found
+        return _summary_model(job_id, result, lost=bool(lost))
 
     async def detail(self, job_id: uuid.UUID) -> ResultDetail:
         """The summary and full output (from the archive, through the cache).
@@ -193,7 +201,7 @@ class ResultRepository(ScopedRepository[m.Job]):
         if archive is None:
             raise ArchiveMissing(f"job_result_archives/{job_id}")
         ref = ref_from_row(archive, organization_id=self.organization_id, created_at=created_at)
-        if summary.archive_missing:
+        if archive.lost:
             raise ArchiveMissing(ref.key)  # marked by the reconciler: no I/O
         output = await self.archives.read_document(ref)
         return ResultDetail(summary=summary, output=output)
@@ -326,7 +334,9 @@ def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _summary_model(job_id: uuid.UUID, result: Mapping[str, Any]) -> ResultSummary:
+def _summary_model(
+    job_id: uuid.UUID, result: Mapping[str, Any], *, lost: bool = False
+) -> ResultSummary:
     fields: SummaryFields = read_summary(result)
     return ResultSummary(
         job_id=job_id,
@@ -337,6 +347,6 @@ def _summary_model(job_id: uuid.UUID, result: Mapping[str, Any]) -> ResultSummar
         duration_ms=fields.duration_ms,
         screenshot_count=fields.screenshot_count,
         archived=fields.state == ARCHIVED,
-        archive_missing=fields.state == ARCHIVE_LOST,
+        archive_missing=lost,
         legacy=not is_summary(result),
     )

@@ -32,7 +32,7 @@ class ResultDetail(PublicModel):
     """The summary plus the full output exactly as the processor handed it over.
 
     ``output == the dict given to save()`` (see :mod:`execstore.jsonvalues`); for a
-    legacy result archived by ``execstore archive results`` it is the legacy JSON, plus
+    legacy result moved by ``execstore backfill results`` it is the legacy JSON, plus
     ``legacyScreenshotRows`` when legacy screenshot rows were not listed in it.
     """
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from execstore.schema import legacy
-from execstore.schema.base import ArchivePointer, Base, new_metadata, transitional_copy
+from execstore.schema.base import Base, KeyedArchivePointer, new_metadata, transitional_copy
 from execstore.schema.types import SafeText
 
 __all__ = [
@@ -177,7 +177,7 @@ class PhiAuditDictionary(Base):
     content: Mapped[bytes] = mapped_column(sa.LargeBinary())
 
 
-class PhiAuditArchive(ArchivePointer, Base):
+class PhiAuditArchive(KeyedArchivePointer, Base):
     """An archived segment of one organization's chain (NDJSON), records ``first_seq..last_seq``."""
 
     __tablename__ = "phi_audit_archives"
@@ -189,7 +189,6 @@ class PhiAuditArchive(ArchivePointer, Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     organization_id: Mapped[uuid.UUID]
     end_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
-    blob_missing: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 phi_audit_log_legacy = transitional_copy(

@@ -14,7 +14,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from execstore.schema.enums import ArchiveCodec, IntEnumColumn
+from execstore.config import Codec
+from execstore.schema.enums import CodecColumn
 from execstore.schema.types import GUID, JSONDoc, UtcTimestamp
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "TZ",
     "ArchivePointer",
     "Base",
+    "KeyedArchivePointer",
     "job_fk",
     "new_metadata",
     "owned_by",
@@ -78,19 +80,42 @@ def owned_by(table: str, column: str, *, ondelete: str | None = None) -> sa.Fore
 
 
 class ArchivePointer:
-    """Where a verified archive blob is and how to check it (key, never a URL or secret).
+    """What every archive pointer row holds about its blob: results, logs and audit alike.
+
+    One set of columns and types for every pointer table, so one function reads any row
+    as an ArchiveRef (:func:`execstore.archival.archive_ref`), one writes its values
+    (:func:`execstore.archival.pointer_values`) and one reconciler kind checks any table
+    (:class:`execstore.archival.PointerTable`):
+
+    - sizes are ``integer``: an archive holds at most 2 GiB - 1 bytes, raw or stored (the
+      encoder refuses more, :data:`execstore.blob.MAX_ARCHIVE_SIZE`); ``bigint`` would
+      cost the results pointer 8 B a row, past its 150 B budget;
+    - ``codec`` is :class:`execstore.config.Codec`, stored as its ``smallint`` code;
+    - ``lost``: the reconciler found the blob missing; reads fail fast with ArchiveMissing
+      until a repair run finds it again and clears the mark.
+
+    A table whose blob key cannot be derived from the row also stores the key and the
+    record count (:class:`KeyedArchivePointer`); ``job_result_archives`` derives both
+    (one document under a key made of the job), which keeps its row at 96 B.
 
     ``archived_at`` has no ORM default: the writer passes its clock's time (see
     :mod:`execstore.clock`); the server default only serves rows other programs write.
+    Columns are in the order that packs without padding.
     """
 
     archived_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
-    raw_size: Mapped[int] = mapped_column(sa.BigInteger())
-    stored_size: Mapped[int] = mapped_column(sa.BigInteger())
-    record_count: Mapped[int] = mapped_column(sa.Integer())
-    codec: Mapped[ArchiveCodec] = mapped_column(IntEnumColumn(ArchiveCodec))
+    raw_size: Mapped[int] = mapped_column(sa.Integer())
+    stored_size: Mapped[int] = mapped_column(sa.Integer())
+    codec: Mapped[Codec] = mapped_column(CodecColumn())
     format_version: Mapped[int] = mapped_column(sa.SmallInteger(), default=1, server_default="1")
+    lost: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     sha256: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
+
+
+class KeyedArchivePointer(ArchivePointer):
+    """An :class:`ArchivePointer` that stores its blob key and record count (logs, audit)."""
+
+    record_count: Mapped[int] = mapped_column(sa.Integer())
     blob_key: Mapped[str] = mapped_column(sa.String(400), unique=True)
 
 

@@ -103,8 +103,9 @@ PLACEMENTS: Final[dict[str, Placement]] = {
     "phi_audit_catalog": Reference(),
     "phi_audit_archives": Reference(),
     # the coordinator's own
+    "backfill_completions": Local("one row per finished backfill, read by contract steps"),
     "execution_log_backfill": Local("state of the one-off online log migration"),
     "execution_log_backfill_changes": Local("queue of the one-off online log migration"),
     "execution_log_detached": Local("partitions being archived, by name"),
-    "execution_screenshots_legacy": Local("transitional: `execstore archive results` empties it"),
+    "execution_screenshots_legacy": Local("transitional: `execstore backfill results` empties it"),
 }

@@ -9,7 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["ArchiveCodec", "ExecutionStatus", "IntEnumColumn", "LogLevel"]
+from execstore.config import Codec
+
+__all__ = ["CodecColumn", "ExecutionStatus", "IntEnumColumn", "LogLevel"]
 
 
 class ExecutionStatus(enum.IntEnum):
@@ -47,13 +49,6 @@ class LogLevel(enum.IntEnum):
         return cls[aliases.get(key, key)]
 
 
-class ArchiveCodec(enum.IntEnum):
-    """How an archive blob is compressed."""
-
-    GZIP = 1
-    ZSTD = 2
-
-
 class IntEnumColumn(TypeDecorator[enum.IntEnum]):
     """A ``smallint`` column read and written as an IntEnum."""
 
@@ -69,3 +64,16 @@ class IntEnumColumn(TypeDecorator[enum.IntEnum]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> enum.IntEnum | None:
         return None if value is None else self.enum_type(value)
+
+
+class CodecColumn(TypeDecorator[Codec]):
+    """A pointer row's ``codec``: a ``smallint`` (:attr:`Codec.code`) read as a :class:`Codec`."""
+
+    impl = sa.SmallInteger
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> int | None:
+        return None if value is None else Codec.of(value).code
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Codec | None:
+        return None if value is None else Codec.of(value)

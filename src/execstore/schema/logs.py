@@ -37,8 +37,8 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 from execstore.schema import legacy
 from execstore.schema.base import (
     BIGID,
-    ArchivePointer,
     Base,
+    KeyedArchivePointer,
     new_metadata,
     transitional_copy,
 )
@@ -112,7 +112,7 @@ class ExecutionLogStep(Base):
     name: Mapped[str | None] = mapped_column(BoundedString(500))
 
 
-class ExecutionLogArchive(ArchivePointer, Base):
+class ExecutionLogArchive(KeyedArchivePointer, Base):
     """One archive chunk: an organization's log lines of one month, sorted by job.
 
     A chunk holds whole jobs (one job larger than a chunk spans several, in order), so
@@ -136,7 +136,6 @@ class ExecutionLogArchive(ArchivePointer, Base):
     last_job: Mapped[uuid.UUID]
     source_id: Mapped[int | None] = mapped_column(sa.Integer())
     revision: Mapped[int] = mapped_column(sa.SmallInteger(), default=0, server_default="0")
-    lost: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     job_keys: Mapped[bytes] = mapped_column(sa.LargeBinary())
 
 

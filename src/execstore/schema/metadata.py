@@ -37,8 +37,7 @@ PostgreSQL: a trigger records which (organization, workflow, day) groups changed
 both tables exist but stay empty: summaries are answered from a plain query.
 
 ``execution_metadata_state`` holds a few named facts the capability records about
-itself: when the summaries were last refreshed, and what the last backfill check found
-(the contract revision reads it before dropping the legacy table).
+itself: when the summaries were last refreshed.
 """
 
 from __future__ import annotations
@@ -202,7 +201,7 @@ class ExecutionSummaryDirty(Base):
 
 
 class ExecutionMetadataState(Base):
-    """A named fact the metadata capability records about itself (refresh, check)."""
+    """A named fact the metadata capability records about itself (the last refresh)."""
 
     __tablename__ = "execution_metadata_state"
     name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)

@@ -50,6 +50,7 @@ from execstore.schema.metadata import (
     ExecutionSummaryDirty,
     execution_metadata_legacy,
 )
+from execstore.schema.operations import BackfillCompletion
 from execstore.schema.rag import (
     ExecutionRagContext,
     RagCounter,
@@ -77,6 +78,7 @@ from execstore.schema.results import (
 )
 
 __all__ = [
+    "BackfillCompletion",
     "Base",
     "ClaimSubmission",
     "Client",

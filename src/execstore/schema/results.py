@@ -11,30 +11,22 @@ from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from execstore.ids import legacy_uuid_sql
 from execstore.schema import legacy
-from execstore.schema.base import Base, job_fk, transitional_copy
-from execstore.schema.enums import ArchiveCodec, IntEnumColumn
+from execstore.schema.base import ArchivePointer, Base, job_fk, transitional_copy
 
 __all__ = ["ExecutionScreenshot", "JobResultArchive", "execution_screenshots_legacy"]
 
 
-class JobResultArchive(Base):
+class JobResultArchive(ArchivePointer, Base):
     """The full output of one job, archived as one JSON document: only what cannot be derived.
 
     The blob key is not stored: it is ``results/<org>/<yyyy>/<mm>/<job>/result.json.<gz|zst>``,
     derived from the job's organization, the UTC month of its ``created_at``, its id and
     ``codec`` (:func:`execstore.results.format.result_archive_key`); a document is always
-    one record. Columns are ordered so the row packs without alignment padding (96 B
-    with its header); sizes are ``integer`` (a result document is at most 2 GiB).
+    one record. The row packs without alignment padding (96 B with its header).
     """
 
     __tablename__ = "job_result_archives"
-    archived_at: Mapped[dt.datetime] = mapped_column(server_default=sa.func.now())
     job_id: Mapped[uuid.UUID] = mapped_column(job_fk(), primary_key=True)
-    raw_size: Mapped[int] = mapped_column(sa.Integer())
-    stored_size: Mapped[int] = mapped_column(sa.Integer())
-    codec: Mapped[ArchiveCodec] = mapped_column(IntEnumColumn(ArchiveCodec))
-    format_version: Mapped[int] = mapped_column(sa.SmallInteger(), default=1, server_default="1")
-    sha256: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
 
 
 class ExecutionScreenshot(Base):

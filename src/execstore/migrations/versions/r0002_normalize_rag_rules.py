@@ -6,8 +6,14 @@ row per job: summary figures plus catalog ids and scores packed in arrays; a GIN
 over the rule ids on PostgreSQL), ``execution_rag_rule_uses`` (a small row per used
 rule) and ``rag_*_catalog`` (each distinct payer, modifier and rule content once per
 organization), with ``rag_counters`` (shadow-read counts) and ``rag_backfill_verified``
-(the backfill's progress, read by ``contract_rag_rules``). Moving old rows is
-``execstore backfill rag``'s work, not this revision's.
+(the backfill's per-row progress). Moving old rows is ``execstore backfill rag``'s
+work, not this revision's.
+
+The backfills start here, so this revision also creates ``backfill_completions``: one
+row per backfill (``results``, ``metadata``, ``rag``, ``logs``, ``audit``) that moved
+every row and verified the result, with what it verified in ``details``
+(``legacy_rows``: what its legacy table held then). Every contract revision reads it
+through ``require_backfill_complete`` before it drops a legacy table.
 
 On PostgreSQL the legacy table gets an index on its job id mapped to a uuid, the very
 expression the RAG reads match jobs with (the planner uses an expression index only for
@@ -30,6 +36,7 @@ from alembic import op
 
 from execstore.migrations.helpers import (
     INT_ARRAY,
+    JSONB,
     SMALLINT_ARRAY,
     TIMESTAMPTZ,
     UUID,
@@ -54,6 +61,7 @@ NEW_TABLES = (
     "rag_rule_catalog",
     "rag_counters",
     "rag_backfill_verified",
+    "backfill_completions",
 )
 RENAMED = {"execution_rag_rules": "execution_rag_rules_legacy"}
 
@@ -142,6 +150,13 @@ def upgrade() -> None:
         "rag_backfill_verified",
         sa.Column("legacy_id", sa.Text(), primary_key=True),
         sa.Column("verified_at", TIMESTAMPTZ, nullable=False, server_default=sa.func.now()),
+    )
+    create_table(
+        "backfill_completions",
+        sa.Column("name", sa.String(40), primary_key=True),
+        sa.Column("completed_at", TIMESTAMPTZ, nullable=False),
+        sa.Column("verified_at", TIMESTAMPTZ, nullable=False),
+        sa.Column("details", JSONB, nullable=False),
     )
 
 

@@ -1,13 +1,16 @@
 """add_archival_tables: pointer rows for archived results, logs and audit records.
 
 Each pointer row says where a verified archive blob is and how to check it (sha256,
-sizes, record count, codec, format version), never a URL or a secret:
+sizes, codec, format version) and whether the reconciler found it missing (``lost``),
+never a URL or a secret; the same columns and types in every pointer table:
 
-- ``job_result_archives``: one job's full output; the blob key is derived from the job,
-  so it is not stored; columns ordered so the row packs without padding;
+- ``job_result_archives``: one job's full output; the blob key is derived from the job
+  and a document is one record, so neither is stored; the row packs without padding;
 - ``execution_log_archives``: an organization's log lines of one month, sorted by job
-  (``first_job``..``last_job`` and ``job_keys`` let reads skip chunks);
-- ``phi_audit_archives``: a segment ``first_seq..last_seq`` of an organization's chain.
+  (``first_job``..``last_job`` and ``job_keys`` let reads skip chunks), with its key
+  and record count;
+- ``phi_audit_archives``: a segment ``first_seq..last_seq`` of an organization's chain,
+  with its key and record count.
 
 Also gives screenshots their slim table (key suffix, dimensions, time; native types; a
 plain index on ``job_id``, no primary-key index): the legacy rows with full URLs become
@@ -58,15 +61,23 @@ LEGACY_JOB_UUID_INDEX = "ix_execution_screenshots_legacy_job_uuid"
 
 
 def _pointer_columns() -> list[sa.Column[object]]:
-    # What every archive pointer row holds about its blob.
+    # What every archive pointer row holds about its blob (sizes are integer: an archive
+    # holds at most 2 GiB - 1 bytes; lost: the reconciler found the blob missing).
     return [
         sa.Column("archived_at", TIMESTAMPTZ, nullable=False, server_default=sa.func.now()),
-        sa.Column("raw_size", sa.BigInteger(), nullable=False),
-        sa.Column("stored_size", sa.BigInteger(), nullable=False),
-        sa.Column("record_count", sa.Integer(), nullable=False),
+        sa.Column("raw_size", sa.Integer(), nullable=False),
+        sa.Column("stored_size", sa.Integer(), nullable=False),
         sa.Column("codec", sa.SmallInteger(), nullable=False),
         sa.Column("format_version", sa.SmallInteger(), nullable=False, server_default="1"),
+        sa.Column("lost", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("sha256", sa.LargeBinary(32), nullable=False),
+    ]
+
+
+def _stored_key_columns() -> list[sa.Column[object]]:
+    # A pointer whose key cannot be derived from its row stores it, and its record count.
+    return [
+        sa.Column("record_count", sa.Integer(), nullable=False),
         sa.Column("blob_key", sa.String(400), nullable=False, unique=True),
     ]
 
@@ -80,13 +91,8 @@ def upgrade() -> None:
         )
     create_table(
         "job_result_archives",
-        sa.Column("archived_at", TIMESTAMPTZ, nullable=False, server_default=sa.func.now()),
         sa.Column("job_id", UUID, sa.ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
-        sa.Column("raw_size", sa.Integer(), nullable=False),
-        sa.Column("stored_size", sa.Integer(), nullable=False),
-        sa.Column("codec", sa.SmallInteger(), nullable=False),
-        sa.Column("format_version", sa.SmallInteger(), nullable=False, server_default="1"),
-        sa.Column("sha256", sa.LargeBinary(32), nullable=False),
+        *_pointer_columns(),
     )
     create_table(
         "execution_log_archives",
@@ -98,8 +104,8 @@ def upgrade() -> None:
         sa.Column("last_job", UUID, nullable=False),
         sa.Column("source_id", sa.Integer()),
         sa.Column("revision", sa.SmallInteger(), nullable=False, server_default="0"),
-        sa.Column("lost", sa.Boolean(), nullable=False, server_default=sa.false()),
         sa.Column("job_keys", sa.LargeBinary(), nullable=False),
+        *_stored_key_columns(),
         *_pointer_columns(),
         sa.Index(
             "ix_execution_log_archives_organization_id_end_date", "organization_id", "end_date"
@@ -117,7 +123,7 @@ def upgrade() -> None:
         sa.Column("id", UUID, primary_key=True),
         sa.Column("organization_id", UUID, nullable=False),
         sa.Column("end_hash", sa.LargeBinary(32), nullable=False),
-        sa.Column("blob_missing", sa.Boolean(), nullable=False, server_default=sa.false()),
+        *_stored_key_columns(),
         *_pointer_columns(),
         sa.UniqueConstraint("organization_id", "first_seq"),
     )

@@ -12,8 +12,8 @@ execstore.schema.metadata for the measurements behind its shape). Also created:
   percentiles from, and ``execution_summary_dirty``, the groups a write made stale;
   on PostgreSQL a trigger on ``execution_metadata`` fills the latter and ``execstore
   maintain`` refreshes the former (SQLite answers summaries from a live query);
-- ``execution_metadata_state``: when the summaries were last refreshed, and what the
-  last backfill check found (read by ``contract_execution_metadata``).
+- ``execution_metadata_state``: named facts of the capability (when the summaries were
+  last refreshed).
 
 Revision ID: slim_execution_metadata
 Revises: add_archival_tables

@@ -1,14 +1,16 @@
 """contract_rag_rules: drop execution_rag_rules_legacy once the RAG backfill has verified every row.
 
-Refuses (BackfillIncomplete, nothing changed) while any legacy row is not marked in
-``rag_backfill_verified``: run ``execstore backfill rag`` until it reports complete.
-Writers in the ``legacy`` mode remove the mark of a row they change, so a row changed
-after its backfill is moved and verified again before this step can run. After it,
+Refuses (BackfillIncomplete, nothing changed) until the RAG backfill recorded its
+completion in ``backfill_completions`` (``execstore backfill rag`` writes it when every
+legacy row is moved and verified) and the legacy table still holds the rows it held
+then. Writers in the ``legacy`` mode remove the record (and the mark of the row they
+change), so a row changed after its backfill is moved and verified again first. After it,
 the ``legacy`` and dual-write modes are refused (``ExecStore.open``).
 
 Going down re-creates the legacy table and refills it from the normalized contexts,
-each row marked verified as after a complete backfill, so the dual-write modes find
-every context again and upgrading again drops the table at once. The refill reads the
+each row marked verified and the backfill recorded complete, as after a complete
+backfill, so the dual-write modes find every context again and upgrading again drops
+the table at once. The refill reads the
 normalized tables as ``normalize_rag_rules`` made them and writes the legacy JSON the
 orchestration service wrote: arrays of camelCase objects (``payerName``, ``ruleId``,
 ``usedAtTimestamp`` as ISO 8601 in UTC with milliseconds and ``Z``, ...).
@@ -31,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from execstore.errors import BackfillIncomplete, DowngradeRefused
+from execstore.errors import DowngradeRefused
 from execstore.migrations.helpers import (
     INT_ARRAY,
     JSONB,
@@ -42,6 +44,8 @@ from execstore.migrations.helpers import (
     create_table,
     dialect,
     legacy_uuid_pg,
+    migration_now,
+    require_backfill_complete,
 )
 
 revision = "contract_rag_rules"
@@ -49,6 +53,7 @@ down_revision = "contract_execution_metadata"
 branch_labels = None
 depends_on = None
 contract = True
+BACKFILL = "rag"  # the completion record this step requires
 
 DROPPED = ("rag_backfill_verified", "execution_rag_rules_legacy")
 # Going down re-creates the legacy table from the normalized rows: it drops nothing.
@@ -59,20 +64,13 @@ BATCH = 500
 
 
 def upgrade() -> None:
-    waiting = (
-        op.get_bind()
-        .exec_driver_sql(
-            "SELECT count(*) FROM execution_rag_rules_legacy l WHERE NOT EXISTS "
-            "(SELECT 1 FROM rag_backfill_verified v WHERE v.legacy_id = l.id)"
-        )
-        .scalar_one()
+    require_backfill_complete(
+        op.get_bind(),
+        BACKFILL,
+        legacy_table="execution_rag_rules_legacy",
+        how="run `execstore backfill rag` until it reports complete (it lists rows set "
+        "aside and why)",
     )
-    if waiting:
-        raise BackfillIncomplete(
-            f"contract_rag_rules: {waiting} legacy RAG row(s) are not yet moved and verified; "
-            "run `execstore backfill rag` until it reports complete (it lists rows set "
-            "aside and why), then upgrade again (nothing was changed)"
-        )
     op.drop_table("rag_backfill_verified")
     op.drop_table("execution_rag_rules_legacy")
 
@@ -103,7 +101,30 @@ def downgrade() -> None:
         sa.Column("legacy_id", sa.Text(), primary_key=True),
         sa.Column("verified_at", TIMESTAMPTZ, nullable=False, server_default=sa.func.now()),
     )
-    refill(op.get_bind(), legacy, verified)
+    written = refill(op.get_bind(), legacy, verified)
+    if written:  # an empty legacy table needs no record (and blocks no downgrade further)
+        record_refill(written)
+
+
+def record_refill(written: int) -> None:
+    """Record the RAG backfill complete: the refilled rows are verified, as after one."""
+    completions = sa.table(
+        "backfill_completions",
+        sa.column("name"),
+        sa.column("completed_at", TIMESTAMPTZ),
+        sa.column("verified_at", TIMESTAMPTZ),
+        sa.column("details", JSONB),
+    )
+    now = migration_now()
+    op.execute(sa.delete(completions).where(completions.c.name == BACKFILL))
+    op.execute(
+        sa.insert(completions).values(
+            name=BACKFILL,
+            completed_at=now,
+            verified_at=now,
+            details={"legacy_rows": written, "refilled_by": revision},
+        )
+    )
 
 
 # -- the refill: normalized contexts -> legacy rows --------------------------------------

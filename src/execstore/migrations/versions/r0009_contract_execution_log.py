@@ -2,9 +2,10 @@
 
 ``execstore backfill logs`` copies the legacy rows into ``execution_log_partitioned``,
 swaps (the legacy table stops accepting writes), verifies counts and checksums and then
-empties the legacy table. This revision drops the empty table with the online
-migration's triggers and their functions; it refuses (BackfillIncomplete, nothing
-changed) while the table still holds rows (a backfill that has not finished and
+empties the legacy table, and records its completion in ``backfill_completions``. This
+revision drops the table with the online migration's triggers and their functions; it
+refuses (BackfillIncomplete, nothing changed) while the table holds rows and the
+backfill has not recorded its completion (a backfill that has not finished and
 verified, or rows it set aside). A contract revision is optional for running execstore
 (see ``execstore.migrations.runner.compatible_revisions``).
 
@@ -21,14 +22,19 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from execstore.errors import BackfillIncomplete
-from execstore.migrations.helpers import JSONB, LEGACY_TIMESTAMP, create_table
+from execstore.migrations.helpers import (
+    JSONB,
+    LEGACY_TIMESTAMP,
+    create_table,
+    require_backfill_complete,
+)
 
 revision = "contract_execution_log"
 down_revision = "contract_rag_rules"
 branch_labels = None
 depends_on = None
 contract = True
+BACKFILL = "logs"  # the completion record this step requires
 
 DROPPED = ("execution_log",)
 # Going down only re-creates an empty table.
@@ -39,13 +45,13 @@ def upgrade() -> None:
     bind = op.get_bind()
     if not sa.inspect(bind).has_table("execution_log"):
         return
-    left = bind.exec_driver_sql("SELECT count(*) FROM execution_log").scalar_one()
-    if left:
-        raise BackfillIncomplete(
-            f"execution_log still holds {left} row(s): run `execstore backfill logs` until it "
-            "reports the migration verified (rows it sets aside must be fixed or deleted), "
-            "then upgrade again (nothing was changed)"
-        )
+    require_backfill_complete(
+        bind,
+        BACKFILL,
+        legacy_table="execution_log",
+        how="run `execstore backfill logs` until it reports the migration verified (rows it "
+        "sets aside must be fixed or deleted)",
+    )
     op.drop_table("execution_log")  # its triggers go with it
     if bind.dialect.name == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS execstore_log_backfill_capture()")

@@ -1,7 +1,8 @@
 """contract_phi_audit: drop ``phi_audit_log_legacy`` once its backfill has moved every row (contract).
 
-Refuses (BackfillIncomplete, nothing changed) while the legacy table still holds rows:
-run ``execstore backfill audit`` until it reports nothing left, then upgrade. A contract
+Refuses (BackfillIncomplete, nothing changed) while the legacy table holds rows and the
+audit backfill has not recorded its completion in ``backfill_completions``: run
+``execstore backfill audit`` until it reports nothing left, then upgrade. A contract
 revision is optional for running execstore (see
 ``execstore.migrations.runner.compatible_revisions``).
 
@@ -18,14 +19,19 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from execstore.errors import BackfillIncomplete
-from execstore.migrations.helpers import JSONB, LEGACY_TIMESTAMP, create_table
+from execstore.migrations.helpers import (
+    JSONB,
+    LEGACY_TIMESTAMP,
+    create_table,
+    require_backfill_complete,
+)
 
 revision = "contract_phi_audit"
 down_revision = "contract_execution_log"
 branch_labels = None
 depends_on = None
 contract = True
+BACKFILL = "audit"  # the completion record this step requires
 
 DROPPED = ("phi_audit_log_legacy",)
 # Going down only re-creates an empty table.
@@ -33,14 +39,13 @@ DOWNGRADE_REFUSED_WITH_ROWS: tuple[str, ...] = ()
 
 
 def upgrade() -> None:
-    bind = op.get_bind()
-    left = bind.exec_driver_sql("SELECT count(*) FROM phi_audit_log_legacy").scalar()
-    if left:
-        raise BackfillIncomplete(
-            f"phi_audit_log_legacy still holds {left} record(s) not yet in the audit chain: "
-            "run `execstore backfill audit` until nothing is left (rows it sets aside "
-            "need fixing first), then upgrade again (nothing was changed)"
-        )
+    require_backfill_complete(
+        op.get_bind(),
+        BACKFILL,
+        legacy_table="phi_audit_log_legacy",
+        how="run `execstore backfill audit` until nothing is left (rows it sets aside need "
+        "fixing first)",
+    )
     op.drop_table("phi_audit_log_legacy")
 
 

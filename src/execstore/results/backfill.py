@@ -1,4 +1,5 @@
-"""Archive legacy job results: full JSON out of ``jobs.result``, into a blob and rows.
+"""Backfill legacy job results (``execstore backfill results``): full JSON out of
+``jobs.result``, into a blob and rows, once per job.
 
 For every job whose ``result`` still holds a legacy full output (not an execstore
 summary), one batch transaction:
@@ -30,6 +31,10 @@ nothing is written twice. Blobs of a batch that never committed (or of a job set
 after its upload) stay until a run archives the job (the reconciler reports them as
 "pending", never as orphans).
 
+A run (not a dry run) that leaves no legacy result anywhere and set nothing aside records
+the backfill's completion (:mod:`execstore.operations.backfills`); the per-job state is
+the result itself (a summary, not a legacy output, once moved).
+
 Legacy screenshot rows whose URL is not already in the JSON are added to the archived
 document under ``legacyScreenshotRows`` (a list of ``{id, stepIndex, url, width, height,
 capturedAt}``) so the archive holds every fact the database held. Bytes are measured
@@ -42,20 +47,27 @@ import asyncio
 import functools
 import json
 import uuid
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from execstore.archival import SetAside, describe_failure, write_each
 from execstore.blob import ArchiveRef, Archives
 from execstore.blob.codec import serialize
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.errors import ArchiveConflict, InvalidArgument, translate_database_errors
 from execstore.ids import legacy_uuid, legacy_uuid_sql
 from execstore.jsonvalues import check_json
+from execstore.operations.backfills import finish_backfill
+from execstore.operations.batch import (
+    BatchReport,
+    Progress,
+    SetAside,
+    describe_failure,
+    write_each,
+)
 from execstore.repository import TransactionHooks
 from execstore.results.format import (
     ARCHIVED,
@@ -72,10 +84,10 @@ from execstore.schema import models as m
 from execstore.schema.results import LEGACY_JOB_UUID_SQL
 
 __all__ = [
+    "COUNTS",
     "LEGACY_SCREENSHOTS_KEY",
-    "ResultArchivalReport",
-    "archive_job_results",
-    "count_legacy_results",
+    "backfill_results",
+    "count_remaining",
     "forget_result_archive",
     "legacy_result_filter",
 ]
@@ -88,35 +100,20 @@ _legacy = m.execution_screenshots_legacy
 _jobs: sa.Table = m.Job.__table__  # type: ignore[assignment]
 
 
-@dataclass(frozen=True, slots=True)
-class ResultArchivalReport:
-    """What an archival run did (or, with ``dry_run``, would do)."""
-
-    dry_run: bool = False
-    batches: int = 0
-    jobs_archived: int = 0
-    screenshots_moved: int = 0
-    legacy_rows_moved: int = 0
-    bytes_before: int = 0
-    bytes_after: int = 0
-    archive_bytes: int = 0
-    set_aside: tuple[SetAside, ...] = field(default=())
-    """Jobs left untouched, by id, with the reason (tried again on the next run)."""
-
-    @property
-    def bytes_freed(self) -> int:
-        """How many bytes of ``jobs.result`` the run freed (or would free)."""
-        return self.bytes_before - self.bytes_after
-
-    @property
-    def jobs_set_aside(self) -> int:
-        """How many jobs were set aside."""
-        return len(self.set_aside)
-
-    @property
-    def jobs_seen(self) -> int:
-        """Jobs archived plus jobs set aside: how far the run got."""
-        return self.jobs_archived + len(self.set_aside)
+COUNTS: Final = (
+    "batches",
+    "examined",
+    "moved",
+    "screenshots",
+    "legacy_screenshot_rows",
+    "bytes_before",
+    "bytes_after",
+    "archive_bytes",
+    "remaining",
+)
+"""The counts of a ``backfill results`` report: jobs examined (moved or set aside), jobs
+moved, screenshot rows written, legacy screenshot rows moved, ``jobs.result`` bytes of
+the moved jobs before and after, compressed bytes archived, legacy results left."""
 
 
 def legacy_result_filter(dialect: str) -> sa.TextClause:
@@ -157,7 +154,7 @@ def _legacy_job_uuid(dialect: str) -> sa.ColumnElement[Any]:
     return legacy_uuid_sql(_legacy.c.job_id, dialect)
 
 
-async def count_legacy_results(
+async def count_remaining(
     sessions: async_sessionmaker[AsyncSession], *, organization_id: uuid.UUID | None = None
 ) -> int:
     """How many jobs (of ``organization_id``, or all) still hold a legacy result."""
@@ -197,7 +194,7 @@ class _Plan:
     legacy_rows: int
 
 
-async def archive_job_results(
+async def backfill_results(
     sessions: async_sessionmaker[AsyncSession],
     archives: Archives,
     *,
@@ -206,25 +203,29 @@ async def archive_job_results(
     dry_run: bool = False,
     organization_id: uuid.UUID | None = None,
     screenshot_urls: ScreenshotUrls | None = None,
-    on_batch: Callable[[ResultArchivalReport], None] | None = None,
+    on_progress: Progress | None = None,
     clock: Clock = SYSTEM_CLOCK,
-) -> ResultArchivalReport:
-    """The report of archiving up to ``limit`` legacy results, ``batch_size`` jobs per commit.
+) -> BatchReport:
+    """The report of moving up to ``limit`` legacy results, ``batch_size`` jobs per commit.
 
     Works across organizations (or only ``organization_id``'s jobs). Jobs that cannot
-    be archived are set aside (``report.set_aside``) and the run goes on; ``limit``
-    counts them too. With ``dry_run`` nothing is written or uploaded and the report
-    says how many jobs and bytes a real run would move and which jobs it would set
-    aside. ``on_batch`` is called with the running totals after every batch. Every
-    legacy result is due whatever its age; ``clock`` stamps the pointer rows.
+    be moved are set aside and the run goes on; ``limit`` counts them too. With
+    ``dry_run`` nothing is written or uploaded and the report says how many jobs and
+    bytes a real run would move and which jobs it would set aside. Every legacy result
+    is due whatever its age; ``clock`` stamps the pointer rows.
     """
     if batch_size < 1:
         raise InvalidArgument("batch_size must be at least 1")
     urls = screenshot_urls or ScreenshotUrls()
-    report = ResultArchivalReport(dry_run=dry_run)
+    report = BatchReport.start("backfill results", *COUNTS, dry_run=dry_run)
+    total = None
+    if on_progress is not None:
+        total = await count_remaining(sessions, organization_id=organization_id)
+        total = total if limit is None else min(total, limit)
     after: uuid.UUID | None = None
-    while limit is None or report.jobs_seen < limit:
-        size = batch_size if limit is None else min(batch_size, limit - report.jobs_seen)
+    while limit is None or report.counts["examined"] < limit:
+        seen = report.counts["examined"]
+        size = batch_size if limit is None else min(batch_size, limit - seen)
         async with sessions() as session:
             with translate_database_errors():
                 async with session.begin():
@@ -239,9 +240,19 @@ async def archive_job_results(
                         step = await _measure_only(session, batch, urls)
                     else:
                         step = await _archive_batch(session, archives, batch, urls, clock)
-        report = _add(report, step)
-        if on_batch is not None:
-            on_batch(report)
+        report.add(**step.counts, examined=len(batch), batches=1)
+        report.set_aside += sorted(step.set_aside, key=lambda item: item.key)
+        if on_progress is not None:
+            on_progress(report.counts["examined"], total)
+    await finish_backfill(
+        sessions,
+        report,
+        "results",
+        remaining=await count_remaining(sessions, organization_id=organization_id),
+        everywhere=None if organization_id is None else await count_remaining(sessions),
+        legacy_table=_legacy.name,
+        clock=clock,
+    )
     return report
 
 
@@ -412,7 +423,7 @@ async def _archive_batch(
     batch: list[_Candidate],
     urls: ScreenshotUrls,
     clock: Clock,
-) -> ResultArchivalReport:
+) -> BatchReport:
     dialect = session.get_bind().dialect.name
     ids = [job.job_id for job in batch]
     legacy = await _legacy_rows(session, ids)
@@ -454,21 +465,12 @@ async def _archive_batch(
                 m.Job.id.in_([plan.job.job_id for plan in done])
             )
         )
-    return ResultArchivalReport(
-        batches=1,
-        jobs_archived=len(done),
-        screenshots_moved=sum(len(plan.rows) for plan in done),
-        legacy_rows_moved=sum(plan.legacy_rows for plan in done),
-        bytes_before=sum(plan.job.size for plan in done),
-        bytes_after=int(after or 0),
-        archive_bytes=sum(ref.stored_size for _, ref in written),
-        set_aside=tuple(sorted(aside, key=lambda item: item.id)),
-    )
+    return _step(done, int(after or 0), sum(ref.stored_size for _, ref in written), aside)
 
 
 async def _measure_only(
     session: AsyncSession, batch: list[_Candidate], urls: ScreenshotUrls
-) -> ResultArchivalReport:
+) -> BatchReport:
     legacy = await _legacy_rows(session, [job.job_id for job in batch])
     plans, aside = _plan_all(batch, legacy, urls, {})
     texts = [serialize(plan.summary) for plan in plans]
@@ -482,29 +484,22 @@ async def _measure_only(
         )
     else:
         after = sum(len(text) for text in texts)
-    return ResultArchivalReport(
-        dry_run=True,
-        batches=1,
-        jobs_archived=len(plans),
-        screenshots_moved=sum(len(plan.rows) for plan in plans),
-        legacy_rows_moved=sum(plan.legacy_rows for plan in plans),
-        bytes_before=sum(plan.job.size for plan in plans),
-        bytes_after=int(after or 0),
-        set_aside=tuple(sorted(aside, key=lambda item: item.id)),
-    )
+    return _step(plans, int(after or 0), 0, aside)
 
 
-def _add(total: ResultArchivalReport, step: ResultArchivalReport) -> ResultArchivalReport:
-    return replace(
-        total,
-        batches=total.batches + step.batches,
-        jobs_archived=total.jobs_archived + step.jobs_archived,
-        screenshots_moved=total.screenshots_moved + step.screenshots_moved,
-        legacy_rows_moved=total.legacy_rows_moved + step.legacy_rows_moved,
-        bytes_before=total.bytes_before + step.bytes_before,
-        bytes_after=total.bytes_after + step.bytes_after,
-        archive_bytes=total.archive_bytes + step.archive_bytes,
-        set_aside=total.set_aside + step.set_aside,
+def _step(done: list[_Plan], after: int, archived: int, aside: list[SetAside]) -> BatchReport:
+    """One batch's counts (what :func:`backfill_results` adds to its report)."""
+    return BatchReport(
+        "backfill results",
+        counts={
+            "moved": len(done),
+            "screenshots": sum(len(plan.rows) for plan in done),
+            "legacy_screenshot_rows": sum(plan.legacy_rows for plan in done),
+            "bytes_before": sum(plan.job.size for plan in done),
+            "bytes_after": after,
+            "archive_bytes": archived,
+        },
+        set_aside=aside,
     )
 
 
