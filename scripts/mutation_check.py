@@ -82,7 +82,6 @@ _METADATA_STALE = (
     _METADATA_BOUNDS + "test_another_organizations_writes_mark_only_its_own_groups_stale"
 )
 _RAG_BOUNDS = "tests/rag/test_boundaries.py::"
-_GATES = "tests/phases/test_contract_gates.py::"
 _GARBAGE = (
     "tests/foundation/test_garbage.py::test_garbage_in_a_typed_error_out_and_nothing_half_written"
 )
@@ -90,6 +89,7 @@ _GARBAGE_INSIDE = (
     "tests/foundation/test_garbage.py::"
     "test_garbage_inside_a_batch_document_or_filter_is_refused_whole"
 )
+_GATES = "tests/phases/test_contract_gates.py::"
 _RAG_WINDOW = _RAG_BOUNDS + "test_since_is_inclusive_and_until_exclusive_to_the_millisecond"
 _RECONCILE_TENANTS = (
     "tests/archival/test_reconcile_tenants.py::"

@@ -7,18 +7,16 @@
 ``checks_arguments`` wraps each public method of a repository so that, before its body
 runs, every argument annotated with a plain type is checked against it: ``uuid.UUID``,
 ``str`` (and no surrogate code point: such text has no UTF-8 form and the drivers fail
-mid-write on it), ``int`` (never a bool, within 64 bits), ``bool``, ``float``,
-``dt.datetime``, ``dt.date`` (not a datetime), an Enum (a member or a value of one, never
-a bool), a pydantic model, unions of these with ``None``, and ``Sequence``,
-``Collection`` or ``Iterable`` of them (never text or a mapping; the items of a list,
-tuple or set are checked too). Anything else in an annotation (mappings, ``Any``, items
-of those kinds) is left to the method, which validates it with its capability's own
-error (InvalidLogEntry, InvalidRagContext, ...). The message
-names the parameter and the type received, never the value (which may be huge, deeply
-nested, or have a repr that fails: see :func:`execstore.errors.shown`).
+mid-write on it), ``int`` (never a bool, within 64 bits), ``bool``, ``dt.datetime``,
+``dt.date`` (not a datetime), an Enum (a member or a value of one, never a bool), unions
+of these with ``None``, and a ``Sequence``, ``Collection`` or ``Iterable`` of them (never
+text or a mapping; the items of a list, tuple or set are checked too). Anything else
+(mappings, ``Any``) is left to the method, which validates it with its capability's own
+error (InvalidLogEntry, InvalidRagContext, ...). A refusal names the parameter and the
+type received (a ``cursor`` parameter's is InvalidCursor).
 
-Checks are built from the annotations on the first call (so names imported for type
-checking only never need to resolve) and cost well under a microsecond per argument.
+Checks are built from the annotations on the first call (names imported for type
+checking only need never resolve); they cost about a microsecond a call.
 """
 
 from __future__ import annotations
@@ -33,8 +31,6 @@ import typing
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any, Final, TypeVar
-
-from pydantic import BaseModel
 
 from execstore.errors import InvalidArgument, InvalidCursor, shown
 from execstore.textlimits import surrogate_at
@@ -77,14 +73,6 @@ def _checked(fn: Callable[..., Any]) -> Callable[..., Any]:
             if found is not None and (problem := found(value)) is not None:
                 raise _ERRORS.get(name, InvalidArgument)(f"{name} {problem}")
 
-    if inspect.isasyncgenfunction(fn):
-
-        @functools.wraps(fn)
-        def stream(self: Any, *args: Any, **kwargs: Any) -> Any:
-            check(args, kwargs)
-            return fn(self, *args, **kwargs)
-
-        return stream
     if inspect.iscoroutinefunction(fn):
 
         @functools.wraps(fn)
@@ -94,7 +82,7 @@ def _checked(fn: Callable[..., Any]) -> Callable[..., Any]:
 
         return call
 
-    @functools.wraps(fn)
+    @functools.wraps(fn)  # an async generator (``audit.export``) refuses when called
     def plain(self: Any, *args: Any, **kwargs: Any) -> Any:
         check(args, kwargs)
         return fn(self, *args, **kwargs)
@@ -145,8 +133,6 @@ def _check(annotation: Any) -> Check | None:
         return lambda v: None if isinstance(v, bool) else _not("a bool", v)
     if annotation is int:
         return _integer
-    if annotation is float:
-        return _number
     if annotation is str:
         return _text
     if annotation is uuid.UUID:
@@ -157,9 +143,6 @@ def _check(annotation: Any) -> Check | None:
         return _date
     if issubclass(annotation, enum.Enum):
         return _member_of(annotation)
-    if issubclass(annotation, BaseModel):
-        model = annotation
-        return lambda v: None if isinstance(v, model) else _not(f"a {model.__name__}", v)
     return None
 
 
@@ -204,12 +187,6 @@ def _integer(value: Any) -> str | None:
         return _not("an integer", value)
     if not -_INT64 <= value < _INT64:
         return "is out of range (64 bits)"
-    return None
-
-
-def _number(value: Any) -> str | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return _not("a number", value)
     return None
 
 
