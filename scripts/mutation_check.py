@@ -442,6 +442,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "reconcile-ages-leftovers-by-the-store-clock",
+        "src/execstore/archival/reconcile.py",
+        "leftover_cutoff = SYSTEM_CLOCK.now() - grace",
+        "leftover_cutoff = cutoff",
+        (
+            "tests/lifecycle/test_regressions.py"
+            "::test_reconcile_leaves_a_running_put_alone_under_a_clock_far_from_the_wall",
+        ),
+    ),
+    Mutation(
         "clock-stamp-left-to-the-server",
         "src/execstore/logs/repository.py",
         "                        updated_at=self.clock.now(),\n",
