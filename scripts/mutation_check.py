@@ -442,6 +442,18 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "audit-retention-finishes-after-its-tombstone",
+        "src/execstore/audit/archival.py",
+        "    with contextlib.suppress(ArchiveConflict):\n",
+        "    with contextlib.nullcontext():\n",
+        (
+            "tests/lifecycle/test_regressions.py"
+            "::test_audit_retention_killed_after_its_tombstone_is_finished_under_another_retention",
+            "tests/lifecycle/test_scenarios.py"
+            "::test_soak_2026_12_07_retention_killed_after_its_tombstone_then_a_longer_one",
+        ),
+    ),
+    Mutation(
         "reconcile-ages-leftovers-by-the-store-clock",
         "src/execstore/archival/reconcile.py",
         "leftover_cutoff = SYSTEM_CLOCK.now() - grace",
