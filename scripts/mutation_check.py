@@ -1226,8 +1226,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "audit-retention-writes-a-tombstone",
         "src/execstore/audit/archival.py",
-        "    await archives.store_document(\n        key,\n",
-        "    (\n        key,\n",
+        "        await archives.store_document(\n            key,\n",
+        "        (\n            key,\n",
         (_AUDIT_BOUNDS + "test_retention_on_the_sixth_anniversary_of_a_leap_day",),
     ),
     Mutation(
