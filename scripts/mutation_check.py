@@ -561,6 +561,28 @@ MUTATIONS: tuple[Mutation, ...] = (
         ),
     ),
     Mutation(
+        "audit-retention-finishes-after-its-tombstone",
+        "src/execstore/audit/archival.py",
+        "    with contextlib.suppress(ArchiveConflict):\n",
+        "    with contextlib.nullcontext():\n",
+        (
+            "tests/lifecycle/test_regressions.py"
+            "::test_audit_retention_killed_after_its_tombstone_is_finished_under_another_retention",
+            "tests/lifecycle/test_scenarios.py"
+            "::test_soak_2026_12_07_retention_killed_after_its_tombstone_then_a_longer_one",
+        ),
+    ),
+    Mutation(
+        "reconcile-ages-leftovers-by-the-store-clock",
+        "src/execstore/archival/reconcile.py",
+        "leftover_cutoff = SYSTEM_CLOCK.now() - grace",
+        "leftover_cutoff = cutoff",
+        (
+            "tests/lifecycle/test_regressions.py"
+            "::test_reconcile_leaves_a_running_put_alone_under_a_clock_far_from_the_wall",
+        ),
+    ),
+    Mutation(
         "clock-stamp-left-to-the-server",
         "src/execstore/logs/repository.py",
         "                        updated_at=self.clock.now(),\n",
@@ -1344,8 +1366,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "audit-retention-writes-a-tombstone",
         "src/execstore/audit/archival.py",
-        "    await archives.store_document(\n        key,\n",
-        "    (\n        key,\n",
+        "        await archives.store_document(\n            key,\n",
+        "        (\n            key,\n",
         (_AUDIT_BOUNDS + "test_retention_on_the_sixth_anniversary_of_a_leap_day",),
     ),
     Mutation(

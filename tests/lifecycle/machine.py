@@ -744,10 +744,11 @@ class LifecycleMachine(RuleBasedStateMachine):
         assert self.faulty is not None
         org = self._scope(name, data)
         cancel = data.draw(st.one_of(st.none(), st.integers(1, 400)), label="cancel after")
+        report = None
         if cancel is None:
             self.faulty.arm(ops, after=after)
             try:
-                self.run(self._job(name, org)())
+                report = self.run(self._job(name, org)())
             except SimulatedCrash:
                 pass
             finally:
@@ -760,6 +761,8 @@ class LifecycleMachine(RuleBasedStateMachine):
                 self.store.archives.cache.clear()
             self.run(self.store.engine.dispose())
         self._apply(name, org, certain=not crashed)
+        if report is not None and not crashed:  # it never reached the fault: a completed run
+            self._check_report(name, org, report)
         type(self).stats["crashes"] = type(self).stats.get("crashes", 0) + crashed
         if rerun:
             report = self.run(self._job(name, org)())

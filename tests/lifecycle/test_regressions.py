@@ -238,3 +238,92 @@ async def test_log_archival_cancelled_while_detaching_stays_cancelled_and_resume
         )
         assert report.counts["lines_archived"] >= 1
         assert await lines() == ["kept once"]
+
+
+async def test_reconcile_leaves_a_running_put_alone_under_a_clock_far_from_the_wall(
+    store_at: Any,
+) -> None:
+    """Soak 2026-12-07, failure 2: ``archive_audit`` and ``reconcile --repair`` side by side
+    under a store clock six years ahead of the wall. Reconcile swept the hidden temporary
+    files of the archival's puts as crash leftovers "older than the grace": their
+    modification times (the wall's) were compared with a cut-off taken from the store's
+    clock. The put failed and archival set the organization aside, leaving its records hot.
+    Leftovers are now aged by the clock that stamped them."""
+    import os
+    import time
+
+    from execstore.archival import reconcile
+
+    clock = ManualClock(utc(2038, 1, 19, 3, 14, 6))
+    async with store_at(clock) as store:
+        org, _ = await new_org(store)
+        async with store.unit(org) as uow:
+            await uow.audit.record_many([{"action": "view", "resource_type": "claim"}] * 2)
+        clock.set(utc(2044, 1, 19, 3, 14, 6))
+        folder = store.blobs.root / "audit" / str(org) / "2038" / "01" / "segments"
+        folder.mkdir(parents=True)
+        running = folder / f".0000000000000001-0000000000000002.ndjson.gz.tmp-{uuid.uuid4().hex}"
+        running.write_bytes(b"a put still running")  # modified now, by the wall
+        stale = folder / f".0000000000000001-0000000000000001.ndjson.gz.tmp-{uuid.uuid4().hex}"
+        stale.write_bytes(b"a put killed two hours ago")
+        two_hours_ago = time.time() - 7200
+        os.utime(stale, (two_hours_ago, two_hours_ago))
+        reports = await reconcile(
+            store.sessions,
+            store.archives,
+            store.archive_kinds,
+            repair=True,
+            organization_id=org,
+            clock=clock,
+        )
+        [audit] = [r for r in reports if r.details["kind"] == "audit"]
+        relative = stale.relative_to(store.blobs.root).as_posix()
+        assert audit.details["leftovers"] == [relative]
+        assert running.exists()
+        assert not stale.exists()
+        running.unlink()  # the put finishes (or is killed): archival goes on undisturbed
+        archived = await archive_audit(
+            store.sessions, store.archives, hot_days=90, organization_id=org, clock=clock
+        )
+        assert (archived.set_aside, archived.counts["records"]) == ([], 2)
+
+
+async def test_audit_retention_killed_after_its_tombstone_is_finished_under_another_retention(
+    store_at: Any,
+) -> None:
+    """Soak 2026-12-07, failure 1: a retention run killed after writing a segment's
+    tombstone (before deleting its blob) and re-run with another retention (2192 days,
+    then 2942) could never finish: the tombstone records the retention, the create-only
+    put of the new one conflicted with it, and every later run set the segment aside, its
+    records readable past their retention. The earlier tombstone now stands."""
+    clock = ManualClock(utc(2038, 1, 19, 3, 14, 6))
+    async with store_at(clock) as store:
+        org, _ = await new_org(store)
+        async with store.unit(org) as uow:
+            await uow.audit.record_many([{"action": "view", "resource_type": "claim"}] * 3)
+        clock.set(utc(2044, 2, 1))
+        await archive_audit(store.sessions, store.archives, hot_days=90, clock=clock)
+        faulty = FaultyBlobs(store.archives.store)
+        store.archives.store = faulty
+        faulty.arm(1, after=True)  # the checkpoint, then the tombstone
+        with pytest.raises(SimulatedCrash, match="retention"):
+            await apply_retention(
+                store.sessions,
+                store.archives,
+                "audit",
+                days=2192,
+                organization_id=org,
+                clock=clock,
+            )
+        store.archives.cache.clear()  # a new process: nothing remembered
+        clock.set(utc(2050, 2, 1))
+        again = await apply_retention(
+            store.sessions, store.archives, "audit", days=2942, organization_id=org, clock=clock
+        )
+        assert (again.set_aside, again.counts["archives"], again.counts["records"]) == ([], 1, 3)
+        [tombstone] = again.details["tombstones"]
+        assert await store.archives.store.exists(tombstone)
+        report = await verify_audit(store.sessions, store.archives, organization_id=org)
+        assert not report.needs_attention, report.set_aside
+        async with store.unit(org) as uow:
+            assert (await uow.audit.query()).records == []

@@ -16,7 +16,7 @@ import pytest
 
 from support.postgres import PgServer
 
-from .machine import TICK, LifecycleMachine
+from .machine import TICK, LifecycleMachine, SimulatedCrash
 from .model import LOG_HOT_DAYS, UTC, month_end, six_years_after
 
 PLUS_14 = dt.timezone(dt.timedelta(hours=14))
@@ -123,3 +123,47 @@ def test_audit_from_a_leap_day_to_six_years_later(machine: LifecycleMachine) -> 
     for org in (a, b):
         machine.export_matches(org, None, None, MINUS_12)
     assert all(record.fate == "gone" for record in machine.model.records.values())
+
+
+def _crash_audit_retention(machine: LifecycleMachine, org: object, ops: int) -> bool:
+    """``crash_job('audit_retention', after=True, ops=ops)`` for ``org``, by hand; whether
+    the fault tripped (False: the run completed)."""
+    assert machine.faulty is not None
+    machine.faulty.arm(ops, after=True)
+    try:
+        machine.run(machine._job("audit_retention", org)())  # type: ignore[arg-type]
+    except SimulatedCrash:
+        pass
+    finally:
+        machine.faulty.disarm()
+    crashed = machine.faulty.tripped
+    if crashed:
+        machine.store.archives.cache.clear()
+        machine.run(machine.store.engine.dispose())
+    machine._apply("audit_retention", org, certain=not crashed)  # type: ignore[arg-type]
+    machine.check()
+    return crashed
+
+
+def test_soak_2026_12_07_retention_killed_after_its_tombstone_then_a_longer_one(
+    machine: LifecycleMachine,
+) -> None:
+    """Soak failure 1 ("audit record 1 came back"), its steps that matter: a retention run
+    killed after its second blob write (the tombstone), then a completed run under a longer
+    retention six years on, which must delete the segment."""
+    start = dt.datetime(2038, 1, 19, 3, 14, 6, 999999, tzinfo=UTC)
+    machine.setup(start=start, orgs=2, chunk_rows=1)
+    b, a = sorted(machine.model.orgs, key=str)
+    machine.record(a, 3)
+    machine.check()
+    _at(machine, dt.datetime(2044, 2, 1, tzinfo=UTC) - TICK)
+    machine.record(a, 2)
+    _at(machine, machine.now, "archive_audit")
+    machine.record(b, 2)
+    machine.check()
+    assert _crash_audit_retention(machine, a, 1)  # the checkpoint, then the tombstone
+    _at(machine, dt.datetime(2050, 2, 1, tzinfo=UTC), "archive_audit", archive_audit=b)
+    machine.set_audit_retention(2942)
+    assert not _crash_audit_retention(machine, a, 6)  # never reached: the run completes
+    gone = [r.seq for r in machine.model.records.values() if r.org == a and r.fate == "gone"]
+    assert gone == [1, 2, 3]

@@ -163,10 +163,14 @@ async def reconcile(
 
     "Older than ``grace``" is by ``clock`` (the store's: ``store.clock``), compared with
     the time each archive recorded when it was written (by the same clock). Crash
-    leftovers have no such record: the blob store ages them by its own modification
-    times, so with a clock far from the wall a leftover's age is off by the difference.
+    leftovers have no such record: the blob store stamps them with its own modification
+    times, by the wall, so they are aged by the wall too (:data:`SYSTEM_CLOCK`); with
+    ``clock`` far ahead of the wall a running put's temporary file looked years old and
+    was swept from under it.
     """
     cutoff = clock.now() - grace
+    # Modification times are the wall's, whatever ``clock`` says (see above).
+    leftover_cutoff = SYSTEM_CLOCK.now() - grace
     reports = []
     for kind in kinds:
         report = BatchReport.start(
@@ -179,7 +183,7 @@ async def reconcile(
         )
         await _check_blobs(sessions, archives, kind, report, prefix, cutoff, batch_size)
         report.details["leftovers"] = await archives.store.sweep_partial(
-            prefix, older_than=cutoff, dry_run=not repair
+            prefix, older_than=leftover_cutoff, dry_run=not repair
         )
         for state, reason in FOUND.items():
             found = report.details[state]

@@ -22,11 +22,14 @@ shorter retention raises InvalidRetention. Before a segment goes, its
 chain is re-verified and a tombstone blob records what was deleted, so the chain stays
 verifiable from the checkpoint at the segment's end. A run that stops after deleting a
 segment's blob leaves its pointer row to the next run, which finds the tombstone and
-deletes the row (until then ``audit verify`` reports the segment unreadable).
+deletes the row (until then ``audit verify`` reports the segment unreadable); one that
+stops after writing the tombstone is finished by the next run, under whatever retention
+(the first tombstone stands).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -53,6 +56,7 @@ from execstore.blob import ArchiveRef, Archives, archive_key
 from execstore.clock import SYSTEM_CLOCK, Clock
 from execstore.config import AUDIT_RETENTION_FLOOR_DAYS
 from execstore.errors import (
+    ArchiveConflict,
     ArchiveCorrupt,
     ArchiveMissing,
     InvalidArgument,
@@ -405,21 +409,25 @@ async def _delete_segment(
     await write_checkpoint(
         sessions, archives, org, segment.last_seq, digest, segment.end_date, clock=clock
     )
-    await archives.store_document(
-        key,
-        {
-            "format": "execstore-audit-retention/1",
-            "organization_id": str(org),
-            "first_seq": segment.first_seq,
-            "last_seq": segment.last_seq,
-            "start_date": format_time(segment.start_date),
-            "end_date": format_time(segment.end_date),
-            "end_hash": digest.hex(),
-            "segment_key": segment.ref.key,
-            "segment_sha256": segment.ref.sha256.hex(),
-            "retention_days": retention_days,
-        },
-    )
+    # A run under another retention may have written this segment's tombstone and stopped
+    # before the delete: the delete was decided (the segment verified again above), and
+    # that tombstone, with the retention that decided it, stands.
+    with contextlib.suppress(ArchiveConflict):
+        await archives.store_document(
+            key,
+            {
+                "format": "execstore-audit-retention/1",
+                "organization_id": str(org),
+                "first_seq": segment.first_seq,
+                "last_seq": segment.last_seq,
+                "start_date": format_time(segment.start_date),
+                "end_date": format_time(segment.end_date),
+                "end_hash": digest.hex(),
+                "segment_key": segment.ref.key,
+                "segment_sha256": segment.ref.sha256.hex(),
+                "retention_days": retention_days,
+            },
+        )
     await archives.delete(segment.ref.key)
     await _delete_pointer(sessions, segment.id)
     return key
