@@ -326,4 +326,4 @@ async def test_audit_retention_killed_after_its_tombstone_is_finished_under_anot
         report = await verify_audit(store.sessions, store.archives, organization_id=org)
         assert not report.needs_attention, report.set_aside
         async with store.unit(org) as uow:
-            assert (await uow.audit.query()).records == []
+            assert (await uow.audit.query()).items == []
